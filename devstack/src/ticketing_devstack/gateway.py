@@ -1,0 +1,111 @@
+"""The local gateway: Caddy's JSON config generated from the registry's route table.
+
+Owns the config only (what Caddy listens on, where each path goes, where Caddy
+may write); starting the process is ``stack.py``'s job. Caddy runs with its
+admin endpoint disabled, no automatic HTTPS and every file it writes inside the
+data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+from ticketing_devstack.registry import CATCH_ALL
+
+HOST = "127.0.0.1"
+
+# A JSON value, as far as the config needs one.
+Json: TypeAlias = str | int | float | bool | None | list["Json"] | dict[str, "Json"]
+
+NOT_FOUND_BODY = '{"errors": [{"message": "Not found"}]}'
+
+
+def _path_matchers(prefix: str) -> list[str]:
+    """``/api/users`` matches itself and everything below it, but not ``/api/usersX``."""
+    prefix = prefix.rstrip("/")
+    return [prefix, f"{prefix}/*"]
+
+
+def _proxy(upstream_port: int) -> Json:
+    return {"handler": "reverse_proxy", "upstreams": [{"dial": f"{HOST}:{upstream_port}"}]}
+
+
+def caddy_config(
+    *,
+    listen_port: int,
+    routes: Sequence[tuple[str, str]],
+    upstreams: Mapping[str, int],
+    storage_dir: Path,
+) -> dict[str, Json]:
+    """Caddy's config for ``routes`` (``(prefix, service)`` in matching order, as
+    ``registry.gateway_routes`` returns them), proxying to ``upstreams[service]``
+    on 127.0.0.1. Routes whose service has no upstream are left out; a path that
+    matches nothing gets a 404 in the shared error shape."""
+    caddy_routes: list[Json] = []
+    has_catch_all = False
+    for prefix, service in routes:
+        if service not in upstreams:
+            continue
+        route: dict[str, Json] = {"handle": [_proxy(upstreams[service])], "terminal": True}
+        if prefix == CATCH_ALL:
+            has_catch_all = True
+        else:
+            route["match"] = [{"path": list[Json](_path_matchers(prefix))}]
+        caddy_routes.append(route)
+    if not has_catch_all:
+        # Without a route Caddy would answer 200 with an empty body.
+        caddy_routes.append(
+            {
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "status_code": 404,
+                        "headers": {"Content-Type": ["application/json"]},
+                        "body": NOT_FOUND_BODY,
+                    }
+                ]
+            }
+        )
+    return {
+        "admin": {"disabled": True, "config": {"persist": False}},
+        "storage": {"module": "file_system", "root": str(storage_dir)},
+        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "apps": {
+            "http": {
+                # Shutting down must not wait for idle keep-alive connections forever.
+                "grace_period": "5s",
+                "servers": {
+                    "gateway": {
+                        "listen": [f"{HOST}:{listen_port}"],
+                        "automatic_https": {"disable": True},
+                        "routes": caddy_routes,
+                    }
+                },
+            }
+        },
+    }
+
+
+def write_caddy_config(caddy_dir: Path, config: Mapping[str, Json]) -> Path:
+    """Write the config under ``caddy_dir`` and return its path."""
+    caddy_dir.mkdir(parents=True, exist_ok=True)
+    path = caddy_dir / "caddy.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def caddy_argv(binary: Path, config_path: Path) -> list[str]:
+    return [str(binary), "run", "--config", str(config_path)]
+
+
+def caddy_env(caddy_dir: Path, base: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Environment that keeps Caddy's home, config and data directories inside ``caddy_dir``."""
+    env = dict(base)
+    env["HOME"] = str(caddy_dir / "home")
+    env["XDG_CONFIG_HOME"] = str(caddy_dir / "config")
+    env["XDG_DATA_HOME"] = str(caddy_dir / "data")
+    return env

@@ -1,0 +1,182 @@
+"""The FastAPI application every service is built on.
+
+It installs the error handlers, request ids and JSON access logs, ``/healthz``
+(alive) and ``/readyz`` (database and broker reachable), and runs the service's
+background workers (outbox relay, listeners) for the app's lifetime. Shutdown is
+graceful: stop consuming, let in-flight work finish, close connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from ticketing_common.db import Database
+from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
+from ticketing_common.events.bus import EventBus
+from ticketing_common.logs import configure_logging, request_id_var
+from ticketing_common.settings import ServiceSettings
+
+logger = logging.getLogger("ticketing.app")
+
+Worker = Callable[[asyncio.Event], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class ServiceRuntime:
+    """What a service runs besides its routes; held on ``app.state.runtime``."""
+
+    def __init__(
+        self,
+        *,
+        database: Database | None = None,
+        bus: EventBus | None = None,
+        workers: Sequence[Worker] = (),
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
+        readiness: Sequence[ReadinessCheck] = (),
+    ) -> None:
+        self.database = database
+        self.bus = bus
+        self.workers = list(workers)
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
+        self.readiness = list(readiness)
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if self.bus is not None:
+            await self.bus.connect()
+        for hook in self.on_startup:
+            await hook()
+        self.stopping = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._supervise(worker)) for worker in self.workers]
+
+    async def _supervise(self, worker: Worker) -> None:
+        """A worker that crashes is restarted: a background loop must not die silently."""
+        while not self.stopping.is_set():
+            try:
+                await worker(self.stopping)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker crashed; restarting", extra={"worker": repr(worker)})
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for hook in self.on_shutdown:
+            with contextlib.suppress(Exception):
+                await hook()
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                await self.bus.close()
+        if self.database is not None:
+            await self.database.dispose()
+
+    async def check_ready(self) -> list[str]:
+        problems: list[str] = []
+        if self.database is not None:
+            try:
+                await asyncio.wait_for(self.database.ping(), timeout=2)
+            except Exception:
+                problems.append("database unreachable")
+        if self.bus is not None and not self.bus.connected:
+            problems.append("broker unreachable")
+        for check in self.readiness:
+            try:
+                await asyncio.wait_for(check(), timeout=2)
+            except Exception as error:
+                problems.append(str(error) or type(error).__name__)
+        return problems
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    routers: Sequence[APIRouter],
+    runtime: ServiceRuntime,
+    configure_logs: bool = True,
+) -> FastAPI:
+    if configure_logs:
+        configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        logger.info("started")
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            logger.info("stopped")
+
+    app = FastAPI(title=title, lifespan=lifespan, responses=ERROR_RESPONSES)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.database = runtime.database
+    app.state.bus = runtime.bus
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        token = request_id_var.set(request_id[:64])
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID_HEADER] = request_id[:64]
+        if request.url.path not in {"/healthz", "/readyz"}:
+            logger.info(
+                "request",
+                extra={
+                    "request_id": request_id[:64],
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        problems = await runtime.check_ready()
+        if problems:
+            return JSONResponse(
+                {"errors": [{"message": problem} for problem in problems]}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,115 @@
+"""The async database base: engine, one session per request or event handler, migrations.
+
+The request (or the event handler) owns the transaction: :func:`session_dependency`
+opens one, commits when the route returns and rolls back when it raises, before
+the response is sent. Services flush; they never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+# Stable constraint names, so Alembic migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for one service's models; each service subclasses it once."""
+
+    __abstract__ = True
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept ``postgres://`` / ``postgresql://`` URLs and select the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    raise ValueError(f"not a PostgreSQL URL: {url.rsplit('@', maxsplit=1)[-1]}")
+
+
+def plain_url(url: str) -> str:
+    """The libpq form of a URL, for asyncpg used directly (LISTEN/NOTIFY)."""
+    return "postgresql://" + asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
+class Database:
+    """Engine and session factory of one service's database."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            asyncpg_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on exit, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def database_of(request: Request) -> Database:
+    database = request.app.state.database
+    assert isinstance(database, Database)
+    return database
+
+
+async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+    async with database_of(request).transaction() as session:
+        yield session
+
+
+# scope="function": commit before the response is sent, so a client that reads
+# right after a 201 sees its own write.
+DbSession = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
+
+
+def migrations_dir(package: str) -> Path:
+    """A service keeps its Alembic scripts in ``<package>/migrations``."""
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__file__ is not None
+    return Path(module.__file__).parent / "migrations"
+
+
+def upgrade_to_head(package: str, database_url: str) -> None:
+    """Run a service's Alembic migrations to head (synchronously, before it serves)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir(package)))
+    config.set_main_option("sqlalchemy.url", asyncpg_url(database_url).replace("%", "%%"))
+    command.upgrade(config, "head")

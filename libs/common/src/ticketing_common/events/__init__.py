@@ -1,0 +1,1 @@
+"""Event contracts, the JetStream publisher and listeners, and the transactional outbox."""

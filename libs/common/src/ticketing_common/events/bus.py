@@ -1,0 +1,105 @@
+"""The connection to NATS JetStream: streams, publishing with de-duplication.
+
+One stream holds every event of a namespace; a second holds dead letters. The
+broker suppresses a second publish of the same ``Nats-Msg-Id`` inside the
+stream's duplicate window, which is what makes the outbox relay's retries safe.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from ticketing_common.events.contracts import Envelope, Payload, Subjects
+
+logger = logging.getLogger("ticketing.bus")
+
+MSG_ID = "Nats-Msg-Id"
+DUPLICATE_WINDOW_SECONDS = 2 * 60 * 60  # covers any realistic relay retry or restart
+EVENT_RETENTION_SECONDS = 14 * 24 * 60 * 60
+DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 60 * 60
+
+
+class EventBus:
+    """A JetStream connection for one namespace of subjects and streams."""
+
+    def __init__(self, url: str, namespace: str, *, client_name: str = "ticketing") -> None:
+        self.url = url
+        self.subjects = Subjects(namespace)
+        self.client_name = client_name
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("EventBus is not connected")
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def connect(self) -> EventBus:
+        self._nc = await nats.connect(
+            self.url,
+            name=self.client_name,
+            max_reconnect_attempts=-1,  # a broker restart is an outage, not a crash
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+        )
+        self._js = self._nc.jetstream()
+        await self.ensure_streams()
+        return self
+
+    async def ensure_streams(self) -> None:
+        await self._ensure_stream(
+            StreamConfig(
+                name=self.subjects.stream,
+                subjects=[self.subjects.all_events],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                max_age=EVENT_RETENTION_SECONDS,
+            )
+        )
+        await self._ensure_stream(
+            StreamConfig(
+                name=self.subjects.dead_letter_stream,
+                subjects=[self.subjects.all_dead_letters],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                max_age=DEAD_LETTER_RETENTION_SECONDS,
+            )
+        )
+
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            # Another service created it first (possibly with older settings): converge.
+            await self.js.update_stream(config)
+
+    async def publish_raw(
+        self, subject: str, body: bytes, *, msg_id: str, headers: dict[str, str] | None = None
+    ) -> PubAck:
+        all_headers = {MSG_ID: msg_id, **(headers or {})}
+        return await self.js.publish(subject, body, headers=all_headers, timeout=5)
+
+    async def publish(self, envelope: Envelope[Payload]) -> PubAck:
+        """Publish now. Services publish through the outbox; this is for the relay and tests."""
+        return await self.publish_raw(
+            self.subjects.of(envelope.type), envelope.to_json(), msg_id=str(envelope.id)
+        )
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.drain()
+        self._nc = None
+        self._js = None

@@ -1,0 +1,199 @@
+"""Every event of SPEC §4, defined once: type, subject, payload, envelope.
+
+Services import these classes; they never spell a subject string or a status
+literal themselves. Event types keep the seed's names (``ticket:created``);
+NATS subjects replace the colon with dots so streams and wildcards work
+(``<namespace>.ticket.created``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import ClassVar, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ticketing_common.money import Price
+
+
+class OrderStatus(StrEnum):
+    """The one definition of an order's status values."""
+
+    CREATED = "created"
+    CANCELLED = "cancelled"
+    AWAITING_PAYMENT = "awaiting:payment"
+    COMPLETE = "complete"
+
+    @property
+    def holds_ticket(self) -> bool:
+        """An order in one of these states keeps its ticket from other buyers."""
+        return self is not OrderStatus.CANCELLED
+
+
+class EventType(StrEnum):
+    TICKET_CREATED = "ticket:created"
+    TICKET_UPDATED = "ticket:updated"
+    ORDER_CREATED = "order:created"
+    ORDER_CANCELLED = "order:cancelled"
+    EXPIRATION_COMPLETE = "expiration:complete"
+    PAYMENT_CREATED = "payment:created"
+    PAYMENT_REFUNDED = "payment:refunded"
+
+    @property
+    def subject_suffix(self) -> str:
+        return self.value.replace(":", ".")
+
+    @property
+    def slug(self) -> str:
+        """For consumer names, which allow neither ':' nor '.'."""
+        return self.value.replace(":", "-")
+
+
+class Payload(BaseModel):
+    """Base of every event payload: camelCase on the wire, immutable in code."""
+
+    model_config = ConfigDict(
+        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
+    )
+    event_type: ClassVar[EventType]
+
+
+class TicketRef(Payload):
+    id: UUID
+
+
+class PricedTicketRef(Payload):
+    id: UUID
+    price: Price
+
+
+class TicketCreated(Payload):
+    event_type: ClassVar[EventType] = EventType.TICKET_CREATED
+    id: UUID
+    version: int = Field(ge=0)
+    title: str
+    price: Price
+    user_id: UUID
+
+
+class TicketUpdated(Payload):
+    event_type: ClassVar[EventType] = EventType.TICKET_UPDATED
+    id: UUID
+    version: int = Field(ge=0)
+    title: str
+    price: Price
+    user_id: UUID
+    order_id: UUID | None = None
+
+
+class OrderCreated(Payload):
+    event_type: ClassVar[EventType] = EventType.ORDER_CREATED
+    id: UUID
+    version: int = Field(ge=0)
+    status: OrderStatus
+    user_id: UUID
+    expires_at: AwareDatetime
+    ticket: PricedTicketRef
+
+
+class OrderCancelled(Payload):
+    event_type: ClassVar[EventType] = EventType.ORDER_CANCELLED
+    id: UUID
+    version: int = Field(ge=0)
+    ticket: TicketRef
+
+
+class ExpirationComplete(Payload):
+    event_type: ClassVar[EventType] = EventType.EXPIRATION_COMPLETE
+    order_id: UUID
+
+
+class PaymentCreated(Payload):
+    event_type: ClassVar[EventType] = EventType.PAYMENT_CREATED
+    id: UUID
+    order_id: UUID
+    stripe_id: str
+
+
+class PaymentRefunded(Payload):
+    event_type: ClassVar[EventType] = EventType.PAYMENT_REFUNDED
+    id: UUID
+    order_id: UUID
+    refund_id: str
+
+
+PAYLOADS: dict[EventType, type[Payload]] = {
+    cls.event_type: cls
+    for cls in (
+        TicketCreated,
+        TicketUpdated,
+        OrderCreated,
+        OrderCancelled,
+        ExpirationComplete,
+        PaymentCreated,
+        PaymentRefunded,
+    )
+}
+
+P = TypeVar("P", bound=Payload)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """What travels on the bus: a unique event id, the type, the time, the payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID = Field(default_factory=uuid4)
+    type: EventType
+    time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    data: P
+
+    @classmethod
+    def of(cls, payload: P, *, event_id: UUID | None = None) -> Envelope[P]:
+        return Envelope[P](id=event_id or uuid4(), type=payload.event_type, data=payload)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+def decode(raw: bytes, payload_type: type[P]) -> Envelope[P]:
+    return Envelope[payload_type].model_validate_json(raw)  # type: ignore[valid-type]
+
+
+class Subjects:
+    """Subject and stream names of one namespace (``ticketing`` in production).
+
+    Tests give each test its own namespace, so streams never leak between tests.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    @property
+    def stream(self) -> str:
+        return f"{self.namespace}_events".upper()
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.namespace}_dead_letters".upper()
+
+    @property
+    def all_events(self) -> str:
+        return f"{self.namespace}.events.>"
+
+    def of(self, event_type: EventType) -> str:
+        return f"{self.namespace}.events.{event_type.subject_suffix}"
+
+    @property
+    def all_dead_letters(self) -> str:
+        return f"{self.namespace}.dead.>"
+
+    def dead_letter(self, service: str, event_type: EventType) -> str:
+        return f"{self.namespace}.dead.{service}.{event_type.subject_suffix}"
+
+    def event_type_of(self, subject: str) -> EventType:
+        suffix = subject.removeprefix(f"{self.namespace}.events.")
+        return EventType(suffix.replace(".", ":", 1))

@@ -1,0 +1,240 @@
+"""Listeners: one durable JetStream consumer per service and event type.
+
+Every replica of a service binds to the same durable pull consumer (named
+``<service>-<event>``), so JetStream hands each event to exactly one replica:
+that is the queue group. A message is acked only after its handler returned,
+which for a database service means after its transaction committed. A failing
+handler is redelivered with exponential back-off; at the last allowed delivery
+the message is copied to the dead-letter subject and acked, so one poison
+message never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing_common.db import Database
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, EventType, P, decode
+
+logger = logging.getLogger("ticketing.listener")
+
+Handler = Callable[[Envelope[P]], Awaitable[None]]
+SessionHandler = Callable[[Envelope[P], AsyncSession], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """Not now: nack so the message returns later (e.g. a version gap in a replica)."""
+
+    def __init__(self, reason: str, *, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+def transactional(database: Database, handler: SessionHandler[P]) -> Handler[P]:
+    """Run a handler in its own transaction; it returns (and so is acked) after commit."""
+
+    async def run(envelope: Envelope[P]) -> None:
+        async with database.transaction() as session:
+            await handler(envelope, session)
+
+    return run
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_deliveries: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    ack_wait: float = 30.0
+
+    def delay(self, delivery: int) -> float:
+        return float(min(self.max_delay, self.base_delay * 2 ** max(0, delivery - 1)))
+
+
+@dataclass
+class Listener(Generic[P]):
+    payload_type: type[P]
+    handler: Handler[P]
+
+    @property
+    def event_type(self) -> EventType:
+        return self.payload_type.event_type
+
+
+@dataclass
+class ListenerGroup:
+    """The listeners of one service; ``run`` consumes until ``stopping`` is set."""
+
+    bus: EventBus
+    service: str
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    fetch_batch: int = 16
+    listeners: list[Listener[Any]] = field(default_factory=list)
+    handled: int = 0
+    dead_lettered: int = 0
+
+    def add(self, payload_type: type[P], handler: Handler[P]) -> None:
+        self.listeners.append(Listener(payload_type, handler))
+
+    def durable_name(self, event_type: EventType) -> str:
+        return f"{self.service}-{event_type.slug}"
+
+    def consumer_config(self, event_type: EventType) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable_name(event_type),
+            filter_subject=self.bus.subjects.of(event_type),
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.policy.ack_wait,
+            # The bound is ours (dead-letter at max_deliveries); the server only backstops
+            # a handler that crashes its process every time, which we dead-letter on sight.
+            max_deliver=-1,
+            max_ack_pending=1000,
+        )
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(self._consume(listener, stopping), name=listener.event_type)
+            for listener in self.listeners
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _consume(self, listener: Listener[P], stopping: asyncio.Event) -> None:
+        event_type = listener.event_type
+        subscription = await self.bus.js.pull_subscribe(
+            self.bus.subjects.of(event_type),
+            durable=self.durable_name(event_type),
+            stream=self.bus.subjects.stream,
+            config=self.consumer_config(event_type),
+        )
+        while not stopping.is_set():
+            try:
+                messages = await subscription.fetch(self.fetch_batch, timeout=1)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            except Exception:
+                logger.exception("fetch failed", extra={"event_type": event_type.value})
+                await asyncio.sleep(1)
+                continue
+            for message in messages:
+                # In-flight work is finished even when stopping: the batch is ours.
+                await self._deliver(listener, message)
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
+
+    async def _deliver(self, listener: Listener[P], message: Msg) -> None:
+        delivery = message.metadata.num_delivered or 1
+        try:
+            envelope = decode(message.data, listener.payload_type)
+        except ValidationError as error:
+            # Redelivery cannot fix a malformed message: straight to the dead letters.
+            await self._dead_letter(listener, message, f"invalid event: {error}", delivery)
+            return
+        log = {"event_type": envelope.type.value, "event_id": str(envelope.id)}
+        if delivery > self.policy.max_deliveries:
+            # Seen more often than allowed without an answer: its handler kills the process.
+            await self._dead_letter(listener, message, "delivery limit exceeded", delivery)
+            return
+        try:
+            await listener.handler(envelope)
+        except RetryLater as later:
+            await self._retry(listener, message, str(later), delivery, later.delay, log)
+            return
+        except Exception as error:
+            logger.exception("handler failed", extra={**log, "delivery": delivery})
+            await self._retry(listener, message, repr(error), delivery, None, log)
+            return
+        await message.ack_sync()
+        self.handled += 1
+
+    async def _retry(
+        self,
+        listener: Listener[P],
+        message: Msg,
+        reason: str,
+        delivery: int,
+        delay: float | None,
+        log: dict[str, str],
+    ) -> None:
+        if delivery >= self.policy.max_deliveries:
+            await self._dead_letter(listener, message, reason, delivery)
+            return
+        wait = delay if delay is not None else self.policy.delay(delivery)
+        logger.info("will retry", extra={**log, "reason": reason, "delay": wait})
+        await message.nak(delay=wait)
+
+    async def _dead_letter(
+        self, listener: Listener[P], message: Msg, reason: str, delivery: int
+    ) -> None:
+        sequence = message.metadata.sequence.stream if message.metadata.sequence else 0
+        await self.bus.publish_raw(
+            self.bus.subjects.dead_letter(self.service, listener.event_type),
+            message.data,
+            msg_id=f"{self.service}:{sequence}",
+            headers={
+                "Ticketing-Error": reason[:1000],
+                "Ticketing-Deliveries": str(delivery),
+                "Ticketing-Original-Subject": message.subject,
+                "Ticketing-Stream-Sequence": str(sequence),
+            },
+        )
+        await message.ack_sync()
+        self.dead_lettered += 1
+        logger.error(
+            "dead-lettered",
+            extra={"event_type": listener.event_type.value, "reason": reason, "delivery": delivery},
+        )
+
+
+async def replay_dead_letters(bus: EventBus, service: str, event_type: EventType) -> int:
+    """Publish a service's dead letters of one type again, then remove them.
+
+    Every consumer of that subject sees the event again; consumers are idempotent,
+    so only the one that failed changes anything. A fresh message id avoids the
+    de-duplication window; the envelope (and its event id) is unchanged.
+    """
+    subject = bus.subjects.dead_letter(service, event_type)
+    stream = bus.subjects.dead_letter_stream
+    replayed = 0
+    subscription = await bus.js.pull_subscribe(subject, stream=stream)
+    try:
+        while True:
+            try:
+                messages = await subscription.fetch(64, timeout=1)
+            except (TimeoutError, NatsTimeoutError):
+                break
+            for message in messages:
+                original = (
+                    message.headers.get("Ticketing-Original-Subject") if message.headers else None
+                )
+                sequence = message.metadata.sequence.stream if message.metadata.sequence else 0
+                await bus.publish_raw(
+                    original or bus.subjects.of(event_type),
+                    message.data,
+                    msg_id=f"replay:{service}:{sequence}",
+                )
+                await message.ack_sync()
+                await bus.js.delete_msg(stream, sequence)
+                replayed += 1
+    finally:
+        await subscription.unsubscribe()
+    return replayed

@@ -1,0 +1,156 @@
+"""The transactional outbox: record an event with the state change, publish after commit.
+
+:func:`record` inserts the envelope into the ``outbox`` table in the caller's
+transaction and issues ``NOTIFY``, which PostgreSQL delivers only when that
+transaction commits. :class:`OutboxRelay` listens for it, publishes pending rows
+in order with ``Nats-Msg-Id`` = event id, and deletes them. A crash between
+commit and publish leaves the row for the next relay run; a crash between publish
+and delete makes a second publish that JetStream's de-duplication drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    String,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing_common.db import Database, new_metadata, plain_url
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, P
+
+logger = logging.getLogger("ticketing.outbox")
+
+NOTIFY_CHANNEL = "ticketing_outbox"
+BATCH_SIZE = 100
+
+outbox_metadata = new_metadata()
+
+outbox_table = Table(
+    "outbox",
+    outbox_metadata,
+    Column("seq", BigInteger, Identity(), primary_key=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", String(64), nullable=False),
+    Column("subject_suffix", String(128), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+async def record(session: AsyncSession, payload: P) -> Envelope[P]:
+    """Add an event to the caller's transaction; it is published only if that commits."""
+    envelope = Envelope.of(payload)
+    await session.execute(
+        insert(outbox_table).values(
+            event_id=envelope.id,
+            event_type=envelope.type.value,
+            subject_suffix=envelope.type.subject_suffix,
+            body=envelope.to_json().decode(),
+        )
+    )
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows. Safe to run in every replica of a service."""
+
+    def __init__(
+        self,
+        database: Database,
+        bus: EventBus,
+        *,
+        fallback_poll_seconds: float = 5.0,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.database = database
+        self.bus = bus
+        self.fallback_poll_seconds = fallback_poll_seconds
+        self.retry_seconds = retry_seconds
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def publish_pending(self) -> int:
+        """Publish every pending row; returns how many were published."""
+        total = 0
+        while True:
+            async with self.database.transaction() as session:
+                # SKIP LOCKED: replicas share the work instead of queueing on one row.
+                rows = (
+                    await session.execute(
+                        select(
+                            outbox_table.c.seq,
+                            outbox_table.c.event_id,
+                            outbox_table.c.subject_suffix,
+                            outbox_table.c.body,
+                        )
+                        .order_by(outbox_table.c.seq)
+                        .limit(BATCH_SIZE)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                if not rows:
+                    return total
+                for row in rows:
+                    subject = f"{self.bus.subjects.namespace}.events.{row.subject_suffix}"
+                    await self.bus.publish_raw(subject, row.body.encode(), msg_id=str(row.event_id))
+                await session.execute(
+                    delete(outbox_table).where(outbox_table.c.seq.in_([row.seq for row in rows]))
+                )
+            total += len(rows)
+            self.published += len(rows)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            connection = await asyncpg.connect(plain_url(self.database.url))
+            await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            return connection
+        except (OSError, asyncpg.PostgresError):
+            logger.warning("outbox LISTEN unavailable; polling", exc_info=True)
+            return None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        listener = await self._listen()
+        try:
+            while not stopping.is_set():
+                self._wake.clear()
+                try:
+                    await self.publish_pending()
+                    timeout = self.fallback_poll_seconds
+                except Exception:
+                    logger.exception("outbox relay failed; retrying")
+                    timeout = self.retry_seconds
+                if listener is None or listener.is_closed():
+                    listener = await self._listen()
+                waiters = [asyncio.ensure_future(self._wake.wait())]
+                waiters.append(asyncio.ensure_future(stopping.wait()))
+                _, pending = await asyncio.wait(
+                    waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in pending:
+                    waiter.cancel()
+        finally:
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close()

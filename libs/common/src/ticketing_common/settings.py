@@ -1,0 +1,62 @@
+"""The settings base every service extends: the only place that reads the environment.
+
+Names are the ``UPPER_SNAKE`` environment variables. The development JWT key is
+refused outside development and tests, so a forgotten secret fails at start-up,
+not in production traffic.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_KEY = "development-only-jwt-key-change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings shared by every service; a service subclasses it and adds its own."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    SERVICE_NAME: str = "service"
+    ENVIRONMENT: Environment = Environment.PRODUCTION
+    JWT_KEY: str = Field(default=DEVELOPMENT_JWT_KEY, min_length=16)
+    SESSION_TTL_SECONDS: int = Field(default=7 * 24 * 3600, gt=0)
+    COOKIE_SECURE: bool = False
+    LOG_LEVEL: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_development_key(self) -> Self:
+        development = self.ENVIRONMENT in {Environment.DEVELOPMENT, Environment.TEST}
+        if self.JWT_KEY == DEVELOPMENT_JWT_KEY and not development:
+            raise ValueError(
+                f"JWT_KEY must be set to a secret in {self.ENVIRONMENT.value}; "
+                "the development key is only accepted when ENVIRONMENT=development"
+            )
+        return self
+
+
+class DatabaseSettings(ServiceSettings):
+    """For services that own a PostgreSQL database."""
+
+    DATABASE_URL: str
+    DATABASE_POOL_SIZE: int = Field(default=10, gt=0)
+
+
+class BusSettings(ServiceSettings):
+    """For services on the event bus."""
+
+    NATS_URL: str = "nats://127.0.0.1:4222"
+    # Streams and subjects are namespaced so tests (and tenants) never see each other's events.
+    NATS_NAMESPACE: str = Field(default="ticketing", pattern=r"^[a-z][a-z0-9_]*$")
+    EVENT_MAX_DELIVERIES: int = Field(default=8, ge=1)
+    EVENT_ACK_WAIT_SECONDS: float = Field(default=30, gt=0)

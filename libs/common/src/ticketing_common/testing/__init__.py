@@ -1,0 +1,9 @@
+"""Test support: real servers for tests, and helpers to serve an app over real HTTP.
+
+The pytest plugin (``ticketing_common.testing.plugin``) is registered through an
+entry point, so every test in the workspace gets its fixtures.
+"""
+
+from ticketing_common.testing.helpers import ServedApp, serve_app, signed_in_cookie, wait_until
+
+__all__ = ["ServedApp", "serve_app", "signed_in_cookie", "wait_until"]

@@ -1,0 +1,78 @@
+"""Helpers for tests: a real uvicorn server for an app, sessions, waiting for effects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from ticketing_common.embedded import HOST, free_port
+from ticketing_common.session import COOKIE_NAME, UserPayload, issue_token
+from ticketing_common.settings import ServiceSettings
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServedApp:
+    app: FastAPI
+    url: str
+    server: uvicorn.Server
+
+    def client(self, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[ServedApp]:
+    """Serve an app on 127.0.0.1 with uvicorn in this event loop, lifespan included."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host=HOST, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if task.done():
+            task.result()  # raises the start-up error
+            raise RuntimeError("server stopped during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield ServedApp(app=app, url=f"http://{HOST}:{port}", server=server)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def signed_in_cookie(
+    settings: ServiceSettings, *, user_id: UUID | None = None, email: str | None = None
+) -> dict[str, str]:
+    """Cookies of a signed-in user, made the way auth makes them."""
+    uid = user_id or uuid4()
+    user = UserPayload(id=uid, email=email or f"user-{uid.hex[:8]}@example.com")
+    return {COOKIE_NAME: issue_token(user, settings)}
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15, interval: float = 0.05
+) -> T:
+    """Poll until ``probe`` returns something truthy; fail with a clear error otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

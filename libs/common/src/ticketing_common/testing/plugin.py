@@ -1,0 +1,157 @@
+"""Pytest fixtures that start real servers once per test session.
+
+Embedded NATS (JetStream), PostgreSQL and Redis start from their PyPI wheels
+unless ``NATS_URL`` / ``DATABASE_URL`` / ``REDIS_URL`` name external servers.
+Tests are isolated by a fresh database and a fresh event namespace (streams and
+subjects) each, never by mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from ticketing_common.db import plain_url
+from ticketing_common.embedded import EmbeddedStack
+from ticketing_common.events.bus import EventBus
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[object, object, T]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    nats_url: str
+    postgres_url: str  # an admin URL; each test gets its own database on that server
+    redis_url: str
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(plain_url(url))
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+    wanted = {
+        "nats": "NATS_URL" not in os.environ,
+        "postgres": "DATABASE_URL" not in os.environ,
+        "redis": "REDIS_URL" not in os.environ,
+    }
+    stack = EmbeddedStack(Path(tmp_path_factory.mktemp("servers")))
+    stack.start(**wanted)
+    try:
+        yield Infrastructure(
+            nats_url=os.environ.get("NATS_URL") or (stack.nats.url if stack.nats else ""),
+            postgres_url=os.environ.get("DATABASE_URL")
+            or (stack.postgres.url if stack.postgres else ""),
+            redis_url=os.environ.get("REDIS_URL") or (stack.redis.url if stack.redis else ""),
+        )
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def nats_url(infrastructure: Infrastructure) -> str:
+    return infrastructure.nats_url
+
+
+@pytest.fixture
+def redis_url(infrastructure: Infrastructure) -> str:
+    return infrastructure.redis_url
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh event namespace: its own streams and subjects."""
+    return f"t{uuid4().hex[:12]}"
+
+
+async def _delete_streams(url: str, namespace: str) -> None:
+    bus = EventBus(url, namespace)
+    await bus.connect()
+    try:
+        for stream in (bus.subjects.stream, bus.subjects.dead_letter_stream):
+            try:
+                await bus.js.delete_stream(stream)
+            except Exception:  # noqa: S112 - already gone is fine
+                continue
+    finally:
+        await bus.close()
+
+
+@pytest.fixture
+async def bus(nats_url: str, namespace: str) -> AsyncIterator[EventBus]:
+    """A connected bus on the test's namespace; its streams are deleted afterwards."""
+    event_bus = await EventBus(nats_url, namespace, client_name="test").connect()
+    try:
+        yield event_bus
+    finally:
+        await event_bus.close()
+        await _delete_streams(nats_url, namespace)
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def make_database(infrastructure: Infrastructure) -> Iterator[Callable[[], str]]:
+    """Create fresh, empty databases on demand; all are dropped after the test."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"test_{uuid4().hex[:16]}"
+        run_sync(_create_database(infrastructure.postgres_url, name))
+        created.append(name)
+        return with_database(infrastructure.postgres_url, name)
+
+    yield make
+    for name in created:
+        run_sync(_drop_database(infrastructure.postgres_url, name))
+
+
+@pytest.fixture
+def database_url(make_database: Callable[[], str]) -> str:
+    """A fresh, empty database for this test."""
+    return make_database()
