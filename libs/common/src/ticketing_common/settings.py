@@ -13,7 +13,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_JWT_KEY = "development-only-jwt-key-change-me"
+DEVELOPMENT_JWT_KEY = "development-only-jwt-key-never-use-in-production"
 
 
 class Environment(StrEnum):
@@ -29,7 +29,7 @@ class ServiceSettings(BaseSettings):
 
     SERVICE_NAME: str = "service"
     ENVIRONMENT: Environment = Environment.PRODUCTION
-    JWT_KEY: str = Field(default=DEVELOPMENT_JWT_KEY, min_length=16)
+    JWT_KEY: str = Field(default=DEVELOPMENT_JWT_KEY, min_length=32)
     SESSION_TTL_SECONDS: int = Field(default=7 * 24 * 3600, gt=0)
     COOKIE_SECURE: bool = False
     LOG_LEVEL: str = "INFO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -65,12 +66,13 @@ def signed_in_cookie(
 
 
 async def wait_until(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15, interval: float = 0.05
+    probe: Callable[[], T | Awaitable[T]], *, timeout: float = 15, interval: float = 0.05
 ) -> T:
-    """Poll until ``probe`` returns something truthy; fail with a clear error otherwise."""
+    """Poll ``probe`` (sync or async) until it returns something truthy, or fail clearly."""
     deadline = time.monotonic() + timeout
     while True:
-        result = await probe()
+        outcome = probe()
+        result: T = await outcome if inspect.isawaitable(outcome) else outcome
         if result:
             return result
         if time.monotonic() > deadline:

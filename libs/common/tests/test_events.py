@@ -1,0 +1,245 @@
+"""Publishing and consuming through real NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import (
+    PAYLOADS,
+    Envelope,
+    EventType,
+    OrderCreated,
+    OrderStatus,
+    PricedTicketRef,
+    TicketCreated,
+    decode,
+)
+from ticketing_common.events.listener import (
+    ListenerGroup,
+    RetryLater,
+    RetryPolicy,
+    replay_dead_letters,
+)
+from ticketing_common.testing import wait_until
+
+FAST = RetryPolicy(max_deliveries=3, base_delay=0.05, max_delay=0.2, ack_wait=5)
+
+
+def ticket_created(version: int = 0) -> TicketCreated:
+    return TicketCreated(
+        id=uuid4(), version=version, title="Concert", price=Decimal("20.50"), user_id=uuid4()
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(*groups: ListenerGroup) -> AsyncIterator[None]:
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(group.run(stopping)) for group in groups]
+    try:
+        yield
+    finally:
+        stopping.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+
+
+def test_every_event_of_the_spec_has_a_contract() -> None:
+    assert set(PAYLOADS) == set(EventType)
+    assert [status.value for status in OrderStatus] == [
+        "created",
+        "cancelled",
+        "awaiting:payment",
+        "complete",
+    ]
+
+
+def test_envelope_serialises_camel_case_payload_with_id_type_and_time() -> None:
+    payload = OrderCreated(
+        id=uuid4(),
+        version=0,
+        status=OrderStatus.CREATED,
+        user_id=uuid4(),
+        expires_at="2030-01-01T00:00:00Z",  # type: ignore[arg-type]
+        ticket=PricedTicketRef(id=uuid4(), price=Decimal("10.00")),
+    )
+    envelope = Envelope.of(payload)
+    raw = envelope.to_json()
+    assert b'"type":"order:created"' in raw
+    assert b'"userId"' in raw
+    assert b'"expiresAt"' in raw
+    assert b'"price":10.0' in raw
+    assert decode(raw, OrderCreated) == envelope
+
+
+async def test_published_event_is_consumed_with_its_envelope(bus: EventBus) -> None:
+    received: list[Envelope[TicketCreated]] = []
+
+    async def handle(event: Envelope[TicketCreated]) -> None:
+        received.append(event)
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, handle)
+    sent = Envelope.of(ticket_created())
+    async with running(group):
+        await bus.publish(sent)
+        await wait_until(lambda: received)
+    assert received == [sent]
+
+
+async def test_duplicate_publish_with_same_event_id_is_suppressed(bus: EventBus) -> None:
+    sent = Envelope.of(ticket_created())
+    first = await bus.publish(sent)
+    second = await bus.publish(sent)
+    assert second.duplicate
+    assert first.seq == second.seq
+    info = await bus.js.stream_info(bus.subjects.stream)
+    assert info.state.messages == 1
+
+
+async def test_failing_handler_is_redelivered_then_succeeds(bus: EventBus) -> None:
+    attempts: list[UUID] = []
+
+    async def flaky(event: Envelope[TicketCreated]) -> None:
+        attempts.append(event.id)
+        if len(attempts) < 2:
+            raise RuntimeError("database hiccup")
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, flaky)
+    async with running(group):
+        await bus.publish(Envelope.of(ticket_created()))
+        await wait_until(lambda: group.handled)
+    assert len(attempts) == 2
+    assert group.dead_lettered == 0
+
+
+async def test_handler_failing_every_time_is_dead_lettered_after_max_deliveries(
+    bus: EventBus,
+) -> None:
+    attempts: list[int] = []
+
+    async def broken(event: Envelope[TicketCreated]) -> None:
+        attempts.append(1)
+        raise RuntimeError("bug in handler")
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, broken)
+    sent = Envelope.of(ticket_created())
+    async with running(group):
+        await bus.publish(sent)
+        await wait_until(lambda: group.dead_lettered)
+        await asyncio.sleep(0.5)  # would a further redelivery happen? it must not
+    assert len(attempts) == FAST.max_deliveries
+
+    dead = await bus.js.get_last_msg(
+        bus.subjects.dead_letter_stream, bus.subjects.dead_letter("orders", sent.type)
+    )
+    assert dead.headers is not None
+    assert "bug in handler" in dead.headers["Ticketing-Error"]
+    assert dead.headers["Ticketing-Deliveries"] == str(FAST.max_deliveries)
+    assert decode(dead.data or b"", TicketCreated) == sent
+
+
+async def test_retry_later_is_nacked_and_comes_back(bus: EventBus) -> None:
+    attempts: list[int] = []
+
+    async def not_yet(event: Envelope[TicketCreated]) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RetryLater("version gap", delay=0.05)
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, not_yet)
+    async with running(group):
+        await bus.publish(Envelope.of(ticket_created()))
+        await wait_until(lambda: group.handled)
+    assert len(attempts) == 2
+
+
+async def test_malformed_event_goes_straight_to_dead_letters(bus: EventBus) -> None:
+    async def handle(event: Envelope[TicketCreated]) -> None:
+        raise AssertionError("must not be called")
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, handle)
+    async with running(group):
+        await bus.publish_raw(
+            bus.subjects.of(EventType.TICKET_CREATED), b'{"not": "an event"}', msg_id="junk"
+        )
+        await wait_until(lambda: group.dead_lettered)
+    assert group.handled == 0
+
+
+async def test_dead_letters_can_be_replayed_once_the_handler_is_fixed(bus: EventBus) -> None:
+    fixed = False
+    handled: list[UUID] = []
+
+    async def handler(event: Envelope[TicketCreated]) -> None:
+        if not fixed:
+            raise RuntimeError("bug")
+        handled.append(event.id)
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, handler)
+    sent = Envelope.of(ticket_created())
+    async with running(group):
+        await bus.publish(sent)
+        await wait_until(lambda: group.dead_lettered)
+        fixed = True
+        replayed = await replay_dead_letters(bus, "orders", EventType.TICKET_CREATED)
+        await wait_until(lambda: handled)
+    assert replayed == 1
+    assert handled == [sent.id]
+    info = await bus.js.stream_info(bus.subjects.dead_letter_stream)
+    assert info.state.messages == 0
+
+
+async def test_two_replicas_in_one_queue_group_handle_each_event_exactly_once(
+    bus: EventBus,
+) -> None:
+    handled_by: dict[UUID, list[str]] = {}
+
+    def handler_for(replica: str):  # type: ignore[no-untyped-def]
+        async def handle(event: Envelope[TicketCreated]) -> None:
+            handled_by.setdefault(event.data.id, []).append(replica)
+            await asyncio.sleep(0.005)  # let the other replica take its share
+
+        return handle
+
+    first = ListenerGroup(bus, "orders", FAST, fetch_batch=1)
+    first.add(TicketCreated, handler_for("a"))
+    second = ListenerGroup(bus, "orders", FAST, fetch_batch=1)
+    second.add(TicketCreated, handler_for("b"))
+    events = [Envelope.of(ticket_created()) for _ in range(60)]
+    async with running(first, second):
+        await asyncio.gather(*(bus.publish(event) for event in events))
+        await wait_until(lambda: first.handled + second.handled >= len(events))
+        await asyncio.sleep(0.5)  # any second delivery would show up now
+    assert sorted(handled_by) == sorted(event.data.id for event in events)
+    assert all(len(replicas) == 1 for replicas in handled_by.values())
+    assert first.handled > 0
+    assert second.handled > 0
+
+
+async def test_each_service_gets_its_own_copy_of_an_event(bus: EventBus) -> None:
+    seen: dict[str, int] = {"tickets": 0, "payments": 0}
+
+    def counter(service: str):  # type: ignore[no-untyped-def]
+        async def handle(event: Envelope[TicketCreated]) -> None:
+            seen[service] += 1
+
+        return handle
+
+    groups = []
+    for service in seen:
+        group = ListenerGroup(bus, service, FAST)
+        group.add(TicketCreated, counter(service))
+        groups.append(group)
+    async with running(*groups):
+        await bus.publish(Envelope.of(ticket_created()))
+        await wait_until(lambda: all(seen.values()))
+    assert seen == {"tickets": 1, "payments": 1}

@@ -1,0 +1,146 @@
+"""The transactional outbox: nothing committed is lost, nothing rolled back is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import func, select, text
+from ticketing_common.db import Database
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import TicketCreated, decode
+from ticketing_common.events.outbox import OutboxRelay, outbox_metadata, outbox_table, record
+from ticketing_common.testing import wait_until
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    async with db.engine.begin() as connection:
+        await connection.run_sync(outbox_metadata.create_all)
+        await connection.execute(text("CREATE TABLE things (id uuid PRIMARY KEY, title text)"))
+    yield db
+    await db.dispose()
+
+
+def ticket() -> TicketCreated:
+    return TicketCreated(
+        id=uuid4(), version=0, title="Gig", price=Decimal("12.00"), user_id=uuid4()
+    )
+
+
+async def stream_count(bus: EventBus) -> int:
+    info = await bus.js.stream_info(bus.subjects.stream)
+    return info.state.messages
+
+
+async def pending(database: Database) -> int:
+    async with database.transaction() as session:
+        return int(
+            (await session.execute(select(func.count()).select_from(outbox_table))).scalar_one()
+        )
+
+
+async def test_recorded_event_is_published_and_removed_from_the_outbox(
+    database: Database, bus: EventBus
+) -> None:
+    async with database.transaction() as session:
+        envelope = await record(session, ticket())
+    relay = OutboxRelay(database, bus)
+    assert await relay.publish_pending() == 1
+    assert await pending(database) == 0
+    message = await bus.js.get_last_msg(bus.subjects.stream, bus.subjects.of(envelope.type))
+    assert message.headers is not None
+    assert message.headers["Nats-Msg-Id"] == str(envelope.id)
+    assert decode(message.data or b"", TicketCreated) == envelope
+
+
+async def test_rolled_back_transaction_publishes_nothing(database: Database, bus: EventBus) -> None:
+    async def failing_change() -> None:
+        async with database.transaction() as session:
+            await record(session, ticket())
+            raise RuntimeError("the state change failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
+    assert await OutboxRelay(database, bus).publish_pending() == 0
+    assert await stream_count(bus) == 0
+
+
+async def test_relay_wakes_on_commit_without_waiting_for_its_poll(
+    database: Database, bus: EventBus
+) -> None:
+    # The poll is an hour away: only LISTEN/NOTIFY can deliver this in time.
+    relay = OutboxRelay(database, bus, fallback_poll_seconds=3600)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(relay.run(stopping))
+    try:
+        await asyncio.sleep(0.3)  # the relay is idle, waiting on its notification
+        async with database.transaction() as session:
+            await record(session, ticket())
+        await wait_until(lambda: relay.published == 1, timeout=10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, timeout=10)
+    assert await stream_count(bus) == 1
+
+
+async def test_publishing_the_same_rows_twice_is_deduplicated_by_event_id(
+    database: Database, bus: EventBus
+) -> None:
+    # A relay that published and then died before deleting its rows publishes again.
+    async with database.transaction() as session:
+        envelope = await record(session, ticket())
+    await bus.publish(envelope)
+    assert await OutboxRelay(database, bus).publish_pending() == 1
+    assert await stream_count(bus) == 1
+
+
+async def test_process_killed_after_commit_before_publish_loses_nothing(
+    database: Database, database_url: str, bus: EventBus
+) -> None:
+    ticket_id = uuid4()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("outbox_crash_child.py")),
+        database_url,
+        str(ticket_id),
+    )
+    assert await child.wait() == -signal.SIGKILL
+    assert await stream_count(bus) == 0  # nothing was published before the crash
+
+    # The service restarts: its relay finds the committed row and publishes it.
+    relay = OutboxRelay(database, bus)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(relay.run(stopping))
+    try:
+        await wait_until(lambda: relay.published == 1, timeout=10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, timeout=10)
+    message = await bus.js.get_last_msg(
+        bus.subjects.stream, bus.subjects.of(TicketCreated.event_type)
+    )
+    assert decode(message.data or b"", TicketCreated).data.id == ticket_id
+    assert await pending(database) == 0
+
+
+async def test_many_events_are_published_in_commit_order(database: Database, bus: EventBus) -> None:
+    sent = []
+    for _ in range(250):  # more than one relay batch
+        async with database.transaction() as session:
+            sent.append((await record(session, ticket())).id)
+    assert await OutboxRelay(database, bus).publish_pending() == 250
+    subscription = await bus.js.pull_subscribe(bus.subjects.all_events, stream=bus.subjects.stream)
+    received = []
+    while len(received) < 250:
+        for message in await subscription.fetch(100, timeout=5):
+            received.append(decode(message.data, TicketCreated).id)
+            await message.ack()
+    assert received == sent
