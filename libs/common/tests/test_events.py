@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -63,7 +64,7 @@ def test_envelope_serialises_camel_case_payload_with_id_type_and_time() -> None:
         version=0,
         status=OrderStatus.CREATED,
         user_id=uuid4(),
-        expires_at="2030-01-01T00:00:00Z",  # type: ignore[arg-type]
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
         ticket=PricedTicketRef(id=uuid4(), price=Decimal("10.00")),
     )
     envelope = Envelope.of(payload)

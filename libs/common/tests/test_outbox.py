@@ -8,7 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import func, select, text
@@ -132,13 +132,13 @@ async def test_process_killed_after_commit_before_publish_loses_nothing(
 
 
 async def test_many_events_are_published_in_commit_order(database: Database, bus: EventBus) -> None:
-    sent = []
+    sent: list[UUID] = []
     for _ in range(250):  # more than one relay batch
         async with database.transaction() as session:
             sent.append((await record(session, ticket())).id)
     assert await OutboxRelay(database, bus).publish_pending() == 250
     subscription = await bus.js.pull_subscribe(bus.subjects.all_events, stream=bus.subjects.stream)
-    received = []
+    received: list[UUID] = []
     while len(received) < 250:
         for message in await subscription.fetch(100, timeout=5):
             received.append(decode(message.data, TicketCreated).id)

@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-from ticketing_common.events.contracts import Envelope, Payload, Subjects
+from ticketing_common.events.contracts import Envelope, P, Subjects
 
 logger = logging.getLogger("ticketing.bus")
 
@@ -92,7 +92,7 @@ class EventBus:
         all_headers = {MSG_ID: msg_id, **(headers or {})}
         return await self.js.publish(subject, body, headers=all_headers, timeout=5)
 
-    async def publish(self, envelope: Envelope[Payload]) -> PubAck:
+    async def publish(self, envelope: Envelope[P]) -> PubAck:
         """Publish now. Services publish through the outbox; this is for the relay and tests."""
         return await self.publish_raw(
             self.subjects.of(envelope.type), envelope.to_json(), msg_id=str(envelope.id)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, P, decode
+from ticketing_common.settings import BusSettings
 
 logger = logging.getLogger("ticketing.listener")
 
@@ -58,6 +59,12 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     ack_wait: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: BusSettings) -> RetryPolicy:
+        return cls(
+            max_deliveries=settings.EVENT_MAX_DELIVERIES, ack_wait=settings.EVENT_ACK_WAIT_SECONDS
+        )
 
     def delay(self, delivery: int) -> float:
         return float(min(self.max_delay, self.base_delay * 2 ** max(0, delivery - 1)))
