@@ -19,7 +19,7 @@ from ticketing_devstack.registry import CATCH_ALL
 HOST = "127.0.0.1"
 
 # A JSON value, as far as the config needs one.
-Json: TypeAlias = str | int | float | bool | None | list["Json"] | dict[str, "Json"]
+Json: TypeAlias = str | int | float | bool | list["Json"] | dict[str, "Json"] | None
 
 NOT_FOUND_BODY = '{"errors": [{"message": "Not found"}]}'
 
@@ -73,7 +73,8 @@ def caddy_config(
     return {
         "admin": {"disabled": True, "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(storage_dir)},
-        "logging": {"logs": {"default": {"level": "WARN"}}},
+        # "admin endpoint disabled" is on purpose, not worth a warning on every start.
+        "logging": {"logs": {"default": {"level": "WARN", "exclude": ["admin"]}}},
         "apps": {
             "http": {
                 # Shutting down must not wait for idle keep-alive connections forever.
@@ -82,6 +83,8 @@ def caddy_config(
                     "gateway": {
                         "listen": [f"{HOST}:{listen_port}"],
                         "automatic_https": {"disable": True},
+                        # Plain HTTP on loopback: HTTP/2 and HTTP/3 would need TLS.
+                        "protocols": ["h1"],
                         "routes": caddy_routes,
                     }
                 },

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from ticketing_devstack.processes import ProcessHandle
+
 LOCK_FILE = "ticketing.lock"
 
 
@@ -45,9 +47,9 @@ class ChildRecord:
         return _live_process(self) is not None
 
 
-def _live_process(record: ChildRecord) -> psutil.Process | None:
+def _live_process(record: ChildRecord) -> ProcessHandle | None:
     try:
-        proc = psutil.Process(record.pid)
+        proc: ProcessHandle = psutil.Process(record.pid)
         if abs(proc.create_time() - record.create_time) > 0.01:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:

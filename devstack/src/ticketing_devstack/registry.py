@@ -82,12 +82,16 @@ def installed_services(known: Iterable[Service] = KNOWN_SERVICES) -> tuple[Servi
 
 
 def gateway_routes(services: Iterable[Service] = KNOWN_SERVICES) -> list[tuple[str, str]]:
-    """``(path_prefix, service_name)`` pairs in matching order: longest prefix first,
-    the catch-all (``/``) last. Services without a prefix are left out."""
+    """``(path_prefix, service_name)`` pairs in matching order, catch-all (``/``) last.
+
+    Deeper prefixes come first (``/api/users/admin`` before ``/api/users``), so the
+    order never depends on the registry's order; otherwise the registry's order is
+    kept. Services without a prefix are left out.
+    """
     routed = [(s.path_prefix, s.name) for s in services if s.path_prefix is not None]
     prefixed = sorted(
         ((prefix, name) for prefix, name in routed if prefix != CATCH_ALL),
-        key=lambda route: (-len(route[0]), route[0]),
+        key=lambda route: -route[0].rstrip("/").count("/"),
     )
     catch_all = [(prefix, name) for prefix, name in routed if prefix == CATCH_ALL]
     return prefixed + catch_all

@@ -242,7 +242,15 @@ class PostgresServer(EmbeddedServer):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = subprocess.run(  # noqa: S603
-                [str(POSTGRES_BIN_PATH / "pg_isready"), "-h", HOST, "-p", str(self.port)],
+                [
+                    str(POSTGRES_BIN_PATH / "pg_isready"),
+                    "-h",
+                    HOST,
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self.user,
+                ],
                 capture_output=True,
                 check=False,
             )

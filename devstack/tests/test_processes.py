@@ -1,0 +1,120 @@
+"""Children's output is shown behind a `name |` prefix; stopping leaves nothing behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from ticketing_devstack.processes import LogPrinter, Supervisor, format_log_line
+
+
+def _printer(raw: bool = False) -> tuple[LogPrinter, io.StringIO]:
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    return LogPrinter(console, prefix_width=8, raw=raw), out
+
+
+def test_json_log_line_is_shown_as_level_message_and_extra_fields() -> None:
+    line = json.dumps(
+        {
+            "time": "2026-01-01T00:00:00Z",
+            "level": "info",
+            "service": "auth",
+            "logger": "ticketing.auth",
+            "message": "signed up",
+            "request_id": "r1",
+            "status": 201,
+        }
+    )
+
+    assert format_log_line(line).plain == (
+        "INFO  signed up logger=ticketing.auth request_id=r1 status=201"
+    )
+
+
+def test_a_line_that_is_not_a_json_object_is_shown_unchanged() -> None:
+    for line in ("plain text {", "[1, 2]", "{not json"):
+        assert format_log_line(line).plain == line
+
+
+def test_every_line_of_a_traceback_keeps_the_process_prefix() -> None:
+    printer, out = _printer()
+    line = json.dumps({"level": "error", "message": "boom", "exc": "Traceback\n  File x\nError"})
+
+    printer.line("auth", line)
+
+    assert out.getvalue().splitlines() == [
+        "auth     | ERROR boom",
+        "auth     | Traceback",
+        "auth     |   File x",
+        "auth     | Error",
+    ]
+
+
+def test_raw_mode_prints_json_lines_as_they_are() -> None:
+    printer, out = _printer(raw=True)
+
+    printer.line("auth", '{"level": "info", "message": "hi"}')
+
+    assert out.getvalue() == 'auth     | {"level": "info", "message": "hi"}\n'
+
+
+def test_child_output_is_streamed_with_its_name_and_kept_as_tail() -> None:
+    printer, out = _printer()
+    supervisor = Supervisor(printer)
+
+    child = supervisor.spawn(
+        "tickets",
+        [sys.executable, "-c", "import sys; print('hello'); print('oops', file=sys.stderr)"],
+        env=os.environ,
+    )
+    child.popen.wait(10)
+    child.reader.join(5)
+
+    assert out.getvalue().splitlines() == ["tickets  | hello", "tickets  | oops"]
+    assert child.tail.snapshot() == ["hello", "oops"]
+
+
+def test_lines_appended_to_a_followed_log_file_are_streamed(tmp_path: Path) -> None:
+    printer, out = _printer()
+    supervisor = Supervisor(printer)
+    log = tmp_path / "postgres.log"
+    log.write_text("written before we started following\n")
+
+    tail = supervisor.follow("postgres", log)
+    with log.open("a") as file:
+        file.write("ready to accept connections\n")
+    time.sleep(0.5)
+    supervisor.close()
+
+    assert out.getvalue().splitlines() == ["postgres | ready to accept connections"]
+    assert tail.snapshot() == ["ready to accept connections"]
+
+
+def test_stop_kills_a_child_that_ignores_sigterm_and_the_process_it_started() -> None:
+    printer, out = _printer()
+    supervisor = Supervisor(printer)
+    stubborn = (
+        "import signal, subprocess, sys, time\n"
+        "grandchild = subprocess.Popen(['sleep', '60'])\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print(grandchild.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = supervisor.spawn("orders", [sys.executable, "-c", stubborn], env=os.environ)
+    deadline = time.monotonic() + 10
+    while not child.tail.snapshot() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = psutil.Process(int(child.tail.snapshot()[0]))
+
+    supervisor.stop([child], timeout=1)
+
+    assert child.popen.returncode is not None
+    assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
+    assert "orders did not stop in 1s; killing it" in out.getvalue()
