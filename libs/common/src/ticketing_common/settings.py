@@ -58,5 +58,6 @@ class BusSettings(ServiceSettings):
     NATS_URL: str = "nats://127.0.0.1:4222"
     # Streams and subjects are namespaced so tests (and tenants) never see each other's events.
     NATS_NAMESPACE: str = Field(default="ticketing", pattern=r"^[a-z][a-z0-9_]*$")
+    NATS_STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)
     EVENT_MAX_DELIVERIES: int = Field(default=8, ge=1)
     EVENT_ACK_WAIT_SECONDS: float = Field(default=30, gt=0)

@@ -16,6 +16,7 @@ from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from ticketing_common.events.contracts import Envelope, P, Subjects
+from ticketing_common.settings import BusSettings
 
 logger = logging.getLogger("ticketing.bus")
 
@@ -28,12 +29,24 @@ DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 60 * 60
 class EventBus:
     """A JetStream connection for one namespace of subjects and streams."""
 
-    def __init__(self, url: str, namespace: str, *, client_name: str = "ticketing") -> None:
+    def __init__(
+        self, url: str, namespace: str, *, client_name: str = "ticketing", replicas: int = 1
+    ) -> None:
         self.url = url
+        self.replicas = replicas  # 3 on a 3-node cluster: a stream survives losing a node
         self.subjects = Subjects(namespace)
         self.client_name = client_name
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+
+    @classmethod
+    def from_settings(cls, settings: BusSettings) -> EventBus:
+        return cls(
+            settings.NATS_URL,
+            settings.NATS_NAMESPACE,
+            client_name=settings.SERVICE_NAME,
+            replicas=settings.NATS_STREAM_REPLICAS,
+        )
 
     @property
     def js(self) -> JetStreamContext:
@@ -66,6 +79,7 @@ class EventBus:
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
                 max_age=EVENT_RETENTION_SECONDS,
+                num_replicas=self.replicas,
             )
         )
         await self._ensure_stream(
@@ -76,6 +90,7 @@ class EventBus:
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
                 max_age=DEAD_LETTER_RETENTION_SECONDS,
+                num_replicas=self.replicas,
             )
         )
 

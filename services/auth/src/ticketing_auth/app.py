@@ -1,0 +1,48 @@
+"""The auth service's application: ``uvicorn --factory ticketing_auth.app:create_app``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from ticketing_common.app import ServiceRuntime, create_service_app
+from ticketing_common.db import Database
+
+from ticketing_auth.passwords import Passwords
+from ticketing_auth.routes import router
+from ticketing_auth.settings import Settings
+from ticketing_auth.throttle import SigninThrottle
+
+TITLE = "Ticketing auth"
+# The gateway sends only /api/users/* to auth, so the docs are served there too.
+DOCS_PREFIX = "/api/users"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+    passwords = Passwords()
+    throttle = SigninThrottle(database, settings)
+    runtime = ServiceRuntime(
+        database=database,
+        on_startup=[passwords.prepare],
+        workers=[throttle.prune_periodically],
+    )
+    app = create_service_app(settings=settings, title=TITLE, routers=[router], runtime=runtime)
+    app.state.passwords = passwords
+    app.state.throttle = throttle
+    _mount_docs(app, DOCS_PREFIX)
+    return app
+
+
+def _mount_docs(app: FastAPI, prefix: str) -> None:
+    """The OpenAPI document and Swagger UI under ``prefix``, besides FastAPI's own."""
+    openapi_url = f"{prefix}/openapi.json"
+
+    @app.get(openapi_url, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(f"{prefix}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - Swagger UI")

@@ -1,0 +1,91 @@
+"""Auth's HTTP routes under ``/api/users`` (SPEC §3). Thin: parse, call the service, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from ticketing_common.db import DbSession
+from ticketing_common.session import (
+    CurrentUser,
+    UserPayload,
+    clear_session_cookie,
+    set_session_cookie,
+)
+
+from ticketing_auth import service
+from ticketing_auth.passwords import Passwords
+from ticketing_auth.schemas import CurrentUserRead, SignIn, SignUp, UserRead
+from ticketing_auth.settings import Settings
+from ticketing_auth.throttle import SigninThrottle, client_address
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+def _settings(request: Request) -> Settings:
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords = request.app.state.passwords
+    assert isinstance(passwords, Passwords)
+    return passwords
+
+
+def _throttle(request: Request) -> SigninThrottle:
+    throttle = request.app.state.throttle
+    assert isinstance(throttle, SigninThrottle)
+    return throttle
+
+
+def _client(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:
+    return client_address(request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS)
+
+
+AuthSettings = Annotated[Settings, Depends(_settings)]
+PasswordsDep = Annotated[Passwords, Depends(_passwords)]
+ThrottleDep = Annotated[SigninThrottle, Depends(_throttle)]
+ClientAddress = Annotated[str, Depends(_client)]
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED)
+async def sign_up(
+    body: SignUp,
+    response: Response,
+    session: DbSession,
+    passwords: PasswordsDep,
+    settings: AuthSettings,
+) -> UserRead:
+    user = await service.sign_up(session, passwords, body)
+    set_session_cookie(response, UserPayload(id=user.id, email=user.email), settings)
+    return UserRead.model_validate(user)
+
+
+@router.post("/signin")
+async def sign_in(
+    body: SignIn,
+    response: Response,
+    session: DbSession,
+    passwords: PasswordsDep,
+    throttle: ThrottleDep,
+    client: ClientAddress,
+    settings: AuthSettings,
+) -> UserRead:
+    user = await service.sign_in(session, passwords, throttle, body, client=client)
+    set_session_cookie(response, UserPayload(id=user.id, email=user.email), settings)
+    return UserRead.model_validate(user)
+
+
+@router.post("/signout")
+async def sign_out(response: Response, settings: AuthSettings) -> dict[str, str]:
+    clear_session_cookie(response, settings)
+    return {}
+
+
+@router.get("/currentuser")
+async def current_user(user: CurrentUser) -> CurrentUserRead:
+    return CurrentUserRead(
+        current_user=UserRead(id=user.id, email=user.email) if user is not None else None
+    )

@@ -1,0 +1,133 @@
+"""Rate limiting of failed sign-ins, shared by every replica through PostgreSQL.
+
+The rule (limits are settings; defaults in brackets):
+
+* Failed sign-ins are counted per email [5] and per client address [50] in
+  fixed windows [15 minutes] that start with the first failure.
+* Once a count has reached its limit, every further sign-in for that email or
+  from that client gets 429 with ``Retry-After`` (seconds until the window
+  ends) — even with the right password, or guessing could go on and a 200
+  among the 429s would give the password away. A refused attempt is not counted.
+* Unknown emails are counted like known ones, so a 429 tells no more than a 401.
+* A success takes back its own attempt and nothing else. It never resets a
+  counter: neither the account owner signing in elsewhere nor an attacker
+  signing in to an account of their own clears the failures counted so far.
+* An attempt is counted *before* the password is checked and taken back when
+  it succeeds, so a burst of concurrent guesses cannot get past the limit (nor
+  can more than [5] simultaneous sign-ins of one email, right or wrong).
+* The client is ``request.client.host``, or the first ``X-Forwarded-For`` hop
+  when ``TRUST_PROXY_HEADERS`` is set (behind the gateway, which writes that
+  header). IPv6 clients are counted per /64, the block one subscriber gets.
+  (uvicorn itself rewrites ``request.client`` from ``X-Forwarded-For`` when the
+  peer is in its ``--forwarded-allow-ips``, 127.0.0.1 by default.)
+
+The per-email limit lets anyone lock an account's sign-in for one window by
+failing on purpose; that is the accepted price of stopping password guessing
+spread over many addresses, and the window is short.
+
+An attempt is counted in its own short transaction, committed before the
+password is checked: it must stay counted when the failing request rolls back
+(it raises the 401), and holding the counter rows' locks across a password hash
+would serialise every sign-in of an address. A success takes its attempt back
+in the request's transaction, so a request never holds two pooled connections
+at once (which could exhaust the pool under load and deadlock on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from ticketing_common.db import Database
+
+from ticketing_auth import repository
+from ticketing_auth.errors import TooManyFailedSignins
+from ticketing_auth.repository import Counter
+from ticketing_auth.settings import Settings
+
+logger = logging.getLogger("ticketing.auth.throttle")
+
+IPV6_SUBSCRIBER_PREFIX = 64
+
+
+def client_address(request: Request, *, trust_proxy_headers: bool) -> str:
+    """Who is asking, as the throttle counts it."""
+    if trust_proxy_headers:
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        with contextlib.suppress(ValueError):
+            return _network_of(forwarded)
+    peer = request.client.host if request.client else ""
+    try:
+        return _network_of(peer)
+    except ValueError:
+        return peer or "unknown"
+
+
+def _network_of(address: str) -> str:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, IPV6_SUBSCRIBER_PREFIX), strict=False))
+    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt counted against its keys; it stays counted unless it succeeds."""
+
+    counters: tuple[Counter, ...]
+
+
+class SigninThrottle:
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.window = timedelta(seconds=settings.SIGNIN_WINDOW_SECONDS)
+        self.max_per_email = settings.SIGNIN_MAX_FAILURES_PER_EMAIL
+        self.max_per_client = settings.SIGNIN_MAX_FAILURES_PER_CLIENT
+        self.prune_interval = settings.SIGNIN_THROTTLE_PRUNE_SECONDS
+
+    async def begin(self, email: str, client: str) -> Attempt:
+        """Count an attempt, or refuse it with 429 when a limit is already reached."""
+        limits = {f"email:{email}": self.max_per_email, f"client:{client}": self.max_per_client}
+        async with self.database.transaction() as session:
+            counters = await repository.add_attempt(session, list(limits), self.window)
+            over = [counter for counter in counters if counter.failures > limits[counter.key]]
+            if over:
+                # Raising rolls this transaction back: a refused attempt is not counted.
+                raise TooManyFailedSignins(retry_after=max(self._seconds_left(c) for c in over))
+        return Attempt(tuple(counters))
+
+    async def succeeded(self, session: AsyncSession, attempt: Attempt) -> None:
+        """Take back this attempt's own count, in the caller's transaction.
+
+        Other clients' failures stay counted.
+        """
+        await repository.remove_attempt(session, attempt.counters)
+
+    def _seconds_left(self, counter: Counter) -> int:
+        left = counter.window_started_at + self.window - counter.now
+        return max(1, math.ceil(left.total_seconds()))
+
+    async def prune(self) -> int:
+        async with self.database.transaction() as session:
+            return await repository.delete_expired_counters(session, self.window)
+
+    async def prune_periodically(self, stopping: asyncio.Event) -> None:
+        """Background worker: delete expired counters so unknown emails do not pile up.
+
+        Every replica may run it; deleting an expired row twice is harmless, and
+        a row reset by a concurrent attempt is no longer expired when re-checked.
+        """
+        while not stopping.is_set():
+            try:
+                await self.prune()
+            except Exception:
+                logger.warning("pruning sign-in counters failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=self.prune_interval)

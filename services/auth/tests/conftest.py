@@ -1,0 +1,70 @@
+"""Fixtures: auth served over real HTTP on a fresh, migrated PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+import pytest
+from ticketing_auth.app import create_app
+from ticketing_auth.settings import Settings
+from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.testing import serve_app
+
+ServeAuth = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    await asyncio.to_thread(upgrade_to_head, "ticketing_auth", database_url)
+    return database_url
+
+
+@pytest.fixture
+def make_settings(migrated_url: str) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "DATABASE_URL": migrated_url,
+            "ENVIRONMENT": "test",
+            "SERVICE_NAME": "auth",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def serve_auth(make_settings: Callable[..., Settings]) -> ServeAuth:
+    """Serve auth with some settings overridden; yields a client of it."""
+
+    @asynccontextmanager
+    async def serve(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(make_settings(**overrides))
+        async with serve_app(app) as served, served.client() as client:
+            yield client
+
+    return serve
+
+
+@pytest.fixture
+async def client(serve_auth: ServeAuth) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve_auth() as client:
+        yield client
+
+
+@pytest.fixture
+async def db(migrated_url: str) -> AsyncIterator[Database]:
+    """Direct access to auth's database, to check rows."""
+    database = Database(migrated_url, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
