@@ -37,6 +37,7 @@ import asyncpg
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+
 from ticketing_common.db import Database, plain_url
 from ticketing_common.embedded import EmbeddedStack
 from ticketing_common.events.bus import MSG_ID, EventBus

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+
 from ticketing_common.embedded import free_port, scripts_binary, wait_for_port
 from ticketing_devstack.gateway import caddy_argv, caddy_config, caddy_env, write_caddy_config
 from ticketing_devstack.registry import gateway_routes

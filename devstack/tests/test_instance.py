@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ticketing_devstack.instance import (
     LOCK_FILE,
     AlreadyRunningError,

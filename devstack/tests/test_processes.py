@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 from rich.console import Console
+
 from ticketing_devstack.processes import LogPrinter, Supervisor, format_log_line
 
 

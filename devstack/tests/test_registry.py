@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ticketing_devstack.registry import (
     CATCH_ALL,
     KNOWN_SERVICES,

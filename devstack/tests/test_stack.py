@@ -21,6 +21,7 @@ from typing import Protocol
 import httpx
 import psutil
 import pytest
+
 from ticketing_common.embedded import free_port
 from ticketing_devstack.registry import Service
 from ticketing_devstack.stack import (

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from ticketing_devstack.registry import KNOWN_SERVICES, Service, installed_services
 
 ROOT = Path(__file__).resolve().parents[2]

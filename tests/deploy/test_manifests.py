@@ -21,6 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
+
 from ticketing_devstack.registry import (
     CATCH_ALL,
     KNOWN_SERVICES,

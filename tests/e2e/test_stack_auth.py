@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from ticketing_common.embedded import free_port
 
 pytestmark = pytest.mark.e2e

@@ -32,6 +32,7 @@ import asyncpg
 import httpx
 from rich.table import Table
 from rich.text import Text
+
 from ticketing_common.embedded import (
     HOST,
     NatsServer,
@@ -41,7 +42,6 @@ from ticketing_common.embedded import (
     scripts_binary,
     wait_for_port,
 )
-
 from ticketing_devstack import gateway
 from ticketing_devstack.instance import (
     AlreadyRunningError,

@@ -14,6 +14,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from sqlalchemy import text
+
 from ticketing_common.db import Database
 from ticketing_common.events.contracts import TicketCreated
 from ticketing_common.events.outbox import record

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter
+
 from ticketing_common.app import ServiceRuntime, create_service_app
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus

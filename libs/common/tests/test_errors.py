@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
+
 from ticketing_common.errors import Conflict, TooManyRequests, install_error_handlers
 from ticketing_common.money import Price
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from ticketing_common.db import Database, new_metadata
 from ticketing_common.events.replica import Applied, VersionGap, apply_versioned
 

@@ -10,6 +10,7 @@ import jwt
 import pytest
 from fastapi import APIRouter, FastAPI, Response
 from pydantic import ValidationError
+
 from ticketing_common.errors import install_error_handlers
 from ticketing_common.session import (
     COOKIE_NAME,

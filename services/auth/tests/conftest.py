@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 import pytest
+
 from ticketing_auth.app import create_app
 from ticketing_auth.settings import Settings
 from ticketing_common.db import Database, upgrade_to_head

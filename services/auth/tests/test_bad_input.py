@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from sqlalchemy import func, select
+
 from ticketing_auth.models import SigninCounter, User
 from ticketing_common.db import Database
 

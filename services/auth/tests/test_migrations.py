@@ -11,6 +11,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
+
 from ticketing_auth.models import Base
 from ticketing_common.db import Database, asyncpg_url, migrations_dir, upgrade_to_head
 

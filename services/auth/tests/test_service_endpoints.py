@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
+
 from ticketing_auth.app import create_app
 from ticketing_auth.settings import Settings
 from ticketing_common.embedded import free_port

@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import httpx
 import jwt
+
 from ticketing_auth.settings import Settings
 from ticketing_common.session import ALGORITHM
 from ticketing_common.testing import signed_in_cookie

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from ticketing_auth.settings import Settings
 from ticketing_common.settings import DEVELOPMENT_JWT_KEY
 

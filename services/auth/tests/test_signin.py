@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 import httpx
 from argon2 import PasswordHasher, extract_parameters
 from sqlalchemy import select
+
 from ticketing_auth.models import User
 from ticketing_auth.passwords import Passwords
 from ticketing_common.db import Database

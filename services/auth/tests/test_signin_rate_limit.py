@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 from sqlalchemy import func, select
+
 from ticketing_auth.app import create_app
 from ticketing_auth.models import SigninCounter
 from ticketing_auth.settings import Settings

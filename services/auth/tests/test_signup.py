@@ -11,6 +11,7 @@ import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+
 from ticketing_auth.models import User
 from ticketing_common.db import Database
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from ticketing_common.app import ServiceRuntime, create_service_app
-from ticketing_common.db import Database
 
 from ticketing_auth.passwords import Passwords
 from ticketing_auth.routes import router
 from ticketing_auth.settings import Settings
 from ticketing_auth.throttle import SigninThrottle
+from ticketing_common.app import ServiceRuntime, create_service_app
+from ticketing_common.db import Database
 
 TITLE = "Ticketing auth"
 # The gateway sends only /api/users/* to auth, so the docs are served there too.

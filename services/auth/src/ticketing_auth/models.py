@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import DateTime, Index, Integer, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from ticketing_common.db import new_metadata
 
 EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path

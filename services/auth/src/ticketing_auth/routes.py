@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+
+from ticketing_auth import service
+from ticketing_auth.passwords import Passwords
+from ticketing_auth.schemas import CurrentUserRead, SignIn, SignUp, UserRead
+from ticketing_auth.settings import Settings
+from ticketing_auth.throttle import SigninThrottle, client_address
 from ticketing_common.db import DbSession
 from ticketing_common.session import (
     CurrentUser,
@@ -12,12 +18,6 @@ from ticketing_common.session import (
     clear_session_cookie,
     set_session_cookie,
 )
-
-from ticketing_auth import service
-from ticketing_auth.passwords import Passwords
-from ticketing_auth.schemas import CurrentUserRead, SignIn, SignUp, UserRead
-from ticketing_auth.settings import Settings
-from ticketing_auth.throttle import SigninThrottle, client_address
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 

@@ -6,6 +6,7 @@ The only place the auth service reads its environment (``UPPER_SNAKE`` names).
 from __future__ import annotations
 
 from pydantic import Field
+
 from ticketing_common.settings import DatabaseSettings
 
 

@@ -45,12 +45,12 @@ from datetime import timedelta
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from ticketing_common.db import Database
 
 from ticketing_auth import repository
 from ticketing_auth.errors import TooManyFailedSignins
 from ticketing_auth.repository import Counter
 from ticketing_auth.settings import Settings
+from ticketing_common.db import Database
 
 logger = logging.getLogger("ticketing.auth.throttle")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -60,13 +62,16 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+def infrastructure() -> Iterator[Infrastructure]:
     wanted = {
         "nats": "NATS_URL" not in os.environ,
         "postgres": "DATABASE_URL" not in os.environ,
         "redis": "REDIS_URL" not in os.environ,
     }
-    stack = EmbeddedStack(Path(tmp_path_factory.mktemp("servers")))
+    # Not under pytest's basetemp: pytest prunes old basetemps, and a concurrent run's
+    # pruning would delete the data directory of servers that are still running.
+    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-test-servers-"))
+    stack = EmbeddedStack(data_dir)
     stack.start(**wanted)
     try:
         yield Infrastructure(
@@ -77,6 +82,7 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
         )
     finally:
         stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
