@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from ticketing_common.db import Database
 from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
@@ -118,7 +119,11 @@ def create_service_app(
     routers: Sequence[APIRouter],
     runtime: ServiceRuntime,
     configure_logs: bool = True,
+    docs_prefix: str | None = None,
 ) -> FastAPI:
+    """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) serves the OpenAPI
+    document and Swagger UI under that prefix too, since the gateway routes only the
+    service's prefix to it."""
     if configure_logs:
         configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
 
@@ -177,6 +182,22 @@ def create_service_app(
             )
         return JSONResponse({"status": "ready"})
 
+    if docs_prefix is not None:
+        # Before the routers: a route like ``{prefix}/{id}`` would otherwise shadow the docs.
+        _mount_docs(app, docs_prefix)
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _mount_docs(app: FastAPI, prefix: str) -> None:
+    """The OpenAPI document and Swagger UI under ``prefix``, besides FastAPI's own."""
+    openapi_url = f"{prefix}/openapi.json"
+
+    @app.get(openapi_url, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(f"{prefix}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - Swagger UI")

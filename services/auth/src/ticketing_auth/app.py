@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
 
 from ticketing_auth.passwords import Passwords
 from ticketing_auth.routes import router
@@ -28,21 +26,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_startup=[passwords.prepare],
         workers=[throttle.prune_periodically],
     )
-    app = create_service_app(settings=settings, title=TITLE, routers=[router], runtime=runtime)
+    app = create_service_app(
+        settings=settings,
+        title=TITLE,
+        routers=[router],
+        runtime=runtime,
+        docs_prefix=DOCS_PREFIX,
+    )
     app.state.passwords = passwords
     app.state.throttle = throttle
-    _mount_docs(app, DOCS_PREFIX)
     return app
-
-
-def _mount_docs(app: FastAPI, prefix: str) -> None:
-    """The OpenAPI document and Swagger UI under ``prefix``, besides FastAPI's own."""
-    openapi_url = f"{prefix}/openapi.json"
-
-    @app.get(openapi_url, include_in_schema=False)
-    async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.get(f"{prefix}/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - Swagger UI")

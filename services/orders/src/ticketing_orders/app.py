@@ -1,0 +1,36 @@
+"""The orders service's application: ``uvicorn --factory ticketing_orders.app:create_app``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ticketing_common.app import ServiceRuntime, create_service_app
+from ticketing_common.db import Database
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.outbox import OutboxRelay
+from ticketing_orders.listeners import listener_group
+from ticketing_orders.routes import router
+from ticketing_orders.settings import Settings
+
+TITLE = "Ticketing orders"
+# The gateway sends only /api/orders/* to orders, so the docs are served there too.
+DOCS_PREFIX = "/api/orders"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+    bus = EventBus.from_settings(settings)
+    relay = OutboxRelay(database, bus)
+    listeners = listener_group(bus, database, settings)
+    runtime = ServiceRuntime(database=database, bus=bus, workers=[relay.run, listeners.run])
+    app = create_service_app(
+        settings=settings,
+        title=TITLE,
+        routers=[router],
+        runtime=runtime,
+        docs_prefix=DOCS_PREFIX,
+    )
+    app.state.relay = relay
+    app.state.listeners = listeners
+    return app

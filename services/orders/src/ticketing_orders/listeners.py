@@ -1,0 +1,57 @@
+"""What orders hears: ticket:created and ticket:updated keep its ticket replica.
+
+Each change is applied in the owner's version order through ``apply_versioned``:
+a redelivered or older event is acked and ignored, and an event that arrives
+before its predecessor (a gap) is not acked, so it comes back after it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing_common.db import Database
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
+from ticketing_common.events.listener import ListenerGroup, RetryPolicy, transactional
+from ticketing_common.events.replica import apply_versioned
+from ticketing_common.money import to_cents
+from ticketing_orders.models import Ticket
+from ticketing_orders.settings import Settings
+
+
+async def on_ticket_created(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+    ticket = event.data
+    await apply_versioned(
+        session,
+        Ticket,
+        id=ticket.id,
+        version=ticket.version,
+        values={
+            "title": ticket.title,
+            "price_cents": to_cents(ticket.price),
+            "seller_id": ticket.user_id,
+        },
+    )
+
+
+async def on_ticket_updated(event: Envelope[TicketUpdated], session: AsyncSession) -> None:
+    # orderId is the tickets service's view of the reservation; orders has its own.
+    ticket = event.data
+    await apply_versioned(
+        session,
+        Ticket,
+        id=ticket.id,
+        version=ticket.version,
+        values={
+            "title": ticket.title,
+            "price_cents": to_cents(ticket.price),
+            "seller_id": ticket.user_id,
+        },
+    )
+
+
+def listener_group(bus: EventBus, database: Database, settings: Settings) -> ListenerGroup:
+    listeners = ListenerGroup(bus, service="orders", policy=RetryPolicy.from_settings(settings))
+    listeners.add(TicketCreated, transactional(database, on_ticket_created))
+    listeners.add(TicketUpdated, transactional(database, on_ticket_updated))
+    return listeners

@@ -1,0 +1,72 @@
+"""Orders' tables: orders, and the replica of tickets that orders may reserve.
+
+The ``tickets`` rows are a copy of the tickets service's records (same id and
+version), written only by the ticket:created / ticket:updated listeners.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ticketing_common.db import new_metadata
+from ticketing_common.events.contracts import OrderStatus
+
+# Statuses in which an order keeps its ticket from every other buyer.
+HOLDING_STATUSES = tuple(status.value for status in OrderStatus if status.holds_ticket)
+# As literal SQL, not bound parameters: PostgreSQL matches an ON CONFLICT target to
+# the partial index by its predicate, which a parameter (in a prepared statement's
+# generic plan) cannot prove. The values are our own constants.
+HOLDING_PREDICATE = text(
+    "status IN (" + ", ".join(f"'{status}'" for status in HOLDING_STATUSES) + ")"
+)
+
+
+class Base(DeclarativeBase):
+    """Orders' own declarative base: its own metadata and registry, shared with no service."""
+
+    metadata = new_metadata()
+
+
+class Ticket(Base):
+    """A ticket as the tickets service last published it (applied in version order)."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)  # the tickets service's id
+    title: Mapped[str] = mapped_column(Text)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    seller_id: Mapped[UUID]
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    user_id: Mapped[UUID]  # the buyer
+    status: Mapped[str] = mapped_column(String(32))  # an OrderStatus value
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id"))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    # clock_timestamp, not now(): orders of one transaction-start instant still sort.
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+
+    ticket: Mapped[Ticket] = relationship(lazy="raise")
+
+
+# The reservation lock. Of any number of concurrent orders for one ticket, only
+# one can hold it: the database, not a check-then-insert, decides the race
+# between two buyers who both saw the ticket free.
+orders_ticket_reserved = Index(
+    "uq_orders_ticket_id_reserving",
+    Order.ticket_id,
+    unique=True,
+    postgresql_where=HOLDING_PREDICATE,
+)
+orders_by_user = Index("ix_orders_user_id_created_at", Order.user_id, Order.created_at)

@@ -1,0 +1,95 @@
+"""All of orders' SQL: the ticket replica and the orders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ticketing_common.events.contracts import OrderStatus
+from ticketing_orders.models import HOLDING_PREDICATE, Order, Ticket
+
+
+async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> Ticket | None:
+    return await session.get(Ticket, ticket_id)
+
+
+async def insert_reserving_order(
+    session: AsyncSession, *, ticket: Ticket, user_id: UUID, window: timedelta
+) -> Order | None:
+    """The new order holding ``ticket``, or None when another order already holds it.
+
+    Race: any number of buyers may find the ticket free at the same moment. The
+    partial unique index on ``orders(ticket_id) WHERE status IN (holding)``
+    decides between them: ``ON CONFLICT DO NOTHING`` with that index as the
+    conflict target makes every insert but the first wait for it to commit and
+    then insert nothing, so exactly one succeeds and no transaction is left
+    aborted by an IntegrityError.
+    """
+    statement = (
+        insert(Order)
+        .values(
+            user_id=user_id,
+            ticket_id=ticket.id,
+            status=OrderStatus.CREATED.value,
+            expires_at=func.now() + window,  # the database's clock, shared by every replica
+            version=0,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[Order.ticket_id],
+            index_where=HOLDING_PREDICATE,
+        )
+        .returning(Order)
+    )
+    order = (await session.scalars(statement)).one_or_none()
+    if order is not None:
+        set_committed_value(order, "ticket", ticket)
+    return order
+
+
+async def order_of_user(session: AsyncSession, order_id: UUID, user_id: UUID) -> Order | None:
+    return await session.scalar(
+        select(Order)
+        .options(joinedload(Order.ticket))
+        .where(Order.id == order_id, Order.user_id == user_id)
+    )
+
+
+async def orders_of_user(session: AsyncSession, user_id: UUID) -> Sequence[Order]:
+    """Newest first."""
+    return (
+        await session.scalars(
+            select(Order)
+            .options(joinedload(Order.ticket))
+            .where(Order.user_id == user_id)
+            .order_by(Order.created_at.desc(), Order.id)
+        )
+    ).all()
+
+
+async def cancel_order(session: AsyncSession, order_id: UUID, user_id: UUID) -> Order | None:
+    """Cancel the user's order unless it is cancelled or complete; the order, or None.
+
+    Race: two cancels of one order (a double click, or a cancel meeting the
+    expiration). The conditional UPDATE makes the second wait on the row lock,
+    re-check its WHERE against the committed row and match nothing, so only one
+    of them bumps the version and publishes order:cancelled.
+    """
+    statement = (
+        update(Order)
+        .where(
+            Order.id == order_id,
+            Order.user_id == user_id,
+            Order.status.not_in([OrderStatus.CANCELLED.value, OrderStatus.COMPLETE.value]),
+        )
+        .values(status=OrderStatus.CANCELLED.value, version=Order.version + 1)
+        .returning(Order)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.scalars(statement)).one_or_none()

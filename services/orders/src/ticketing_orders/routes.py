@@ -1,0 +1,67 @@
+"""Orders' HTTP routes under ``/api/orders`` (SPEC §3). Thin: parse, call the service, answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from ticketing_common.db import DbSession
+from ticketing_common.session import RequiredUser
+from ticketing_orders import service
+from ticketing_orders.errors import OrderNotFound
+from ticketing_orders.schemas import OrderCreate, OrderRead
+from ticketing_orders.settings import Settings
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+
+def _settings(request: Request) -> Settings:
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _order_id(order_id: str) -> UUID:
+    """A malformed id in the path names no order: 404, not 400 or 500."""
+    try:
+        return UUID(order_id)
+    except ValueError:
+        raise OrderNotFound() from None
+
+
+OrdersSettings = Annotated[Settings, Depends(_settings)]
+OrderId = Annotated[UUID, Depends(_order_id)]
+
+
+@router.get("")
+async def list_orders(session: DbSession, user: RequiredUser) -> list[OrderRead]:
+    orders = await service.orders_of_user(session, user_id=user.id)
+    return [OrderRead.of(order) for order in orders]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_order(
+    body: OrderCreate, session: DbSession, user: RequiredUser, settings: OrdersSettings
+) -> OrderRead:
+    order = await service.create_order(
+        session,
+        user_id=user.id,
+        ticket_id=body.ticket_id,
+        window=timedelta(seconds=settings.EXPIRATION_WINDOW_SECONDS),
+    )
+    return OrderRead.of(order)
+
+
+@router.get("/{order_id}")
+async def get_order(order_id: OrderId, session: DbSession, user: RequiredUser) -> OrderRead:
+    order = await service.order_of_user(session, user_id=user.id, order_id=order_id)
+    return OrderRead.of(order)
+
+
+@router.delete("/{order_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def cancel_order(order_id: OrderId, session: DbSession, user: RequiredUser) -> Response:
+    await service.cancel_order(session, user_id=user.id, order_id=order_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

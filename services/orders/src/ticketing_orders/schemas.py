@@ -1,0 +1,52 @@
+"""Orders' request and response bodies (camelCase JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from ticketing_common.events.contracts import OrderStatus
+from ticketing_common.money import Price, from_cents
+from ticketing_orders.models import Order, Ticket
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class OrderCreate(Schema):
+    ticket_id: UUID
+
+
+class OrderTicketRead(Schema):
+    id: UUID
+    title: str
+    price: Price
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> OrderTicketRead:
+        return cls(id=ticket.id, title=ticket.title, price=from_cents(ticket.price_cents))
+
+
+class OrderRead(Schema):
+    id: UUID
+    user_id: UUID
+    status: OrderStatus
+    expires_at: datetime
+    version: int
+    ticket: OrderTicketRead
+
+    @classmethod
+    def of(cls, order: Order) -> OrderRead:
+        """The order with its ticket, which the caller loaded (``Order.ticket`` is lazy=raise)."""
+        return cls(
+            id=order.id,
+            user_id=order.user_id,
+            status=OrderStatus(order.status),
+            expires_at=order.expires_at,
+            version=order.version,
+            ticket=OrderTicketRead.of(order.ticket),
+        )

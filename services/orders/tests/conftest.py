@@ -1,0 +1,171 @@
+"""Fixtures: orders served over real HTTP on a fresh, migrated PostgreSQL database and a
+fresh NATS namespace; tickets reach its replica through real ticket events on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import select
+
+from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, P, TicketCreated, decode
+from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_orders.app import create_app
+from ticketing_orders.models import Ticket
+from ticketing_orders.settings import Settings
+
+ServeOrders = Callable[..., AbstractAsyncContextManager[ServedApp]]
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    await asyncio.to_thread(upgrade_to_head, "ticketing_orders", database_url)
+    return database_url
+
+
+@pytest.fixture
+def make_settings(migrated_url: str, nats_url: str, namespace: str) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "DATABASE_URL": migrated_url,
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": namespace,
+            "ENVIRONMENT": "test",
+            "SERVICE_NAME": "orders",
+            "EXPIRATION_WINDOW_SECONDS": 900,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def serve_orders(make_settings: Callable[..., Settings], bus: EventBus) -> ServeOrders:
+    """Serve orders with some settings overridden (the test's bus is connected first)."""
+
+    @asynccontextmanager
+    async def serve(**overrides: object) -> AsyncIterator[ServedApp]:
+        async with serve_app(create_app(make_settings(**overrides))) as served:
+            yield served
+
+    return serve
+
+
+@pytest.fixture
+async def orders(serve_orders: ServeOrders) -> AsyncIterator[ServedApp]:
+    async with serve_orders() as served:
+        yield served
+
+
+@pytest.fixture
+async def client(orders: ServedApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with orders.client() as client:
+        yield client
+
+
+@pytest.fixture
+async def db(migrated_url: str) -> AsyncIterator[Database]:
+    """Direct access to orders' database, to check rows."""
+    database = Database(migrated_url, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@dataclass
+class Users:
+    """Session cookies of made-up users, signed the way auth signs them."""
+
+    settings: Settings
+
+    def headers(self, user_id: UUID) -> dict[str, str]:
+        """A Cookie header (per-request ``cookies=`` is deprecated in httpx)."""
+        cookies = signed_in_cookie(self.settings, user_id=user_id)
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
+@pytest.fixture
+def users(settings: Settings) -> Users:
+    return Users(settings)
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]]) -> None:
+    """``wait_until`` for an async probe (annotated: mypy cannot infer its type alone)."""
+    reached: bool = await wait_until(probe)
+    assert reached
+
+
+async def replica_ticket(db: Database, ticket_id: UUID) -> Ticket | None:
+    async with db.transaction() as session:
+        return await session.scalar(select(Ticket).where(Ticket.id == ticket_id))
+
+
+@dataclass
+class Tickets:
+    """Lists tickets the way the tickets service does: by publishing ticket:created."""
+
+    bus: EventBus
+    db: Database
+
+    async def listed(
+        self, *, seller_id: UUID | None = None, title: str = "Concert", price: str = "20.50"
+    ) -> TicketCreated:
+        ticket = TicketCreated(
+            id=uuid4(),
+            version=0,
+            title=title,
+            price=Decimal(price),
+            user_id=seller_id or uuid4(),
+        )
+        await self.bus.publish(Envelope.of(ticket))
+
+        async def replicated() -> bool:
+            return await replica_ticket(self.db, ticket.id) is not None
+
+        await eventually(replicated)
+        return ticket
+
+
+@pytest.fixture
+def tickets(bus: EventBus, db: Database, orders: ServedApp) -> Tickets:
+    return Tickets(bus, db)
+
+
+async def published(bus: EventBus, payload_type: type[P], count: int) -> list[Envelope[P]]:
+    """The first ``count`` events of a type on the test's stream (fails after 15 s)."""
+    subscription = await bus.js.pull_subscribe(
+        bus.subjects.of(payload_type.event_type),
+        stream=bus.subjects.stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+    )
+    found: list[Envelope[P]] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while len(found) < count and loop.time() < deadline:
+            try:
+                messages = await subscription.fetch(count - len(found), timeout=0.5)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            found += [decode(message.data, payload_type) for message in messages]
+    finally:
+        await subscription.unsubscribe()
+    assert len(found) >= count, f"only {len(found)} {payload_type.event_type} events"
+    return found

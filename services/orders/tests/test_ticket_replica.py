@@ -1,0 +1,92 @@
+"""The ticket replica follows ticket:created / ticket:updated in version order (SPEC §4)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from uuid import uuid4
+
+from ticketing_common.db import Database
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
+from ticketing_common.testing import ServedApp, wait_until
+
+from .conftest import Tickets, eventually, replica_ticket
+
+
+def _update(ticket: TicketCreated, version: int, title: str, price: str) -> TicketUpdated:
+    return TicketUpdated(
+        id=ticket.id,
+        version=version,
+        title=title,
+        price=Decimal(price),
+        user_id=ticket.user_id,
+        order_id=None,
+    )
+
+
+async def test_ticket_created_is_copied_with_the_same_id_price_in_cents_and_seller(
+    tickets: Tickets, db: Database
+) -> None:
+    seller = uuid4()
+    ticket = await tickets.listed(seller_id=seller, title="Opera", price="99.99")
+
+    copy = await replica_ticket(db, ticket.id)
+
+    assert copy is not None
+    assert (copy.title, copy.price_cents, copy.seller_id, copy.version) == (
+        "Opera",
+        9999,
+        seller,
+        0,
+    )
+
+
+async def test_update_arriving_before_its_predecessor_is_applied_only_after_it(
+    tickets: Tickets, bus: EventBus, db: Database, orders: ServedApp
+) -> None:
+    ticket = await tickets.listed(title="v0", price="10")
+
+    await bus.publish(Envelope.of(_update(ticket, 2, "v2", "30")))
+    await asyncio.sleep(0.5)  # v2 is delivered and refused: the replica is at v0
+    copy = await replica_ticket(db, ticket.id)
+    assert copy is not None
+    assert (copy.version, copy.title) == (0, "v0")
+
+    await bus.publish(Envelope.of(_update(ticket, 1, "v1", "20")))
+
+    async def at_v2() -> bool:
+        copy = await replica_ticket(db, ticket.id)
+        return copy is not None and copy.version == 2
+
+    await eventually(at_v2)
+    copy = await replica_ticket(db, ticket.id)
+    assert copy is not None
+    assert (copy.title, copy.price_cents) == ("v2", 3000)
+    assert orders.app.state.listeners.dead_lettered == 0
+
+
+async def test_duplicate_and_older_events_change_nothing(
+    tickets: Tickets, bus: EventBus, db: Database, orders: ServedApp
+) -> None:
+    ticket = await tickets.listed(title="v0", price="10")
+    v1 = _update(ticket, 1, "v1", "20")
+    await bus.publish(Envelope.of(v1))
+
+    async def at_v1() -> bool:
+        copy = await replica_ticket(db, ticket.id)
+        return copy is not None and copy.version == 1
+
+    await eventually(at_v1)
+    listeners = orders.app.state.listeners
+    handled = listeners.handled
+
+    # Redelivered with new event ids (so the broker does not de-duplicate them).
+    await bus.publish(Envelope.of(v1.model_copy(update={"title": "stale"})))
+    await bus.publish(Envelope.of(ticket.model_copy(update={"title": "stale"})))
+    await wait_until(lambda: listeners.handled >= handled + 2)
+
+    copy = await replica_ticket(db, ticket.id)
+    assert copy is not None
+    assert (copy.version, copy.title, copy.price_cents) == (1, "v1", 2000)
+    assert listeners.dead_lettered == 0

@@ -1,0 +1,59 @@
+"""Tickets' tables: the tickets it owns, and the order references that lock them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ticketing_common.db import new_metadata
+
+TITLE_MAX_LENGTH = 200
+
+
+class Base(DeclarativeBase):
+    """Tickets' own declarative base: its own metadata and registry, shared with no service."""
+
+    metadata = new_metadata()
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX_LENGTH))
+    # Integer cents: exact, and what Stripe and the other services hold.
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[UUID] = mapped_column()
+    # Incremented on every change that is published, so replicas apply changes in order.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    # The order holding the ticket; NULL while it is for sale.
+    order_id: Mapped[UUID | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# The list page: tickets for sale, newest first (id breaks ties of equal timestamps).
+tickets_for_sale = Index(
+    "ix_tickets_for_sale",
+    Ticket.created_at.desc(),
+    Ticket.id.desc(),
+    postgresql_where=Ticket.order_id.is_(None),
+)
+
+
+class OrderRef(Base):
+    """The last version seen of each order that ever referred to one of our tickets.
+
+    Applied with ``apply_versioned``, it makes the order listeners idempotent and
+    ordered: a redelivered order:created is a duplicate, and an order:cancelled
+    that overtakes its order:created waits for it (a version gap) instead of
+    being lost and leaving the ticket locked for ever.
+    """
+
+    __tablename__ = "order_refs"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    ticket_id: Mapped[UUID] = mapped_column()

@@ -1,0 +1,86 @@
+"""All of tickets' SQL: tickets, and the order references of the order listeners."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing_tickets.models import Ticket
+
+
+async def insert_ticket(
+    session: AsyncSession, *, title: str, price_cents: int, user_id: UUID
+) -> Ticket:
+    ticket = Ticket(title=title, price_cents=price_cents, user_id=user_id, version=0)
+    session.add(ticket)
+    await session.flush()
+    await session.refresh(ticket, ["created_at"])
+    return ticket
+
+
+async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> Ticket | None:
+    return await session.get(Ticket, ticket_id, populate_existing=True)
+
+
+async def tickets_for_sale(session: AsyncSession, *, limit: int, offset: int) -> Sequence[Ticket]:
+    """Tickets nobody holds, newest first (the id orders tickets created in one instant)."""
+    return (
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.order_id.is_(None))
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+
+
+async def update_unreserved(
+    session: AsyncSession, ticket_id: UUID, *, seller_id: UUID, title: str, price_cents: int
+) -> Ticket | None:
+    """Edit a ticket of this seller that no order holds; None when that is not the case.
+
+    One conditional UPDATE, not a read and then a write: the order:created
+    handler may reserve the ticket at any moment, and a check made before the
+    write could pass just before it commits, letting an edit change the price of
+    a ticket already being bought. The row lock of the UPDATE serialises the two.
+    """
+    statement = (
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.user_id == seller_id, Ticket.order_id.is_(None))
+        .values(title=title, price_cents=price_cents, version=Ticket.version + 1)
+        .returning(Ticket)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def reserve(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
+    """Lock a free ticket for an order; None when it is unknown or already held.
+
+    Conditional on ``order_id IS NULL`` so a concurrent edit or another order's
+    event cannot interleave between a check and the write.
+    """
+    statement = (
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.order_id.is_(None))
+        .values(order_id=order_id, version=Ticket.version + 1)
+        .returning(Ticket)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def release(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
+    """Free a ticket held by this order; None when this order does not hold it."""
+    statement = (
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.order_id == order_id)
+        .values(order_id=None, version=Ticket.version + 1)
+        .returning(Ticket)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()

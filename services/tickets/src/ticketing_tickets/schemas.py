@@ -1,0 +1,68 @@
+"""Tickets' request and response bodies (camelCase on the wire).
+
+Titles are trimmed here, so everything past the route sees the title as it
+is stored. Every string must be encodable as UTF-8: JSON can carry lone
+surrogates (``"\\ud800"``) that would otherwise fail in the database driver as a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from ticketing_common.money import Price, from_cents
+from ticketing_tickets.models import TITLE_MAX_LENGTH, Ticket
+
+
+def _encodable(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError("Must be valid Unicode text") from error
+    return value
+
+
+def _title_length(value: str) -> str:
+    if not 1 <= len(value) <= TITLE_MAX_LENGTH:
+        raise ValueError(f"Title must be between 1 and {TITLE_MAX_LENGTH} characters")
+    return value
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True),
+    AfterValidator(_encodable),
+    AfterValidator(_title_length),
+]
+
+
+class TicketWrite(BaseModel):
+    """The body of ``POST /`` and ``PUT /{id}``: both replace title and price."""
+
+    title: Title
+    price: Price
+
+
+class TicketRead(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    id: UUID
+    title: str
+    price: Price
+    user_id: UUID
+    version: int
+    order_id: UUID | None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketRead:
+        return cls(
+            id=ticket.id,
+            title=ticket.title,
+            price=from_cents(ticket.price_cents),
+            user_id=ticket.user_id,
+            version=ticket.version,
+            order_id=ticket.order_id,
+        )

@@ -1,0 +1,12 @@
+"""Tickets' settings: the shared database and bus settings.
+
+The only place the tickets service reads its environment (``UPPER_SNAKE`` names).
+"""
+
+from __future__ import annotations
+
+from ticketing_common.settings import BusSettings, DatabaseSettings
+
+
+class Settings(DatabaseSettings, BusSettings):
+    SERVICE_NAME: str = "tickets"

@@ -1,0 +1,144 @@
+"""Fixtures: tickets served over real HTTP on a fresh, migrated PostgreSQL database and
+a fresh NATS namespace, plus helpers to read and publish events on that namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Protocol, TypeVar
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, P, decode
+from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_tickets.app import create_app
+from ticketing_tickets.settings import Settings
+
+T = TypeVar("T")
+
+NewTicket = Callable[..., Awaitable[dict[str, object]]]
+
+
+class EventsOf(Protocol):
+    async def __call__(self, payload_type: type[P], /) -> list[Envelope[P]]: ...
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    await asyncio.to_thread(upgrade_to_head, "ticketing_tickets", database_url)
+    return database_url
+
+
+@pytest.fixture
+def settings(migrated_url: str, nats_url: str, namespace: str) -> Settings:
+    return Settings(
+        DATABASE_URL=migrated_url,
+        NATS_URL=nats_url,
+        NATS_NAMESPACE=namespace,
+        ENVIRONMENT="test",
+        SERVICE_NAME="tickets",
+    )
+
+
+@pytest.fixture
+async def served(settings: Settings, bus: EventBus) -> AsyncIterator[ServedApp]:
+    """The app with its relay and listeners; ``bus`` first, so its streams go afterwards."""
+    async with serve_app(create_app(settings)) as app:
+        yield app
+
+
+@pytest.fixture
+async def client(served: ServedApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with served.client() as client:
+        yield client
+
+
+@pytest.fixture
+def seller_id() -> UUID:
+    return uuid4()
+
+
+@pytest.fixture
+async def seller(
+    served: ServedApp, settings: Settings, seller_id: UUID
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in as the seller."""
+    async with served.client(cookies=signed_in_cookie(settings, user_id=seller_id)) as client:
+        yield client
+
+
+@pytest.fixture
+async def stranger(served: ServedApp, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in as another user."""
+    async with served.client(cookies=signed_in_cookie(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def new_ticket(seller: httpx.AsyncClient) -> NewTicket:
+    """Create a ticket as the seller through the API; returns its JSON."""
+
+    async def create(title: str = "Concert", price: float | str = 20.5) -> dict[str, object]:
+        response = await seller.post("/api/tickets", json={"title": title, "price": price})
+        assert response.status_code == 201, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    return create
+
+
+@pytest.fixture
+async def db(migrated_url: str) -> AsyncIterator[Database]:
+    """Direct access to tickets' database, to check rows and hold locks."""
+    database = Database(migrated_url, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def events_of(bus: EventBus) -> EventsOf:
+    """Every event of one type published on the test's namespace so far, in order."""
+
+    async def read(payload_type: type[P]) -> list[Envelope[P]]:
+        subscription = await bus.js.pull_subscribe(
+            bus.subjects.of(payload_type.event_type), stream=bus.subjects.stream
+        )
+        received: list[Envelope[P]] = []
+        try:
+            while True:
+                try:
+                    messages = await subscription.fetch(100, timeout=0.3)
+                except (TimeoutError, NatsTimeoutError):
+                    return received
+                for message in messages:
+                    received.append(decode(message.data, payload_type))
+                    await message.ack()
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    return read
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]]) -> T:
+    """``wait_until`` for an async probe, typed: its first non-empty answer."""
+
+    async def check() -> T | None:
+        return await probe()
+
+    result: T | None = await wait_until(check)
+    assert result is not None
+    return result
+
+
+def price(value: object) -> Decimal:
+    return Decimal(str(value))

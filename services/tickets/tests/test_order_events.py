@@ -1,0 +1,174 @@
+"""order:created locks a ticket, order:cancelled frees it; in version order, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import httpx
+
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import (
+    Envelope,
+    OrderCancelled,
+    OrderCreated,
+    OrderStatus,
+    PricedTicketRef,
+    TicketRef,
+    TicketUpdated,
+)
+from ticketing_common.events.listener import ListenerGroup
+from ticketing_common.testing import ServedApp, wait_until
+
+from .conftest import EventsOf, NewTicket, eventually
+
+EDIT = {"title": "Changed", "price": 1}
+
+
+def order_created(ticket: dict[str, object], order_id: UUID | None = None) -> OrderCreated:
+    return OrderCreated(
+        id=order_id or uuid4(),
+        version=0,
+        status=OrderStatus.CREATED,
+        user_id=uuid4(),
+        expires_at=datetime.now(UTC) + timedelta(minutes=15),
+        ticket=PricedTicketRef(id=UUID(str(ticket["id"])), price=Decimal("20.50")),
+    )
+
+
+def order_cancelled(created: OrderCreated, version: int = 1) -> OrderCancelled:
+    return OrderCancelled(id=created.id, version=version, ticket=TicketRef(id=created.ticket.id))
+
+
+async def ticket_where(
+    client: httpx.AsyncClient, ticket: dict[str, object], **expected: object
+) -> dict[str, object]:
+    """The ticket once its fields have the expected values."""
+
+    async def probe() -> dict[str, object] | None:
+        body: dict[str, object] = (await client.get(f"/api/tickets/{ticket['id']}")).json()
+        return body if all(body[key] == value for key, value in expected.items()) else None
+
+    return await eventually(probe)
+
+
+async def at_least(
+    count: int, events_of: EventsOf, payload_type: type[TicketUpdated]
+) -> list[Envelope[TicketUpdated]] | None:
+    """The events of a type once there are ``count`` of them."""
+    events = await events_of(payload_type)
+    return events if len(events) >= count else None
+
+
+def listeners_of(served: ServedApp) -> ListenerGroup:
+    listeners = served.app.state.listeners
+    assert isinstance(listeners, ListenerGroup)
+    return listeners
+
+
+async def test_order_created_locks_the_ticket_and_publishes_ticket_updated(
+    client: httpx.AsyncClient, new_ticket: NewTicket, bus: EventBus, events_of: EventsOf
+) -> None:
+    ticket = await new_ticket()
+    order = order_created(ticket)
+    await bus.publish(Envelope.of(order))
+    await ticket_where(client, ticket, orderId=str(order.id), version=1)
+    events = await eventually(lambda: events_of(TicketUpdated))
+    assert [(e.data.version, e.data.order_id) for e in events] == [(1, order.id)]
+
+
+async def test_locked_ticket_cannot_be_edited_and_leaves_the_list(
+    client: httpx.AsyncClient, new_ticket: NewTicket, seller: httpx.AsyncClient, bus: EventBus
+) -> None:
+    ticket = await new_ticket()
+    order = order_created(ticket)
+    await bus.publish(Envelope.of(order))
+    await ticket_where(client, ticket, orderId=str(order.id))
+    response = await seller.put(f"/api/tickets/{ticket['id']}", json=EDIT)
+    assert response.status_code == 409
+    assert (await client.get("/api/tickets")).json() == []
+
+
+async def test_order_cancelled_frees_the_ticket_for_editing_and_sale(
+    client: httpx.AsyncClient,
+    new_ticket: NewTicket,
+    seller: httpx.AsyncClient,
+    bus: EventBus,
+    events_of: EventsOf,
+) -> None:
+    ticket = await new_ticket()
+    order = order_created(ticket)
+    await bus.publish(Envelope.of(order))
+    await ticket_where(client, ticket, version=1)
+    await bus.publish(Envelope.of(order_cancelled(order)))
+    await ticket_where(client, ticket, orderId=None, version=2)
+    events = await eventually(lambda: at_least(2, events_of, TicketUpdated))
+    assert [(e.data.version, e.data.order_id) for e in events] == [(1, order.id), (2, None)]
+    assert [t["id"] for t in (await client.get("/api/tickets")).json()] == [ticket["id"]]
+    response = await seller.put(f"/api/tickets/{ticket['id']}", json=EDIT)
+    assert response.status_code == 200
+    assert response.json()["version"] == 3
+
+
+async def test_the_same_order_created_delivered_twice_changes_the_ticket_once(
+    client: httpx.AsyncClient,
+    new_ticket: NewTicket,
+    bus: EventBus,
+    served: ServedApp,
+    events_of: EventsOf,
+) -> None:
+    ticket = await new_ticket()
+    envelope = Envelope.of(order_created(ticket))
+    subject = bus.subjects.of(envelope.type)
+    # Two messages with one envelope (as a redelivery or a dead-letter replay makes):
+    # different broker message ids, so JetStream's de-duplication does not drop one.
+    await bus.publish_raw(subject, envelope.to_json(), msg_id="first")
+    await bus.publish_raw(subject, envelope.to_json(), msg_id="second")
+    await wait_until(lambda: listeners_of(served).handled >= 2)
+    body = await ticket_where(client, ticket, orderId=str(envelope.data.id))
+    assert body["version"] == 1
+    events = await eventually(lambda: events_of(TicketUpdated))
+    assert len(events) == 1
+
+
+async def test_order_created_for_a_ticket_held_by_another_order_does_not_take_it(
+    client: httpx.AsyncClient, new_ticket: NewTicket, bus: EventBus, served: ServedApp
+) -> None:
+    ticket = await new_ticket()
+    holder, intruder = order_created(ticket), order_created(ticket)
+    await bus.publish(Envelope.of(holder))
+    await ticket_where(client, ticket, orderId=str(holder.id))
+    await bus.publish(Envelope.of(intruder))
+    await wait_until(lambda: listeners_of(served).handled >= 2)
+    # The intruder's cancellation must not free the holder's ticket either.
+    await bus.publish(Envelope.of(order_cancelled(intruder)))
+    await wait_until(lambda: listeners_of(served).handled >= 3)
+    body = await ticket_where(client, ticket, orderId=str(holder.id))
+    assert body["version"] == 1
+
+
+async def test_order_cancelled_arriving_before_its_order_created_ends_with_the_ticket_free(
+    client: httpx.AsyncClient, new_ticket: NewTicket, bus: EventBus, served: ServedApp
+) -> None:
+    ticket = await new_ticket()
+    order = order_created(ticket)
+    await bus.publish(Envelope.of(order_cancelled(order)))
+    await asyncio.sleep(0.5)  # the cancellation is tried first, and waits for its order
+    assert listeners_of(served).handled == 0
+    assert (await client.get(f"/api/tickets/{ticket['id']}")).json()["version"] == 0
+    await bus.publish(Envelope.of(order))
+    # Locked by the created (v1), then freed by the retried cancellation (v2).
+    await ticket_where(client, ticket, orderId=None, version=2)
+    await wait_until(lambda: listeners_of(served).handled >= 2)
+    await asyncio.sleep(0.3)
+    assert (await client.get(f"/api/tickets/{ticket['id']}")).json()["orderId"] is None
+
+
+async def test_order_created_for_an_unknown_ticket_is_acked_and_ignored(
+    bus: EventBus, served: ServedApp
+) -> None:
+    await bus.publish(Envelope.of(order_created({"id": str(uuid4())})))
+    await wait_until(lambda: listeners_of(served).handled >= 1)
+    assert listeners_of(served).dead_lettered == 0
