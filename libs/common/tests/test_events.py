@@ -161,6 +161,24 @@ async def test_retry_later_is_nacked_and_comes_back(bus: EventBus) -> None:
     assert len(attempts) == 2
 
 
+async def test_waiting_for_a_gap_outlasts_the_failure_limit(bus: EventBus) -> None:
+    attempts: list[int] = []
+
+    async def gap_then_filled(event: Envelope[TicketCreated]) -> None:
+        attempts.append(1)
+        if len(attempts) <= FAST.max_deliveries + 2:
+            raise RetryLater("version gap", delay=0.01)
+
+    policy = RetryPolicy(max_deliveries=3, max_waits=10, base_delay=0.01, max_delay=0.05)
+    group = ListenerGroup(bus, "orders", policy)
+    group.add(TicketCreated, gap_then_filled)
+    async with running(group):
+        await bus.publish(Envelope.of(ticket_created()))
+        await wait_until(lambda: group.handled)
+    assert len(attempts) == FAST.max_deliveries + 3
+    assert group.dead_lettered == 0
+
+
 async def test_malformed_event_goes_straight_to_dead_letters(bus: EventBus) -> None:
     async def handle(event: Envelope[TicketCreated]) -> None:
         raise AssertionError("must not be called")

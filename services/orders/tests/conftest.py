@@ -4,7 +4,7 @@ fresh NATS namespace; tickets reach its replica through real ticket events on th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -106,12 +106,6 @@ def users(settings: Settings) -> Users:
     return Users(settings)
 
 
-async def eventually(probe: Callable[[], Awaitable[bool]]) -> None:
-    """``wait_until`` for an async probe (annotated: mypy cannot infer its type alone)."""
-    reached: bool = await wait_until(probe)
-    assert reached
-
-
 async def replica_ticket(db: Database, ticket_id: UUID) -> Ticket | None:
     async with db.transaction() as session:
         return await session.scalar(select(Ticket).where(Ticket.id == ticket_id))
@@ -139,7 +133,7 @@ class Tickets:
         async def replicated() -> bool:
             return await replica_ticket(self.db, ticket.id) is not None
 
-        await eventually(replicated)
+        await wait_until(replicated)
         return ticket
 
 

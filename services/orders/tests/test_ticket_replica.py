@@ -11,7 +11,7 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
 from ticketing_common.testing import ServedApp, wait_until
 
-from .conftest import Tickets, eventually, replica_ticket
+from .conftest import Tickets, replica_ticket
 
 
 def _update(ticket: TicketCreated, version: int, title: str, price: str) -> TicketUpdated:
@@ -59,7 +59,7 @@ async def test_update_arriving_before_its_predecessor_is_applied_only_after_it(
         copy = await replica_ticket(db, ticket.id)
         return copy is not None and copy.version == 2
 
-    await eventually(at_v2)
+    await wait_until(at_v2)
     copy = await replica_ticket(db, ticket.id)
     assert copy is not None
     assert (copy.title, copy.price_cents) == ("v2", 3000)
@@ -77,7 +77,7 @@ async def test_duplicate_and_older_events_change_nothing(
         copy = await replica_ticket(db, ticket.id)
         return copy is not None and copy.version == 1
 
-    await eventually(at_v1)
+    await wait_until(at_v1)
     listeners = orders.app.state.listeners
     handled = listeners.handled
 

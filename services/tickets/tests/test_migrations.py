@@ -2,68 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect
-from sqlalchemy.engine import Connection
-
-from ticketing_common.db import (
-    Database,
-    asyncpg_url,
-    migrations_dir,
-    new_metadata,
-    upgrade_to_head,
-)
 from ticketing_common.events.outbox import outbox_metadata
+from ticketing_common.testing.migrations import (
+    downgrade_to_base,
+    schema_differences,
+    table_names,
+    upgrade,
+)
 from ticketing_tickets.models import Base
 
 
-def _differences(connection: Connection) -> list[object]:
-    # What env.py migrates: tickets' own tables and the shared outbox table.
-    expected = new_metadata()
-    for metadata in (Base.metadata, outbox_metadata):
-        for table in metadata.tables.values():
-            table.to_metadata(expected)
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, expected))
-
-
-def _tables(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
-
-
 async def test_migrated_database_matches_the_models_and_the_outbox(migrated_url: str) -> None:
-    database = Database(migrated_url, pool_size=1)
-    try:
-        async with database.engine.connect() as connection:
-            assert await connection.run_sync(_differences) == []
-    finally:
-        await database.dispose()
+    assert await schema_differences(migrated_url, Base.metadata, outbox_metadata) == []
 
 
 async def test_migrations_downgrade_to_an_empty_database_and_upgrade_again(
     migrated_url: str,
 ) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir("ticketing_tickets")))
-    config.set_main_option("sqlalchemy.url", asyncpg_url(migrated_url))
-
-    await asyncio.to_thread(command.downgrade, config, "base")
-    database = Database(migrated_url, pool_size=1)
-    try:
-        async with database.engine.connect() as connection:
-            assert await connection.run_sync(_tables) == {"alembic_version"}
-        await asyncio.to_thread(upgrade_to_head, "ticketing_tickets", migrated_url)
-        async with database.engine.connect() as connection:
-            assert await connection.run_sync(_tables) == {
-                "alembic_version",
-                "tickets",
-                "order_refs",
-                "outbox",
-            }
-    finally:
-        await database.dispose()
+    await downgrade_to_base("ticketing_tickets", migrated_url)
+    assert await table_names(migrated_url) == {"alembic_version"}
+    await upgrade("ticketing_tickets", migrated_url)
+    assert await table_names(migrated_url) == {
+        "alembic_version",
+        "tickets",
+        "order_refs",
+        "outbox",
+    }

@@ -15,17 +15,10 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from ticketing_auth.models import EMAIL_MAX_LENGTH
+from ticketing_common.validation import encodable
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
-
-
-def _encodable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError("Must be valid Unicode text") from error
-    return value
 
 
 def _valid_email(value: str) -> str:
@@ -61,14 +54,14 @@ def _email_length(value: str) -> str:
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True),
-    AfterValidator(_encodable),
+    AfterValidator(encodable),
     AfterValidator(_email_length),
     AfterValidator(_valid_email),
 ]
-NewPassword = Annotated[str, AfterValidator(_encodable), AfterValidator(_password_length)]
+NewPassword = Annotated[str, AfterValidator(encodable), AfterValidator(_password_length)]
 # Sign-in does not re-apply the sign-up rules (a wrong password is simply wrong),
 # but it bounds the length so nobody makes the server hash megabytes.
-GivenPassword = Annotated[str, AfterValidator(_encodable), AfterValidator(_password_present)]
+GivenPassword = Annotated[str, AfterValidator(encodable), AfterValidator(_password_present)]
 
 
 class SignUp(BaseModel):

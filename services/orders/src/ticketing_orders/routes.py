@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from ticketing_common.db import DbSession
 from ticketing_common.session import RequiredUser
+from ticketing_common.validation import path_id
 from ticketing_orders import service
 from ticketing_orders.errors import OrderNotFound
 from ticketing_orders.schemas import OrderCreate, OrderRead
@@ -25,11 +26,7 @@ def _settings(request: Request) -> Settings:
 
 
 def _order_id(order_id: str) -> UUID:
-    """A malformed id in the path names no order: 404, not 400 or 500."""
-    try:
-        return UUID(order_id)
-    except ValueError:
-        raise OrderNotFound() from None
+    return path_id(order_id, OrderNotFound())
 
 
 OrdersSettings = Annotated[Settings, Depends(_settings)]

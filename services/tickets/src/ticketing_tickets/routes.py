@@ -7,7 +7,6 @@ header gives the next page (an empty page ends the list).
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 from uuid import UUID
 
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from ticketing_common.db import DbSession
 from ticketing_common.session import RequiredUser
+from ticketing_common.validation import path_id
 from ticketing_tickets import service
 from ticketing_tickets.errors import TicketNotFound
 from ticketing_tickets.schemas import TicketRead, TicketWrite
@@ -27,11 +27,7 @@ MAX_OFFSET = 1_000_000_000  # far beyond any page a person reads; keeps OFFSET i
 
 
 def _ticket_id(ticket_id: str) -> UUID:
-    """A malformed id names no ticket: 404, never a validation error or a 500 (SPEC §1)."""
-    try:
-        return uuid.UUID(ticket_id)
-    except ValueError:
-        raise TicketNotFound() from None
+    return path_id(ticket_id, TicketNotFound())
 
 
 TicketId = Annotated[UUID, Depends(_ticket_id)]

@@ -14,15 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from ticketing_common.money import Price, from_cents
+from ticketing_common.validation import encodable
 from ticketing_tickets.models import TITLE_MAX_LENGTH, Ticket
-
-
-def _encodable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError("Must be valid Unicode text") from error
-    return value
 
 
 def _title_length(value: str) -> str:
@@ -34,7 +27,7 @@ def _title_length(value: str) -> str:
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True),
-    AfterValidator(_encodable),
+    AfterValidator(encodable),
     AfterValidator(_title_length),
 ]
 

@@ -56,6 +56,9 @@ def transactional(database: Database, handler: SessionHandler[P]) -> Handler[P]:
 @dataclass(frozen=True)
 class RetryPolicy:
     max_deliveries: int = 8
+    # A version gap is not a failure: the missing event is usually a moment away, so
+    # waiting for it gets many more (backed-off) deliveries before it is dead-lettered.
+    max_waits: int = 40
     base_delay: float = 0.5
     max_delay: float = 30.0
     ack_wait: float = 30.0
@@ -157,18 +160,32 @@ class ListenerGroup:
             await self._dead_letter(listener, message, f"invalid event: {error}", delivery)
             return
         log = {"event_type": envelope.type.value, "event_id": str(envelope.id)}
-        if delivery > self.policy.max_deliveries:
+        if delivery > max(self.policy.max_deliveries, self.policy.max_waits):
             # Seen more often than allowed without an answer: its handler kills the process.
             await self._dead_letter(listener, message, "delivery limit exceeded", delivery)
             return
         try:
             await listener.handler(envelope)
         except RetryLater as later:
-            await self._retry(listener, message, str(later), delivery, later.delay, log)
+            wait = min(
+                self.policy.max_delay,
+                (later.delay or self.policy.base_delay) * 2 ** min(delivery - 1, 16),
+            )
+            await self._retry(
+                listener, message, str(later), delivery, wait, log, limit=self.policy.max_waits
+            )
             return
         except Exception as error:
             logger.exception("handler failed", extra={**log, "delivery": delivery})
-            await self._retry(listener, message, repr(error), delivery, None, log)
+            await self._retry(
+                listener,
+                message,
+                repr(error),
+                delivery,
+                None,
+                log,
+                limit=self.policy.max_deliveries,
+            )
             return
         await message.ack_sync()
         self.handled += 1
@@ -181,8 +198,10 @@ class ListenerGroup:
         delivery: int,
         delay: float | None,
         log: dict[str, str],
+        *,
+        limit: int,
     ) -> None:
-        if delivery >= self.policy.max_deliveries:
+        if delivery >= limit:
             await self._dead_letter(listener, message, reason, delivery)
             return
         wait = delay if delay is not None else self.policy.delay(delivery)

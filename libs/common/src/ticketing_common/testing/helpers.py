@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, overload
 from uuid import UUID, uuid4
 
 import httpx
@@ -63,6 +63,18 @@ def signed_in_cookie(
     uid = user_id or uuid4()
     user = UserPayload(id=uid, email=email or f"user-{uid.hex[:8]}@example.com")
     return {COOKIE_NAME: issue_token(user, settings)}
+
+
+@overload
+async def wait_until(
+    probe: Callable[[], Awaitable[T]], *, timeout: float = 15, interval: float = 0.05
+) -> T: ...
+
+
+@overload
+async def wait_until(
+    probe: Callable[[], T], *, timeout: float = 15, interval: float = 0.05
+) -> T: ...
 
 
 async def wait_until(

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from ticketing_common.migration_ops import create_outbox_table, drop_outbox_table
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -46,25 +48,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_order_refs"),
     )
 
-    # ticketing_common.events.outbox.outbox_table: events recorded with the change
-    # that caused them, published by the relay after commit.
-    op.create_table(
-        "outbox",
-        sa.Column("seq", sa.BigInteger(), sa.Identity(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("event_type", sa.String(64), nullable=False),
-        sa.Column("subject_suffix", sa.String(128), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
-        sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
-    )
+    create_outbox_table()
 
 
 def downgrade() -> None:
-    op.drop_table("outbox")
+    drop_outbox_table()
     op.drop_table("order_refs")
     op.drop_index("ix_tickets_for_sale", table_name="tickets")
     op.drop_table("tickets")

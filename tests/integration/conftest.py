@@ -1,0 +1,218 @@
+"""Fixtures: the real tickets and orders services side by side, each on its own fresh,
+migrated PostgreSQL database, on one fresh NATS namespace; they talk only through events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import select
+
+import ticketing_orders.app
+import ticketing_orders.settings
+import ticketing_tickets.app
+import ticketing_tickets.settings
+from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.events.bus import EventBus
+from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_orders.models import Ticket as ReplicaTicket
+
+T = TypeVar("T")
+
+# Generous: several services, retries with back-off, a shared test machine.
+SETTLE_SECONDS = 30.0
+
+ServeOrders = Callable[[], AbstractAsyncContextManager[ServedApp]]
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]]) -> T:
+    """``wait_until`` for an async probe, typed: its first truthy answer."""
+
+    async def check() -> T | None:
+        return await probe()
+
+    result: T | None = await wait_until(check, timeout=SETTLE_SECONDS)
+    assert result is not None
+    return result
+
+
+def cents(price: object) -> int:
+    return int(Decimal(str(price)) * 100)
+
+
+@pytest.fixture
+async def tickets_settings(
+    make_database: Callable[[], str], nats_url: str, namespace: str
+) -> ticketing_tickets.settings.Settings:
+    url = make_database()
+    await asyncio.to_thread(upgrade_to_head, "ticketing_tickets", url)
+    return ticketing_tickets.settings.Settings(
+        DATABASE_URL=url,
+        NATS_URL=nats_url,
+        NATS_NAMESPACE=namespace,
+        ENVIRONMENT="test",
+        SERVICE_NAME="tickets",
+    )
+
+
+@pytest.fixture
+async def orders_settings(
+    make_database: Callable[[], str], nats_url: str, namespace: str
+) -> ticketing_orders.settings.Settings:
+    url = make_database()
+    await asyncio.to_thread(upgrade_to_head, "ticketing_orders", url)
+    return ticketing_orders.settings.Settings(
+        DATABASE_URL=url,
+        NATS_URL=nats_url,
+        NATS_NAMESPACE=namespace,
+        ENVIRONMENT="test",
+        SERVICE_NAME="orders",
+        EXPIRATION_WINDOW_SECONDS=900,
+    )
+
+
+@pytest.fixture
+async def tickets_app(
+    tickets_settings: ticketing_tickets.settings.Settings, bus: EventBus
+) -> AsyncIterator[ServedApp]:
+    """Tickets with its relay and listeners (``bus`` first, so its streams go afterwards)."""
+    async with serve_app(ticketing_tickets.app.create_app(tickets_settings)) as served:
+        yield served
+
+
+@pytest.fixture
+def serve_orders(orders_settings: ticketing_orders.settings.Settings, bus: EventBus) -> ServeOrders:
+    """Serve one more orders instance on the same database and namespace."""
+
+    @asynccontextmanager
+    async def serve() -> AsyncIterator[ServedApp]:
+        async with serve_app(ticketing_orders.app.create_app(orders_settings)) as served:
+            yield served
+
+    return serve
+
+
+@pytest.fixture
+async def orders_app(serve_orders: ServeOrders) -> AsyncIterator[ServedApp]:
+    async with serve_orders() as served:
+        yield served
+
+
+@pytest.fixture
+async def orders_db(
+    orders_settings: ticketing_orders.settings.Settings,
+) -> AsyncIterator[Database]:
+    """Direct access to orders' database, to read its ticket replica."""
+    database = Database(orders_settings.DATABASE_URL, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def replica_of(db: Database, ticket_id: UUID) -> ReplicaTicket | None:
+    async with db.transaction() as session:
+        return await session.scalar(select(ReplicaTicket).where(ReplicaTicket.id == ticket_id))
+
+
+def cookie_header(settings: ticketing_tickets.settings.Settings, user_id: UUID) -> dict[str, str]:
+    """A Cookie header for one request (per-request ``cookies=`` is deprecated in httpx)."""
+    cookies = signed_in_cookie(settings, user_id=user_id)
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
+@dataclass
+class Marketplace:
+    """Both services over real HTTP, and orders' replica read straight from its database."""
+
+    tickets: httpx.AsyncClient
+    orders: httpx.AsyncClient
+    orders_db: Database
+    settings: ticketing_tickets.settings.Settings
+
+    def as_user(self, user_id: UUID) -> dict[str, str]:
+        return cookie_header(self.settings, user_id)
+
+    async def list_ticket(self, seller: UUID, *, price: str = "20.50") -> dict[str, Any]:
+        response = await self.tickets.post(
+            "/api/tickets", json={"title": "Concert", "price": price}, headers=self.as_user(seller)
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def ticket(self, ticket_id: object) -> dict[str, Any]:
+        response = await self.tickets.get(f"/api/tickets/{ticket_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def replica_at(self, ticket_id: UUID, version: int) -> ReplicaTicket:
+        """Orders' copy once it has reached ``version`` (fails after SETTLE_SECONDS)."""
+
+        async def reached() -> ReplicaTicket | None:
+            replica = await replica_of(self.orders_db, ticket_id)
+            return replica if replica is not None and replica.version >= version else None
+
+        return await eventually(reached)
+
+    async def settled(self, ticket_id: UUID) -> tuple[dict[str, Any], ReplicaTicket]:
+        """The owner's ticket and orders' copy once the copy caught up with the owner."""
+
+        async def caught_up() -> tuple[dict[str, Any], ReplicaTicket] | None:
+            owner = await self.ticket(ticket_id)
+            replica = await replica_of(self.orders_db, ticket_id)
+            if replica is None or replica.version != owner["version"]:
+                return None
+            return owner, replica
+
+        return await eventually(caught_up)
+
+
+@pytest.fixture
+async def marketplace(
+    tickets_app: ServedApp,
+    orders_app: ServedApp,
+    orders_db: Database,
+    tickets_settings: ticketing_tickets.settings.Settings,
+) -> AsyncIterator[Marketplace]:
+    async with tickets_app.client() as tickets, orders_app.client() as orders:
+        yield Marketplace(tickets, orders, orders_db, tickets_settings)
+
+
+async def stream_messages(bus: EventBus, subject: str, stream: str) -> int:
+    """How many messages a subject holds in a stream (0 when the stream does not exist)."""
+    try:
+        subscription = await bus.js.pull_subscribe(
+            subject,
+            stream=stream,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+        )
+    except Exception:
+        return 0
+    count = 0
+    try:
+        while True:
+            try:
+                messages = await subscription.fetch(100, timeout=0.5)
+            except (TimeoutError, NatsTimeoutError):
+                return count
+            count += len(messages)
+    finally:
+        await subscription.unsubscribe()
+
+
+async def dead_letters(bus: EventBus) -> int:
+    """How many events any service of the test's namespace gave up on."""
+    return await stream_messages(
+        bus, bus.subjects.all_dead_letters, bus.subjects.dead_letter_stream
+    )
