@@ -20,23 +20,15 @@ from ticketing_orders.settings import Settings
 
 
 async def on_ticket_created(event: Envelope[TicketCreated], session: AsyncSession) -> None:
-    ticket = event.data
-    await apply_versioned(
-        session,
-        Ticket,
-        id=ticket.id,
-        version=ticket.version,
-        values={
-            "title": ticket.title,
-            "price_cents": to_cents(ticket.price),
-            "seller_id": ticket.user_id,
-        },
-    )
+    await _replicate(event.data, session)
 
 
 async def on_ticket_updated(event: Envelope[TicketUpdated], session: AsyncSession) -> None:
     # orderId is the tickets service's view of the reservation; orders has its own.
-    ticket = event.data
+    await _replicate(event.data, session)
+
+
+async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSession) -> None:
     await apply_versioned(
         session,
         Ticket,
