@@ -23,8 +23,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from ticketing_common.db import Database
 from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
 from ticketing_common.events.bus import EventBus
+from ticketing_common.events.listener import ListenerGroup, RetryPolicy
+from ticketing_common.events.outbox import OutboxRelay
 from ticketing_common.logs import configure_logging, request_id_var
-from ticketing_common.settings import ServiceSettings
+from ticketing_common.settings import EventServiceSettings, ServiceSettings
 
 logger = logging.getLogger("ticketing.app")
 
@@ -110,6 +112,34 @@ class ServiceRuntime:
             except Exception as error:
                 problems.append(str(error) or type(error).__name__)
         return problems
+
+
+ListenersFactory = Callable[[EventBus, Database, RetryPolicy], ListenerGroup]
+
+
+def create_event_service_app(
+    *,
+    settings: EventServiceSettings,
+    title: str,
+    routers: Sequence[APIRouter],
+    listeners: ListenersFactory,
+    docs_prefix: str | None = None,
+) -> FastAPI:
+    """A service with a database, an outbox relay and listeners (tickets, orders, ...).
+
+    ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters).
+    """
+    database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+    bus = EventBus.from_settings(settings)
+    relay = OutboxRelay(database, bus)
+    group = listeners(bus, database, RetryPolicy.from_settings(settings))
+    runtime = ServiceRuntime(database=database, bus=bus, workers=[relay.run, group.run])
+    app = create_service_app(
+        settings=settings, title=title, routers=routers, runtime=runtime, docs_prefix=docs_prefix
+    )
+    app.state.relay = relay
+    app.state.listeners = group
+    return app
 
 
 def create_service_app(

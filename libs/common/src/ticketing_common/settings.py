@@ -61,3 +61,7 @@ class BusSettings(ServiceSettings):
     NATS_STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)
     EVENT_MAX_DELIVERIES: int = Field(default=8, ge=1)
     EVENT_ACK_WAIT_SECONDS: float = Field(default=30, gt=0)
+
+
+class EventServiceSettings(DatabaseSettings, BusSettings):
+    """For services that own a database and publish or consume events."""

@@ -16,7 +16,6 @@ from ticketing_common.events.listener import ListenerGroup, RetryPolicy, transac
 from ticketing_common.events.replica import apply_versioned
 from ticketing_common.money import to_cents
 from ticketing_orders.models import Ticket
-from ticketing_orders.settings import Settings
 
 
 async def on_ticket_created(event: Envelope[TicketCreated], session: AsyncSession) -> None:
@@ -42,8 +41,8 @@ async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSessio
     )
 
 
-def listener_group(bus: EventBus, database: Database, settings: Settings) -> ListenerGroup:
-    listeners = ListenerGroup(bus, service="orders", policy=RetryPolicy.from_settings(settings))
+def listener_group(bus: EventBus, database: Database, policy: RetryPolicy) -> ListenerGroup:
+    listeners = ListenerGroup(bus, service="orders", policy=policy)
     listeners.add(TicketCreated, transactional(database, on_ticket_created))
     listeners.add(TicketUpdated, transactional(database, on_ticket_updated))
     return listeners

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ticketing_common.settings import BusSettings, DatabaseSettings
+from ticketing_common.settings import EventServiceSettings
 
 
-class Settings(DatabaseSettings, BusSettings):
+class Settings(EventServiceSettings):
     SERVICE_NAME: str = "orders"
 
     # How long a new order holds its ticket before it expires (15 minutes; 30 s in demos).

@@ -76,7 +76,7 @@ async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSess
     await outbox.record(session, ticket_updated(ticket))
 
 
-def order_listeners(database: Database, bus: EventBus, policy: RetryPolicy) -> ListenerGroup:
+def order_listeners(bus: EventBus, database: Database, policy: RetryPolicy) -> ListenerGroup:
     listeners = ListenerGroup(bus, service=SERVICE, policy=policy)
     listeners.add(OrderCreated, transactional(database, on_order_created))
     listeners.add(OrderCancelled, transactional(database, on_order_cancelled))

@@ -5,8 +5,8 @@ The only place the tickets service reads its environment (``UPPER_SNAKE`` names)
 
 from __future__ import annotations
 
-from ticketing_common.settings import BusSettings, DatabaseSettings
+from ticketing_common.settings import EventServiceSettings
 
 
-class Settings(DatabaseSettings, BusSettings):
+class Settings(EventServiceSettings):
     SERVICE_NAME: str = "tickets"
