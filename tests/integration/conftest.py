@@ -4,11 +4,11 @@ migrated PostgreSQL database, on one fresh NATS namespace; they talk only throug
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -26,23 +26,10 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
 from ticketing_orders.models import Ticket as ReplicaTicket
 
-T = TypeVar("T")
-
 # Generous: several services, retries with back-off, a shared test machine.
 SETTLE_SECONDS = 30.0
 
 ServeOrders = Callable[[], AbstractAsyncContextManager[ServedApp]]
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]]) -> T:
-    """``wait_until`` for an async probe, typed: its first truthy answer."""
-
-    async def check() -> T | None:
-        return await probe()
-
-    result: T | None = await wait_until(check, timeout=SETTLE_SECONDS)
-    assert result is not None
-    return result
 
 
 def cents(price: object) -> int:
@@ -163,7 +150,7 @@ class Marketplace:
             replica = await replica_of(self.orders_db, ticket_id)
             return replica if replica is not None and replica.version >= version else None
 
-        return await eventually(reached)
+        return await wait_until(reached, timeout=SETTLE_SECONDS)
 
     async def settled(self, ticket_id: UUID) -> tuple[dict[str, Any], ReplicaTicket]:
         """The owner's ticket and orders' copy once the copy caught up with the owner."""
@@ -175,7 +162,7 @@ class Marketplace:
                 return None
             return owner, replica
 
-        return await eventually(caught_up)
+        return await wait_until(caught_up, timeout=SETTLE_SECONDS)
 
 
 @pytest.fixture

@@ -17,9 +17,16 @@ from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
 from ticketing_common.events.listener import ListenerGroup
-from ticketing_common.testing import ServedApp
+from ticketing_common.testing import ServedApp, wait_until
 
-from .conftest import Marketplace, ServeOrders, cents, dead_letters, eventually, replica_of
+from .conftest import (
+    SETTLE_SECONDS,
+    Marketplace,
+    ServeOrders,
+    cents,
+    dead_letters,
+    replica_of,
+)
 
 ROUNDS = 5
 NEW_PRICE = "35.00"
@@ -33,7 +40,7 @@ async def held_by(market: Marketplace, ticket_id: UUID, order_id: object) -> dic
         ticket = await market.ticket(ticket_id)
         return ticket if ticket["orderId"] == order_id else None
 
-    return await eventually(locked)
+    return await wait_until(locked, timeout=SETTLE_SECONDS)
 
 
 async def test_seller_edit_racing_a_reservation_ends_with_replica_equal_to_owner(
@@ -186,7 +193,7 @@ async def test_two_orders_instances_apply_each_ticket_event_exactly_once(
         async def all_handled() -> bool:
             return handled(first, second) >= len(events)
 
-        await eventually(all_handled)
+        await wait_until(all_handled, timeout=SETTLE_SECONDS)
         for ticket_id, seller in histories.items():
             replica = await replica_of(orders_db, ticket_id)
             assert replica is not None
@@ -231,7 +238,7 @@ async def test_ticket_updates_in_any_order_with_duplicates_end_in_order_state(
                 return False
         return True
 
-    await eventually(all_final)
+    await wait_until(all_final, timeout=SETTLE_SECONDS)
     for ticket_id, last in finals.items():
         replica = await replica_of(orders_db, ticket_id)
         assert replica is not None

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Protocol
 from uuid import UUID, uuid4
 
 import httpx
@@ -17,11 +17,9 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from ticketing_common.db import Database, upgrade_to_head
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, P, decode
-from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie
 from ticketing_tickets.app import create_app
 from ticketing_tickets.settings import Settings
-
-T = TypeVar("T")
 
 NewTicket = Callable[..., Awaitable[dict[str, object]]]
 
@@ -127,17 +125,6 @@ def events_of(bus: EventBus) -> EventsOf:
                 await subscription.unsubscribe()
 
     return read
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]]) -> T:
-    """``wait_until`` for an async probe, typed: its first non-empty answer."""
-
-    async def check() -> T | None:
-        return await probe()
-
-    result: T | None = await wait_until(check)
-    assert result is not None
-    return result
 
 
 def price(value: object) -> Decimal:

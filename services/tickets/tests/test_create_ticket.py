@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from ticketing_common.events.contracts import TicketCreated
+from ticketing_common.testing import wait_until
 
-from .conftest import EventsOf, NewTicket, eventually, price
+from .conftest import EventsOf, NewTicket, price
 
 
 async def test_signed_in_user_creates_ticket_with_version_0_and_no_order(
@@ -38,7 +39,7 @@ async def test_creating_a_ticket_publishes_ticket_created_with_version_0(
     new_ticket: NewTicket, events_of: EventsOf, seller_id: UUID
 ) -> None:
     ticket = await new_ticket(title="Opera", price="99.99")
-    events = await eventually(lambda: events_of(TicketCreated))
+    events = await wait_until(lambda: events_of(TicketCreated))
     assert len(events) == 1
     event = events[0].data
     assert str(event.id) == ticket["id"]

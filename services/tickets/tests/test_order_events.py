@@ -22,7 +22,7 @@ from ticketing_common.events.contracts import (
 from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, wait_until
 
-from .conftest import EventsOf, NewTicket, eventually
+from .conftest import EventsOf, NewTicket
 
 EDIT = {"title": "Changed", "price": 1}
 
@@ -51,7 +51,7 @@ async def ticket_where(
         body: dict[str, object] = (await client.get(f"/api/tickets/{ticket['id']}")).json()
         return body if all(body[key] == value for key, value in expected.items()) else None
 
-    return await eventually(probe)
+    return await wait_until(probe)
 
 
 async def at_least(
@@ -75,7 +75,7 @@ async def test_order_created_locks_the_ticket_and_publishes_ticket_updated(
     order = order_created(ticket)
     await bus.publish(Envelope.of(order))
     await ticket_where(client, ticket, orderId=str(order.id), version=1)
-    events = await eventually(lambda: events_of(TicketUpdated))
+    events = await wait_until(lambda: events_of(TicketUpdated))
     assert [(e.data.version, e.data.order_id) for e in events] == [(1, order.id)]
 
 
@@ -104,7 +104,7 @@ async def test_order_cancelled_frees_the_ticket_for_editing_and_sale(
     await ticket_where(client, ticket, version=1)
     await bus.publish(Envelope.of(order_cancelled(order)))
     await ticket_where(client, ticket, orderId=None, version=2)
-    events = await eventually(lambda: at_least(2, events_of, TicketUpdated))
+    events = await wait_until(lambda: at_least(2, events_of, TicketUpdated))
     assert [(e.data.version, e.data.order_id) for e in events] == [(1, order.id), (2, None)]
     assert [t["id"] for t in (await client.get("/api/tickets")).json()] == [ticket["id"]]
     response = await seller.put(f"/api/tickets/{ticket['id']}", json=EDIT)
@@ -129,7 +129,7 @@ async def test_the_same_order_created_delivered_twice_changes_the_ticket_once(
     await wait_until(lambda: listeners_of(served).handled >= 2)
     body = await ticket_where(client, ticket, orderId=str(envelope.data.id))
     assert body["version"] == 1
-    events = await eventually(lambda: events_of(TicketUpdated))
+    events = await wait_until(lambda: events_of(TicketUpdated))
     assert len(events) == 1
 
 

@@ -10,9 +10,10 @@ import pytest
 
 from ticketing_common.db import Database
 from ticketing_common.events.contracts import TicketUpdated
+from ticketing_common.testing import wait_until
 from ticketing_tickets import repository
 
-from .conftest import EventsOf, NewTicket, eventually, price
+from .conftest import EventsOf, NewTicket, price
 
 EDIT = {"title": "Concert, front row", "price": 35.25}
 
@@ -33,7 +34,7 @@ async def test_edit_publishes_ticket_updated_with_the_new_version(
 ) -> None:
     ticket = await new_ticket()
     await seller.put(f"/api/tickets/{ticket['id']}", json=EDIT)
-    events = await eventually(lambda: events_of(TicketUpdated))
+    events = await wait_until(lambda: events_of(TicketUpdated))
     assert len(events) == 1
     event = events[0].data
     assert str(event.id) == ticket["id"]

@@ -65,28 +65,32 @@ def signed_in_cookie(
     return {COOKIE_NAME: issue_token(user, settings)}
 
 
+# The result is the probe's first truthy answer, so never None: the overloads say so.
 @overload
 async def wait_until(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 15, interval: float = 0.05
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15, interval: float = 0.05
 ) -> T: ...
 
 
 @overload
 async def wait_until(
-    probe: Callable[[], T], *, timeout: float = 15, interval: float = 0.05
+    probe: Callable[[], T | None], *, timeout: float = 15, interval: float = 0.05
 ) -> T: ...
 
 
 async def wait_until(
-    probe: Callable[[], T | Awaitable[T]], *, timeout: float = 15, interval: float = 0.05
+    probe: Callable[[], T | Awaitable[T | None] | None],
+    *,
+    timeout: float = 15,
+    interval: float = 0.05,
 ) -> T:
     """Poll ``probe`` (sync or async) until it returns something truthy, or fail clearly."""
     deadline = time.monotonic() + timeout
     while True:
         outcome = probe()
-        result: T = await outcome if inspect.isawaitable(outcome) else outcome
+        result = await outcome if inspect.isawaitable(outcome) else outcome
         if result:
-            return result
+            return result  # truthy, so not None
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
