@@ -5,22 +5,16 @@ through the gateway, one cookie jar per user; every wait for an event is bounded
 from __future__ import annotations
 
 import importlib.util
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ticketing_common.embedded import free_port
+from .conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -33,60 +27,11 @@ UP_TIMEOUT = 180.0
 EVENT_TIMEOUT = 30.0  # how long an event may take to reach another service
 
 
-class Stack:
-    """A `ticketing up` process on a free port, with the lines it printed."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        argv = [sys.executable, "-m", "ticketing_devstack", "up"]
-        self.proc = subprocess.Popen(
-            [*argv, "--port", str(self.port), "--data-dir", str(data_dir)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_until_up(self, timeout: float = UP_TIMEOUT) -> None:
-        expected = f"Ticketing is up at {self.url}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            if expected in line:
-                return
-        raise AssertionError(f"never printed {expected!r}:\n" + "\n".join(self.lines))
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # the stack then stops its own children
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = Stack(tmp_path_factory.mktemp("marketplace") / "data")
     try:
-        started.wait_until_up()
+        started.wait_until_up(UP_TIMEOUT)
         yield started
     finally:
         started.stop()
