@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from fastapi import APIRouter
 
 from ticketing_common.app import ServiceRuntime, create_service_app
@@ -79,3 +80,18 @@ async def test_crashed_worker_is_restarted_and_stopped_on_shutdown() -> None:
     async with serve_app(app):
         await wait_until(lambda: len(runs) >= 2, timeout=10)
     assert runtime.stopping.is_set()
+
+
+def test_app_state_is_read_typed_and_a_wrong_type_fails_loudly() -> None:
+    from fastapi import FastAPI
+    from starlette.requests import Request
+
+    from ticketing_common.state import app_state
+
+    app = FastAPI()
+    app.state.settings = SETTINGS
+    app.state.database = "not a database"
+    request = Request({"type": "http", "app": app})
+    assert app_state(request, "settings", ServiceSettings) is SETTINGS
+    with pytest.raises(TypeError, match=r"app\.state\.database is str"):
+        app_state(request, "database", Database)

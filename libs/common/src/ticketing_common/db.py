@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from ticketing_common.state import app_state
+
 # Stable constraint names, so Alembic migrations can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -80,9 +82,7 @@ class Database:
 
 
 def database_of(request: Request) -> Database:
-    database = request.app.state.database
-    assert isinstance(database, Database)
-    return database
+    return app_state(request, "database", Database)
 
 
 async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 
 from ticketing_common.errors import NotAuthorized
 from ticketing_common.settings import ServiceSettings
+from ticketing_common.state import app_state
 
 COOKIE_NAME = "session"
 ALGORITHM = "HS256"
@@ -71,9 +72,7 @@ def clear_session_cookie(response: Response, settings: ServiceSettings) -> None:
 
 
 def settings_of(request: Request) -> ServiceSettings:
-    settings = request.app.state.settings
-    assert isinstance(settings, ServiceSettings)
-    return settings
+    return app_state(request, "settings", ServiceSettings)
 
 
 def current_user(request: Request) -> UserPayload | None:

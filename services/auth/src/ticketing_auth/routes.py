@@ -18,26 +18,21 @@ from ticketing_common.session import (
     clear_session_cookie,
     set_session_cookie,
 )
+from ticketing_common.state import app_state
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
 def _settings(request: Request) -> Settings:
-    settings = request.app.state.settings
-    assert isinstance(settings, Settings)
-    return settings
+    return app_state(request, "settings", Settings)
 
 
 def _passwords(request: Request) -> Passwords:
-    passwords = request.app.state.passwords
-    assert isinstance(passwords, Passwords)
-    return passwords
+    return app_state(request, "passwords", Passwords)
 
 
 def _throttle(request: Request) -> SigninThrottle:
-    throttle = request.app.state.throttle
-    assert isinstance(throttle, SigninThrottle)
-    return throttle
+    return app_state(request, "throttle", SigninThrottle)
 
 
 def _client(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:

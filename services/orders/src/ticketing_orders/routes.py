@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from ticketing_common.db import DbSession
 from ticketing_common.session import RequiredUser
+from ticketing_common.state import app_state
 from ticketing_common.validation import path_id
 from ticketing_orders import service
 from ticketing_orders.errors import OrderNotFound
@@ -20,9 +21,7 @@ router = APIRouter(prefix="/api/orders", tags=["orders"])
 
 
 def _settings(request: Request) -> Settings:
-    settings = request.app.state.settings
-    assert isinstance(settings, Settings)
-    return settings
+    return app_state(request, "settings", Settings)
 
 
 def _order_id(order_id: str) -> UUID:
