@@ -1,0 +1,1 @@
+"""Pytest fixtures that start the Stripe sandbox when ``STRIPE_SECRET_KEY`` is unset."""

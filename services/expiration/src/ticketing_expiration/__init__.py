@@ -1,0 +1,1 @@
+"""Expiration service: schedules a Redis job per order and publishes expiration:complete."""

@@ -1,0 +1,1 @@
+"""Web client: server-side rendered pages over the marketplace APIs."""
