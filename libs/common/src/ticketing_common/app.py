@@ -124,16 +124,21 @@ def create_event_service_app(
     routers: Sequence[APIRouter],
     listeners: ListenersFactory,
     docs_prefix: str | None = None,
+    on_shutdown: Sequence[Hook] = (),
 ) -> FastAPI:
     """A service with a database, an outbox relay and listeners (tickets, orders, ...).
 
     ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters).
+    ``on_shutdown`` hooks close what the service opened itself (e.g. an HTTP client),
+    after the workers stopped.
     """
     database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
     bus = EventBus.from_settings(settings)
     relay = OutboxRelay(database, bus)
     group = listeners(bus, database, RetryPolicy.from_settings(settings))
-    runtime = ServiceRuntime(database=database, bus=bus, workers=[relay.run, group.run])
+    runtime = ServiceRuntime(
+        database=database, bus=bus, workers=[relay.run, group.run], on_shutdown=on_shutdown
+    )
     app = create_service_app(
         settings=settings, title=title, routers=routers, runtime=runtime, docs_prefix=docs_prefix
     )
