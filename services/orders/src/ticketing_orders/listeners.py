@@ -1,4 +1,5 @@
-"""What orders hears: ticket:created and ticket:updated keep its ticket replica.
+"""What orders hears: ticket events keep its ticket replica; expiration and payment
+events move an order to cancelled or complete.
 
 Each change is applied in the owner's version order through ``apply_versioned``:
 a redelivered or older event is acked and ignored, and an event that arrives
@@ -11,10 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
+from ticketing_common.events.contracts import (
+    Envelope,
+    ExpirationComplete,
+    PaymentCreated,
+    TicketCreated,
+    TicketUpdated,
+)
 from ticketing_common.events.listener import ListenerGroup, RetryPolicy, transactional
 from ticketing_common.events.replica import apply_versioned
 from ticketing_common.money import to_cents
+from ticketing_orders import service
 from ticketing_orders.models import Ticket
 
 
@@ -41,8 +49,22 @@ async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSessio
     )
 
 
+async def on_expiration_complete(
+    event: Envelope[ExpirationComplete], session: AsyncSession
+) -> None:
+    # Redelivered or fired twice: the order is already cancelled, nothing is published.
+    await service.expire_order(session, order_id=event.data.order_id)
+
+
+async def on_payment_created(event: Envelope[PaymentCreated], session: AsyncSession) -> None:
+    # Paid after the order was cancelled: it stays cancelled, and payments refunds.
+    await service.complete_order(session, order_id=event.data.order_id)
+
+
 def listener_group(bus: EventBus, database: Database, policy: RetryPolicy) -> ListenerGroup:
     listeners = ListenerGroup(bus, service="orders", policy=policy)
     listeners.add(TicketCreated, transactional(database, on_ticket_created))
     listeners.add(TicketUpdated, transactional(database, on_ticket_updated))
+    listeners.add(ExpirationComplete, transactional(database, on_expiration_complete))
+    listeners.add(PaymentCreated, transactional(database, on_payment_created))
     return listeners

@@ -51,6 +51,9 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(32))  # an OrderStatus value
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id"))
+    # The price the order was accepted at: what order:created carries and the buyer pays,
+    # even if a seller's edit reaches the replica later.
+    price_cents: Mapped[int] = mapped_column(BigInteger)
     version: Mapped[int] = mapped_column(Integer, default=0)
     # clock_timestamp, not now(): orders of one transaction-start instant still sort.
     created_at: Mapped[datetime] = mapped_column(

@@ -15,6 +15,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ticketing_common.events.contracts import OrderStatus
 from ticketing_orders.models import HOLDING_PREDICATE, Order, Ticket
 
+PAYABLE_STATUSES = (OrderStatus.CREATED.value, OrderStatus.AWAITING_PAYMENT.value)
+
 
 async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> Ticket | None:
     return await session.get(Ticket, ticket_id)
@@ -37,6 +39,7 @@ async def insert_reserving_order(
         .values(
             user_id=user_id,
             ticket_id=ticket.id,
+            price_cents=ticket.price_cents,
             status=OrderStatus.CREATED.value,
             expires_at=func.now() + window,  # the database's clock, shared by every replica
             version=0,
@@ -73,23 +76,50 @@ async def orders_of_user(session: AsyncSession, user_id: UUID) -> Sequence[Order
     ).all()
 
 
-async def cancel_order(session: AsyncSession, order_id: UUID, user_id: UUID) -> Order | None:
-    """Cancel the user's order unless it is cancelled or complete; the order, or None.
+async def cancel_order(
+    session: AsyncSession, order_id: UUID, user_id: UUID | None = None
+) -> Order | None:
+    """Cancel the order (the user's, when given) unless it is cancelled or complete.
 
-    Race: two cancels of one order (a double click, or a cancel meeting the
-    expiration). The conditional UPDATE makes the second wait on the row lock,
-    re-check its WHERE against the committed row and match nothing, so only one
-    of them bumps the version and publishes order:cancelled.
+    The order, or None when nothing changed. Race: two cancels of one order (a
+    double click, or the buyer's cancel meeting the expiration). The conditional
+    UPDATE makes the second wait on the row lock, re-check its WHERE against the
+    committed row and match nothing, so only one of them bumps the version and
+    publishes order:cancelled. The same lock orders a cancel against a completion.
     """
+    conditions = [
+        Order.id == order_id,
+        Order.status.not_in([OrderStatus.CANCELLED.value, OrderStatus.COMPLETE.value]),
+    ]
+    if user_id is not None:
+        conditions.append(Order.user_id == user_id)
     statement = (
         update(Order)
-        .where(
-            Order.id == order_id,
-            Order.user_id == user_id,
-            Order.status.not_in([OrderStatus.CANCELLED.value, OrderStatus.COMPLETE.value]),
-        )
+        .where(*conditions)
         .values(status=OrderStatus.CANCELLED.value, version=Order.version + 1)
         .returning(Order)
         .execution_options(synchronize_session=False)
     )
     return (await session.scalars(statement)).one_or_none()
+
+
+async def complete_order(session: AsyncSession, order_id: UUID) -> Order | None:
+    """Mark a payable order complete; the order, or None when it is not payable.
+
+    A cancelled order stays cancelled (payments refunds a charge that raced the
+    cancel). The version is not bumped: it counts the changes orders publishes,
+    and completion is not published, so the replicas of tickets and payments see
+    no gap. A complete order is never cancelled, so no later version follows.
+    """
+    statement = (
+        update(Order)
+        .where(Order.id == order_id, Order.status.in_(PAYABLE_STATUSES))
+        .values(status=OrderStatus.COMPLETE.value)
+        .returning(Order)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def order_by_id(session: AsyncSession, order_id: UUID) -> Order | None:
+    return await session.get(Order, order_id)

@@ -10,7 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from ticketing_common.events.contracts import OrderStatus
 from ticketing_common.money import Price, from_cents
-from ticketing_orders.models import Order, Ticket
+from ticketing_orders.models import Order
 
 
 class Schema(BaseModel):
@@ -27,8 +27,10 @@ class OrderTicketRead(Schema):
     price: Price
 
     @classmethod
-    def of(cls, ticket: Ticket) -> OrderTicketRead:
-        return cls(id=ticket.id, title=ticket.title, price=from_cents(ticket.price_cents))
+    def of(cls, order: Order) -> OrderTicketRead:
+        """The order's ticket at the order's price (the price it was accepted at)."""
+        ticket = order.ticket
+        return cls(id=ticket.id, title=ticket.title, price=from_cents(order.price_cents))
 
 
 class OrderRead(Schema):
@@ -48,5 +50,5 @@ class OrderRead(Schema):
             status=OrderStatus(order.status),
             expires_at=order.expires_at,
             version=order.version,
-            ticket=OrderTicketRead.of(order.ticket),
+            ticket=OrderTicketRead.of(order),
         )

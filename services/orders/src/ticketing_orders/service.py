@@ -7,6 +7,7 @@ raises), so an order and its outbox event commit together or not at all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
@@ -32,6 +33,8 @@ from ticketing_orders.errors import (
 )
 from ticketing_orders.models import Order
 
+logger = logging.getLogger("ticketing.orders")
+
 
 async def create_order(
     session: AsyncSession, *, user_id: UUID, ticket_id: UUID, window: timedelta
@@ -55,7 +58,7 @@ async def create_order(
             status=OrderStatus(order.status),
             user_id=order.user_id,
             expires_at=order.expires_at,
-            ticket=PricedTicketRef(id=ticket.id, price=from_cents(ticket.price_cents)),
+            ticket=PricedTicketRef(id=ticket.id, price=from_cents(order.price_cents)),
         ),
     )
     return order
@@ -75,12 +78,7 @@ async def orders_of_user(session: AsyncSession, *, user_id: UUID) -> Sequence[Or
 async def cancel_order(session: AsyncSession, *, user_id: UUID, order_id: UUID) -> None:
     cancelled = await repository.cancel_order(session, order_id, user_id)
     if cancelled is not None:
-        await outbox.record(
-            session,
-            OrderCancelled(
-                id=cancelled.id, version=cancelled.version, ticket=TicketRef(id=cancelled.ticket_id)
-            ),
-        )
+        await _record_cancelled(session, cancelled)
         return
     order = await repository.order_of_user(session, order_id, user_id)
     if order is None:
@@ -88,3 +86,41 @@ async def cancel_order(session: AsyncSession, *, user_id: UUID, order_id: UUID) 
     if order.status == OrderStatus.COMPLETE:
         raise OrderComplete()
     # Already cancelled (perhaps by a concurrent request): a no-op, and no second event.
+
+
+async def expire_order(session: AsyncSession, *, order_id: UUID) -> Order | None:
+    """The order's time to pay ran out: cancel it unless it is complete (or cancelled).
+
+    The cancelled order, or None when nothing changed. A repeated expiration
+    finds the order cancelled and publishes nothing a second time.
+    """
+    cancelled = await repository.cancel_order(session, order_id)
+    if cancelled is not None:
+        await _record_cancelled(session, cancelled)
+        return cancelled
+    if await repository.order_by_id(session, order_id) is None:
+        logger.warning("expiration of an unknown order", extra={"order_id": str(order_id)})
+    return None
+
+
+async def complete_order(session: AsyncSession, *, order_id: UUID) -> Order | None:
+    """The order was paid: mark it complete. A cancelled order stays cancelled.
+
+    The completed order, or None when it was not payable (already complete,
+    or cancelled: payments refunds a charge that raced the cancellation).
+    """
+    completed = await repository.complete_order(session, order_id)
+    if completed is None:
+        order = await repository.order_by_id(session, order_id)
+        logger.info(
+            "payment for an order that is not payable",
+            extra={"order_id": str(order_id), "status": order.status if order else None},
+        )
+    return completed
+
+
+async def _record_cancelled(session: AsyncSession, order: Order) -> None:
+    await outbox.record(
+        session,
+        OrderCancelled(id=order.id, version=order.version, ticket=TicketRef(id=order.ticket_id)),
+    )
