@@ -84,12 +84,14 @@ async def test_seller_edit_racing_a_reservation_ends_with_replica_equal_to_owner
             cents(owner["price"]),
             owner["version"],
         )
-        # The buyer sees the ticket as its owner has it.
+        # The order keeps the price it was accepted at (the replica was at version 0):
+        # that is what order:created carried and what the buyer is charged, even
+        # when the seller's edit won the race at tickets.
         mine = await marketplace.orders.get(
             f"/api/orders/{order_id}", headers=marketplace.as_user(buyer)
         )
         assert mine.status_code == 200, mine.text
-        assert cents(mine.json()["ticket"]["price"]) == cents(owner["price"])
+        assert cents(mine.json()["ticket"]["price"]) == cents(OLD_PRICE)
 
         # Reserved: the seller can no longer edit it, and nothing changes.
         again = await marketplace.tickets.put(
