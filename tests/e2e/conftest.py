@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -15,21 +16,24 @@ import psutil
 from ticketing_common.embedded import free_port
 
 
-def up_argv(port: int, data_dir: Path) -> list[str]:
+def up_argv(port: int, data_dir: Path, *extra: str) -> list[str]:
     ticketing = [sys.executable, "-m", "ticketing_devstack"]
-    return [*ticketing, "up", "--port", str(port), "--data-dir", str(data_dir)]
+    return [*ticketing, "up", "--port", str(port), "--data-dir", str(data_dir), *extra]
 
 
 class Stack:
     """A `ticketing up` process and the lines it printed."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, extra_args: Sequence[str] = ()
+    ) -> None:
+        """Start ``ticketing up``; ``extra_args`` e.g. ``("--expiration-window", "5")``."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            up_argv(self.port, data_dir),
+            up_argv(self.port, data_dir, *extra_args),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
