@@ -8,12 +8,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psutil
 
 from ticketing_common.embedded import free_port
+
+PASSWORD = "correct horse battery"
+UP_TIMEOUT = 180.0
+EVENT_TIMEOUT = 30.0  # how long an event may take to reach another service
 
 
 def up_argv(port: int, data_dir: Path, *extra: str) -> list[str]:
@@ -88,3 +95,52 @@ class Stack:
             except psutil.NoSuchProcess:
                 pass
         return alive
+
+
+@contextmanager
+def signed_up(stack: Stack) -> Iterator[httpx.Client]:
+    """A signed-up user: a client whose cookie jar holds their session."""
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        email = f"{uuid.uuid4().hex}@example.com"
+        signup = client.post("/api/users/signup", json={"email": email, "password": PASSWORD})
+        assert signup.status_code == 201, signup.text
+        assert "session" in client.cookies
+        yield client
+
+
+def eventually(
+    what: str, attempt: Callable[[], httpx.Response], done: Callable[[httpx.Response], bool]
+) -> httpx.Response:
+    """Repeat `attempt` until `done` holds for its response, or fail after EVENT_TIMEOUT."""
+    deadline = time.monotonic() + EVENT_TIMEOUT
+    while True:
+        response = attempt()
+        if done(response):
+            return response
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{what}: still {response.status_code} {response.text} after {EVENT_TIMEOUT}s"
+            )
+        time.sleep(0.2)
+
+
+def for_sale_ids(client: httpx.Client) -> list[str]:
+    """Every ticket id in `GET /api/tickets`, following the `next` links page by page."""
+    ids: list[str] = []
+    url: str | None = "/api/tickets?limit=100"
+    while url is not None:
+        page = client.get(url)
+        assert page.status_code == 200, page.text
+        ids.extend(ticket["id"] for ticket in page.json())
+        following = page.links.get("next")
+        url = following["url"] if following else None
+    return ids
+
+
+def order_when_known(buyer: httpx.Client, ticket_id: str) -> httpx.Response:
+    """Orders learns of a ticket from ticket:created: 404 until its replica has it."""
+    return eventually(
+        "orders never learned of the ticket",
+        lambda: buyer.post("/api/orders", json={"ticketId": ticket_id}),
+        lambda response: response.status_code != 404,
+    )

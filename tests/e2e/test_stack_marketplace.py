@@ -5,26 +5,19 @@ through the gateway, one cookie jar per user; every wait for an event is bounded
 from __future__ import annotations
 
 import importlib.util
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import Stack
+from .conftest import UP_TIMEOUT, Stack, eventually, for_sale_ids, order_when_known, signed_up
 
 pytestmark = pytest.mark.e2e
 
 for _service in ("ticketing_auth", "ticketing_tickets", "ticketing_orders"):
     if importlib.util.find_spec(_service) is None:
         pytest.skip(f"{_service} is not installed yet", allow_module_level=True)
-
-PASSWORD = "correct horse battery"
-UP_TIMEOUT = 180.0
-EVENT_TIMEOUT = 30.0  # how long an event may take to reach another service
 
 
 @pytest.fixture(scope="module")
@@ -37,46 +30,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.stop()
 
 
-@contextmanager
-def _user(stack: Stack) -> Iterator[httpx.Client]:
-    """A signed-up user: a client whose cookie jar holds their session."""
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        email = f"{uuid.uuid4().hex}@example.com"
-        signup = client.post("/api/users/signup", json={"email": email, "password": PASSWORD})
-        assert signup.status_code == 201, signup.text
-        assert "session" in client.cookies
-        yield client
-
-
-def _eventually(
-    what: str, attempt: Callable[[], httpx.Response], done: Callable[[httpx.Response], bool]
-) -> httpx.Response:
-    """Repeat `attempt` until `done` holds for its response, or fail after EVENT_TIMEOUT."""
-    deadline = time.monotonic() + EVENT_TIMEOUT
-    while True:
-        response = attempt()
-        if done(response):
-            return response
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{what}: still {response.status_code} {response.text} after {EVENT_TIMEOUT}s"
-            )
-        time.sleep(0.2)
-
-
-def _for_sale_ids(client: httpx.Client) -> list[str]:
-    """Every ticket id in `GET /api/tickets`, following the `next` links page by page."""
-    ids: list[str] = []
-    url: str | None = "/api/tickets?limit=100"
-    while url is not None:
-        page = client.get(url)
-        assert page.status_code == 200, page.text
-        ids.extend(ticket["id"] for ticket in page.json())
-        following = page.links.get("next")
-        url = following["url"] if following else None
-    return ids
-
-
 def _ticket(client: httpx.Client, ticket_id: str) -> dict[str, Any]:
     response = client.get(f"/api/tickets/{ticket_id}")
     assert response.status_code == 200, response.text
@@ -84,27 +37,18 @@ def _ticket(client: httpx.Client, ticket_id: str) -> dict[str, Any]:
     return body
 
 
-def _first_order_on_the_replica(buyer: httpx.Client, ticket_id: str) -> httpx.Response:
-    """Orders learns of a ticket from ticket:created: 404 until its replica has it."""
-    return _eventually(
-        "orders never learned of the ticket",
-        lambda: buyer.post("/api/orders", json={"ticketId": ticket_id}),
-        lambda response: response.status_code != 404,
-    )
-
-
 def test_reserved_ticket_is_locked_until_its_order_is_cancelled(stack: Stack) -> None:
-    with _user(stack) as seller, _user(stack) as buyer, _user(stack) as second_buyer:
+    with signed_up(stack) as seller, signed_up(stack) as buyer, signed_up(stack) as second_buyer:
         created = seller.post("/api/tickets", json={"title": "Concert", "price": 20.5})
         assert created.status_code == 201, created.text
         ticket = created.json()
         ticket_id = ticket["id"]
         assert ticket["orderId"] is None
         assert ticket["version"] == 0
-        assert ticket_id in _for_sale_ids(buyer)
+        assert ticket_id in for_sale_ids(buyer)
 
         # The buyer reserves it.
-        ordered = _first_order_on_the_replica(buyer, ticket_id)
+        ordered = order_when_known(buyer, ticket_id)
         assert ordered.status_code == 201, ordered.text
         order = ordered.json()
         order_id = order["id"]
@@ -112,13 +56,13 @@ def test_reserved_ticket_is_locked_until_its_order_is_cancelled(stack: Stack) ->
         assert order["ticket"] == {"id": ticket_id, "title": "Concert", "price": 20.5}
 
         # Locked: tickets learns of the order, takes it off sale, refuses edits.
-        locked = _eventually(
+        locked = eventually(
             "tickets never marked the ticket reserved",
             lambda: seller.get(f"/api/tickets/{ticket_id}"),
             lambda response: response.json().get("orderId") == order_id,
         )
         assert locked.json()["version"] == 1
-        assert ticket_id not in _for_sale_ids(buyer)
+        assert ticket_id not in for_sale_ids(buyer)
         edit = seller.put(f"/api/tickets/{ticket_id}", json={"title": "Concert", "price": 25})
         assert edit.status_code == 409, edit.text
         assert edit.json()["errors"][0]["message"] == "Ticket is reserved"
@@ -131,13 +75,13 @@ def test_reserved_ticket_is_locked_until_its_order_is_cancelled(stack: Stack) ->
         # The buyer cancels: the ticket is for sale again.
         cancelled = buyer.delete(f"/api/orders/{order_id}")
         assert cancelled.status_code == 204, cancelled.text
-        freed = _eventually(
+        freed = eventually(
             "tickets never released the ticket",
             lambda: seller.get(f"/api/tickets/{ticket_id}"),
             lambda response: response.status_code == 200 and response.json()["orderId"] is None,
         )
         assert freed.json()["version"] == 2
-        assert ticket_id in _for_sale_ids(second_buyer)
+        assert ticket_id in for_sale_ids(second_buyer)
 
         mine = buyer.get("/api/orders")
         assert mine.status_code == 200, mine.text
@@ -152,7 +96,7 @@ def test_reserved_ticket_is_locked_until_its_order_is_cancelled(stack: Stack) ->
         assert second.json()["status"] == "created"
         assert second.json()["ticket"]["id"] == ticket_id
         assert [o["id"] for o in second_buyer.get("/api/orders").json()] == [second.json()["id"]]
-        relocked = _eventually(
+        relocked = eventually(
             "tickets never marked the ticket reserved by the second order",
             lambda: seller.get(f"/api/tickets/{ticket_id}"),
             lambda response: response.json().get("orderId") == second.json()["id"],
