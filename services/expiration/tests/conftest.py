@@ -1,0 +1,125 @@
+"""Fixtures: expiration served over real HTTP on real NATS and Redis, a fresh namespace
+(streams and arq queue) per test; orders are simulated by publishing order:created."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from redis.asyncio import Redis
+
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import (
+    Envelope,
+    ExpirationComplete,
+    OrderCreated,
+    OrderStatus,
+    PricedTicketRef,
+    decode,
+)
+from ticketing_common.testing import ServedApp, serve_app
+from ticketing_expiration.app import create_app
+from ticketing_expiration.jobs import JobWorker
+from ticketing_expiration.settings import Settings
+
+ServeExpiration = Callable[..., AbstractAsyncContextManager[ServedApp]]
+
+
+@pytest.fixture
+async def make_settings(
+    redis_url: str, nats_url: str, namespace: str
+) -> AsyncIterator[Callable[..., Settings]]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "REDIS_URL": redis_url,
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": namespace,
+            "ENVIRONMENT": "test",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    yield make
+    # The namespace's queue and its job/result keys go with the test.
+    queue = make().queue_name
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"*{queue}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def serve_expiration(make_settings: Callable[..., Settings], bus: EventBus) -> ServeExpiration:
+    """Serve expiration with some settings overridden (the test's bus is connected first)."""
+
+    @asynccontextmanager
+    async def serve(**overrides: object) -> AsyncIterator[ServedApp]:
+        async with serve_app(create_app(make_settings(**overrides))) as served:
+            yield served
+
+    return serve
+
+
+@pytest.fixture
+async def expiration(serve_expiration: ServeExpiration) -> AsyncIterator[ServedApp]:
+    async with serve_expiration() as served:
+        yield served
+
+
+def worker_of(served: ServedApp) -> JobWorker:
+    worker = served.app.state.worker
+    assert isinstance(worker, JobWorker)
+    return worker
+
+
+def handled(served: ServedApp) -> int:
+    """order:created events the served app's listener has acked."""
+    count = served.app.state.listeners.handled
+    assert isinstance(count, int)
+    return count
+
+
+def order_created(
+    *, expires_in: float, order_id: UUID | None = None, expires_at: datetime | None = None
+) -> OrderCreated:
+    return OrderCreated(
+        id=order_id or uuid4(),
+        version=0,
+        status=OrderStatus.CREATED,
+        user_id=uuid4(),
+        expires_at=expires_at or datetime.now(UTC) + timedelta(seconds=expires_in),
+        ticket=PricedTicketRef(id=uuid4(), price=Decimal("20.50")),
+    )
+
+
+async def expirations(bus: EventBus) -> list[Envelope[ExpirationComplete]]:
+    """Every expiration:complete in the test's stream right now."""
+    subscription = await bus.js.pull_subscribe(
+        bus.subjects.of(ExpirationComplete.event_type),
+        stream=bus.subjects.stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+    )
+    found: list[Envelope[ExpirationComplete]] = []
+    try:
+        while True:
+            try:
+                messages = await subscription.fetch(100, timeout=0.5)
+            except (TimeoutError, NatsTimeoutError):
+                break
+            found += [decode(message.data, ExpirationComplete) for message in messages]
+    finally:
+        await subscription.unsubscribe()
+    return found
+
+
+async def expirations_of(bus: EventBus, order_id: UUID) -> list[Envelope[ExpirationComplete]]:
+    return [event for event in await expirations(bus) if event.data.order_id == order_id]
