@@ -39,11 +39,41 @@ SERVICES = deployed_services()
 SERVICE_IDS = [service.name for service in SERVICES]
 
 
-def project_name(service: Service) -> str:
-    pyproject = tomllib.loads((ROOT / "services" / service.name / "pyproject.toml").read_text())
-    name = pyproject["project"]["name"]
+def read_pyproject(directory: str) -> dict[str, Any]:
+    return tomllib.loads((ROOT / directory / "pyproject.toml").read_text())
+
+
+def project_name(directory: str) -> str:
+    name = read_pyproject(directory)["project"]["name"]
     assert isinstance(name, str)
     return name
+
+
+def package_path(directory: str) -> str:
+    """Where the project's importable package lives, e.g. ``src/ticketing_auth``."""
+    packages = read_pyproject(directory)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert len(packages) == 1, f"{directory}: one package per image"
+    path = packages[0]
+    assert isinstance(path, str)
+    return path
+
+
+def workspace_members() -> dict[str, str]:
+    """Workspace project name -> its directory (``ticketing-common`` -> ``libs/common``)."""
+    members = {}
+    for pattern in ("libs/*/pyproject.toml", "services/*/pyproject.toml", "*/pyproject.toml"):
+        for path in ROOT.glob(pattern):
+            directory = str(path.parent.relative_to(ROOT))
+            if directory != ".":
+                members[project_name(directory)] = directory
+    return members
+
+
+def workspace_dependencies(directory: str) -> list[str]:
+    """The directories of the workspace members the project depends on."""
+    sources = read_pyproject(directory).get("tool", {}).get("uv", {}).get("sources", {})
+    members = workspace_members()
+    return [members[name] for name, source in sources.items() if source.get("workspace")]
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -68,12 +98,55 @@ def artifacts(build: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {artifact["image"]: artifact for artifact in build["artifacts"]}
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
-def test_every_service_has_a_multi_stage_uv_dockerfile_for_its_package_only(
-    service: Service,
+def builds_and_their_manifests() -> list[tuple[dict[str, Any], list[str]]]:
+    """Each Skaffold ``build`` section with the kustomize paths deployed with it."""
+    config = skaffold()
+    result = [(config["build"], config["manifests"]["kustomize"]["paths"])]
+    for profile in config["profiles"]:
+        if "build" in profile:
+            manifests = profile.get("manifests", config["manifests"])
+            result.append((profile["build"], manifests["kustomize"]["paths"]))
+    return result
+
+
+def images_in(kustomization_dir: Path) -> set[str]:
+    """Every container image the kustomization's resources name, before any ``images:``
+    rewrite (the names Skaffold replaces with the images it built)."""
+    spec = yaml.safe_load((kustomization_dir / "kustomization.yaml").read_text())
+    images: set[str] = set()
+    for resource in spec.get("resources", []):
+        path = (kustomization_dir / resource).resolve()
+        if path.is_dir():
+            images |= images_in(path)
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            pod = (doc or {}).get("spec", {}).get("template", {}).get("spec", {})
+            for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+                images.add(container["image"])
+    return images
+
+
+def our_images() -> dict[str, str]:
+    """Every image of ours: one per service, plus any other artifact Skaffold builds
+    (the Stripe sandbox), as image name -> the workspace directory it packages."""
+    images = {f"ticketing/{service.name}": f"services/{service.name}" for service in SERVICES}
+    for build, _ in builds_and_their_manifests():
+        for image, artifact in artifacts(build).items():
+            images.setdefault(image, str(Path(artifact["docker"]["dockerfile"]).parent))
+    return images
+
+
+IMAGES = our_images()
+IMAGE_IDS = [name.removeprefix("ticketing/") for name in IMAGES]
+OTHER_IMAGES = {name: d for name, d in IMAGES.items() if not d.startswith("services/")}
+
+
+@pytest.mark.parametrize(("image", "directory"), IMAGES.items(), ids=IMAGE_IDS)
+def test_every_image_has_a_multi_stage_uv_dockerfile_for_its_package_only(
+    image: str, directory: str
 ) -> None:
-    dockerfile = ROOT / "services" / service.name / "Dockerfile"
-    assert dockerfile.exists(), f"{service.name}: no Dockerfile"
+    dockerfile = ROOT / directory / "Dockerfile"
+    assert dockerfile.exists(), f"{image}: no {directory}/Dockerfile"
     steps = instructions(dockerfile)
     text = " ".join(f"{keyword} {rest}" for keyword, rest in steps)
     assert len([k for k, _ in steps if k == "FROM"]) >= 3, "uv, build and runtime stages"
@@ -86,37 +159,61 @@ def test_every_service_has_a_multi_stage_uv_dockerfile_for_its_package_only(
     syncs = [rest for keyword, rest in steps if keyword == "RUN" and "uv sync" in rest]
     assert syncs
     for sync in syncs:
-        for flag in ("--frozen", "--no-dev", "--no-editable", f"--package {project_name(service)}"):
-            assert flag in sync, f"{service.name}: `uv sync` without {flag}"
+        for flag in (
+            "--frozen",
+            "--no-dev",
+            "--no-editable",
+            f"--package {project_name(directory)}",
+        ):
+            assert flag in sync, f"{image}: `uv sync` without {flag}"
         assert "--extra" not in sync
         assert "--all-extras" not in sync, "ticketing-common's embedded servers stay out"
-    assert f"COPY services/{service.name} services/{service.name}" in text
-    assert "COPY libs/common libs/common" in text
+    for copied in (directory, *workspace_dependencies(directory)):
+        assert f"COPY {copied} {copied}" in text, f"{image}: {copied} is not copied"
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
-def test_every_image_runs_uvicorn_with_the_app_factory_as_a_non_root_user(
-    service: Service,
-) -> None:
-    steps = instructions(ROOT / "services" / service.name / "Dockerfile")
-    runtime = steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
+def runtime_stage(directory: str) -> list[tuple[str, str]]:
+    steps = instructions(ROOT / directory / "Dockerfile")
+    return steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
+
+
+@pytest.mark.parametrize(("image", "directory"), IMAGES.items(), ids=IMAGE_IDS)
+def test_every_image_runs_as_a_non_root_user(image: str, directory: str) -> None:
+    runtime = runtime_stage(directory)
     users = [rest for keyword, rest in runtime if keyword == "USER"]
-    assert users == [f"{APP_USER}:{APP_USER}"], "the final stage runs as uid/gid 10001"
+    assert users == [f"{APP_USER}:{APP_USER}"], f"{image}: the final stage runs as 10001"
     assert f"--from=build --chown={APP_USER}:{APP_USER} {VENV} {VENV}" in " ".join(
         rest for keyword, rest in runtime if keyword == "COPY"
     )
-    cmds = [yaml.safe_load(rest) for keyword, rest in runtime if keyword == "CMD"]
-    assert cmds == [
-        [
-            "uvicorn",
-            "--factory",
-            service.app_factory,
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "8000",
-        ]
+
+
+def command(directory: str) -> list[str]:
+    cmds = [yaml.safe_load(rest) for keyword, rest in runtime_stage(directory) if keyword == "CMD"]
+    assert len(cmds) == 1, f"{directory}: one CMD in the final stage"
+    cmd = cmds[0]
+    assert isinstance(cmd, list), "exec form, so the server is PID 1 and gets SIGTERM"
+    return [str(part) for part in cmd]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_every_service_image_runs_uvicorn_with_the_app_factory(service: Service) -> None:
+    assert command(f"services/{service.name}") == [
+        "uvicorn",
+        "--factory",
+        service.app_factory,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
     ]
+
+
+@pytest.mark.parametrize(("image", "directory"), OTHER_IMAGES.items(), ids=list(OTHER_IMAGES))
+def test_every_other_image_runs_its_package_on_all_interfaces_on_port_8000(
+    image: str, directory: str
+) -> None:
+    package = Path(package_path(directory)).name
+    assert command(directory) == ["python", "-m", package, "--host", "0.0.0.0", "--port", "8000"]
 
 
 def test_dockerignore_keeps_what_the_images_copy_and_drops_local_state() -> None:
@@ -142,24 +239,28 @@ def test_dockerignore_keeps_what_the_images_copy_and_drops_local_state() -> None
 
     for path in ("uv.lock", "pyproject.toml", "libs/common/src/ticketing_common/app.py"):
         assert not ignored(path), path
-    for service in SERVICES:
-        assert not ignored(f"services/{service.name}/pyproject.toml")
-        assert not ignored(f"services/{service.name}/src/{service.package}/__init__.py")
+    for directory in IMAGES.values():
+        assert not ignored(f"{directory}/pyproject.toml")
+        assert not ignored(f"{directory}/{package_path(directory)}/__init__.py")
     for path in (".venv", "services/auth/.venv", ".git", "libs/common/tests", ".ticketing"):
         assert ignored(path), path
 
 
-def test_skaffold_builds_one_artifact_per_service_from_its_dockerfile() -> None:
+def test_skaffold_builds_exactly_the_images_each_deployment_runs_from_their_dockerfiles() -> None:
+    """Every build section builds every service, plus the other images (the Stripe sandbox)
+    exactly where the manifests deployed with it run them: nothing missing, nothing unused."""
     config = skaffold()
     assert config["apiVersion"].startswith("skaffold/v4")
-    expected = {f"ticketing/{service.name}" for service in SERVICES}
-    for build in (config["build"], *(p["build"] for p in config["profiles"] if "build" in p)):
+    services = {f"ticketing/{service.name}" for service in SERVICES}
+    for build, paths in builds_and_their_manifests():
+        used = set().union(*(images_in(ROOT / path) for path in paths))
         built = artifacts(build)
-        assert set(built) == expected
-        for service in SERVICES:
-            artifact = built[f"ticketing/{service.name}"]
+        assert services <= set(built)
+        # Ours are named ticketing/<name>; postgres, nats and redis are pulled.
+        assert set(built) == {image for image in used if image.startswith("ticketing/")}, paths
+        for image, artifact in built.items():
             assert artifact.get("context", ".") == "."
-            assert artifact["docker"]["dockerfile"] == f"services/{service.name}/Dockerfile"
+            assert artifact["docker"]["dockerfile"] == f"{IMAGES[image]}/Dockerfile"
 
 
 def test_skaffold_deploys_the_dev_overlay_and_prod_with_a_profile() -> None:
@@ -212,5 +313,7 @@ def test_the_deploy_guide_covers_an_empty_cluster_to_a_working_site() -> None:
         assert needle in guide, needle
     for service in SERVICES:
         assert f"services/{service.name}/Dockerfile" in guide or "services/<service>" in guide
+    for directory in OTHER_IMAGES.values():
+        assert f"{directory}/Dockerfile" in guide
         if service.database:
             assert f"create secret generic {service.name}-db" in guide

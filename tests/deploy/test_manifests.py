@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -256,6 +258,13 @@ KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 SERVICES = deployed_services()
 SERVICE_IDS = [service.name for service in SERVICES]
 PLACEHOLDER_SECRET = "s" * 64
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_app(workload: Doc) -> bool:
+    """A service's own Deployment (the dev overlay patches these by this label), as opposed
+    to infrastructure or the dev overlay's Stripe sandbox."""
+    return bool(workload["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "api")
 
 
 def api_container(deployment: Doc, service: Service) -> Doc:
@@ -270,7 +279,8 @@ def environment(
     container: Doc, manifests: Rendered, secrets: dict[str, dict[str, str]]
 ) -> dict[str, str]:
     """The variables a container gets: env values, ConfigMap keys, Secret keys (values or a
-    placeholder). Fails when a referenced ConfigMap/Secret or key is not declared."""
+    placeholder). Fails when a referenced ConfigMap/Secret or a non-optional key is not
+    declared."""
     values: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
@@ -287,6 +297,8 @@ def environment(
         ref = variable.get("valueFrom", {})
         if "secretKeyRef" in ref:
             secret, key = ref["secretKeyRef"]["name"], ref["secretKeyRef"]["key"]
+            if ref["secretKeyRef"].get("optional") and key not in secrets.get(secret, {}):
+                continue  # an optional key the secret leaves out: the variable stays unset
             assert key in secrets.get(secret, {}), f"secret {secret!r} key {key!r} not declared"
             values[variable["name"]] = secrets[secret][key] or PLACEHOLDER_SECRET
         elif "configMapKeyRef" in ref:
@@ -297,22 +309,41 @@ def environment(
     return values
 
 
-def settings_class(service: Service) -> type[BaseSettings]:
+def settings_class(service: Service) -> type[BaseSettings] | None:
+    """The service's ``Settings``, or None while its settings module does not exist yet.
+
+    Only a missing module counts as "not yet": a module that fails to import fails the test.
+    """
+    if importlib.util.find_spec(service.package) is None:
+        return None
+    if importlib.util.find_spec(f"{service.package}.settings") is None:
+        return None
     settings = importlib.import_module(f"{service.package}.settings").Settings
     assert isinstance(settings, type)
     assert issubclass(settings, BaseSettings)
     return settings
 
 
+def points_at_this_machine(value: object) -> bool:
+    return isinstance(value, str) and urlsplit(value).hostname in LOOPBACK_HOSTS
+
+
 def needed_variables(service: Service) -> set[str]:
-    """Variables a Deployment must set: required settings, JWT_KEY, and the bus/Redis URLs
-    (their defaults point at localhost, which is never right in a cluster)."""
-    fields = settings_class(service).model_fields
-    needed = {name for name, field in fields.items() if field.is_required()} | {"JWT_KEY"}
+    """Variables a Deployment must set: JWT_KEY, what the registry says the service uses
+    (database, bus, Redis), every required setting, and every setting whose default points
+    at this machine (localhost is never right in a cluster)."""
+    needed = {"JWT_KEY"}
+    if service.database:
+        needed.add("DATABASE_URL")
     if service.uses_nats:
         needed.add("NATS_URL")
     if service.uses_redis:
         needed.add("REDIS_URL")
+    settings = settings_class(service)
+    if settings is not None:
+        for name, field in settings.model_fields.items():
+            if field.is_required() or points_at_this_machine(field.default):
+                needed.add(name)
     return needed
 
 
@@ -388,14 +419,13 @@ def test_every_service_has_a_deployment_a_service_and_a_pdb(
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
+@pytest.mark.parametrize("target", TARGETS)
 def test_every_deployment_of_an_app_belongs_to_a_known_service(
-    rendered: dict[str, Rendered],
+    rendered: dict[str, Rendered], target: str
 ) -> None:
     known = {service.name for service in SERVICES}
     apps = {
-        doc["metadata"]["name"]
-        for doc in rendered["base"].of_kind("Deployment")
-        if doc["metadata"]["labels"].get("app.kubernetes.io/component") == "api"
+        doc["metadata"]["name"] for doc in rendered[target].of_kind("Deployment") if is_app(doc)
     }
     assert apps == known
 
@@ -432,6 +462,8 @@ def test_the_settings_class_accepts_the_environment_of_each_overlay(
     container = api_container(manifests.get("Deployment", service.name), service)
     values = environment(container, manifests, dev_secrets)
     cls = settings_class(service)
+    if cls is None:
+        pytest.skip(f"{service.package}.settings does not exist yet")
     known = {name: value for name, value in values.items() if name in cls.model_fields}
     # model_validate checks these values only, never the test process's environment.
     settings: Any = cls.model_validate(known)
@@ -453,7 +485,9 @@ def test_prod_secrets_are_all_created_by_the_documented_commands(
                 ref = variable.get("valueFrom", {}).get("secretKeyRef")
                 if ref is None:
                     continue
-                assert ref["key"] in dev_secrets.get(ref["name"], {}), ref
+                if not ref.get("optional"):
+                    assert ref["key"] in dev_secrets.get(ref["name"], {}), ref
+                assert ref["name"] in dev_secrets, ref
                 assert f"create secret generic {ref['name']}" in docs, ref["name"]
                 assert f"{ref['key']}=" in docs, ref
 
@@ -528,7 +562,7 @@ def test_every_workload_runs_non_root_with_limits_and_a_restricted_security_cont
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
         assert pod.get("automountServiceAccountToken") is False
-        is_dev_app = target == "overlays/dev" and workload["kind"] == "Deployment"
+        is_dev_app = target == "overlays/dev" and is_app(workload)
         for container in pod.get("initContainers", []):
             _check_container_security(container, read_only=True)
         for container in pod["containers"]:
@@ -581,6 +615,83 @@ def test_the_prod_overlay_pins_a_registry_image_and_tag_for_every_service(
         assert name.endswith(f"/ticketing/{service.name}"), container["image"]
         assert tag, container["image"]
         assert tag != "latest", container["image"]
+
+
+def test_the_prod_overlay_runs_no_unpinned_or_latest_image(rendered: dict[str, Rendered]) -> None:
+    """Not only the services': a workload of ours added to base without an ``images:`` entry
+    in prod would otherwise run the bare local name."""
+    for doc in rendered["overlays/prod"].docs:
+        for container in pod_containers(doc):
+            name, _, tag = container["image"].rpartition(":")
+            assert name, f"{container['image']}: no tag"
+            assert tag != "latest", container["image"]
+            assert not name.startswith("ticketing/"), f"{container['image']}: no registry"
+
+
+# ---------------------------------------------------------------- wiring
+
+DEFAULT_PORTS = {
+    "http": 80,
+    "https": 443,
+    "nats": 4222,
+    "redis": 6379,
+    "rediss": 6379,
+    "postgres": 5432,
+    "postgresql": 5432,
+    "postgresql+asyncpg": 5432,
+}
+
+
+def in_cluster_addresses(
+    manifests: Rendered, secrets: dict[str, dict[str, str]]
+) -> Iterator[tuple[str, str, str, int]]:
+    """``(container, variable, host, port)`` for every URL an app container is configured
+    with whose host is a short name, i.e. a Service in the app's own namespace."""
+    for deployment in filter(is_app, manifests.of_kind("Deployment")):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            for name, value in environment(container, manifests, secrets).items():
+                url = urlsplit(value)
+                if url.scheme not in DEFAULT_PORTS or not url.hostname:
+                    continue
+                if "." in url.hostname or url.hostname in LOOPBACK_HOSTS:
+                    continue  # another namespace (the ingress controller) or outside
+                port = url.port or DEFAULT_PORTS[url.scheme]
+                yield container["name"], name, url.hostname, port
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_in_cluster_address_a_service_is_given_names_a_service_port(
+    rendered: dict[str, Rendered], dev_secrets: dict[str, dict[str, str]], target: str
+) -> None:
+    manifests = rendered[target]
+    addresses = list(in_cluster_addresses(manifests, dev_secrets))
+    assert addresses
+    for container, variable, host, port in addresses:
+        service = manifests.find("Service", host)
+        assert service is not None, f"{container}: {variable} names no Service {host!r}"
+        ports = {p["port"] for p in service["spec"]["ports"]}
+        assert port in ports, f"{container}: {variable} uses {host}:{port}, not in {ports}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_deployment_besides_the_services_is_used_by_one_of_them(
+    rendered: dict[str, Rendered], dev_secrets: dict[str, dict[str, str]], target: str
+) -> None:
+    """A helper Deployment (the dev overlay's Stripe sandbox) has a Service that some
+    service is configured to call, so it is not deployed for nothing."""
+    manifests = rendered[target]
+    called = {host for _, _, host, _ in in_cluster_addresses(manifests, dev_secrets)}
+    for deployment in manifests.of_kind("Deployment"):
+        if is_app(deployment):
+            continue
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        services = {
+            service["metadata"]["name"]
+            for service in manifests.of_kind("Service")
+            if service["spec"]["selector"].items() <= pod_labels.items()
+        }
+        name = deployment["metadata"]["name"]
+        assert services & called, f"{name}: no service is configured to call it"
 
 
 # ---------------------------------------------------------------- infrastructure
