@@ -6,6 +6,7 @@ No Docker engine is needed: the rules read the Dockerfiles, ``.dockerignore`` an
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import re
 import tomllib
@@ -172,6 +173,33 @@ def test_every_image_has_a_multi_stage_uv_dockerfile_for_its_package_only(
         assert f"COPY {copied} {copied}" in text, f"{image}: {copied} is not copied"
 
 
+def imported_workspace_packages(directory: str) -> set[str]:
+    """The ``ticketing_*`` packages the project's code imports (its tests excluded)."""
+    imported: set[str] = set()
+    for path in (ROOT / directory / package_path(directory)).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            imported |= {n.partition(".")[0] for n in names if n.startswith("ticketing_")}
+    return imported
+
+
+@pytest.mark.parametrize(("image", "directory"), IMAGES.items(), ids=IMAGE_IDS)
+def test_every_workspace_package_an_image_imports_is_a_declared_dependency(
+    image: str, directory: str
+) -> None:
+    """The image installs the project's declared dependencies only (``uv sync --package``),
+    so an import of an undeclared workspace package works in the workspace and fails in
+    the container at start-up."""
+    declared = {Path(package_path(d)).name for d in (directory, *workspace_dependencies(directory))}
+    undeclared = imported_workspace_packages(directory) - declared
+    assert not undeclared, f"{directory}/pyproject.toml does not depend on {sorted(undeclared)}"
+
+
 def runtime_stage(directory: str) -> list[tuple[str, str]]:
     steps = instructions(ROOT / directory / "Dockerfile")
     return steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
@@ -288,7 +316,16 @@ def test_skaffold_dev_syncs_python_sources_into_the_image_site_packages(
         },
         {"src": "libs/common/src/**/*.py", "dest": SITE_PACKAGES, "strip": "libs/common/src/"},
     ]
-    assert rules == expected
+    assert rules[: len(expected)] == expected
+    # Further rules sync package data the same way (web's templates and static files,
+    # which Jinja2 and StaticFiles read from disk on each request): only files of this
+    # service, to the same place, and each rule matches files that exist.
+    src = ROOT / "services" / service.name / "src"
+    for rule in rules[len(expected) :]:
+        assert rule["dest"] == SITE_PACKAGES, rule
+        assert rule["strip"] == f"services/{service.name}/src/", rule
+        assert rule["src"].startswith(f"services/{service.name}/src/**/"), rule
+        assert list(src.rglob(rule["src"].removeprefix(f"services/{service.name}/src/**/"))), rule
     # The synced path is where the image installs the package and what uvicorn watches.
     assert (ROOT / "services" / service.name / "src" / service.package).is_dir()
     dev_config = yaml.safe_load((ROOT / "infra/k8s/overlays/dev/config.yaml").read_text())
