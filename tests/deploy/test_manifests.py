@@ -514,6 +514,28 @@ def test_services_with_a_database_migrate_it_before_serving(
     manifests.get("Service", f"postgres-{service.name}")
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_services_without_a_database_get_neither_postgres_nor_migrations(
+    rendered: dict[str, Rendered], target: str
+) -> None:
+    """The other half of the rule above: a database appears exactly where the registry says
+    a service owns one, so a copied manifest does not start a PostgreSQL nobody uses."""
+    manifests = rendered[target]
+    for service in SERVICES:
+        pod = manifests.get("Deployment", service.name)["spec"]["template"]["spec"]
+        migrates = [c for c in pod.get("initContainers", []) if c["name"] == "migrate"]
+        has_postgres = manifests.find("StatefulSet", f"postgres-{service.name}") is not None
+        assert bool(migrates) == service.database, f"{service.name}: migrate initContainer"
+        assert has_postgres == service.database, f"{service.name}: postgres-{service.name}"
+    owners = {f"postgres-{service.name}" for service in SERVICES if service.database}
+    databases = {
+        doc["metadata"]["name"]
+        for doc in manifests.of_kind("StatefulSet")
+        if doc["metadata"]["name"].startswith("postgres-")
+    }
+    assert databases == owners
+
+
 # ---------------------------------------------------------------- ingress
 
 
