@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope
+from ticketing_common.logs import JsonFormatter
 from ticketing_common.testing import ServedApp, wait_until
 
 from .conftest import order_created, worker_of
@@ -55,3 +58,35 @@ async def test_readyz_is_200_with_nats_and_redis_up(expiration: ServedApp) -> No
 
     assert response.status_code == 200
     assert response.json() == {"status": "ready"}
+
+
+class Lines(logging.Handler):
+    """Log records as the service writes them: JSON lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter("expiration"))
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_every_firing_logs_its_lateness_as_a_json_field(
+    expiration: ServedApp, bus: EventBus
+) -> None:
+    lines = Lines()
+    logger = logging.getLogger("ticketing.expiration")
+    logger.addHandler(lines)
+    try:
+        order = order_created(expires_in=-2)
+        await bus.publish(Envelope.of(order))
+        await wait_until(fired(expiration, 1))
+    finally:
+        logger.removeHandler(lines)
+
+    [line] = [line for line in lines.lines if line["message"] == "expiration fired"]
+    assert line["order_id"] == str(order.id)
+    lateness = line["lateness_ms"]
+    assert isinstance(lateness, float)
+    assert lateness >= 2000
