@@ -1,1 +1,8 @@
-"""Payments service: charges orders through Stripe and publishes payment events."""
+"""The payments service: buyers pay for their orders by card (SPEC §3 ``/api/payments``, §4).
+
+It owns the ``payments`` table and a replica of orders, filled only by
+order:created / order:cancelled events in version order. A payment charges the
+order's price through one Stripe PaymentIntent per order, so no retry or
+concurrent request can charge twice; it publishes payment:created, and
+payment:refunded when a charge meets a cancelled order.
+"""

@@ -1,0 +1,63 @@
+"""Reading what a service published: the events of one type on a test's namespace.
+
+Each call reads the stream from the start through its own ephemeral consumer, so
+it sees every event of that type published so far and acks nothing that a
+service's durable consumer would miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, P, decode
+
+
+async def published(
+    bus: EventBus, payload_type: type[P], count: int, *, timeout: float = 15
+) -> list[Envelope[P]]:
+    """The first ``count`` events of a type, in stream order; fails after ``timeout`` s."""
+    subscription = await bus.js.pull_subscribe(
+        bus.subjects.of(payload_type.event_type),
+        stream=bus.subjects.stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+    )
+    found: list[Envelope[P]] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found) < count and loop.time() < deadline:
+            try:
+                messages = await subscription.fetch(count - len(found), timeout=0.5)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            found += [decode(message.data, payload_type) for message in messages]
+    finally:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
+    assert len(found) >= count, f"only {len(found)} {payload_type.event_type} events"
+    return found
+
+
+async def published_so_far(bus: EventBus, payload_type: type[P]) -> list[Envelope[P]]:
+    """Every event of a type in the stream now, in order (none is waited for)."""
+    subscription = await bus.js.pull_subscribe(
+        bus.subjects.of(payload_type.event_type),
+        stream=bus.subjects.stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+    )
+    found: list[Envelope[P]] = []
+    try:
+        while True:
+            try:
+                messages = await subscription.fetch(100, timeout=0.3)
+            except (TimeoutError, NatsTimeoutError):
+                return found
+            found += [decode(message.data, payload_type) for message in messages]
+    finally:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()

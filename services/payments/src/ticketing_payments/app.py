@@ -1,0 +1,32 @@
+"""The payments service's application: ``uvicorn --factory ticketing_payments.app:create_app``."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import FastAPI
+
+from ticketing_common.app import create_event_service_app
+from ticketing_payments.listeners import listener_group
+from ticketing_payments.provider import PaymentProvider
+from ticketing_payments.routes import router
+from ticketing_payments.settings import Settings
+
+TITLE = "Ticketing payments"
+# The gateway sends only /api/payments/* to payments, so the docs are served there too.
+DOCS_PREFIX = "/api/payments"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    provider = PaymentProvider.from_settings(settings)
+    app = create_event_service_app(
+        settings=settings,
+        title=TITLE,
+        routers=[router],
+        listeners=partial(listener_group, provider=provider),
+        docs_prefix=DOCS_PREFIX,
+        on_shutdown=[provider.close],
+    )
+    app.state.provider = provider
+    return app

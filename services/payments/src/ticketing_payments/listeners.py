@@ -1,0 +1,71 @@
+"""What payments hears: order:created and order:cancelled keep its order replica.
+
+Each change is applied in the owner's version order through ``apply_versioned``:
+a redelivered or older event is acked and ignored, and an event that arrives
+before its predecessor (order:cancelled before order:created: a gap) is not
+acked, so it comes back after it. A cancelled order whose charge was already
+taken is refunded in the same transaction (SPEC §4 flow 3).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing_common.db import Database
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, OrderCancelled, OrderCreated, OrderStatus
+from ticketing_common.events.listener import (
+    ListenerGroup,
+    RetryPolicy,
+    SessionHandler,
+    transactional,
+)
+from ticketing_common.events.replica import apply_versioned
+from ticketing_common.money import to_cents
+from ticketing_payments import service
+from ticketing_payments.models import Order
+from ticketing_payments.provider import PaymentProvider
+
+
+async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession) -> None:
+    order = event.data
+    await apply_versioned(
+        session,
+        Order,
+        id=order.id,
+        version=order.version,
+        values={
+            "user_id": order.user_id,
+            "status": order.status.value,
+            # The ticket's price as the order was made: what the buyer pays.
+            "price_cents": to_cents(order.ticket.price),
+            "expires_at": order.expires_at,
+        },
+    )
+
+
+def on_order_cancelled(provider: PaymentProvider) -> SessionHandler[OrderCancelled]:
+    async def handle(event: Envelope[OrderCancelled], session: AsyncSession) -> None:
+        order = event.data
+        await apply_versioned(
+            session,
+            Order,
+            id=order.id,
+            version=order.version,
+            values={"status": OrderStatus.CANCELLED.value},
+        )
+        # Also on a duplicate: the refund is idempotent, and finds nothing to do when
+        # the first delivery's transaction already refunded. A provider failure
+        # raises, rolls the cancellation back too, and the event is redelivered.
+        await service.refund_cancelled_order(session, provider, order.id)
+
+    return handle
+
+
+def listener_group(
+    bus: EventBus, database: Database, policy: RetryPolicy, *, provider: PaymentProvider
+) -> ListenerGroup:
+    listeners = ListenerGroup(bus, service="payments", policy=policy)
+    listeners.add(OrderCreated, transactional(database, on_order_created))
+    listeners.add(OrderCancelled, transactional(database, on_order_cancelled(provider)))
+    return listeners

@@ -1,0 +1,31 @@
+"""Payments' settings: the shared database and bus settings plus the Stripe account.
+
+The only place the payments service reads its environment (``UPPER_SNAKE`` names).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from ticketing_common.settings import EventServiceSettings
+
+
+class Settings(EventServiceSettings):
+    SERVICE_NAME: str = "payments"
+
+    # A real key talks to Stripe; ``ticketing up`` and the tests pass the sandbox's.
+    STRIPE_SECRET_KEY: SecretStr
+    # Unset: Stripe's own API. Set: a Stripe-compatible server (the local sandbox).
+    STRIPE_API_BASE: str | None = None
+    # The SDK retries connection errors, 409s and 5xx itself, with back-off; the
+    # idempotency keys make those retries safe.
+    STRIPE_MAX_NETWORK_RETRIES: int = Field(default=2, ge=0, le=5)
+    STRIPE_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+
+    @field_validator("STRIPE_API_BASE")
+    @classmethod
+    def _blank_is_stripe(cls, value: str | None) -> str | None:
+        """An empty variable means "not set" (a shell or manifest often passes ``""``)."""
+        if value is None or not value.strip():
+            return None
+        return value.strip().rstrip("/")

@@ -1,0 +1,224 @@
+"""Fixtures: payments served over real HTTP on a fresh, migrated PostgreSQL database and a
+fresh NATS namespace, talking through the real Stripe SDK to the ``stripe_api`` fixture
+(the Stripe sandbox, or Stripe itself when ``STRIPE_SECRET_KEY`` is set). Orders reach its
+replica through real order events on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+import stripe
+from sqlalchemy import func, select
+
+from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import (
+    Envelope,
+    OrderCancelled,
+    OrderCreated,
+    OrderStatus,
+    PricedTicketRef,
+    TicketRef,
+)
+from ticketing_common.events.outbox import outbox_table
+from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_payments.app import create_app
+from ticketing_payments.models import Order, Payment
+from ticketing_payments.settings import Settings
+from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
+
+ServePayments = Callable[..., AbstractAsyncContextManager[ServedApp]]
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    await asyncio.to_thread(upgrade_to_head, "ticketing_payments", database_url)
+    return database_url
+
+
+@pytest.fixture
+def make_settings(
+    migrated_url: str, nats_url: str, namespace: str, stripe_api: StripeApi
+) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "DATABASE_URL": migrated_url,
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": namespace,
+            "ENVIRONMENT": "test",
+            "SERVICE_NAME": "payments",
+            "STRIPE_SECRET_KEY": stripe_api.secret_key,
+            "STRIPE_API_BASE": stripe_api.api_base,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def serve_payments(make_settings: Callable[..., Settings], bus: EventBus) -> ServePayments:
+    """Serve payments with some settings overridden (the test's bus is connected first)."""
+
+    @asynccontextmanager
+    async def serve(**overrides: object) -> AsyncIterator[ServedApp]:
+        async with serve_app(create_app(make_settings(**overrides))) as served:
+            yield served
+
+    return serve
+
+
+@pytest.fixture
+async def payments(serve_payments: ServePayments) -> AsyncIterator[ServedApp]:
+    async with serve_payments() as served:
+        yield served
+
+
+@pytest.fixture
+async def client(payments: ServedApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with payments.client() as client:
+        yield client
+
+
+@pytest.fixture
+async def db(migrated_url: str) -> AsyncIterator[Database]:
+    """Direct access to payments' database, to check rows."""
+    database = Database(migrated_url, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(name="stripe_client")
+def stripe_sdk(stripe_api: StripeApi) -> stripe.StripeClient:
+    """The real SDK, to look at what the provider holds (charges, refunds)."""
+    return stripe_client(stripe_api)
+
+
+async def charges_of(client: stripe.StripeClient, intent_id: str) -> list[stripe.Charge]:
+    """Every charge the provider made for one PaymentIntent."""
+    listed = await client.v1.charges.list_async({"payment_intent": intent_id, "limit": 100})
+    return list(listed.data)
+
+
+@dataclass
+class Users:
+    """Session cookies of made-up users, signed the way auth signs them."""
+
+    settings: Settings
+
+    def headers(self, user_id: UUID) -> dict[str, str]:
+        """A Cookie header (per-request ``cookies=`` is deprecated in httpx)."""
+        cookies = signed_in_cookie(self.settings, user_id=user_id)
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
+@pytest.fixture
+def users(settings: Settings) -> Users:
+    return Users(settings)
+
+
+async def replica_order(db: Database, order_id: UUID) -> Order | None:
+    async with db.transaction() as session:
+        return await session.scalar(select(Order).where(Order.id == order_id))
+
+
+async def payment_of(db: Database, order_id: UUID) -> Payment | None:
+    async with db.transaction() as session:
+        return await session.scalar(select(Payment).where(Payment.order_id == order_id))
+
+
+async def payment_count(db: Database) -> int:
+    async with db.transaction() as session:
+        return await session.scalar(select(func.count()).select_from(Payment)) or 0
+
+
+async def outbox_drained(db: Database) -> bool:
+    """True once the relay has published every recorded event."""
+    async with db.transaction() as session:
+        return (await session.scalar(select(func.count()).select_from(outbox_table))) == 0
+
+
+def order_created(
+    *, buyer: UUID, price: str = "20.50", expires_in: timedelta = timedelta(minutes=15)
+) -> OrderCreated:
+    return OrderCreated(
+        id=uuid4(),
+        version=0,
+        status=OrderStatus.CREATED,
+        user_id=buyer,
+        expires_at=datetime.now(UTC) + expires_in,
+        ticket=PricedTicketRef(id=uuid4(), price=Decimal(price)),
+    )
+
+
+def order_cancelled(order: OrderCreated) -> OrderCancelled:
+    return OrderCancelled(id=order.id, version=1, ticket=TicketRef(id=order.ticket.id))
+
+
+@dataclass
+class Orders:
+    """Places and cancels orders the way the orders service does: by publishing events."""
+
+    bus: EventBus
+    db: Database
+
+    async def placed(
+        self,
+        *,
+        buyer: UUID | None = None,
+        price: str = "20.50",
+        expires_in: timedelta = timedelta(minutes=15),
+    ) -> OrderCreated:
+        order = order_created(buyer=buyer or uuid4(), price=price, expires_in=expires_in)
+        await self.bus.publish(Envelope.of(order))
+
+        async def replicated() -> bool:
+            return await replica_order(self.db, order.id) is not None
+
+        await wait_until(replicated)
+        return order
+
+    async def cancel(self, order: OrderCreated) -> OrderCancelled:
+        """Publish order:cancelled and wait until the replica shows it."""
+        cancelled = order_cancelled(order)
+        await self.bus.publish(Envelope.of(cancelled))
+
+        async def applied() -> bool:
+            copy = await replica_order(self.db, order.id)
+            return copy is not None and copy.status == OrderStatus.CANCELLED
+
+        await wait_until(applied)
+        return cancelled
+
+
+@pytest.fixture
+def orders(bus: EventBus, db: Database, payments: ServedApp) -> Orders:
+    return Orders(bus, db)
+
+
+async def pay(
+    client: httpx.AsyncClient,
+    users: Users,
+    order: OrderCreated,
+    token: str = "tok_visa",  # noqa: S107 - a test card
+) -> httpx.Response:
+    return await client.post(
+        "/api/payments",
+        json={"token": token, "orderId": str(order.id)},
+        headers=users.headers(order.user_id),
+    )

@@ -1,0 +1,147 @@
+"""A payment meeting the order's cancellation (expiry) ends refunded, once (SPEC §4 flow 3).
+
+Both orders of the race: the charge recorded before order:cancelled arrives (the
+handler refunds), and the order cancelled after the charge succeeded but before
+it was recorded (the request refunds and answers 400).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import httpx
+import stripe
+from sqlalchemy import text, update
+
+from ticketing_common.db import Database
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import (
+    Envelope,
+    OrderStatus,
+    PaymentCreated,
+    PaymentRefunded,
+)
+from ticketing_common.testing import ServedApp, published, published_so_far, wait_until
+from ticketing_payments.models import Order, Payment, PaymentStatus
+
+from .conftest import Orders, Users, charges_of, order_cancelled, outbox_drained, pay, payment_of
+
+
+async def _refunded(db: Database, order_id: UUID) -> Payment:
+    async def refunded() -> Payment | None:
+        payment = await payment_of(db, order_id)
+        return payment if payment is not None and payment.status == PaymentStatus.REFUNDED else None
+
+    return await wait_until(refunded)
+
+
+async def _assert_refunded_once(
+    db: Database, bus: EventBus, stripe_client: stripe.StripeClient, payment: Payment
+) -> None:
+    """The charge is refunded in full at the provider, and payment:refunded published once."""
+    [charge] = await charges_of(stripe_client, payment.stripe_id)
+    assert charge.status == "succeeded"
+    assert charge.refunded is True
+    assert charge.amount_refunded == charge.amount == payment.amount_cents
+    await wait_until(lambda: outbox_drained(db))
+    events = await published_so_far(bus, PaymentRefunded)
+    assert [event.data for event in events] == [
+        PaymentRefunded(id=payment.id, order_id=payment.order_id, refund_id=payment.refund_id)
+    ]
+
+
+async def test_order_cancelled_after_the_payment_was_recorded_refunds_it(
+    client: httpx.AsyncClient,
+    orders: Orders,
+    users: Users,
+    db: Database,
+    bus: EventBus,
+    payments: ServedApp,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    order = await orders.placed(price="15")
+    paid = await pay(client, users, order)
+    assert paid.status_code == 201
+
+    # Orders expired the order before payment:created reached it.
+    await orders.cancel(order)
+
+    payment = await _refunded(db, order.id)
+    assert payment.refund_id
+    await _assert_refunded_once(db, bus, stripe_client, payment)
+
+    # The same order:cancelled delivered again refunds nothing more.
+    listeners = payments.app.state.listeners
+    handled = listeners.handled
+    await bus.publish(Envelope.of(order_cancelled(order)))
+    await wait_until(lambda: listeners.handled > handled)
+    again = await payment_of(db, order.id)
+    assert again is not None
+    assert (again.status, again.refund_id) == (PaymentStatus.REFUNDED, payment.refund_id)
+    await _assert_refunded_once(db, bus, stripe_client, payment)
+    assert listeners.dead_lettered == 0
+
+
+async def test_order_cancelled_after_the_charge_but_before_recording_is_400_and_refunded(
+    client: httpx.AsyncClient,
+    orders: Orders,
+    users: Users,
+    db: Database,
+    bus: EventBus,
+    payments: ServedApp,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    order = await orders.placed(price="42")
+
+    # Hold the order's row lock, as the order:cancelled handler does while it
+    # cancels: the request charges the card, then waits to record the charge.
+    async with db.transaction() as session:
+        await session.execute(
+            text("SELECT id FROM orders WHERE id = :id FOR UPDATE"), {"id": order.id}
+        )
+        request = asyncio.create_task(pay(client, users, order))
+
+        async def recording_waits_for_the_lock() -> bool:
+            async with db.transaction() as probe:
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            return bool(waiting)
+
+        await wait_until(recording_waits_for_the_lock)
+        # The handler's write (apply_versioned of order:cancelled v1), then commit.
+        await session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(status=OrderStatus.CANCELLED.value, version=1)
+        )
+
+    response = await request
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {"errors": [{"message": "Order has been cancelled"}]}
+    payment = await payment_of(db, order.id)
+    assert payment is not None
+    assert payment.status == PaymentStatus.REFUNDED
+    assert payment.amount_cents == 4200
+    [created] = await published(bus, PaymentCreated, 1)
+    assert created.data == PaymentCreated(
+        id=payment.id, order_id=order.id, stripe_id=payment.stripe_id
+    )
+    await _assert_refunded_once(db, bus, stripe_client, payment)
+
+    # order:cancelled arriving now (a duplicate for the replica) refunds nothing more.
+    listeners = payments.app.state.listeners
+    handled = listeners.handled
+    await bus.publish(Envelope.of(order_cancelled(order)))
+    await wait_until(lambda: listeners.handled > handled)
+    await _assert_refunded_once(db, bus, stripe_client, payment)
+
+    # And paying again is refused without charging.
+    again = await pay(client, users, order)
+    assert again.status_code == 400
+    assert len(await charges_of(stripe_client, payment.stripe_id)) == 1
