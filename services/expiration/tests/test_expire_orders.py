@@ -7,6 +7,8 @@ import asyncio
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import pytest
+
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope
 from ticketing_common.testing import ServedApp, wait_until
@@ -61,10 +63,12 @@ async def test_redelivery_after_the_job_ran_schedules_nothing(
     assert len(await expirations_of(bus, order.id)) == 1
 
 
+# A month old: older than how long arq would keep a job key by default.
+@pytest.mark.parametrize("expires_in", [-60, -30 * 24 * 3600], ids=["minute", "month"])
 async def test_order_created_whose_expires_at_is_past_fires_at_once(
-    expiration: ServedApp, bus: EventBus
+    expiration: ServedApp, bus: EventBus, expires_in: float
 ) -> None:
-    order = order_created(expires_in=-60)
+    order = order_created(expires_in=expires_in)
     await bus.publish(Envelope.of(order))
 
     [event] = await wait_until(lambda: expirations_of(bus, order.id))

@@ -2,13 +2,19 @@
 
 The job id is derived from the order id, and arq refuses a job id that already
 exists (queued, running, or finished while its result is kept), so scheduling the
-same order twice schedules it once. Every Redis command of the service's own lives
-here; arq's worker (``jobs.py``) runs the jobs.
+same order twice schedules it once. A finished job's result is kept for
+``EXPIRATION_KEEP_RESULT_SECONDS`` (a day), far beyond the broker's 2 h duplicate
+window; a redelivery later than that would schedule a second job, which is harmless:
+it publishes expiration:complete under the same event id, for an order that orders
+has long since cancelled or completed, and orders ignores it.
+
+Every Redis command of the service's own lives here; arq's worker (``jobs.py``)
+runs the jobs.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -55,12 +61,16 @@ class JobStore:
 
         A time in the past is due at once.
         """
+        due_in = expires_at - datetime.now(UTC)
         job = await self.pool.enqueue_job(
             JOB_FUNCTION,
             str(order_id),
             expires_at.isoformat(),
             _job_id=self.job_id(order_id),
             _defer_until=expires_at,
+            # Explicit, because arq's default (due + extra) is negative for an expiresAt
+            # older than the extra, which Redis refuses (a replayed, old order:created).
+            _expires=max(due_in, timedelta(0)) + timedelta(milliseconds=JOB_TTL_AFTER_DUE_MS),
         )
         return job is not None
 
