@@ -8,7 +8,7 @@ it was recorded (the request refunds and answers 400).
 from __future__ import annotations
 
 import asyncio
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import stripe
@@ -24,8 +24,19 @@ from ticketing_common.events.contracts import (
 )
 from ticketing_common.testing import ServedApp, published, published_so_far, wait_until
 from ticketing_payments.models import Order, Payment, PaymentStatus
+from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
-from .conftest import Orders, Users, charges_of, order_cancelled, outbox_drained, pay, payment_of
+from .conftest import (
+    Orders,
+    ServePayments,
+    Users,
+    charges_of,
+    order_cancelled,
+    outbox_drained,
+    pay,
+    payment_of,
+    replica_order,
+)
 
 
 async def _refunded(db: Database, order_id: UUID) -> Payment:
@@ -145,3 +156,50 @@ async def test_order_cancelled_after_the_charge_but_before_recording_is_400_and_
     again = await pay(client, users, order)
     assert again.status_code == 400
     assert len(await charges_of(stripe_client, payment.stripe_id)) == 1
+
+
+ROUNDS = 6
+
+
+async def test_payment_racing_the_cancellation_never_leaves_the_buyer_charged(
+    serve_payments: ServePayments, bus: EventBus, db: Database, users: Users, stripe_api: StripeApi
+) -> None:
+    """Payment and order:cancelled at the same moment, several times: whichever wins,
+    the buyer ends with nothing charged, and each recorded payment is refunded once."""
+    account = stripe_api.with_key(f"sk_test_race{uuid4().hex[:12]}")  # a fresh account
+    async with (
+        serve_payments(STRIPE_SECRET_KEY=account.secret_key) as served,
+        served.client() as client,
+    ):
+        orders = Orders(bus, db)
+        placed = [await orders.placed() for _ in range(ROUNDS)]
+        for order in placed:
+            paid, _ = await asyncio.gather(
+                pay(client, users, order), bus.publish(Envelope.of(order_cancelled(order)))
+            )
+            assert paid.status_code in {201, 400}, paid.text
+
+        async def settled() -> bool:
+            for order in placed:
+                copy = await replica_order(db, order.id)
+                payment = await payment_of(db, order.id)
+                if copy is None or copy.status != OrderStatus.CANCELLED:
+                    return False
+                if payment is not None and payment.status != PaymentStatus.REFUNDED:
+                    return False
+            return await outbox_drained(db)
+
+        await wait_until(settled)
+        assert served.app.state.listeners.dead_lettered == 0
+
+    sdk = stripe_client(account)
+    intents = (await sdk.v1.payment_intents.list_async({"limit": 100})).data
+    for intent in intents:
+        for charge in await charges_of(sdk, intent.id):
+            # Nothing kept: a charge either failed or was refunded in full.
+            assert charge.status != "succeeded" or charge.amount_refunded == charge.amount
+    refunded_orders = [
+        event.data.order_id for event in await published_so_far(bus, PaymentRefunded)
+    ]
+    recorded = [event.data.order_id for event in await published_so_far(bus, PaymentCreated)]
+    assert sorted(refunded_orders) == sorted(recorded)  # each recorded charge refunded once
