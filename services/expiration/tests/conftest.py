@@ -10,8 +10,6 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from redis.asyncio import Redis
 
 from ticketing_common.events.bus import EventBus
@@ -21,9 +19,8 @@ from ticketing_common.events.contracts import (
     OrderCreated,
     OrderStatus,
     PricedTicketRef,
-    decode,
 )
-from ticketing_common.testing import ServedApp, serve_app
+from ticketing_common.testing import ServedApp, published_so_far, serve_app
 from ticketing_expiration.app import create_app
 from ticketing_expiration.jobs import JobWorker
 from ticketing_expiration.settings import Settings
@@ -101,25 +98,7 @@ def order_created(
     )
 
 
-async def expirations(bus: EventBus) -> list[Envelope[ExpirationComplete]]:
-    """Every expiration:complete in the test's stream right now."""
-    subscription = await bus.js.pull_subscribe(
-        bus.subjects.of(ExpirationComplete.event_type),
-        stream=bus.subjects.stream,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
-    )
-    found: list[Envelope[ExpirationComplete]] = []
-    try:
-        while True:
-            try:
-                messages = await subscription.fetch(100, timeout=0.5)
-            except (TimeoutError, NatsTimeoutError):
-                break
-            found += [decode(message.data, ExpirationComplete) for message in messages]
-    finally:
-        await subscription.unsubscribe()
-    return found
-
-
 async def expirations_of(bus: EventBus, order_id: UUID) -> list[Envelope[ExpirationComplete]]:
-    return [event for event in await expirations(bus) if event.data.order_id == order_id]
+    """Every expiration:complete of the order in the test's stream right now."""
+    events = await published_so_far(bus, ExpirationComplete)
+    return [event for event in events if event.data.order_id == order_id]
