@@ -26,12 +26,15 @@ from ticketing_common.embedded import free_port
 from ticketing_devstack.registry import Service
 from ticketing_devstack.stack import (
     READY_LINE,
+    STRIPE_SANDBOX_NAME,
     Backends,
     StackConfig,
     load_jwt_key,
+    needs_stripe_sandbox,
     postgres_url,
     service_environments,
 )
+from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
 FAKE_APP = """
 import os, threading
@@ -56,14 +59,21 @@ def create_app():
     return app
 """
 
+PASSTHROUGH_KEY = "sk_test_passthrough"
+
 RUNNER = """
-import pathlib, sys
+import os, pathlib, sys
 from rich.console import Console
 from ticketing_devstack.processes import LogPrinter
 from ticketing_devstack.registry import Service
 from ticketing_devstack.stack import StackConfig, run
 
-fake = Service(name="fake", package="ticketing_fakesvc", path_prefix="/api/fake")
+fake = Service(
+    name="fake",
+    package="ticketing_fakesvc",
+    path_prefix="/api/fake",
+    stripe_secret=os.environ.get("FAKE_CHARGES_CARDS") == "1",
+)
 config = StackConfig(
     port=int(sys.argv[1]), data_dir=pathlib.Path(sys.argv[2]), ready_timeout=float(sys.argv[3])
 )
@@ -97,7 +107,14 @@ class Running:
 
 
 class StartStack(Protocol):
-    def __call__(self, mode: str = "ok", ready_timeout: float = 30) -> Running: ...
+    def __call__(
+        self,
+        mode: str = "ok",
+        ready_timeout: float = 30,
+        *,
+        charges_cards: bool = False,
+        stripe_secret_key: str | None = PASSTHROUGH_KEY,
+    ) -> Running: ...
 
 
 @pytest.fixture
@@ -110,16 +127,25 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
     runner.write_text(RUNNER)
     started: list[Running] = []
 
-    def start(mode: str = "ok", ready_timeout: float = 30) -> Running:
+    def start(
+        mode: str = "ok",
+        ready_timeout: float = 30,
+        *,
+        charges_cards: bool = False,
+        stripe_secret_key: str | None = PASSTHROUGH_KEY,
+    ) -> Running:
         port = free_port()
         data_dir = tmp_path / "data"
         env = dict(
             os.environ,
             PYTHONPATH=str(tmp_path / "src"),
             FAKE_MODE=mode,
-            STRIPE_SECRET_KEY="sk_test_passthrough",
+            FAKE_CHARGES_CARDS="1" if charges_cards else "0",
         )
         env.pop("JWT_KEY", None)
+        env.pop("STRIPE_SECRET_KEY", None)
+        if stripe_secret_key is not None:
+            env["STRIPE_SECRET_KEY"] = stripe_secret_key
         proc = subprocess.Popen(
             [sys.executable, str(runner), str(port), str(data_dir), str(ready_timeout)],
             env=env,
@@ -182,7 +208,8 @@ def test_service_gets_its_environment_through_the_gateway_and_sigterm_stops_ever
     assert env["ENVIRONMENT"] == "development"
     assert env["SERVICE_NAME"] == "fake"
     assert env["EXPIRATION_WINDOW_SECONDS"] == "900"
-    assert env["STRIPE_SECRET_KEY"] == "sk_test_passthrough"
+    # Only a service that charges cards gets the Stripe secret key.
+    assert "STRIPE_SECRET_KEY" not in env
     assert env["JWT_KEY"] == (stack.data_dir / "jwt_key").read_text().strip()
     assert env["GATEWAY_URL"] == stack.url
     assert "DATABASE_URL" not in env
@@ -290,3 +317,109 @@ def test_processes_left_by_a_killed_run_are_stopped_by_the_next_run(
 
     assert _alive(orphans) == []
     assert "left running by a previous run that was killed" in next_run.output()
+
+
+def test_without_a_stripe_key_the_sandbox_runs_for_the_service_that_charges_cards(
+    start_stack: StartStack,
+) -> None:
+    stack = start_stack(charges_cards=True, stripe_secret_key=None)
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    children = _descendants(stack.proc.pid)
+    record = json.loads((stack.data_dir / "ticketing.lock").read_text())
+
+    env = httpx.get(stack.url + "/api/fake/env").json()
+    client = stripe_client(StripeApi(env["STRIPE_API_BASE"], env["STRIPE_SECRET_KEY"], True))
+    intent = client.v1.payment_intents.create(
+        {
+            "amount": 2050,
+            "currency": "usd",
+            "allowed_payment_method_types": ["card"],
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+        }
+    )
+    stack.proc.send_signal(signal.SIGTERM)
+    code = stack.proc.wait(30)
+
+    assert env["STRIPE_SECRET_KEY"] == "sk_test_sandbox"
+    assert env["STRIPE_API_BASE"].startswith("http://127.0.0.1:")
+    assert intent.status == "succeeded"
+    assert STRIPE_SANDBOX_NAME in {c["name"] for c in record["children"]}
+    assert STRIPE_SANDBOX_NAME in stack.output()
+    assert code == 0
+    assert _alive(children) == []
+
+
+def test_with_a_stripe_key_no_sandbox_runs_and_the_key_passes_unchanged(
+    start_stack: StartStack,
+) -> None:
+    stack = start_stack(charges_cards=True, stripe_secret_key="sk_test_real_account")
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    record = json.loads((stack.data_dir / "ticketing.lock").read_text())
+
+    env = httpx.get(stack.url + "/api/fake/env").json()
+
+    assert env["STRIPE_SECRET_KEY"] == "sk_test_real_account"
+    assert "STRIPE_API_BASE" not in env
+    assert {c["name"] for c in record["children"]} == {"fake", "gateway"}
+
+
+PAYMENTS = Service(
+    name="payments", package="p", database=True, path_prefix="/api/payments", stripe_secret=True
+)
+WEB = Service(name="web", package="w", path_prefix="/", stripe_publishable=True)
+AUTH = Service(name="auth", package="a", database=True, path_prefix="/api/users")
+PORTS = {"payments": 1, "web": 2, "auth": 3}
+
+
+def _envs(environ: dict[str, str], sandbox_url: str | None) -> dict[str, dict[str, str]]:
+    config = StackConfig(port=8000, data_dir=Path("/unused"), environ=environ)
+    return service_environments(
+        config, [PAYMENTS, WEB, AUTH], Backends(), PORTS, "k" * 32, stripe_sandbox_url=sandbox_url
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "services", "expected"),
+    [
+        ({}, [PAYMENTS, WEB], True),
+        ({"STRIPE_SECRET_KEY": "  "}, [PAYMENTS], True),
+        ({"STRIPE_SECRET_KEY": "sk_test_x"}, [PAYMENTS, WEB], False),
+        ({}, [WEB, AUTH], False),
+    ],
+)
+def test_the_sandbox_is_needed_only_for_payments_without_a_secret_key(
+    environ: dict[str, str], services: list[Service], expected: bool
+) -> None:
+    assert needs_stripe_sandbox(environ, services) is expected
+
+
+def test_with_the_sandbox_payments_get_its_key_and_address_and_web_no_publishable_key() -> None:
+    envs = _envs({"STRIPE_PUBLISHABLE_KEY": "pk_test_x"}, "http://127.0.0.1:4242")
+
+    assert envs["payments"]["STRIPE_SECRET_KEY"] == "sk_test_sandbox"
+    assert envs["payments"]["STRIPE_API_BASE"] == "http://127.0.0.1:4242"
+    assert "STRIPE_PUBLISHABLE_KEY" not in envs["web"]
+    assert not any(k.startswith("STRIPE_") for k in envs["auth"])
+
+
+def test_with_a_secret_key_it_reaches_payments_unchanged_and_the_publishable_key_web() -> None:
+    envs = _envs(
+        {"STRIPE_SECRET_KEY": "sk_test_real", "STRIPE_PUBLISHABLE_KEY": "pk_test_real"}, None
+    )
+
+    assert envs["payments"]["STRIPE_SECRET_KEY"] == "sk_test_real"
+    assert "STRIPE_API_BASE" not in envs["payments"]
+    assert "STRIPE_PUBLISHABLE_KEY" not in envs["payments"]
+    assert envs["web"]["STRIPE_PUBLISHABLE_KEY"] == "pk_test_real"
+    assert "STRIPE_SECRET_KEY" not in envs["web"]
+    assert not any(k.startswith("STRIPE_") for k in envs["auth"])
+
+
+def test_an_api_base_given_with_the_key_is_kept_for_payments() -> None:
+    envs = _envs(
+        {"STRIPE_SECRET_KEY": "sk_test_real", "STRIPE_API_BASE": "http://127.0.0.1:12111"}, None
+    )
+
+    assert envs["payments"]["STRIPE_API_BASE"] == "http://127.0.0.1:12111"
+    assert "STRIPE_API_BASE" not in envs["web"]

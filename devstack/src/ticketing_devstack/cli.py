@@ -37,6 +37,11 @@ DataDir = Annotated[
 ]
 
 
+def _name_width() -> int:
+    """Width of the process-name column: the longest name a child of ``up`` can have."""
+    return max(len(name) for name in (*INFRA_NAMES, *(s.name for s in KNOWN_SERVICES)))
+
+
 @app.command()
 def up(
     port: Annotated[
@@ -69,15 +74,16 @@ def up(
 
     Uses external servers instead of embedded ones when [bold]NATS_URL[/],
     [bold]DATABASE_URL[/] (an admin URL; one database per service is created on it)
-    or [bold]REDIS_URL[/] is set. Other environment variables (e.g.
-    STRIPE_SECRET_KEY) reach the services. If any process exits, everything is
-    stopped and the exit code is 1. Only one instance runs per data directory.
+    or [bold]REDIS_URL[/] is set. Payments talk to Stripe with [bold]STRIPE_SECRET_KEY[/]
+    when it is set (and web gets [bold]STRIPE_PUBLISHABLE_KEY[/]); without it a local
+    Stripe sandbox that understands Stripe's test cards stands in. Other environment
+    variables reach the services. If any process exits, everything is stopped and the
+    exit code is 1. Only one instance runs per data directory.
     """
     # pgserver's platformdirs warns about XDG_RUNTIME_DIR, which nothing here uses.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     services = installed_services()
-    width = max(len(name) for name in (*INFRA_NAMES, *(s.name for s in KNOWN_SERVICES)))
-    printer = LogPrinter(Console(highlight=False), prefix_width=width, raw=raw_logs)
+    printer = LogPrinter(Console(highlight=False), prefix_width=_name_width(), raw=raw_logs)
     config = StackConfig(
         port=port,
         data_dir=data_dir.absolute(),
@@ -99,9 +105,10 @@ def status(data_dir: DataDir = Path(".ticketing")) -> None:
         console.print(f"Ticketing is not running with {data_dir}.")
         raise typer.Exit(1)
     console.print(f"Ticketing is running at [bold]{info.url}[/] (PID {info.pid}).")
+    width = _name_width()
     for child in info.children:
         state = "running" if child.is_running() else "gone"
-        console.print(f"  {child.name:<12} PID {child.pid:<8} {state}")
+        console.print(f"  {child.name:<{width}} PID {child.pid:<8} {state}")
 
 
 @app.command()

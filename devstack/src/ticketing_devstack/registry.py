@@ -26,6 +26,10 @@ class Service:
     """``/api/users`` style prefix routed to this service, ``CATCH_ALL`` or None (no HTTP)."""
     uses_nats: bool = False
     uses_redis: bool = False
+    stripe_secret: bool = False
+    """Charges cards: gets ``STRIPE_SECRET_KEY`` (and ``STRIPE_API_BASE`` for the sandbox)."""
+    stripe_publishable: bool = False
+    """Tokenises cards in the browser: gets ``STRIPE_PUBLISHABLE_KEY`` when there is one."""
 
     @property
     def app_factory(self) -> str:
@@ -70,9 +74,10 @@ KNOWN_SERVICES: tuple[Service, ...] = (
         database=True,
         path_prefix="/api/payments",
         uses_nats=True,
+        stripe_secret=True,
     ),
     Service(name="expiration", package="ticketing_expiration", uses_nats=True, uses_redis=True),
-    Service(name="web", package="ticketing_web", path_prefix=CATCH_ALL),
+    Service(name="web", package="ticketing_web", path_prefix=CATCH_ALL, stripe_publishable=True),
 )
 
 

@@ -1,10 +1,11 @@
 """Orchestration of ``ticketing up``: the order things start and stop in.
 
 Start: the instance lock, then the servers the installed services need (embedded,
-or external ones named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL``), one
-database per service, migrations, the services, the gateway; then wait until
+or external ones named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL``), the
+Stripe sandbox when payments is installed and no ``STRIPE_SECRET_KEY`` is given,
+one database per service, migrations, the services, the gateway; then wait until
 every service answers ``/readyz``. Stop (Ctrl-C, SIGTERM, SIGHUP, or any child
-exiting): services, gateway, servers, each by the PID we started.
+exiting): services, gateway, Stripe sandbox, servers, each by the PID we started.
 
 A child that exits while the stack runs stops the whole stack with exit code 1:
 a half-running system looks up but fails in confusing ways, so it is reported
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -54,7 +56,15 @@ from ticketing_devstack.registry import Service, gateway_routes
 
 READY_LINE = "Ticketing is up at {url}"
 MIGRATION_TIMEOUT = 180.0
-INFRA_NAMES = ("nats", "postgres", "redis", "gateway")
+STRIPE_SANDBOX_NAME = "Stripe sandbox"
+STRIPE_SANDBOX_PACKAGE = "ticketing_stripe_sandbox"
+STRIPE_SANDBOX_HEALTH = "/_sandbox/health"
+STRIPE_SANDBOX_TIMEOUT = 30.0
+# The sandbox takes any test-mode secret key (each is an account of its own there).
+SANDBOX_SECRET_KEY = "sk_test_sandbox"  # noqa: S105 - not a secret: the sandbox's test key
+# Given to the services that need them only (see stripe_environment), never to all.
+STRIPE_VARIABLES = ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_PUBLISHABLE_KEY")
+INFRA_NAMES = ("nats", "postgres", "redis", "gateway", STRIPE_SANDBOX_NAME)
 
 Server = NatsServer | PostgresServer | RedisServer
 
@@ -131,17 +141,48 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def needs_stripe_sandbox(environ: Mapping[str, str], services: Sequence[Service]) -> bool:
+    """The sandbox stands in for Stripe when a service charges cards and no secret key is
+    given; with a key, Stripe itself is used and no sandbox starts."""
+    has_key = bool(environ.get("STRIPE_SECRET_KEY", "").strip())
+    return not has_key and any(service.stripe_secret for service in services)
+
+
+def stripe_environment(
+    service: Service, environ: Mapping[str, str], sandbox_url: str | None
+) -> dict[str, str]:
+    """The Stripe settings of one service: the secret key only where cards are charged
+    (the sandbox's key and address when it runs, else the caller's key unchanged), the
+    publishable key only where cards are tokenised. With the sandbox no publishable key
+    is given: Stripe.js would make tokens that only Stripe itself can charge."""
+    env: dict[str, str] = {}
+    if service.stripe_secret:
+        if sandbox_url is not None:
+            env["STRIPE_SECRET_KEY"] = SANDBOX_SECRET_KEY
+            env["STRIPE_API_BASE"] = sandbox_url
+        else:
+            env.update((name, environ[name]) for name in STRIPE_VARIABLES[:2] if environ.get(name))
+    publishable = environ.get("STRIPE_PUBLISHABLE_KEY")
+    if service.stripe_publishable and publishable and sandbox_url is None:
+        env["STRIPE_PUBLISHABLE_KEY"] = publishable
+    return env
+
+
 def service_environments(
     config: StackConfig,
     services: Sequence[Service],
     backends: Backends,
     ports: Mapping[str, int],
     jwt_key: str,
+    *,
+    stripe_sandbox_url: str | None = None,
 ) -> dict[str, dict[str, str]]:
     """Each service's environment: ours (``config.environ``) plus what the stack decided."""
     common = dict(config.environ)
     # The admin URL is not a service's database; each service gets its own below.
     common.pop("DATABASE_URL", None)
+    for name in STRIPE_VARIABLES:
+        common.pop(name, None)
     common.update(
         ENVIRONMENT="development",
         JWT_KEY=jwt_key,
@@ -165,6 +206,7 @@ def service_environments(
             env["TRUST_PROXY_HEADERS"] = "true"
         if service.database and backends.database_admin_url:
             env["DATABASE_URL"] = postgres_url(backends.database_admin_url, service.database_name)
+        env.update(stripe_environment(service, config.environ, stripe_sandbox_url))
         envs[service.name] = env
     return envs
 
@@ -206,6 +248,8 @@ class Stack:
         self.running: dict[str, Managed] = {}
         self.ports: dict[str, int] = {}
         self.gateway: Managed | None = None
+        self.stripe_sandbox: Managed | None = None
+        self.stripe_sandbox_url: str | None = None
         self.data_dir = config.data_dir
 
     # -- start -------------------------------------------------------------------------
@@ -219,6 +263,7 @@ class Stack:
                 "No service is installed yet; the gateway answers 404 to every path.", "yellow"
             )
         backends = self._start_backends()
+        self._start_stripe_sandbox()
         envs = self._service_envs(backends)
         if backends.database_admin_url is not None:
             self._create_databases(backends.database_admin_url)
@@ -290,7 +335,72 @@ class Stack:
     def _service_envs(self, backends: Backends) -> dict[str, dict[str, str]]:
         self.ports = {service.name: free_port() for service in self.services}
         jwt_key = self.config.environ.get("JWT_KEY") or load_jwt_key(self.data_dir)
-        return service_environments(self.config, self.services, backends, self.ports, jwt_key)
+        return service_environments(
+            self.config,
+            self.services,
+            backends,
+            self.ports,
+            jwt_key,
+            stripe_sandbox_url=self.stripe_sandbox_url,
+        )
+
+    def _start_stripe_sandbox(self) -> None:
+        environ = self.config.environ
+        if not needs_stripe_sandbox(environ, self.services):
+            if any(s.stripe_secret for s in self.services):
+                self.printer.say("Payments use Stripe with the key in STRIPE_SECRET_KEY.")
+            return
+        if importlib.util.find_spec(STRIPE_SANDBOX_PACKAGE) is None:
+            raise StartupError(
+                "STRIPE_SECRET_KEY is not set and the Stripe sandbox (ticketing-stripe-sandbox) "
+                "is not installed: set a test key or install the sandbox."
+            )
+        self.printer.say(
+            "No STRIPE_SECRET_KEY: payments use the local Stripe sandbox (Stripe's test cards).",
+            "yellow",
+        )
+        if environ.get("STRIPE_PUBLISHABLE_KEY"):
+            self.printer.say(
+                "STRIPE_PUBLISHABLE_KEY is not given to web without STRIPE_SECRET_KEY: the "
+                "sandbox cannot charge tokens made by Stripe.js.",
+                "yellow",
+            )
+        port = free_port()
+        argv = [sys.executable, "-m", STRIPE_SANDBOX_PACKAGE, "--host", HOST, "--port", str(port)]
+        env = {k: v for k, v in environ.items() if k not in STRIPE_VARIABLES}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.stripe_sandbox = self.supervisor.spawn(STRIPE_SANDBOX_NAME, argv, env=env)
+        self._record()
+        url = f"http://{HOST}:{port}"
+        self._wait_for_stripe_sandbox(self.stripe_sandbox, url)
+        self.stripe_sandbox_url = url
+        self.printer.say(f"{STRIPE_SANDBOX_NAME} is ready.", "dim")
+
+    def _wait_for_stripe_sandbox(self, process: Managed, url: str) -> None:
+        deadline = time.monotonic() + STRIPE_SANDBOX_TIMEOUT
+        last = "no answer yet"
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if process.returncode is not None:
+                    process.reader.join(timeout=2)
+                    raise StartupError(
+                        f"{STRIPE_SANDBOX_NAME} exited with code {process.returncode} "
+                        "before it was ready",
+                        process.tail.snapshot(),
+                    )
+                try:
+                    response = client.get(url + STRIPE_SANDBOX_HEALTH)
+                except httpx.HTTPError as exc:
+                    last = type(exc).__name__
+                else:
+                    if response.status_code == 200:
+                        return
+                    last = f"{STRIPE_SANDBOX_HEALTH} answered {response.status_code}"
+                time.sleep(0.1)
+        raise StartupError(
+            f"{STRIPE_SANDBOX_NAME} was not ready within {STRIPE_SANDBOX_TIMEOUT:.0f}s ({last})",
+            process.tail.snapshot(),
+        )
 
     def _migrate(self, envs: Mapping[str, Mapping[str, str]]) -> None:
         """Run every service's migrations at once; each has its own database."""
@@ -426,6 +536,10 @@ class Stack:
         table.add_column("address")
         for server, _ in self.servers:
             table.add_row(server.name, str(server.pid), server.url)
+        if self.stripe_sandbox is not None and self.stripe_sandbox_url is not None:
+            table.add_row(
+                STRIPE_SANDBOX_NAME, str(self.stripe_sandbox.pid), self.stripe_sandbox_url
+            )
         for name, process in self.running.items():
             table.add_row(name, str(process.pid), f"http://{HOST}:{self.ports[name]}")
         if self.gateway is not None:
@@ -435,7 +549,12 @@ class Stack:
     def watch(self, interval: float = 0.5) -> tuple[str, int, list[str]]:
         """Block until a child exits; return its name, exit code and last output."""
         while True:
-            for name, process in [*self.running.items(), ("gateway", self.gateway)]:
+            watched = [
+                *self.running.items(),
+                ("gateway", self.gateway),
+                (STRIPE_SANDBOX_NAME, self.stripe_sandbox),
+            ]
+            for name, process in watched:
                 if process is not None and process.returncode is not None:
                     process.reader.join(timeout=2)
                     return name, process.returncode, process.tail.snapshot()
@@ -449,11 +568,14 @@ class Stack:
     # -- stop --------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Services (and any migration still running), then the gateway, then the servers."""
-        others = [p for p in self.supervisor.processes if p is not self.gateway]
+        """Services (and any migration still running), then the gateway, then the Stripe
+        sandbox (after payments, which may be refunding on its way out), then the servers."""
+        last = (self.gateway, self.stripe_sandbox)
+        others = [p for p in self.supervisor.processes if p not in last]
         self.supervisor.stop(others)
-        if self.gateway is not None:
-            self.supervisor.stop([self.gateway])
+        for process in last:
+            if process is not None:
+                self.supervisor.stop([process])
         for server, _ in reversed(self.servers):
             try:
                 server.stop()
