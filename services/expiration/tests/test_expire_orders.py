@@ -10,8 +10,8 @@ from uuid import uuid4
 import pytest
 
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope
-from ticketing_common.testing import ServedApp, wait_until
+from ticketing_common.events.contracts import Envelope, ExpirationComplete
+from ticketing_common.testing import ServedApp, published_so_far, wait_until
 from ticketing_expiration.service import expiration_event_id
 
 from .conftest import ServeExpiration, expirations_of, handled, order_created, worker_of
@@ -133,3 +133,26 @@ async def test_shutdown_leaves_scheduled_jobs_in_redis(
     async with serve_expiration() as again:
         assert await again.app.state.store.pending() == 1
         assert worker_of(again).fired == 0
+
+
+async def test_stopping_mid_way_loses_no_job_and_runs_none_twice(
+    serve_expiration: ServeExpiration, bus: EventBus
+) -> None:
+    orders = [order_created(expires_in=0.05 * i) for i in range(30)]
+    async with serve_expiration() as first:
+        for order in orders:
+            await bus.publish(Envelope.of(order))
+        await wait_until(lambda: worker_of(first).fired >= 1, interval=0.01)
+        # Shutdown: stop taking jobs, finish those in flight, leave the rest in Redis.
+    fired_before = worker_of(first).fired
+
+    async with serve_expiration() as second:
+        await wait_until(lambda: fired_before + worker_of(second).fired >= len(orders))
+        await asyncio.sleep(0.5)  # room for a job that would run a second time
+        fired_after = worker_of(second).fired
+
+    assert fired_before + fired_after == len(orders)
+    events = await published_so_far(bus, ExpirationComplete)
+    assert sorted(str(event.data.order_id) for event in events) == sorted(
+        str(order.id) for order in orders
+    )
