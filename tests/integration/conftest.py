@@ -1,5 +1,6 @@
-"""Fixtures: the real tickets and orders services side by side, each on its own fresh,
-migrated PostgreSQL database, on one fresh NATS namespace; they talk only through events."""
+"""Fixtures: the real tickets, orders and payments services side by side, each on its own
+fresh, migrated PostgreSQL database, on one fresh NATS namespace; they talk only through
+events. Payments talks to the Stripe sandbox (or Stripe) given by ``stripe_api``."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ from sqlalchemy import select
 
 import ticketing_orders.app
 import ticketing_orders.settings
+import ticketing_payments.app
+import ticketing_payments.settings
 import ticketing_tickets.app
 import ticketing_tickets.settings
 from ticketing_common.db import Database, upgrade_to_head
 from ticketing_common.events.bus import EventBus
 from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
 from ticketing_orders.models import Ticket as ReplicaTicket
+from ticketing_stripe_sandbox.testing import StripeApi
 
 # Generous: several services, retries with back-off, a shared test machine.
 SETTLE_SECONDS = 30.0
@@ -65,6 +69,31 @@ async def orders_settings(
         SERVICE_NAME="orders",
         EXPIRATION_WINDOW_SECONDS=900,
     )
+
+
+@pytest.fixture
+async def payments_settings(
+    make_database: Callable[[], str], nats_url: str, namespace: str, stripe_api: StripeApi
+) -> ticketing_payments.settings.Settings:
+    url = make_database()
+    await asyncio.to_thread(upgrade_to_head, "ticketing_payments", url)
+    return ticketing_payments.settings.Settings(
+        DATABASE_URL=url,
+        NATS_URL=nats_url,
+        NATS_NAMESPACE=namespace,
+        ENVIRONMENT="test",
+        SERVICE_NAME="payments",
+        STRIPE_SECRET_KEY=stripe_api.secret_key,
+        STRIPE_API_BASE=stripe_api.api_base,
+    )
+
+
+@pytest.fixture
+async def payments_app(
+    payments_settings: ticketing_payments.settings.Settings, bus: EventBus
+) -> AsyncIterator[ServedApp]:
+    async with serve_app(ticketing_payments.app.create_app(payments_settings)) as served:
+        yield served
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
+
+from nats.js.errors import NotFoundError
 
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
@@ -262,3 +264,33 @@ async def test_each_service_gets_its_own_copy_of_an_event(bus: EventBus) -> None
         await bus.publish(Envelope.of(ticket_created()))
         await wait_until(lambda: all(seen.values()))
     assert seen == {"tickets": 1, "payments": 1}
+
+
+async def test_paused_consumer_holds_events_until_it_is_resumed(bus: EventBus) -> None:
+    received: list[Envelope[TicketCreated]] = []
+
+    async def handle(event: Envelope[TicketCreated]) -> None:
+        received.append(event)
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, handle)
+    sent = Envelope.of(ticket_created())
+    async with running(group):
+        durable = group.durable_name(EventType.TICKET_CREATED)
+
+        async def consumer_exists() -> bool:
+            try:
+                await bus.js.consumer_info(bus.subjects.stream, durable)
+            except NotFoundError:
+                return False
+            return True
+
+        await wait_until(consumer_exists)
+        assert await bus.pause_consumer(durable, datetime.now(UTC) + timedelta(minutes=5))
+        await bus.publish(sent)
+        await asyncio.sleep(1.0)  # long enough for a delivery, had there been one
+        assert received == []
+
+        assert not await bus.pause_consumer(durable, None)
+        await wait_until(lambda: received)
+    assert received == [sent]

@@ -7,7 +7,9 @@ stream's duplicate window, which is what makes the outbox relay's retries safe.
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 
 import nats
 from nats.aio.client import Client
@@ -112,6 +114,23 @@ class EventBus:
         return await self.publish_raw(
             self.subjects.of(envelope.type), envelope.to_json(), msg_id=str(envelope.id)
         )
+
+    async def pause_consumer(self, durable: str, until: datetime | None) -> bool:
+        """Pause a service's consumer of this namespace until ``until`` (None resumes it).
+
+        An operator's tool (hold a service's intake during maintenance) and how the
+        race tests hold one event back while others go ahead. Paused messages stay in
+        the stream and are delivered, in order, once the consumer resumes. True when
+        the consumer is paused afterwards.
+        """
+        if self._nc is None:
+            raise RuntimeError("EventBus is not connected")
+        request = {} if until is None else {"pause_until": until.astimezone(UTC).isoformat()}
+        subject = f"$JS.API.CONSUMER.PAUSE.{self.subjects.stream}.{durable}"
+        reply = json.loads((await self._nc.request(subject, json.dumps(request).encode())).data)
+        if "error" in reply:
+            raise RuntimeError(f"cannot pause {durable}: {reply['error']}")
+        return bool(reply.get("paused"))
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
