@@ -194,3 +194,30 @@ def app_state_of(served: ServedApp) -> Sandbox:
     sandbox = served.app.state.sandbox
     assert isinstance(sandbox, Sandbox)
     return sandbox
+
+
+async def test_through_the_sdk_an_in_flight_key_is_an_api_error_409_once_retries_run_out(
+    sandbox: ServedApp, api: StripeApi, client: stripe.StripeClient
+) -> None:
+    from ticketing_stripe_sandbox.testing import stripe_client
+
+    intent = await client.v1.payment_intents.create_async(PARAMS)
+    account = app_state_of(sandbox).account(api.secret_key)
+    impatient = stripe_client(api, max_network_retries=0)
+    confirm: PaymentIntentConfirmParams = {"payment_method": "pm_card_visa"}
+
+    async with account.lock(intent.id):
+        first = asyncio.create_task(
+            client.v1.payment_intents.confirm_async(
+                intent.id, confirm, {"idempotency_key": "pay-sdk"}
+            )
+        )
+        await wait_until(lambda: "pay-sdk" in account.idempotency)
+        with pytest.raises(stripe.APIError) as conflict:
+            await impatient.v1.payment_intents.confirm_async(
+                intent.id, confirm, {"idempotency_key": "pay-sdk"}
+            )
+    paid = await first
+
+    assert conflict.value.http_status == 409
+    assert paid.status == "succeeded"
