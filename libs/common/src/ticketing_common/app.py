@@ -115,6 +115,7 @@ class ServiceRuntime:
 
 
 ListenersFactory = Callable[[EventBus, Database, RetryPolicy], ListenerGroup]
+WorkerFactory = Callable[[Database], Worker]
 
 
 def create_event_service_app(
@@ -125,10 +126,12 @@ def create_event_service_app(
     listeners: ListenersFactory,
     docs_prefix: str | None = None,
     on_shutdown: Sequence[Hook] = (),
+    workers: Sequence[WorkerFactory] = (),
 ) -> FastAPI:
     """A service with a database, an outbox relay and listeners (tickets, orders, ...).
 
     ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters).
+    ``workers`` are the service's own background loops, made with its database.
     ``on_shutdown`` hooks close what the service opened itself (e.g. an HTTP client),
     after the workers stopped.
     """
@@ -137,7 +140,10 @@ def create_event_service_app(
     relay = OutboxRelay(database, bus)
     group = listeners(bus, database, RetryPolicy.from_settings(settings))
     runtime = ServiceRuntime(
-        database=database, bus=bus, workers=[relay.run, group.run], on_shutdown=on_shutdown
+        database=database,
+        bus=bus,
+        workers=[relay.run, group.run, *(make(database) for make in workers)],
+        on_shutdown=on_shutdown,
     )
     app = create_service_app(
         settings=settings, title=title, routers=routers, runtime=runtime, docs_prefix=docs_prefix

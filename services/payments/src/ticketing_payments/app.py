@@ -10,6 +10,7 @@ from ticketing_common.app import create_event_service_app
 from ticketing_payments.listeners import listener_group
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.routes import router
+from ticketing_payments.service import refund_sweeper
 from ticketing_payments.settings import Settings
 
 TITLE = "Ticketing payments"
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listeners=partial(listener_group, provider=provider),
         docs_prefix=DOCS_PREFIX,
         on_shutdown=[provider.close],
+        workers=[refund_sweeper(provider, settings.REFUND_SWEEP_SECONDS)],
     )
     app.state.provider = provider
     return app

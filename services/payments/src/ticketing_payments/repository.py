@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing_common.events.contracts import OrderStatus
 from ticketing_payments.models import Order, Payment, PaymentStatus
 
 
@@ -84,3 +86,19 @@ async def mark_refunded(session: AsyncSession, payment_id: UUID, refund_id: str)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one()
+
+
+async def cancelled_orders_with_charges(session: AsyncSession, limit: int = 100) -> Sequence[UUID]:
+    """Orders that are cancelled but whose charge is not refunded (a refund failed)."""
+    return (
+        await session.scalars(
+            select(Payment.order_id)
+            .join(Order, Order.id == Payment.order_id)
+            .where(
+                Payment.status == PaymentStatus.SUCCEEDED.value,
+                Order.status == OrderStatus.CANCELLED.value,
+            )
+            .order_by(Payment.created_at)
+            .limit(limit)
+        )
+    ).all()

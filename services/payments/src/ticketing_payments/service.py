@@ -10,10 +10,15 @@ transaction, like every other service function that takes a session.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing_common.app import Worker
 from ticketing_common.db import Database
 from ticketing_common.events import outbox
 from ticketing_common.events.contracts import OrderStatus, PaymentCreated, PaymentRefunded
@@ -25,9 +30,12 @@ from ticketing_payments.errors import (
     OrderExpired,
     OrderNotFound,
     PaymentInProgress,
+    PaymentProviderUnavailable,
 )
 from ticketing_payments.models import Payment, PaymentStatus
 from ticketing_payments.provider import Intent, IntentNotConfirmable, IntentStatus, PaymentProvider
+
+logger = logging.getLogger("ticketing.payments")
 
 AUTHENTICATION_UNSUPPORTED = (
     "This card needs an authentication step this site does not support; please use another card."
@@ -151,3 +159,44 @@ async def refund_cancelled_order(
         session, PaymentRefunded(id=refunded.id, order_id=order_id, refund_id=refund_id)
     )
     return refunded
+
+
+async def refund_stranded_charges(database: Database, provider: PaymentProvider) -> int:
+    """Refund every charge left on a cancelled order; how many were refunded.
+
+    A charge is left there when a request recorded it on an order cancelled
+    meanwhile and its refund failed (the provider was down): nothing else would
+    retry it, since the order:cancelled event was handled before the charge
+    existed. Each refund is its own transaction under the order's lock, so
+    several replicas sweeping at once, or a buyer's retry, refund it once.
+    """
+    async with database.transaction() as session:
+        order_ids = await repository.cancelled_orders_with_charges(session)
+    refunded = 0
+    for order_id in order_ids:
+        try:
+            async with database.transaction() as session:
+                if await refund_cancelled_order(session, provider, order_id) is not None:
+                    refunded += 1
+        except PaymentProviderUnavailable:
+            logger.warning(
+                "refund failed; retried at the next sweep", extra={"order_id": str(order_id)}
+            )
+    return refunded
+
+
+def refund_sweeper(provider: PaymentProvider, interval: float) -> Callable[[Database], Worker]:
+    """A background loop that runs :func:`refund_stranded_charges` every ``interval`` s."""
+
+    def make(database: Database) -> Worker:
+        async def run(stopping: asyncio.Event) -> None:
+            while not stopping.is_set():
+                refunded = await refund_stranded_charges(database, provider)
+                if refunded:
+                    logger.info("refunded stranded charges", extra={"refunded": refunded})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=interval)
+
+        return run
+
+    return make

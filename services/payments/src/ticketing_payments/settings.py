@@ -21,6 +21,8 @@ class Settings(EventServiceSettings):
     # idempotency keys make those retries safe.
     STRIPE_MAX_NETWORK_RETRIES: int = Field(default=2, ge=0, le=5)
     STRIPE_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+    # How often to look for a charge on a cancelled order whose refund failed earlier.
+    REFUND_SWEEP_SECONDS: float = Field(default=60, gt=0)
 
     @field_validator("STRIPE_API_BASE")
     @classmethod
