@@ -151,6 +151,19 @@ async def test_a_cancelled_order_is_400(
     assert await payment_count(db) == 0
 
 
+async def test_a_price_below_the_card_minimum_is_400_with_the_providers_reason(
+    client: httpx.AsyncClient, orders: Orders, users: Users, db: Database
+) -> None:
+    order = await orders.placed(price="0.25")  # a valid ticket price, below Stripe's $0.50
+
+    response = await pay(client, users, order)
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert "at least" in error["message"]
+    assert await payment_count(db) == 0
+
+
 async def test_an_expired_order_is_400(
     client: httpx.AsyncClient, orders: Orders, users: Users, db: Database
 ) -> None:

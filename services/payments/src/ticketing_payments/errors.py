@@ -39,6 +39,10 @@ class InvalidCardToken(BadRequest):
     message = "The card token is invalid or has expired"
 
 
+class AmountNotChargeable(BadRequest):
+    message = "This price cannot be charged by card"
+
+
 class PaymentProviderUnavailable(AppError):
     """Stripe could not be reached or failed: nothing about the provider is shown."""
 

@@ -27,6 +27,7 @@ import stripe
 from stripe.params import PaymentIntentConfirmParams
 
 from ticketing_payments.errors import (
+    AmountNotChargeable,
     CardDeclined,
     InvalidCardToken,
     PaymentInProgress,
@@ -105,6 +106,9 @@ def _intent(intent: stripe.PaymentIntent) -> Intent:
     return Intent(id=intent.id, status=IntentStatus.of(intent.status), amount_cents=intent.amount)
 
 
+AMOUNT_REFUSED = frozenset({"amount_too_small", "amount_too_large"})
+
+
 @contextmanager
 def _translated(*, token_call: bool = False) -> Iterator[None]:
     """Stripe's exceptions as the service's errors."""
@@ -118,6 +122,12 @@ def _translated(*, token_call: bool = False) -> Iterator[None]:
     except stripe.InvalidRequestError as error:
         if error.code == UNEXPECTED_STATE:
             raise IntentNotConfirmable(str(error.user_message)) from error
+        if error.param == "amount" or error.code in AMOUNT_REFUSED:
+            # Stripe's card limits (USD: at least $0.50, at most $999,999.99) are
+            # narrower than the prices sellers may set.
+            raise AmountNotChargeable(
+                str(error.user_message or AmountNotChargeable.message)
+            ) from error
         if token_call and error.http_status in {400, 404}:
             # "No such token", "No such PaymentMethod", a used single-use token, ...
             raise InvalidCardToken(field="token") from error
