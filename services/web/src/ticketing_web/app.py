@@ -1,0 +1,74 @@
+"""The web client's application: ``uvicorn --factory ticketing_web.app:create_app``.
+
+Server-side rendered pages over the marketplace APIs, which it reaches through
+the gateway with one shared HTTP client opened and closed with the app. It owns
+no data, so it has no database, migrations or listeners.
+
+Readiness is the app itself: the web service needs nothing of its own to serve a
+page, and the gateway it calls is also what sends it traffic. Making readiness
+depend on the gateway (or on the APIs behind it) would take every web replica out
+of service whenever one API is down, replacing a page that says "try again" by
+the load balancer's bare error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from ticketing_common.app import ServiceRuntime, create_service_app
+from ticketing_web.rendering import STATIC_DIR, install_html_error_handlers
+from ticketing_web.repository import MarketplaceApi
+from ticketing_web.routes import router
+from ticketing_web.settings import Settings
+
+TITLE = "Ticketing web"
+# FastAPI's generated API docs describe APIs; this service serves pages.
+_API_DOC_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+STRIPE_ORIGIN = "https://js.stripe.com"
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Scripts and frames from this site only, and from Stripe.js when a key is set."""
+    if settings.STRIPE_PUBLISHABLE_KEY:
+        # What Stripe.js needs: its script, its card frames, and its API for tokens.
+        scripts, frames = f"'self' {STRIPE_ORIGIN}", f"{STRIPE_ORIGIN} https://hooks.stripe.com"
+        connect = "'self' https://api.stripe.com"
+    else:
+        scripts, frames, connect = "'self'", "'none'", "'self'"
+    return (
+        f"default-src 'self'; script-src {scripts}; frame-src {frames}; "
+        f"connect-src {connect}; img-src 'self' data:; style-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    api = MarketplaceApi(settings)
+    runtime = ServiceRuntime(on_startup=[api.open], on_shutdown=[api.close])
+    app = create_service_app(settings=settings, title=TITLE, routers=[router], runtime=runtime)
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "path", None) not in _API_DOC_PATHS
+    ]
+    app.state.api = api
+    install_html_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    policy = content_security_policy(settings)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Same-origin referrers keep the CSRF check's Referer fallback working,
+        # without telling other sites which page linked to them.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

@@ -1,0 +1,61 @@
+"""The web client's errors: the shared error types, rendered as HTML pages.
+
+``ApiError`` is an expected answer of an API (400, 402, 409, ...) that a page
+shows next to its form; the others end the request with an error page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ticketing_common.errors import AppError, BadRequest, Forbidden, NotFound
+from ticketing_web.schemas import FieldError
+
+
+class PageNotFound(NotFound):
+    message = "We could not find that page."
+
+
+class CsrfRejected(Forbidden):
+    message = (
+        "This form could not be accepted because it did not come from this site "
+        "or has expired. Please go back, reload the page and try again."
+    )
+
+
+class BadPageRequest(BadRequest):
+    message = "That request was not understood."
+
+
+class MethodNotAllowed(AppError):
+    status_code = 405
+    message = "That page cannot be opened this way."
+
+
+class UpstreamFailed(AppError):
+    """An API was unreachable or failed unexpectedly; the page says so, without internals."""
+
+    status_code = 502
+    message = "Something went wrong on our side. Please try again in a moment."
+
+
+class ApiError(Exception):
+    """An expected 4xx answer of an API, with its messages in the shared error shape."""
+
+    def __init__(self, status_code: int, errors: Iterable[FieldError]) -> None:
+        self.status_code = status_code
+        self.errors = list(errors) or [FieldError(message="The request was refused")]
+        super().__init__(f"{status_code}: {self.errors[0].message}")
+
+    def split(self, fields: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """Messages by form field (``fields`` maps API field names to form field names),
+        and the messages that belong to no field of the form."""
+        by_field: dict[str, str] = {}
+        general: list[str] = []
+        for error in self.errors:
+            form_field = fields.get(error.field) if error.field else None
+            if form_field is not None and form_field not in by_field:
+                by_field[form_field] = error.message
+            elif form_field is None:
+                general.append(error.message)
+        return by_field, general

@@ -1,0 +1,140 @@
+"""HTML rendering: the Jinja2 environment, one ``render`` for every page, and the HTML
+error pages that replace the shared library's JSON errors on this service's pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ticketing_common.errors import AppError
+from ticketing_common.session import current_user
+from ticketing_common.state import app_state
+from ticketing_web import csrf
+from ticketing_web.errors import ApiError, BadPageRequest, MethodNotAllowed, PageNotFound
+from ticketing_web.service import format_money
+from ticketing_web.settings import Settings
+
+logger = logging.getLogger("ticketing.web")
+
+PACKAGE_DIR = Path(__file__).parent
+STATIC_DIR = PACKAGE_DIR / "static"
+
+templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+templates.env.filters["money"] = format_money
+
+
+def settings_of(request: Request) -> Settings:
+    return app_state(request, "settings", Settings)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, object] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A complete page: the template plus what every page needs (user, CSRF token)."""
+    values: dict[str, object] = {
+        "current_user": current_user(request),
+        "csrf_field": csrf.FIELD_NAME,
+        "csrf_token": csrf.token_for(request),
+        "path": request.url.path,
+    }
+    values.update(context or {})
+    response = templates.TemplateResponse(request, template, values, status_code=status_code)
+    csrf.set_cookie(request, response)
+    # A page shows one person's data (header, orders): never cache it in a shared cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+TITLES = {
+    400: "Bad request",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not here",
+    409: "Not possible right now",
+    429: "Too many attempts",
+}
+
+
+def error_page(request: Request, error: AppError) -> HTMLResponse:
+    return _error_page(request, error.status_code, [item.message for item in error.items])
+
+
+def _error_page(request: Request, status_code: int, messages: list[str]) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        {
+            "title": TITLES.get(status_code, "Something went wrong"),
+            "messages": messages,
+            "status_code": status_code,
+        },
+        status_code=status_code,
+    )
+
+
+async def _app_error(request: Request, exc: Exception) -> HTMLResponse:
+    assert isinstance(exc, AppError)
+    return error_page(request, exc)
+
+
+async def _api_error(request: Request, exc: Exception) -> HTMLResponse:
+    """An API refusal no page expected: its own (user-facing) message, on a page."""
+    assert isinstance(exc, ApiError)
+    return _error_page(request, exc.status_code, [item.message for item in exc.errors])
+
+
+async def _http_error(request: Request, exc: Exception) -> HTMLResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_page(request, PageNotFound())
+    if exc.status_code == 405:
+        # A page that exists, asked for the wrong way (e.g. GET of a form action).
+        return error_page(request, MethodNotAllowed())
+    error = BadPageRequest(exc.detail if isinstance(exc.detail, str) else None)
+    return error_page(request, error)
+
+
+async def _validation_error(request: Request, exc: Exception) -> HTMLResponse:
+    return error_page(request, BadPageRequest())
+
+
+async def _unexpected(request: Request, exc: Exception) -> HTMLResponse:
+    logger.exception(
+        "unhandled error", extra={"path": request.url.path, "error": type(exc).__name__}
+    )
+    response = templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "title": "Something went wrong",
+            "messages": ["Something went wrong on our side. Please try again in a moment."],
+            "status_code": 500,
+            "current_user": None,
+            "csrf_field": csrf.FIELD_NAME,
+            "csrf_token": "",
+            "path": request.url.path,
+        },
+        status_code=500,
+    )
+    return response
+
+
+def install_html_error_handlers(app: FastAPI) -> None:
+    """Errors of this service are pages, not the APIs' JSON bodies."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,224 @@
+"""Fixtures: the web client in front of the real auth, tickets and orders services.
+
+Each test gets fresh, migrated databases and a fresh NATS namespace; the three APIs
+are served over real HTTP with their relays and listeners, behind a tiny path
+router that plays the gateway (``/api/users`` → auth, ...). The web service is
+served with ``GATEWAY_URL`` pointing at that router, and tests drive it like a
+browser without JavaScript: GET a form, post it back with the page's CSRF token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from html import unescape
+from uuid import UUID
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+
+import ticketing_auth.app
+import ticketing_auth.settings
+import ticketing_orders.app
+import ticketing_orders.settings
+import ticketing_tickets.app
+import ticketing_tickets.settings
+from ticketing_common.db import upgrade_to_head
+from ticketing_common.events.bus import EventBus
+from ticketing_common.testing import ServedApp, serve_app, wait_until
+from ticketing_web.app import create_app
+from ticketing_web.settings import Settings
+
+PASSWORD = "correct horse battery"
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
+_CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+@dataclass
+class Seen:
+    """What the APIs received through the router (to check what the web forwards)."""
+
+    requests: list[httpx.Headers] = field(default_factory=list)
+
+
+def path_router(upstreams: dict[str, str], seen: Seen) -> FastAPI:
+    """A gateway in a few lines: the longest matching prefix's upstream gets the request."""
+    router = FastAPI()
+    client = httpx.AsyncClient(timeout=30)
+
+    @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])
+    async def proxy(request: Request, path: str) -> Response:
+        target = next(
+            (url for prefix, url in upstreams.items() if request.url.path.startswith(prefix)),
+            None,
+        )
+        if target is None:
+            return Response(status_code=404)
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        seen.requests.append(httpx.Headers(headers))
+        upstream = await client.request(
+            request.method,
+            target + request.url.path,
+            params=request.query_params,
+            headers=headers,
+            content=await request.body(),
+        )
+        response = Response(upstream.content, status_code=upstream.status_code)
+        for key, value in upstream.headers.multi_items():
+            if key.lower() not in _HOP_BY_HOP and key.lower() != "content-encoding":
+                response.headers.append(key, value)
+        return response
+
+    return router
+
+
+async def _migrated(make_database: Callable[[], str], package: str) -> str:
+    url = make_database()
+    await asyncio.to_thread(upgrade_to_head, package, url)
+    return url
+
+
+@dataclass
+class Stack:
+    """The served web app and the APIs behind it."""
+
+    web: ServedApp
+    gateway: ServedApp
+    seen: Seen
+
+    def browser(self) -> Browser:
+        return Browser(httpx.AsyncClient(base_url=self.web.url, timeout=30))
+
+
+@dataclass
+class Browser:
+    """A cookie-keeping client that submits forms the way a browser without JS does."""
+
+    http: httpx.AsyncClient
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.http.get(path)
+
+    async def token(self, path: str = "/signin") -> str:
+        page = await self.http.get(path)
+        found = _CSRF.search(page.text)
+        assert found is not None, f"no CSRF field on {path}: {page.text[:500]}"
+        return unescape(found.group(1))
+
+    async def submit(
+        self, path: str, data: dict[str, str], *, form_page: str = "/signin", **headers: str
+    ) -> httpx.Response:
+        """POST ``data`` with the CSRF token of ``form_page`` (fetched first)."""
+        fields = {"csrf_token": await self.token(form_page), **data}
+        return await self.http.post(path, data=fields, headers=headers)
+
+    async def sign_up(self, email: str, password: str = PASSWORD) -> httpx.Response:
+        response = await self.submit(
+            "/signup", {"email": email, "password": password}, form_page="/signup"
+        )
+        assert response.status_code == 303, response.text
+        return response
+
+    async def sell(self, title: str, price: str) -> UUID:
+        response = await self.submit(
+            "/tickets/new", {"title": title, "price": price}, form_page="/tickets/new"
+        )
+        assert response.status_code == 303, response.text
+        return UUID(response.headers["location"].rsplit("/", 1)[-1])
+
+    async def purchase(self, ticket_id: UUID) -> str:
+        """Buy a ticket; retried until orders has heard of the ticket (an event away)."""
+        page = f"/tickets/{ticket_id}"
+
+        async def ordered() -> str | None:
+            response = await self.submit(f"{page}/purchase", {}, form_page=page)
+            return response.headers["location"] if response.status_code == 303 else None
+
+        return await wait_until(ordered, timeout=30, interval=0.2)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@pytest.fixture
+async def stack(
+    make_database: Callable[[], str], nats_url: str, namespace: str, bus: EventBus
+) -> AsyncIterator[Stack]:
+    """auth, tickets, orders, the router and the web app (``bus`` first: its streams go last)."""
+    # One at a time: Alembic's migration context is process-global.
+    auth_url = await _migrated(make_database, "ticketing_auth")
+    tickets_url = await _migrated(make_database, "ticketing_tickets")
+    orders_url = await _migrated(make_database, "ticketing_orders")
+    bus_settings: dict[str, object] = {
+        "NATS_URL": nats_url,
+        "NATS_NAMESPACE": namespace,
+        "ENVIRONMENT": "test",
+    }
+    auth = ticketing_auth.app.create_app(
+        ticketing_auth.settings.Settings(DATABASE_URL=auth_url, ENVIRONMENT="test")
+    )
+    tickets = ticketing_tickets.app.create_app(
+        ticketing_tickets.settings.Settings(DATABASE_URL=tickets_url, **bus_settings)  # type: ignore[arg-type]
+    )
+    orders = ticketing_orders.app.create_app(
+        ticketing_orders.settings.Settings(DATABASE_URL=orders_url, **bus_settings)  # type: ignore[arg-type]
+    )
+    seen = Seen()
+    async with (
+        serve_app(auth) as auth_served,
+        serve_app(tickets) as tickets_served,
+        serve_app(orders) as orders_served,
+    ):
+        routes = {
+            "/api/users": auth_served.url,
+            "/api/tickets": tickets_served.url,
+            "/api/orders": orders_served.url,
+        }
+        async with serve_app(path_router(routes, seen)) as gateway:
+            web = create_app(Settings(GATEWAY_URL=gateway.url, ENVIRONMENT="test"))
+            async with serve_app(web) as web_served:
+                yield Stack(web_served, gateway, seen)
+
+
+@pytest.fixture
+async def browser(stack: Stack) -> AsyncIterator[Browser]:
+    visitor = stack.browser()
+    try:
+        yield visitor
+    finally:
+        await visitor.aclose()
+
+
+@pytest.fixture
+async def make_browser(stack: Stack) -> AsyncIterator[Callable[[], Browser]]:
+    """More browsers (other visitors), each with its own cookies."""
+    made: list[Browser] = []
+
+    def make() -> Browser:
+        made.append(stack.browser())
+        return made[-1]
+
+    yield make
+    for visitor in made:
+        await visitor.aclose()
+
+
+def header_links(page: str) -> list[str]:
+    """The account links of the page's header, in order."""
+    nav = re.search(r'<nav aria-label="Account">(.*?)</nav>', page, re.S)
+    assert nav is not None, page[:500]
+    return re.findall(r">\s*(Sign up|Sign in|Sell tickets|My orders|Sign out)\s*<", nav.group(1))
+
+
+def field_error(page: str, name: str) -> str | None:
+    """The error message shown next to form field ``name``, if any."""
+    found = re.search(rf'data-field="{name}">([^<]*)<', page)
+    return unescape(found.group(1)) if found else None
+
+
+def input_value(page: str, name: str) -> str | None:
+    found = re.search(rf'<input id="{name}" name="{name}" type="[^"]*" value="([^"]*)"', page)
+    return unescape(found.group(1)) if found else None
