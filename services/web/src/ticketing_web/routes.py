@@ -299,6 +299,7 @@ async def _order_page(
     caller: Caller,
     order_id: UUID,
     error: ApiError | None = None,
+    chosen_token: str | None = None,
 ) -> Response:
     try:
         order = await api.order(caller, order_id)
@@ -316,6 +317,7 @@ async def _order_page(
             "view": order_view(order, datetime.now(UTC)),
             "stripe_key": settings_of(request).STRIPE_PUBLISHABLE_KEY,
             "test_cards": TEST_CARDS,
+            "chosen_token": chosen_token,
             "field_errors": field_errors,
             "errors": general,
         },
@@ -349,5 +351,5 @@ async def pay(
         if error.status_code == 409:
             # Already paid (a second click, a retried post): the order is done.
             return _redirect(f"/orders?{urlencode({'paid': str(order_id)})}")
-        return await _order_page(request, api, caller, order_id, error)
+        return await _order_page(request, api, caller, order_id, error, chosen_token=token)
     return _redirect(f"/orders?{urlencode({'paid': str(order_id)})}")

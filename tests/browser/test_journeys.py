@@ -1,0 +1,203 @@
+"""Through a real browser against `ticketing up`: a seller lists a ticket and a buyer pays
+for it; an unpaid order expires and its ticket is for sale again (SPEC §1, §6). Each
+page is saved once under docs/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import Stack
+
+from .conftest import (
+    EXPIRATION_WINDOW_SECONDS,
+    PASSWORD,
+    OpenContext,
+    new_email,
+    screenshot,
+    sell,
+    sign_up,
+)
+
+pytestmark = pytest.mark.e2e
+
+EVENT_TIMEOUT = 60.0  # how long events may take to reach every service on a busy machine
+
+
+def _listed(page: Page, ticket_id: str) -> bool:
+    page.goto("/")
+    return page.locator(f'[data-ticket-id="{ticket_id}"]').count() == 1
+
+
+def _eventually(what: str, check: Callable[[], bool], timeout: float = EVENT_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.5)
+
+
+def test_a_buyer_purchases_a_listed_ticket_and_pays_with_the_succeeding_card(
+    stack: Stack, new_context: OpenContext
+) -> None:
+    seller = new_context().new_page()
+    sign_up(seller, new_email(), shot="signup")
+    ticket_id = sell(seller, "Symphony No. 9", "42.5", shot="sell")
+    expect(seller.locator(".price.big")).to_have_text("$42.50")
+
+    buyer = new_context().new_page()
+    buyer.goto("/signin")
+    screenshot(buyer, "signin")
+    sign_up(buyer, new_email())
+    buyer.goto("/")
+    card = buyer.locator(f'[data-ticket-id="{ticket_id}"]')
+    expect(card).to_contain_text("$42.50")
+    screenshot(buyer, "landing")
+    card.locator("a").click()
+    expect(buyer.locator("h1")).to_have_text("Symphony No. 9")
+    screenshot(buyer, "ticket")
+
+    buyer.click("button:has-text('Purchase')")
+    buyer.wait_for_url(re.compile(r"/orders/[0-9a-f-]{36}$"))
+    countdown = buyer.locator("[data-countdown]")
+    first = countdown.inner_text()
+    # The countdown ticks in the page (a little JS), without reloading it.
+    buyer.wait_for_function(
+        "first => document.querySelector('[data-countdown]').textContent !== first", arg=first
+    )
+    screenshot(buyer, "order")
+    expect(buyer.get_by_label("Visa 4242 4242 4242 4242 (succeeds)")).to_be_checked()
+    buyer.click("button:has-text('Pay')")
+
+    buyer.wait_for_url(re.compile(r"/orders\?paid="))
+    row = buyer.locator("tr", has_text="Symphony No. 9")
+    expect(row.locator(".status")).to_have_text("Complete", timeout=EVENT_TIMEOUT * 1000)
+    expect(buyer.locator(".alert.success")).to_contain_text("is complete")
+    screenshot(buyer, "orders")
+    assert not _listed(buyer, ticket_id)
+
+
+def test_a_declined_card_shows_the_providers_message_and_the_form_stays_usable(
+    stack: Stack, new_context: OpenContext
+) -> None:
+    seller = new_context().new_page()
+    sign_up(seller, new_email())
+    ticket_id = sell(seller, "Late show", "15")
+    buyer = new_context().new_page()
+    sign_up(buyer, new_email())
+    buyer.goto(f"/tickets/{ticket_id}")
+    buyer.click("button:has-text('Purchase')")
+    buyer.wait_for_url(re.compile(r"/orders/[0-9a-f-]{36}$"))
+    buyer.get_by_label("Visa 4000 0000 0000 0002 (declined)").check()
+    buyer.click("button:has-text('Pay')")
+    expect(buyer.locator('[data-field="token"]')).to_contain_text("declined")
+    expect(buyer.get_by_label("Visa 4000 0000 0000 0002 (declined)")).to_be_checked()
+    expect(buyer.locator("button:has-text('Pay')")).to_be_enabled()
+    expect(buyer.locator("[data-countdown]")).to_be_visible()
+
+
+def test_an_unpaid_order_expires_and_its_ticket_is_for_sale_again(
+    stack: Stack, new_context: OpenContext
+) -> None:
+    seller = new_context().new_page()
+    sign_up(seller, new_email())
+    ticket_id = sell(seller, "Matinee", "9.99")
+    buyer = new_context().new_page()
+    sign_up(buyer, new_email())
+    buyer.goto(f"/tickets/{ticket_id}")
+    buyer.click("button:has-text('Purchase')")
+    buyer.wait_for_url(re.compile(r"/orders/[0-9a-f-]{36}$"))
+    order_url = buyer.url
+    expect(buyer.locator("[data-countdown]")).to_be_visible()
+    assert not _listed(seller, ticket_id)
+
+    def says_expired() -> bool:
+        buyer.goto(order_url)
+        return buyer.get_by_text("This order has expired").is_visible()
+
+    _eventually("the order page saying it expired", says_expired, EXPIRATION_WINDOW_SECONDS + 30)
+    expect(buyer.locator("form.pay-form")).to_have_count(0)
+    expect(buyer.get_by_role("link", name="Browse tickets")).to_be_visible()
+    _eventually("the ticket back on the landing page", lambda: _listed(seller, ticket_id))
+
+
+def test_form_errors_appear_next_to_their_fields(stack: Stack, new_context: OpenContext) -> None:
+    page = new_context().new_page()
+    page.goto("/signup")
+    page.fill("#email", "not-an-email")
+    page.fill("#password", "short")
+    page.click("button:has-text('Sign up')")
+    expect(page.locator('[data-field="email"]')).to_have_text("Email must be valid")
+    expect(page.locator('[data-field="password"]')).to_contain_text("8 and 128")
+    expect(page.locator("#email")).to_have_value("not-an-email")
+    screenshot(page, "signup-errors")
+
+    sign_up(page, new_email())
+    page.goto("/tickets/new")
+    page.fill("#title", "Opera")
+    page.fill("#price", "0")
+    page.click("button:has-text('List ticket')")
+    expect(page.locator('[data-field="price"]')).to_be_visible()
+    expect(page.locator("#title")).to_have_value("Opera")
+
+
+def test_a_signed_out_visitor_is_sent_to_sign_in_and_back(
+    stack: Stack, new_context: OpenContext
+) -> None:
+    email = new_email()
+    page = new_context().new_page()
+    sign_up(page, email)
+    page.click("button:has-text('Sign out')")
+    expect(page.locator("nav")).to_contain_text("Sign in")
+    page.goto("/orders")
+    page.wait_for_url(re.compile(r"/signin\?next="))
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(re.compile(r"/orders$"))
+    expect(page.locator("h1")).to_have_text("My orders")
+
+
+def test_a_cross_site_form_post_is_rejected(stack: Stack, new_context: OpenContext) -> None:
+    context = new_context()
+    page = context.new_page()
+    sign_up(page, new_email())
+    title = f"Forged {new_email()}"
+    # A page on another site that posts the sell form, without the CSRF token.
+    context.route(
+        "https://attacker.example/**",
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=(
+                f'<form method="post" action="{stack.url}/tickets/new">'
+                f'<input name="title" value="{title}"><input name="price" value="5">'
+                '<button type="submit">Win a prize</button></form>'
+            ),
+        ),
+    )
+    page.goto("https://attacker.example/")
+    page.click("button")
+    expect(page.locator("h1")).to_have_text("Not allowed")
+    page.goto(f"{stack.url}/")
+    expect(page.get_by_text(title)).to_have_count(0)
+
+
+def test_the_404_page(stack: Stack, new_context: OpenContext) -> None:
+    page = new_context().new_page()
+    response = page.goto("/no-such-page")
+    assert response is not None
+    assert response.status == 404
+    expect(page.locator("h1")).to_have_text("Page not found")
+    screenshot(page, "not-found")
+
+
+def test_selling_works_with_javascript_off(stack: Stack, new_context: OpenContext) -> None:
+    page = new_context(javascript=False).new_page()
+    sign_up(page, new_email())
+    ticket_id = sell(page, "No-script night", "12")
+    expect(page.locator(".price.big")).to_have_text("$12.00")
+    assert _listed(page, ticket_id)
