@@ -32,16 +32,16 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if CHROMIUM is None:
         pytest.skip("no chromium binary on PATH (install Debian's chromium package)")
     if MISSING:
         pytest.skip(f"services not installed yet: {', '.join(MISSING)}")
-    with pytest.MonkeyPatch.context() as patch:
-        # `ticketing up` reads the window from the environment it inherits.
-        patch.setenv("EXPIRATION_WINDOW_SECONDS", str(EXPIRATION_WINDOW_SECONDS))
-        started = Stack(tmp_path_factory.mktemp("browser") / "data")
+    started = Stack(
+        tmp_path_factory.mktemp("browser") / "data",
+        extra_args=("--expiration-window", str(EXPIRATION_WINDOW_SECONDS)),
+    )
     try:
         started.wait_until_up(UP_TIMEOUT)
         yield started
@@ -49,13 +49,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in the main
+# thread while it is open, and async tests collected after this module need none.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(stack: Stack, playwright_driver: Playwright) -> Iterator[Browser]:
     assert CHROMIUM is not None
     browser = playwright_driver.chromium.launch(executable_path=CHROMIUM)
