@@ -19,15 +19,13 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import PASSWORD, UP_TIMEOUT, Stack
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SERVICES = ("auth", "tickets", "orders", "payments", "expiration", "web")
 MISSING = [name for name in SERVICES if importlib.util.find_spec(f"ticketing_{name}.app") is None]
 # Long enough to pay in a journey, short enough to watch an order expire.
 EXPIRATION_WINDOW_SECONDS = 25
-UP_TIMEOUT = 180.0
-PASSWORD = "correct horse battery"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 

@@ -11,11 +11,10 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import PASSWORD, Stack
 
 from .conftest import (
     EXPIRATION_WINDOW_SECONDS,
-    PASSWORD,
     OpenContext,
     new_email,
     screenshot,
