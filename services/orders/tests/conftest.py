@@ -12,13 +12,11 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import select
 
 from ticketing_common.db import Database, upgrade_to_head
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope, P, TicketCreated, decode
+from ticketing_common.events.contracts import Envelope, TicketCreated
 from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
 from ticketing_orders.app import create_app
 from ticketing_orders.models import Ticket
@@ -140,26 +138,3 @@ class Tickets:
 @pytest.fixture
 def tickets(bus: EventBus, db: Database, orders: ServedApp) -> Tickets:
     return Tickets(bus, db)
-
-
-async def published(bus: EventBus, payload_type: type[P], count: int) -> list[Envelope[P]]:
-    """The first ``count`` events of a type on the test's stream (fails after 15 s)."""
-    subscription = await bus.js.pull_subscribe(
-        bus.subjects.of(payload_type.event_type),
-        stream=bus.subjects.stream,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
-    )
-    found: list[Envelope[P]] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while len(found) < count and loop.time() < deadline:
-            try:
-                messages = await subscription.fetch(count - len(found), timeout=0.5)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            found += [decode(message.data, payload_type) for message in messages]
-    finally:
-        await subscription.unsubscribe()
-    assert len(found) >= count, f"only {len(found)} {payload_type.event_type} events"
-    return found

@@ -11,9 +11,10 @@ from sqlalchemy import update
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import OrderCancelled, OrderStatus
+from ticketing_common.testing import published
 from ticketing_orders.models import Order
 
-from .conftest import Tickets, Users, published
+from .conftest import Tickets, Users
 
 
 async def _order(client: httpx.AsyncClient, tickets: Tickets, users: Users, buyer: UUID) -> str:

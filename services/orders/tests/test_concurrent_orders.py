@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import OrderCreated
+from ticketing_common.testing import published
 from ticketing_orders.models import Order
 
-from .conftest import Tickets, Users, published
+from .conftest import Tickets, Users
 
 BUYERS = 50
 ROUNDS = 3

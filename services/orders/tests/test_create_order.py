@@ -12,10 +12,10 @@ from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import OrderCreated, OrderStatus
 from ticketing_common.events.outbox import outbox_table
-from ticketing_common.testing import ServedApp
+from ticketing_common.testing import ServedApp, published
 from ticketing_orders.models import Order
 
-from .conftest import ServeOrders, Tickets, Users, published
+from .conftest import ServeOrders, Tickets, Users
 
 
 async def test_buyer_reserves_a_listed_ticket_with_201_created_and_the_ticket_embedded(
