@@ -4,7 +4,6 @@ a fresh NATS namespace, plus helpers to read and publish events on that namespac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Protocol
@@ -12,12 +11,11 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from ticketing_common.db import Database, upgrade_to_head
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope, P, decode
-from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie
+from ticketing_common.events.contracts import Envelope, P
+from ticketing_common.testing import ServedApp, published_so_far, serve_app, signed_in_cookie
 from ticketing_tickets.app import create_app
 from ticketing_tickets.settings import Settings
 
@@ -107,22 +105,7 @@ def events_of(bus: EventBus) -> EventsOf:
     """Every event of one type published on the test's namespace so far, in order."""
 
     async def read(payload_type: type[P]) -> list[Envelope[P]]:
-        subscription = await bus.js.pull_subscribe(
-            bus.subjects.of(payload_type.event_type), stream=bus.subjects.stream
-        )
-        received: list[Envelope[P]] = []
-        try:
-            while True:
-                try:
-                    messages = await subscription.fetch(100, timeout=0.3)
-                except (TimeoutError, NatsTimeoutError):
-                    return received
-                for message in messages:
-                    received.append(decode(message.data, payload_type))
-                    await message.ack()
-        finally:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+        return await published_so_far(bus, payload_type)
 
     return read
 
