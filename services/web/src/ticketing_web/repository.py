@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.request import Request as CookieRequest
 from uuid import UUID
 
@@ -67,6 +67,9 @@ class Caller:
         if request_id:
             headers["X-Request-ID"] = request_id
         return headers
+
+
+AuthAction = Literal["signup", "signin"]
 
 
 @dataclass
@@ -133,14 +136,12 @@ class MarketplaceApi:
 
     # -- auth --------------------------------------------------------------------------
 
-    async def sign_up(self, caller: Caller, *, email: str, password: str) -> Authenticated:
+    async def authenticate(
+        self, caller: Caller, action: AuthAction, *, email: str, password: str
+    ) -> Authenticated:
+        """Sign up or sign in: the user, and auth's session cookie to relay."""
         body = {"email": email, "password": password}
-        response = await self._call(caller, "POST", "/api/users/signup", json=body)
-        return Authenticated(_parse(response, UserRead), _set_cookies(response))
-
-    async def sign_in(self, caller: Caller, *, email: str, password: str) -> Authenticated:
-        body = {"email": email, "password": password}
-        response = await self._call(caller, "POST", "/api/users/signin", json=body)
+        response = await self._call(caller, "POST", f"/api/users/{action}", json=body)
         return Authenticated(_parse(response, UserRead), _set_cookies(response))
 
     async def sign_out(self, caller: Caller) -> Authenticated:

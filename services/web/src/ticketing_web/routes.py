@@ -22,7 +22,7 @@ from ticketing_common.validation import path_id
 from ticketing_web import csrf
 from ticketing_web.errors import ApiError, PageNotFound
 from ticketing_web.rendering import render, settings_of
-from ticketing_web.repository import Authenticated, Caller, MarketplaceApi
+from ticketing_web.repository import AuthAction, Authenticated, Caller, MarketplaceApi
 from ticketing_web.service import OrderState, order_view, safe_next
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf.check)])
@@ -130,6 +130,26 @@ async def sign_up_page(request: Request, next: str | None = None) -> HTMLRespons
     return _auth_form(request, "signup.html", next_path=safe_next(next))
 
 
+async def _authenticate(
+    request: Request,
+    api: MarketplaceApi,
+    caller: Caller,
+    action: AuthAction,
+    *,
+    email: str,
+    password: str,
+    next_path: str,
+) -> Response:
+    """Sign up or sign in through auth, then go on (its cookie relayed), or show the form
+    again with the errors."""
+    try:
+        result = await api.authenticate(caller, action, email=email.strip(), password=password)
+    except ApiError as error:
+        template = f"{action}.html"
+        return _auth_form(request, template, email=email, next_path=next_path, error=error)
+    return _with_cookies(_redirect(next_path), result)
+
+
 @router.post("/signup")
 async def sign_up(
     request: Request,
@@ -139,12 +159,9 @@ async def sign_up(
     password: FormText = "",
     next: FormText = "/",
 ) -> Response:
-    next_path = safe_next(next)
-    try:
-        result = await api.sign_up(caller, email=email.strip(), password=password)
-    except ApiError as error:
-        return _auth_form(request, "signup.html", email=email, next_path=next_path, error=error)
-    return _with_cookies(_redirect(next_path), result)
+    return await _authenticate(
+        request, api, caller, "signup", email=email, password=password, next_path=safe_next(next)
+    )
 
 
 @router.get("/signin")
@@ -161,12 +178,9 @@ async def sign_in(
     password: FormText = "",
     next: FormText = "/",
 ) -> Response:
-    next_path = safe_next(next)
-    try:
-        result = await api.sign_in(caller, email=email.strip(), password=password)
-    except ApiError as error:
-        return _auth_form(request, "signin.html", email=email, next_path=next_path, error=error)
-    return _with_cookies(_redirect(next_path), result)
+    return await _authenticate(
+        request, api, caller, "signin", email=email, password=password, next_path=safe_next(next)
+    )
 
 
 @router.post("/signout")
