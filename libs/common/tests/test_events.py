@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
+import pytest
 from nats.js.errors import NotFoundError
 
 from ticketing_common.events.bus import EventBus
@@ -179,6 +181,30 @@ async def test_waiting_for_a_gap_outlasts_the_failure_limit(bus: EventBus) -> No
         await wait_until(lambda: group.handled)
     assert len(attempts) == FAST.max_deliveries + 3
     assert group.dead_lettered == 0
+
+
+async def test_a_wait_with_its_own_max_delay_is_never_nacked_for_longer(
+    bus: EventBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[int] = []
+
+    async def waiting(event: Envelope[TicketCreated]) -> None:
+        attempts.append(1)
+        if len(attempts) <= 6:
+            raise RetryLater("held by another", delay=0.01, max_delay=0.02)
+
+    # Under the policy's cap alone the waits would double to 0.32 s.
+    policy = RetryPolicy(max_deliveries=3, max_waits=10, base_delay=0.01, max_delay=30)
+    group = ListenerGroup(bus, "orders", policy)
+    group.add(TicketCreated, waiting)
+    with caplog.at_level(logging.INFO, logger="ticketing.listener"):
+        async with running(group):
+            await bus.publish(Envelope.of(ticket_created()))
+            await wait_until(lambda: group.handled)
+    retries = [record for record in caplog.records if record.getMessage() == "will retry"]
+    delays = [record.__dict__["delay"] for record in retries]
+    assert delays == [0.01, 0.02, 0.02, 0.02, 0.02, 0.02]
+    assert len(attempts) == 7
 
 
 async def test_malformed_event_goes_straight_to_dead_letters(bus: EventBus) -> None:

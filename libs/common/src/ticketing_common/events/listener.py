@@ -36,11 +36,19 @@ SessionHandler = Callable[[Envelope[P], AsyncSession], Awaitable[None]]
 
 
 class RetryLater(Exception):
-    """Not now: nack so the message returns later (e.g. a version gap in a replica)."""
+    """Not now: nack so the message returns later (e.g. a version gap in a replica).
 
-    def __init__(self, reason: str, *, delay: float | None = None) -> None:
+    ``delay`` is the first wait, doubled on each delivery up to ``max_delay`` (the
+    policy's when None). A wait whose end should be noticed at once (a lock that
+    another event will hand over) keeps both small.
+    """
+
+    def __init__(
+        self, reason: str, *, delay: float | None = None, max_delay: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.delay = delay
+        self.max_delay = max_delay
 
 
 def transactional(database: Database, handler: SessionHandler[P]) -> Handler[P]:
@@ -169,6 +177,7 @@ class ListenerGroup:
         except RetryLater as later:
             wait = min(
                 self.policy.max_delay,
+                later.max_delay or self.policy.max_delay,
                 (later.delay or self.policy.base_delay) * 2 ** min(delivery - 1, 16),
             )
             await self._retry(
