@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -232,3 +233,22 @@ async def dead_letters(bus: EventBus) -> int:
     return await stream_messages(
         bus, bus.subjects.all_dead_letters, bus.subjects.dead_letter_stream
     )
+
+
+async def pause(bus: EventBus, durable: str) -> None:
+    """Hold back a service's consumer (its events wait in the stream) until ``resume``."""
+    assert await bus.pause_consumer(durable, datetime.now(UTC) + timedelta(minutes=5))
+
+
+async def resume(bus: EventBus, durable: str) -> None:
+    assert not await bus.pause_consumer(durable, None)
+
+
+async def tried_and_not_acked(bus: EventBus, durable: str) -> None:
+    """Wait until a consumer has tried an event and asked for it again (not dropped it)."""
+
+    async def redelivered() -> bool:
+        info = await bus.js.consumer_info(bus.subjects.stream, durable)
+        return bool(info.num_redelivered) and info.num_ack_pending >= 1
+
+    await wait_until(redelivered, timeout=SETTLE_SECONDS)
