@@ -18,10 +18,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
+import asyncpg
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.db import Database
@@ -51,12 +53,34 @@ class RetryLater(Exception):
         self.max_delay = max_delay
 
 
+def database_unavailable(error: BaseException) -> bool:
+    """Whether an error says the database cannot be reached, rather than a bug."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated  # the connection died under the statement
+    # Raised as is while connecting: refused, timed out, the server starting or stopping.
+    return isinstance(
+        error,
+        OSError | asyncpg.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError,
+    )
+
+
 def transactional(database: Database, handler: SessionHandler[P]) -> Handler[P]:
-    """Run a handler in its own transaction; it returns (and so is acked) after commit."""
+    """Run a handler in its own transaction; it returns (and so is acked) after commit.
+
+    A database that cannot be reached is an outage, not a poison message: the event
+    waits for it (``RetryLater``, the longer limit) instead of being dead-lettered
+    after a few failures, which would also befall an event that had already waited
+    for another (every delivery counts against the failure limit).
+    """
 
     async def run(envelope: Envelope[P]) -> None:
-        async with database.transaction() as session:
-            await handler(envelope, session)
+        try:
+            async with database.transaction() as session:
+                await handler(envelope, session)
+        except Exception as error:
+            if database_unavailable(error):
+                raise RetryLater(f"database unavailable: {error!r}") from error
+            raise
 
     return run
 
