@@ -48,7 +48,7 @@ SERVICE = "tickets"  # durable consumers: tickets-order-created, tickets-order-c
 
 # Waiting for the holder's cancel: it usually trails by milliseconds, and while it is
 # applied but the new order's lock is not, the ticket shows as for sale. So retry
-# soon, and never more than 2 s apart; with the policy's 40 waits that is about 75 s
+# soon, and never more than 2 s apart; with the policy's 40 waits that is about 70 s
 # before the event is dead-lettered.
 HOLDER_WAIT_DELAY = 0.1
 HOLDER_WAIT_MAX_DELAY = 2.0
