@@ -242,13 +242,3 @@ async def pause(bus: EventBus, durable: str) -> None:
 
 async def resume(bus: EventBus, durable: str) -> None:
     assert not await bus.pause_consumer(durable, None)
-
-
-async def tried_and_not_acked(bus: EventBus, durable: str) -> None:
-    """Wait until a consumer has tried an event and asked for it again (not dropped it)."""
-
-    async def redelivered() -> bool:
-        info = await bus.js.consumer_info(bus.subjects.stream, durable)
-        return bool(info.num_redelivered) and info.num_ack_pending >= 1
-
-    await wait_until(redelivered, timeout=SETTLE_SECONDS)

@@ -20,7 +20,7 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import EventType, OrderCancelled, OrderCreated
 from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, wait_until
-from ticketing_common.testing.events import published
+from ticketing_common.testing.events import published, tried_and_not_acked
 from ticketing_orders.reannounce import parse, run
 from ticketing_orders.settings import Settings as OrdersSettings
 from ticketing_tickets.settings import Settings as TicketsSettings
@@ -31,7 +31,6 @@ from .conftest import (
     dead_letters,
     pause,
     resume,
-    tried_and_not_acked,
 )
 
 
@@ -39,6 +38,11 @@ def durable(served: ServedApp, event_type: EventType) -> str:
     listeners = served.app.state.listeners
     assert isinstance(listeners, ListenerGroup)
     return listeners.durable_name(event_type)
+
+
+async def retried(bus: EventBus, served: ServedApp, event_type: EventType) -> None:
+    """A service's consumer of a type has tried an event and asked for it again."""
+    await tried_and_not_acked(bus, durable(served, event_type), timeout=SETTLE_SECONDS)
 
 
 async def held_by(market: Marketplace, ticket_id: UUID, order_id: object) -> dict[str, Any]:
@@ -93,7 +97,7 @@ async def test_a_new_order_overtaking_the_previous_holders_cancel_still_gets_the
     second_order = await order(marketplace, second, ticket_id)
     # ... and that order:created reaches tickets while the first order still holds the
     # ticket: it is tried and asked for again, not acked and dropped.
-    await tried_and_not_acked(bus, durable(tickets_app, EventType.ORDER_CREATED))
+    await retried(bus, tickets_app, EventType.ORDER_CREATED)
     assert (await marketplace.ticket(ticket_id))["orderId"] == first_order
 
     await resume(bus, cancels)
@@ -119,7 +123,7 @@ async def test_orders_made_and_cancelled_behind_a_held_cancel_end_with_the_last_
     await cancel(marketplace, second, second_order)
     third_order = await order(marketplace, third, ticket_id)
     await published(bus, OrderCreated, 3)
-    await tried_and_not_acked(bus, durable(tickets_app, EventType.ORDER_CREATED))
+    await retried(bus, tickets_app, EventType.ORDER_CREATED)
 
     await resume(bus, cancels)
     await held_by(marketplace, ticket_id, third_order)
@@ -146,7 +150,7 @@ async def test_a_ticket_update_overtaking_its_created_in_orders_is_applied_after
     )
     assert edited.status_code == 200, edited.text
     # Orders has no copy yet: the update is a version gap, retried.
-    await tried_and_not_acked(bus, durable(orders_app, EventType.TICKET_UPDATED))
+    await retried(bus, orders_app, EventType.TICKET_UPDATED)
 
     await resume(bus, creates)
     await marketplace.replica_at(ticket_id, 1)
@@ -166,7 +170,7 @@ async def test_an_order_cancel_overtaking_its_created_in_payments_leaves_it_canc
     order_id = await order(marketplace, buyer, ticket_id)
     await cancel(marketplace, buyer, order_id)
     # Payments has no copy of the order: its cancel is a version gap, retried.
-    await tried_and_not_acked(bus, durable(payments_app, EventType.ORDER_CANCELLED))
+    await retried(bus, payments_app, EventType.ORDER_CANCELLED)
 
     await resume(bus, creates)
     listeners = payments_app.app.state.listeners
@@ -200,7 +204,7 @@ async def _lost_cancel(
     assert lost.seq is not None
     await bus.js.delete_msg(stream, lost.seq)
     second_order = await order(marketplace, second, ticket_id)
-    await tried_and_not_acked(bus, durable(tickets_app, EventType.ORDER_CREATED))
+    await retried(bus, tickets_app, EventType.ORDER_CREATED)
     return ticket_id, second_order, cancels
 
 

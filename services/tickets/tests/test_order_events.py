@@ -20,7 +20,7 @@ from ticketing_common.events.contracts import (
     TicketUpdated,
 )
 from ticketing_common.events.listener import ListenerGroup
-from ticketing_common.testing import ServedApp, wait_until
+from ticketing_common.testing import ServedApp, tried_and_not_acked, wait_until
 
 from .conftest import EventsOf, NewTicket
 
@@ -133,15 +133,8 @@ async def test_the_same_order_created_delivered_twice_changes_the_ticket_once(
     assert len(events) == 1
 
 
-async def tried_and_not_acked(bus: EventBus, served: ServedApp, payload_type: type[P]) -> None:
-    """Wait until tickets' consumer of a type has tried an event and asked for it again."""
-    durable = listeners_of(served).durable_name(payload_type.event_type)
-
-    async def redelivered() -> bool:
-        info = await bus.js.consumer_info(bus.subjects.stream, durable)
-        return bool(info.num_redelivered) and info.num_ack_pending >= 1
-
-    await wait_until(redelivered)
+def consumer_of(served: ServedApp, payload_type: type[P]) -> str:
+    return listeners_of(served).durable_name(payload_type.event_type)
 
 
 async def test_order_created_for_a_ticket_held_by_another_order_waits_for_its_cancel(
@@ -153,7 +146,7 @@ async def test_order_created_for_a_ticket_held_by_another_order_waits_for_its_ca
     await ticket_where(client, ticket, orderId=str(holder.id), version=1)
     # The newcomer's created overtakes the holder's cancel: it is retried, not dropped ...
     await bus.publish(Envelope.of(newcomer))
-    await tried_and_not_acked(bus, served, OrderCreated)
+    await tried_and_not_acked(bus, consumer_of(served, OrderCreated))
     assert (await client.get(f"/api/tickets/{ticket['id']}")).json()["orderId"] == str(holder.id)
     # ... and takes the ticket once the holder's cancel has freed it.
     await bus.publish(Envelope.of(order_cancelled(holder)))
@@ -169,7 +162,7 @@ async def test_a_waiting_order_that_is_cancelled_never_takes_or_frees_the_holder
     await bus.publish(Envelope.of(holder))
     await ticket_where(client, ticket, orderId=str(holder.id))
     await bus.publish(Envelope.of(intruder))
-    await tried_and_not_acked(bus, served, OrderCreated)
+    await tried_and_not_acked(bus, consumer_of(served, OrderCreated))
     # The intruder's cancellation settles it: its created stops waiting, and neither
     # event touches the holder's lock.
     await bus.publish(Envelope.of(order_cancelled(intruder)))
