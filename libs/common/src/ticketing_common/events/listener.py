@@ -58,6 +58,7 @@ def database_unavailable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError):
         return error.connection_invalidated  # the connection died under the statement
     # Raised as is while connecting: refused, timed out, the server starting or stopping.
+    # (An OSError from elsewhere in a handler is a network outage too: waiting is right.)
     return isinstance(
         error,
         OSError | asyncpg.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError,
