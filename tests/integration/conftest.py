@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -232,3 +233,12 @@ async def dead_letters(bus: EventBus) -> int:
     return await stream_messages(
         bus, bus.subjects.all_dead_letters, bus.subjects.dead_letter_stream
     )
+
+
+async def pause(bus: EventBus, durable: str) -> None:
+    """Hold back a service's consumer (its events wait in the stream) until ``resume``."""
+    assert await bus.pause_consumer(durable, datetime.now(UTC) + timedelta(minutes=5))
+
+
+async def resume(bus: EventBus, durable: str) -> None:
+    assert not await bus.pause_consumer(durable, None)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
+import pytest
 from nats.js.errors import NotFoundError
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing_common.db import Database
+from ticketing_common.embedded import HOST, free_port
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
     PAYLOADS,
@@ -27,6 +34,7 @@ from ticketing_common.events.listener import (
     RetryLater,
     RetryPolicy,
     replay_dead_letters,
+    transactional,
 )
 from ticketing_common.testing import wait_until
 
@@ -179,6 +187,71 @@ async def test_waiting_for_a_gap_outlasts_the_failure_limit(bus: EventBus) -> No
         await wait_until(lambda: group.handled)
     assert len(attempts) == FAST.max_deliveries + 3
     assert group.dead_lettered == 0
+
+
+async def test_a_wait_with_its_own_max_delay_is_never_nacked_for_longer(
+    bus: EventBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[int] = []
+
+    async def waiting(event: Envelope[TicketCreated]) -> None:
+        attempts.append(1)
+        if len(attempts) <= 6:
+            raise RetryLater("held by another", delay=0.01, max_delay=0.02)
+
+    # Under the policy's cap alone the waits would double to 0.32 s.
+    policy = RetryPolicy(max_deliveries=3, max_waits=10, base_delay=0.01, max_delay=30)
+    group = ListenerGroup(bus, "orders", policy)
+    group.add(TicketCreated, waiting)
+    with caplog.at_level(logging.INFO, logger="ticketing.listener"):
+        async with running(group):
+            await bus.publish(Envelope.of(ticket_created()))
+            await wait_until(lambda: group.handled)
+    retries = [record for record in caplog.records if record.getMessage() == "will retry"]
+    delays = [record.__dict__["delay"] for record in retries]
+    assert delays == [0.01, 0.02, 0.02, 0.02, 0.02, 0.02]
+    assert len(attempts) == 7
+
+
+async def select_one(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+    await session.execute(text("SELECT 1"))
+
+
+async def test_a_handler_whose_database_refuses_connections_waits_instead_of_failing() -> None:
+    nowhere = Database(f"postgresql://ticketing:secret@{HOST}:{free_port()}/ticketing")
+    try:
+        with pytest.raises(RetryLater, match="database unavailable"):
+            await transactional(nowhere, select_one)(Envelope.of(ticket_created()))
+    finally:
+        await nowhere.dispose()
+
+
+async def test_a_handler_whose_connection_dies_mid_transaction_waits_instead_of_failing(
+    database_url: str,
+) -> None:
+    async def killed(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+        # The server ends this very connection, as a restart of PostgreSQL would.
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    database = Database(database_url, pool_size=1)
+    try:
+        with pytest.raises(RetryLater, match="database unavailable"):
+            await transactional(database, killed)(Envelope.of(ticket_created()))
+        await transactional(database, select_one)(Envelope.of(ticket_created()))
+    finally:
+        await database.dispose()
+
+
+async def test_a_handler_that_fails_on_a_reachable_database_still_fails(database_url: str) -> None:
+    async def bug(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+        await session.execute(text("SELECT no_such_column FROM no_such_table"))
+
+    database = Database(database_url, pool_size=1)
+    try:
+        with pytest.raises(ProgrammingError, match="no_such_table"):
+            await transactional(database, bug)(Envelope.of(ticket_created()))
+    finally:
+        await database.dispose()
 
 
 async def test_malformed_event_goes_straight_to_dead_letters(bus: EventBus) -> None:

@@ -36,10 +36,17 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-async def apply(database: Database, record_id: UUID, version: int) -> Applied:
+async def apply(
+    database: Database, record_id: UUID, version: int, *, final: bool = False
+) -> Applied:
     async with database.transaction() as session:
         return await apply_versioned(
-            session, Copy, id=record_id, version=version, values={"title": f"v{version}"}
+            session,
+            Copy,
+            id=record_id,
+            version=version,
+            values={"title": f"v{version}"},
+            final=final,
         )
 
 
@@ -84,6 +91,24 @@ async def test_version_after_a_gap_is_held_back_until_the_gap_is_filled(
 async def test_update_before_the_record_exists_is_a_gap(database: Database) -> None:
     with pytest.raises(VersionGap):
         await apply(database, uuid4(), 1)
+
+
+async def test_a_final_version_before_the_record_exists_settles_it_and_outranks_the_rest(
+    database: Database,
+) -> None:
+    record_id = uuid4()
+    assert await apply(database, record_id, 2, final=True) is Applied.APPLIED
+    for version in range(3):
+        assert await apply(database, record_id, version) is Applied.DUPLICATE
+    assert await apply(database, record_id, 2, final=True) is Applied.DUPLICATE
+    assert await state(database, record_id) == (2, "v2")
+
+
+async def test_a_final_version_applies_over_any_earlier_one(database: Database) -> None:
+    record_id = uuid4()
+    await apply(database, record_id, 0)
+    assert await apply(database, record_id, 2, final=True) is Applied.APPLIED
+    assert await state(database, record_id) == (2, "v2")
 
 
 @settings(

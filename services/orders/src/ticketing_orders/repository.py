@@ -123,3 +123,28 @@ async def complete_order(session: AsyncSession, order_id: UUID) -> Order | None:
 
 async def order_by_id(session: AsyncSession, order_id: UUID) -> Order | None:
     return await session.get(Order, order_id)
+
+
+async def orders_by_ids(session: AsyncSession, order_ids: Sequence[UUID]) -> Sequence[Order]:
+    """The orders that exist among ``order_ids``, oldest first."""
+    return (
+        await session.scalars(
+            select(Order).where(Order.id.in_(order_ids)).order_by(Order.created_at, Order.id)
+        )
+    ).all()
+
+
+async def order_ids_of_tickets(session: AsyncSession, ticket_ids: Sequence[UUID]) -> list[UUID]:
+    """Every order ever made for these tickets, oldest first."""
+    return list(
+        await session.scalars(
+            select(Order.id)
+            .where(Order.ticket_id.in_(ticket_ids))
+            .order_by(Order.created_at, Order.id)
+        )
+    )
+
+
+async def all_order_ids(session: AsyncSession) -> list[UUID]:
+    """Every order, oldest first."""
+    return list(await session.scalars(select(Order.id).order_by(Order.created_at, Order.id)))

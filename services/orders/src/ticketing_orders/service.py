@@ -50,17 +50,7 @@ async def create_order(
     )
     if order is None:
         raise TicketAlreadyReserved(field="ticketId")
-    await outbox.record(
-        session,
-        OrderCreated(
-            id=order.id,
-            version=order.version,
-            status=OrderStatus(order.status),
-            user_id=order.user_id,
-            expires_at=order.expires_at,
-            ticket=PricedTicketRef(id=ticket.id, price=from_cents(order.price_cents)),
-        ),
-    )
+    await outbox.record(session, order_created(order))
     return order
 
 
@@ -117,6 +107,38 @@ async def complete_order(session: AsyncSession, *, order_id: UUID) -> Order | No
             extra={"order_id": str(order_id), "status": order.status if order else None},
         )
     return completed
+
+
+async def reannounce_orders(session: AsyncSession, order_ids: Sequence[UUID]) -> int:
+    """Publish again, through the outbox, the events that brought each order to its state.
+
+    Every order gets its order:created (version 0, as first published) and a
+    cancelled one its order:cancelled too: enough for any consumer to rebuild what it
+    knows of the order from nothing. Consumers apply events by version, so one that
+    has them already changes nothing, except to put right what disagrees with them
+    (tickets' lock). The operator's repair when a consumer lost or gave up on an
+    order event (docs/concurrency.md). Returns how many events were recorded.
+    """
+    recorded = 0
+    for order in await repository.orders_by_ids(session, order_ids):
+        await outbox.record(session, order_created(order))
+        recorded += 1
+        if order.status == OrderStatus.CANCELLED:
+            await _record_cancelled(session, order)
+            recorded += 1
+    return recorded
+
+
+def order_created(order: Order) -> OrderCreated:
+    """The order's order:created: the order as it was at version 0, when it was created."""
+    return OrderCreated(
+        id=order.id,
+        version=0,
+        status=OrderStatus.CREATED,
+        user_id=order.user_id,
+        expires_at=order.expires_at,
+        ticket=PricedTicketRef(id=order.ticket_id, price=from_cents(order.price_cents)),
+    )
 
 
 async def _record_cancelled(session: AsyncSession, order: Order) -> None:

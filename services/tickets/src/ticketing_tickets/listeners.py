@@ -2,11 +2,23 @@
 
 Both handlers run in their own transaction (``transactional``) and are acked
 after it commits. Idempotency and order come from the ``order_refs`` replica,
-applied with ``apply_versioned``: the ticket is touched only when the order's
-version is APPLIED. A redelivered event is a DUPLICATE and changes nothing; an
-order:cancelled that overtakes its order:created is a version gap, retried
-until the created has been applied, so the ticket cannot stay locked by an
-order that was cancelled first.
+applied with ``apply_versioned``: it records the last version seen of each order.
+
+Two consumers, so two races (docs/concurrency.md):
+
+- one order's cancel overtaking its own created: order:cancelled is an order's
+  last event, so it settles the ref at once (``final``); the created, arriving
+  later, finds the order cancelled and leaves the ticket alone;
+- order B's created overtaking the cancel of order A, which still holds the
+  ticket here: orders holds at most one order per ticket, so A's cancel is on its
+  way. B's created is retried (``RetryLater``, its ref rolled back) until A's
+  cancel has freed the ticket, never dropped. If that cancel never comes, B's
+  event is dead-lettered after the bounded waits (an ERROR log), and
+  ``python -m ticketing_orders.reannounce`` repairs the ticket.
+
+Each handler makes the ticket agree with the order's last known state whether
+the event is new or a repeat, so a redelivered, replayed or re-announced event
+also repairs a ticket left wrong.
 """
 
 from __future__ import annotations
@@ -19,7 +31,12 @@ from ticketing_common.db import Database
 from ticketing_common.events import outbox
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, OrderCancelled, OrderCreated
-from ticketing_common.events.listener import ListenerGroup, RetryPolicy, transactional
+from ticketing_common.events.listener import (
+    ListenerGroup,
+    RetryLater,
+    RetryPolicy,
+    transactional,
+)
 from ticketing_common.events.replica import Applied, apply_versioned
 from ticketing_tickets import repository
 from ticketing_tickets.models import OrderRef
@@ -29,51 +46,71 @@ logger = logging.getLogger("ticketing.tickets.listeners")
 
 SERVICE = "tickets"  # durable consumers: tickets-order-created, tickets-order-cancelled
 
+# Waiting for the holder's cancel: it usually trails by milliseconds, and while it is
+# applied but the new order's lock is not, the ticket shows as for sale. So retry
+# soon, and never more than 2 s apart; with the policy's 40 waits that is about 70 s
+# before the event is dead-lettered.
+HOLDER_WAIT_DELAY = 0.1
+HOLDER_WAIT_MAX_DELAY = 2.0
+
+
+class HeldByAnotherOrder(RetryLater):
+    """The ticket is still held by an order whose order:cancelled has not arrived yet."""
+
 
 async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession) -> None:
     order = event.data
     applied = await apply_versioned(
         session, OrderRef, id=order.id, version=order.version, values={"ticket_id": order.ticket.id}
     )
-    if applied is Applied.DUPLICATE:
-        return  # redelivery: the first delivery already reserved (or refused) the ticket
+    if (
+        applied is Applied.DUPLICATE
+        and await repository.order_ref_version(session, order.id) > order.version
+    ):
+        return  # its order:cancelled came first: a cancelled order never takes the ticket
     # Conditional on the ticket being free, so it cannot race an edit or another order.
     ticket = await repository.reserve(session, order.ticket.id, order.id)
-    if ticket is None:
-        current = await repository.ticket_by_id(session, order.ticket.id)
-        log = {"order_id": str(order.id), "ticket_id": str(order.ticket.id)}
-        if current is None:
-            # Tickets owns tickets: an order for an unknown one is a bug elsewhere,
-            # and no retry can fix it.
-            logger.error("order:created for an unknown ticket; ignored", extra=log)
-        else:
-            # Orders guarantees one holding order per ticket; never steal the lock.
-            logger.warning(
-                "order:created for a ticket held by another order; ignored",
-                extra={**log, "held_by": str(current.order_id)},
-            )
+    if ticket is not None:
+        await outbox.record(session, ticket_updated(ticket))
         return
-    await outbox.record(session, ticket_updated(ticket))
+    current = await repository.ticket_by_id(session, order.ticket.id)
+    log = {"order_id": str(order.id), "ticket_id": str(order.ticket.id)}
+    if current is None:
+        # Tickets owns tickets and orders only sells those it heard of from us, so
+        # this is a bug elsewhere that no retry can fix; the ERROR is the alert.
+        logger.error("order:created for an unknown ticket; nothing to lock", extra=log)
+        return
+    if current.order_id == order.id:
+        return  # a repeat: this order already holds it
+    # Orders lets a new order have a ticket only once the previous holder is cancelled,
+    # so that order:cancelled is on its way through the other consumer. Wait for it
+    # (the rollback undoes the ref too); never steal the lock, never drop this event.
+    raise HeldByAnotherOrder(
+        f"ticket {order.ticket.id} is held by order {current.order_id}; "
+        f"order {order.id} waits for its order:cancelled",
+        delay=HOLDER_WAIT_DELAY,
+        max_delay=HOLDER_WAIT_MAX_DELAY,
+    )
 
 
 async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSession) -> None:
     order = event.data
-    # Raises VersionGap (retried later) when the order's created has not been applied yet.
-    applied = await apply_versioned(
-        session, OrderRef, id=order.id, version=order.version, values={"ticket_id": order.ticket.id}
+    # An order's last event: applied at once, even before its created (which, arriving
+    # later, is then a duplicate), so it never waits and never makes others wait.
+    await apply_versioned(
+        session,
+        OrderRef,
+        id=order.id,
+        version=order.version,
+        values={"ticket_id": order.ticket.id},
+        final=True,
     )
-    if applied is Applied.DUPLICATE:
-        return  # redelivery: the ticket was already freed
-    # Only the order that holds the ticket frees it: a cancelled order whose
-    # created was refused must not release another order's lock.
+    # Only the order that holds the ticket frees it: a cancelled order that never
+    # got the lock must not release another order's. Done on a repeat too: a
+    # cancelled order never holds a ticket, whatever happened before.
     ticket = await repository.release(session, order.ticket.id, order.id)
-    if ticket is None:
-        logger.info(
-            "order:cancelled for a ticket that order does not hold; nothing to free",
-            extra={"order_id": str(order.id), "ticket_id": str(order.ticket.id)},
-        )
-        return
-    await outbox.record(session, ticket_updated(ticket))
+    if ticket is not None:
+        await outbox.record(session, ticket_updated(ticket))
 
 
 def order_listeners(bus: EventBus, database: Database, policy: RetryPolicy) -> ListenerGroup:

@@ -48,8 +48,9 @@ class OrderRef(Base):
 
     Applied with ``apply_versioned``, it makes the order listeners idempotent and
     ordered: a redelivered order:created is a duplicate, and an order:cancelled
-    that overtakes its order:created waits for it (a version gap) instead of
-    being lost and leaving the ticket locked for ever.
+    that overtakes its order:created settles the ref at once (it is the order's
+    final version), so the late created finds the order cancelled instead of
+    locking the ticket for ever.
     """
 
     __tablename__ = "order_refs"

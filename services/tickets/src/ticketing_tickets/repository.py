@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_tickets.models import Ticket
+from ticketing_tickets.models import OrderRef, Ticket
 
 
 async def insert_ticket(
@@ -84,3 +84,9 @@ async def release(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Tic
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
+
+
+async def order_ref_version(session: AsyncSession, order_id: UUID) -> int:
+    """The last version seen of an order that has a ref (-1 when it has none)."""
+    version = await session.scalar(select(OrderRef.version).where(OrderRef.id == order_id))
+    return -1 if version is None else version

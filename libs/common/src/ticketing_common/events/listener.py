@@ -18,10 +18,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
+import asyncpg
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.db import Database
@@ -36,19 +38,50 @@ SessionHandler = Callable[[Envelope[P], AsyncSession], Awaitable[None]]
 
 
 class RetryLater(Exception):
-    """Not now: nack so the message returns later (e.g. a version gap in a replica)."""
+    """Not now: nack so the message returns later (e.g. a version gap in a replica).
 
-    def __init__(self, reason: str, *, delay: float | None = None) -> None:
+    ``delay`` is the first wait, doubled on each delivery up to ``max_delay`` (the
+    policy's when None). A wait whose end should be noticed at once (a lock that
+    another event will hand over) keeps both small.
+    """
+
+    def __init__(
+        self, reason: str, *, delay: float | None = None, max_delay: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.delay = delay
+        self.max_delay = max_delay
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether an error says the database cannot be reached, rather than a bug."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated  # the connection died under the statement
+    # Raised as is while connecting: refused, timed out, the server starting or stopping.
+    # (An OSError from elsewhere in a handler is a network outage too: waiting is right.)
+    return isinstance(
+        error,
+        OSError | asyncpg.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError,
+    )
 
 
 def transactional(database: Database, handler: SessionHandler[P]) -> Handler[P]:
-    """Run a handler in its own transaction; it returns (and so is acked) after commit."""
+    """Run a handler in its own transaction; it returns (and so is acked) after commit.
+
+    A database that cannot be reached is an outage, not a poison message: the event
+    waits for it (``RetryLater``, the longer limit) instead of being dead-lettered
+    after a few failures, which would also befall an event that had already waited
+    for another (every delivery counts against the failure limit).
+    """
 
     async def run(envelope: Envelope[P]) -> None:
-        async with database.transaction() as session:
-            await handler(envelope, session)
+        try:
+            async with database.transaction() as session:
+                await handler(envelope, session)
+        except Exception as error:
+            if database_unavailable(error):
+                raise RetryLater(f"database unavailable: {error!r}") from error
+            raise
 
     return run
 
@@ -169,6 +202,7 @@ class ListenerGroup:
         except RetryLater as later:
             wait = min(
                 self.policy.max_delay,
+                later.max_delay or self.policy.max_delay,
                 (later.delay or self.policy.base_delay) * 2 ** min(delivery - 1, 16),
             )
             await self._retry(

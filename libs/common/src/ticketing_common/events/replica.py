@@ -5,6 +5,10 @@ A replica row (a ticket in orders, an order in payments) carries the owner's
 v > 0 is a conditional update ``WHERE version = v-1`` whose row count decides.
 An older or equal version is a duplicate (ack and ignore); a newer one is a gap,
 raised as :class:`VersionGap` so the listener nacks it and it comes back later.
+
+A record's *final* version (an order's cancellation: nothing follows it) need not
+wait for its predecessors: applied with ``final=True`` it settles the record at
+once, and the earlier versions, arriving later, are duplicates.
 """
 
 from __future__ import annotations
@@ -39,10 +43,30 @@ async def apply_versioned(
     id: UUID,
     version: int,
     values: dict[str, Any],
+    final: bool = False,
 ) -> Applied:
-    """Apply one versioned change of a replicated record exactly once, in order."""
+    """Apply one versioned change of a replicated record exactly once, in order.
+
+    ``final``: ``version`` is the record's last; it is applied over any earlier
+    version, or inserted when the record is unknown (``values`` must then fill a
+    row), instead of waiting for the versions before it.
+    """
     table = model.__table__
     assert isinstance(table, Table)
+    if final:
+        # One statement, so a concurrent insert of an earlier version cannot slip in
+        # between a check and the write: whichever commits first, the final one wins.
+        settled = await session.execute(
+            insert(table)
+            .values(id=id, version=version, **values)
+            .on_conflict_do_update(
+                index_elements=["id"],
+                set_={"version": version, **values},
+                where=table.c.version < version,
+            )
+            .returning(table.c.id)
+        )
+        return Applied.APPLIED if settled.first() is not None else Applied.DUPLICATE
     if version == 0:
         inserted = await session.execute(
             insert(table)

@@ -15,6 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, P, decode
+from ticketing_common.testing.helpers import wait_until
 
 
 async def published(
@@ -61,3 +62,17 @@ async def published_so_far(bus: EventBus, payload_type: type[P]) -> list[Envelop
     finally:
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
+
+
+async def tried_and_not_acked(bus: EventBus, durable: str, *, timeout: float = 15) -> None:
+    """Wait until a service's consumer has tried an event and asked for it again.
+
+    What a handler that cannot apply an event *yet* must do (``RetryLater``), as
+    the broker sees it: redelivered, still pending, not acked (and so not dropped).
+    """
+
+    async def redelivered() -> bool:
+        info = await bus.js.consumer_info(bus.subjects.stream, durable)
+        return bool(info.num_redelivered) and info.num_ack_pending >= 1
+
+    await wait_until(redelivered, timeout=timeout)

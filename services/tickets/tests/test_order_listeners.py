@@ -1,0 +1,149 @@
+"""The order handlers called directly, each in its own transaction as the listener runs
+them: what they change in tickets' tables, and what they refuse to change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import pytest
+from sqlalchemy import func, select, update
+
+from ticketing_common.db import Database
+from ticketing_common.events.contracts import (
+    Envelope,
+    OrderCancelled,
+    OrderCreated,
+    OrderStatus,
+    PricedTicketRef,
+    TicketRef,
+)
+from ticketing_common.events.listener import RetryLater
+from ticketing_common.events.outbox import outbox_table
+from ticketing_tickets import repository
+from ticketing_tickets.listeners import on_order_cancelled, on_order_created
+from ticketing_tickets.models import OrderRef, Ticket
+
+
+def created(ticket_id: UUID) -> Envelope[OrderCreated]:
+    return Envelope.of(
+        OrderCreated(
+            id=uuid4(),
+            version=0,
+            status=OrderStatus.CREATED,
+            user_id=uuid4(),
+            expires_at=datetime.now(UTC) + timedelta(minutes=15),
+            ticket=PricedTicketRef(id=ticket_id, price=Decimal("20.50")),
+        )
+    )
+
+
+def cancelled(order: Envelope[OrderCreated]) -> Envelope[OrderCancelled]:
+    return Envelope.of(
+        OrderCancelled(id=order.data.id, version=1, ticket=TicketRef(id=order.data.ticket.id))
+    )
+
+
+async def listed(db: Database) -> UUID:
+    async with db.transaction() as session:
+        ticket = await repository.insert_ticket(
+            session, title="Concert", price_cents=2050, user_id=uuid4()
+        )
+        return ticket.id
+
+
+async def deliver(db: Database, event: Envelope[OrderCreated] | Envelope[OrderCancelled]) -> None:
+    """One delivery, as ``transactional`` runs it: commit, or roll back on raise."""
+    async with db.transaction() as session:
+        match event.data:
+            case OrderCancelled():
+                await on_order_cancelled(Envelope.of(event.data, event_id=event.id), session)
+            case OrderCreated():
+                await on_order_created(Envelope.of(event.data, event_id=event.id), session)
+
+
+async def snapshot(db: Database, ticket_id: UUID) -> tuple[UUID | None, int, int, list[UUID]]:
+    """(holder, ticket version, outbox rows, refs of orders of the ticket)."""
+    async with db.transaction() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        pending = await session.scalar(select(func.count()).select_from(outbox_table))
+        refs = await session.scalars(select(OrderRef.id).where(OrderRef.ticket_id == ticket_id))
+        return ticket.order_id, ticket.version, pending or 0, sorted(refs)
+
+
+async def test_order_created_for_a_ticket_held_by_another_raises_retry_later_and_changes_nothing(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    holder, newcomer = created(ticket_id), created(ticket_id)
+    await deliver(db, holder)
+    before = await snapshot(db, ticket_id)
+    assert before[:2] == (holder.data.id, 1)
+
+    with pytest.raises(RetryLater, match=str(holder.data.id)):
+        await deliver(db, newcomer)
+    # Rolled back: no ref for the newcomer, so its next delivery is not a "duplicate".
+    assert await snapshot(db, ticket_id) == before
+
+    await deliver(db, cancelled(holder))
+    await deliver(db, newcomer)
+    holder_id, version, _, refs = await snapshot(db, ticket_id)
+    assert (holder_id, version) == (newcomer.data.id, 3)
+    assert refs == sorted([holder.data.id, newcomer.data.id])
+
+
+async def test_order_cancelled_before_its_created_settles_the_order_and_the_created_locks_nothing(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    order = created(ticket_id)
+    await deliver(db, cancelled(order))  # no waiting for the created
+    await deliver(db, order)
+    assert await snapshot(db, ticket_id) == (None, 0, 0, [order.data.id])
+
+
+async def test_a_cancelled_newcomer_stops_waiting_and_never_frees_the_holders_ticket(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    holder, newcomer = created(ticket_id), created(ticket_id)
+    await deliver(db, holder)
+    with pytest.raises(RetryLater):
+        await deliver(db, newcomer)
+    await deliver(db, cancelled(newcomer))
+    await deliver(db, newcomer)  # its retry: the order is cancelled, nothing to wait for
+    holder_id, version, _, _ = await snapshot(db, ticket_id)
+    assert (holder_id, version) == (holder.data.id, 1)
+
+
+async def test_a_repeated_order_created_locks_a_ticket_its_order_should_hold(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    order = created(ticket_id)
+    await deliver(db, order)
+    # A ticket left free under a live order (as the handler that dropped events left it).
+    async with db.transaction() as session:
+        await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(order_id=None))
+    await deliver(db, order)  # redelivered, replayed or re-announced
+    holder_id, version, _, _ = await snapshot(db, ticket_id)
+    assert (holder_id, version) == (order.data.id, 2)
+    await deliver(db, order)  # and a further repeat changes nothing
+    assert (await snapshot(db, ticket_id))[:2] == (order.data.id, 2)
+
+
+async def test_a_repeated_order_cancelled_frees_a_ticket_its_order_still_holds(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    order = created(ticket_id)
+    await deliver(db, order)
+    cancel = cancelled(order)
+    await deliver(db, cancel)
+    async with db.transaction() as session:
+        await session.execute(
+            update(Ticket).where(Ticket.id == ticket_id).values(order_id=order.data.id)
+        )
+    await deliver(db, cancel)
+    assert (await snapshot(db, ticket_id))[:2] == (None, 3)
