@@ -162,8 +162,9 @@ class PaymentProvider:
     ) -> None:
         # The longest one call can take, the SDK's retries and back-off included: a
         # pending attempt older than this is no longer being confirmed by anyone.
-        self.longest_call_seconds = (timeout_seconds + stripe.HTTPClient.MAX_DELAY) * (
-            max_network_retries + 1
+        self.longest_call_seconds = (
+            timeout_seconds * (max_network_retries + 1)
+            + stripe.HTTPClient.MAX_DELAY * max_network_retries
         )
         self._http = stripe.HTTPXClient(timeout=timeout_seconds)
         self._client = stripe.StripeClient(
