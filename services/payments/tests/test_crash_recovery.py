@@ -221,8 +221,8 @@ async def test_killed_after_the_charge_of_an_order_that_then_expires_the_buyer_i
         [refunded] = await charges_of(sdk, attempt.stripe_id)
         assert (refunded.refunded, refunded.amount_refunded) == (True, charge.amount)
         refunds = (await sdk.v1.refunds.list_async({"payment_intent": attempt.stripe_id})).data
-        assert [(r.id, (r.metadata or {})["order_id"]) for r in refunds] == [
-            (payment.refund_id, str(order_id))
+        assert [(r.id, r.metadata and r.metadata.to_dict()) for r in refunds] == [
+            (payment.refund_id, {"order_id": str(order_id)})
         ]
         events = [e.data for e in await published_so_far(bus, PaymentRefunded)]
         assert [e for e in events if e.order_id == order_id] == [
