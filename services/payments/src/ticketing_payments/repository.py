@@ -151,17 +151,12 @@ async def mark_refunded(session: AsyncSession, payment_id: UUID, refund_id: str)
 UNSETTLED_WHEN_CANCELLED = (PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED)
 
 
-async def unsettled_orders(
-    session: AsyncSession, *, stale_after_seconds: float, limit: int = 100
-) -> Sequence[UUID]:
-    """Orders whose payment the reconciler must settle, oldest attempt first: an attempt
-    pending for longer than any Stripe call can take (its process died), and every
-    cancelled order whose payment is not refunded or voided (a refund or a void that
-    failed, a charge recorded after the cancellation)."""
-    stale = Payment.status == PaymentStatus.PENDING.value
-    stale &= Payment.attempted_at < func.clock_timestamp() - func.make_interval(
-        0, 0, 0, 0, 0, 0, stale_after_seconds
-    )
+async def unsettled_orders(session: AsyncSession, *, limit: int = 100) -> Sequence[UUID]:
+    """Orders whose payment the reconciler must settle, oldest attempt first: every
+    pending attempt (its process may have died after the charge), and every cancelled
+    order whose payment is not refunded or voided (a refund or a void that failed, a
+    charge recorded after the cancellation)."""
+    pending = Payment.status == PaymentStatus.PENDING.value
     cancelled = (Order.status == OrderStatus.CANCELLED.value) & Payment.status.in_(
         [status.value for status in UNSETTLED_WHEN_CANCELLED]
     )
@@ -169,7 +164,7 @@ async def unsettled_orders(
         await session.scalars(
             select(Payment.order_id)
             .join(Order, Order.id == Payment.order_id)
-            .where(stale | cancelled)
+            .where(pending | cancelled)
             .order_by(Payment.attempted_at)
             .limit(limit)
         )

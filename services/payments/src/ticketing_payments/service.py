@@ -362,15 +362,17 @@ async def settle_cancelled_order(
 async def reconcile(database: Database, provider: PaymentProvider) -> int:
     """Settle every payment that needs it; how many changed.
 
-    That is every attempt left pending by a process that died (older than the longest
-    Stripe call), and every payment of a cancelled order not refunded or voided yet (a
-    refund that failed, a charge recorded after the cancellation). Each is its own
-    transaction under the order's lock, so several replicas reconciling at once, a
-    buyer's retry or the order:cancelled handler settle each payment once.
+    That is every pending attempt — a charge that succeeded is recorded at once (the
+    process that made it may be dead: after a restart the first pass finds it), one
+    that charged nothing is marked failed once older than the longest Stripe call —
+    and every payment of a cancelled order not refunded or voided yet (a refund that
+    failed, a charge recorded after the cancellation). Each is its own transaction
+    under the order's lock, so several replicas reconciling at once, a buyer's retry
+    or the order:cancelled handler settle each payment once.
     """
     in_flight = provider.longest_call_seconds
     async with database.transaction() as session:
-        order_ids = await repository.unsettled_orders(session, stale_after_seconds=in_flight)
+        order_ids = await repository.unsettled_orders(session)
     changed = 0
     for order_id in order_ids:
         try:
