@@ -6,6 +6,7 @@ sandbox, then the process dies by SIGKILL before it records anything. Restarted
 without the fault, on the same database, the buyer ends with the ticket
 (payment:created, so orders completes the order) or, when the order was cancelled
 meanwhile (it expired), with the charge refunded (payment:refunded) — every round.
+Killed after recording the attempt but before the charge, the buyer pays once.
 """
 
 from __future__ import annotations
@@ -228,3 +229,38 @@ async def test_killed_after_the_charge_of_an_order_that_then_expires_the_buyer_i
         assert [e for e in events if e.order_id == order_id] == [
             PaymentRefunded(id=payment.id, order_id=order_id, refund_id=payment.refund_id)
         ]
+
+
+async def test_killed_after_recording_the_attempt_before_the_charge_the_buyer_pays_once(
+    environment: dict[str, str],
+    tmp_path: Path,
+    bus: EventBus,
+    db: Database,
+    users: Users,
+    stripe_api: StripeApi,
+) -> None:
+    """Killed with the attempt recorded and the card untouched: the attempt is failed
+    once no request can still be confirming it, and the buyer's next payment charges
+    the same intent, once."""
+    sdk = stripe_client(stripe_api.with_key(environment["STRIPE_SECRET_KEY"]))
+    log = tmp_path / "payments.log"
+    async with running({**environment, "FAULT_POINTS": "payments.before_confirm"}, log) as dying:
+        order = await Orders(bus, db).placed(price="9.99")
+        async with dying.client() as client:
+            with pytest.raises(httpx.TransportError):
+                await _pay(client, users, order.id, order.user_id)
+        assert await dying.process.wait() == -signal.SIGKILL
+    attempt = await payment_of(db, order.id)
+    assert attempt is not None
+    assert attempt.status == PaymentStatus.PENDING
+    assert await charges_of(sdk, attempt.stripe_id) == []
+
+    async with running(environment, log) as payments:
+        await _settled(db, order.id, PaymentStatus.FAILED)  # by the reconciler
+        async with payments.client() as client:
+            assert await _pay(client, users, order.id, order.user_id) == 201
+    payment = await _settled(db, order.id, PaymentStatus.SUCCEEDED)
+    assert payment.stripe_id == attempt.stripe_id
+    await _succeeded_charge(sdk, attempt.stripe_id)
+    created = [e.data for e in await published_so_far(bus, PaymentCreated)]
+    assert [e.order_id for e in created] == [order.id]
