@@ -367,6 +367,9 @@ class Stack:
             )
         port = free_port()
         argv = [sys.executable, "-m", STRIPE_SANDBOX_PACKAGE, "--host", HOST, "--port", str(port)]
+        # Kept in the data dir like Stripe keeps it: charges outlive a restart, so
+        # payments' recovery finds them (the sandbox creates the directory).
+        argv += ["--state-file", str(self.data_dir / "stripe-sandbox" / "state.sqlite3")]
         env = {k: v for k, v in environ.items() if k not in STRIPE_VARIABLES}
         env["PYTHONUNBUFFERED"] = "1"
         self.stripe_sandbox = self.supervisor.spawn(STRIPE_SANDBOX_NAME, argv, env=env)

@@ -31,7 +31,7 @@ from ticketing_common.events.contracts import (
 from ticketing_common.events.outbox import outbox_table
 from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
 from ticketing_payments.app import create_app
-from ticketing_payments.models import Order, Payment
+from ticketing_payments.models import Order, Payment, PaymentStatus
 from ticketing_payments.settings import Settings
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
@@ -143,8 +143,15 @@ async def payment_of(db: Database, order_id: UUID) -> Payment | None:
 
 
 async def payment_count(db: Database) -> int:
+    """How many payments charged a card (attempts that charged nothing are not counted)."""
+    charged = [PaymentStatus.SUCCEEDED.value, PaymentStatus.REFUNDED.value]
     async with db.transaction() as session:
-        return await session.scalar(select(func.count()).select_from(Payment)) or 0
+        return (
+            await session.scalar(
+                select(func.count()).select_from(Payment).where(Payment.status.in_(charged))
+            )
+            or 0
+        )
 
 
 async def outbox_drained(db: Database) -> bool:

@@ -111,7 +111,9 @@ async def test_declined_card_is_402_with_the_providers_message_then_a_good_card_
         assert declined.json() == {
             "errors": [{"message": "Your card was declined.", "field": "token"}]
         }
-    assert await payment_of(db, order.id) is None
+    attempt = await payment_of(db, order.id)
+    assert attempt is not None  # recorded before the card was charged, then failed
+    assert attempt.status == PaymentStatus.FAILED
     await wait_until(lambda: outbox_drained(db))
     assert await published_so_far(bus, PaymentCreated) == []
 

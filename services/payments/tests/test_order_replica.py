@@ -1,17 +1,35 @@
-"""The order replica follows order:created / order:cancelled in version order (SPEC §4)."""
+"""The order replica follows order:created / order:cancelled in version order (SPEC §4),
+and a payment for an order still on its way to the replica waits for it."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
+import httpx
+
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope, OrderStatus, PricedTicketRef
-from ticketing_common.testing import ServedApp, wait_until
+from ticketing_common.events.contracts import (
+    Envelope,
+    EventType,
+    OrderStatus,
+    PaymentCreated,
+    PricedTicketRef,
+)
+from ticketing_common.testing import ServedApp, published, wait_until
 
-from .conftest import Orders, order_cancelled, order_created, replica_order
+from .conftest import (
+    Orders,
+    ServePayments,
+    Users,
+    order_cancelled,
+    order_created,
+    pay,
+    replica_order,
+)
 
 
 async def test_order_created_is_copied_with_buyer_price_in_cents_and_expiry_then_cancelled(
@@ -79,3 +97,44 @@ async def test_duplicate_order_events_change_nothing(
     assert copy is not None
     assert (copy.version, copy.status, copy.price_cents) == (1, OrderStatus.CANCELLED, 1000)
     assert listeners.dead_lettered == 0
+
+
+async def test_a_payment_sent_before_the_order_reaches_the_replica_waits_for_it_and_pays(
+    bus: EventBus,
+    db: Database,
+    payments: ServedApp,
+    client: httpx.AsyncClient,
+    users: Users,
+) -> None:
+    """The buyer pays the moment orders answered 201: order:created is still on its way
+    to payments (its consumer is held back here), so the payment waits for it."""
+    listeners = payments.app.state.listeners
+    held = listeners.durable_name(EventType.ORDER_CREATED)
+    assert await bus.pause_consumer(held, datetime.now(UTC) + timedelta(minutes=5))
+    order = order_created(buyer=uuid4(), price="12.00")
+    await bus.publish(Envelope.of(order))
+
+    request = asyncio.create_task(pay(client, users, order))
+    await asyncio.sleep(0.5)  # let the request reach payments; it must not be answered yet
+    assert not request.done()
+    assert await replica_order(db, order.id) is None
+
+    assert not await bus.pause_consumer(held, None)
+    response = await request
+
+    assert response.status_code == 201, response.text
+    [event] = await published(bus, PaymentCreated, 1)
+    assert event.data.order_id == order.id
+
+
+async def test_an_order_that_never_reaches_the_replica_is_404_after_the_wait(
+    serve_payments: ServePayments, users: Users
+) -> None:
+    async with (
+        serve_payments(ORDER_REPLICA_WAIT_SECONDS=0.3) as served,
+        served.client() as client,
+    ):
+        response = await pay(client, users, order_created(buyer=uuid4()))
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"message": "Order not found", "field": "orderId"}]}

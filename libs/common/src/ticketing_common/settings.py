@@ -8,10 +8,12 @@ not in production traffic.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ticketing_common.faults import parse_fault_points
 
 DEVELOPMENT_JWT_KEY = "development-only-jwt-key-never-use-in-production"
 
@@ -33,6 +35,20 @@ class ServiceSettings(BaseSettings):
     SESSION_TTL_SECONDS: int = Field(default=7 * 24 * 3600, gt=0)
     COOKIE_SECURE: bool = False
     LOG_LEVEL: str = "INFO"
+    # Crash points to arm for fault-injection runs, ``name=probability,...`` (see
+    # ticketing_common.faults); refused in production.
+    FAULT_POINTS: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("FAULT_POINTS", mode="before")
+    @classmethod
+    def _parse_fault_points(cls, value: object) -> object:
+        return parse_fault_points(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _refuse_faults_in_production(self) -> Self:
+        if self.FAULT_POINTS and self.ENVIRONMENT is Environment.PRODUCTION:
+            raise ValueError("FAULT_POINTS kills processes on purpose; it is refused in production")
+        return self
 
     @model_validator(mode="after")
     def _refuse_development_key(self) -> Self:

@@ -1,8 +1,10 @@
-"""``python -m ticketing_stripe_sandbox --host 127.0.0.1 --port 12111``: serve the sandbox."""
+"""``python -m ticketing_stripe_sandbox --host 127.0.0.1 --port 12111 [--state-file PATH]``:
+serve the sandbox (in memory, or kept in a state file across restarts)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import uvicorn
 
@@ -20,10 +22,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=12111, help="port to listen on")
     parser.add_argument("--log-level", default="INFO", help="log level (JSON lines on stdout)")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="SQLite file that keeps every object and idempotency key across restarts "
+        "(created if missing); without it, state is in memory only",
+    )
     args = parser.parse_args(argv)
     configure_logging("stripe-sandbox", args.log_level)
     uvicorn.run(
-        create_app(),
+        create_app(args.state_file),
         host=args.host,
         port=args.port,
         log_config=None,

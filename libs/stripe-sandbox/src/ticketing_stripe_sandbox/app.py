@@ -1,14 +1,17 @@
 """The sandbox's FastAPI application: Stripe's routes, its error shape, ``Request-Id``.
 
-State is in memory and lives as long as the app: one process is one Stripe
-"world", each secret key an account in it. Nothing here is Stripe's real
+State is in memory and lives as long as the app, or, with a state file, is
+written through to it and survives restarts (``store.py``): one process is one
+Stripe "world", each secret key an account in it. Nothing here is Stripe's real
 behaviour beyond what ``service.py`` implements; see docs/stripe-sandbox.md.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -40,15 +43,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_response(StripeError(exc.status_code, str(exc.detail), saved=False))
 
 
-def create_app() -> FastAPI:
-    """A fresh sandbox with empty state."""
+def create_app(state_file: Path | None = None) -> FastAPI:
+    """A sandbox: empty and in memory, or the one saved in ``state_file`` (created if
+    missing), which it keeps up to date."""
+    sandbox = Sandbox() if state_file is None else Sandbox.open(state_file)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            sandbox.close()
+
     app = FastAPI(
         title="Stripe sandbox",
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
-    app.state.sandbox = Sandbox()
+    app.state.sandbox = sandbox
     app.include_router(router)
     app.add_exception_handler(StripeError, _stripe_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

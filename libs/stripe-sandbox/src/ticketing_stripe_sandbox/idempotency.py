@@ -59,7 +59,7 @@ async def run_once(
     record = account.idempotency.get(key)
     if record is not None:
         return _replay(record, key, endpoint, fingerprint)
-    record = IdempotencyRecord(endpoint, fingerprint, time.monotonic())
+    record = IdempotencyRecord(endpoint, fingerprint, time.time())
     account.idempotency[key] = record
     try:
         outcome = await run()
@@ -69,8 +69,11 @@ async def run_once(
         raise
     if not outcome.saved:
         account.idempotency.pop(key, None)
+        account.commit()
     else:
         record.response = SavedResponse(outcome.status, outcome.body, request_id)
+        # The objects and the response their key will replay, in one write.
+        account.commit(key, record)
     return Response(
         outcome.body,
         status_code=outcome.status,
@@ -117,11 +120,11 @@ def _replay(
 
 
 def _forget_expired(account: Account) -> None:
-    cutoff = time.monotonic() - KEY_LIFETIME_SECONDS
-    expired = [
-        key
-        for key, record in account.idempotency.items()
-        if record.response is not None and record.created < cutoff
-    ]
-    for key in expired:
-        del account.idempotency[key]
+    cutoff = time.time() - KEY_LIFETIME_SECONDS
+    account.forget_keys(
+        [
+            key
+            for key, record in account.idempotency.items()
+            if record.response is not None and record.created < cutoff
+        ]
+    )

@@ -94,16 +94,18 @@ async def _handle(request: Request, account: Account, operation: Operation) -> R
     except FormError as exc:
         raise StripeError(400, f"Invalid parameter: {exc.key}", saved=False) from None
     key = request.headers.get("idempotency-key")
-    if request.method == "POST" and key:
-        return await run_once(
-            account,
-            key,
-            request.url.path,
-            fingerprint(pairs),
-            str(request.state.request_id),
-            lambda: _outcome(operation, account, form),
-        )
-    outcome = await _outcome(operation, account, form)
+    with account.changes():
+        if request.method == "POST" and key:
+            return await run_once(
+                account,
+                key,
+                request.url.path,
+                fingerprint(pairs),
+                str(request.state.request_id),
+                lambda: _outcome(operation, account, form),
+            )
+        outcome = await _outcome(operation, account, form)
+        account.commit()  # written through before the response leaves
     return Response(outcome.body, status_code=outcome.status, media_type=JSON)
 
 

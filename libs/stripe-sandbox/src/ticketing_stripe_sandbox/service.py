@@ -453,6 +453,7 @@ async def update_payment_intent(
     async with account.lock(intent_id):
         intent = account.payment_intent(intent_id)
         _update(account, intent, params)
+        account.save(intent)
     return expand(account, intent.to_json(), paths)
 
 
@@ -569,6 +570,7 @@ def _charge(account: Account, intent: PaymentIntent, method: PaymentMethod | Non
         failure=decline,
     )
     account.add_charge(charge)
+    account.save(intent)  # changed below, declined or not
     intent.latest_charge = charge.id
     if decline is None:
         intent.payment_method = method.id
@@ -623,6 +625,7 @@ async def cancel_payment_intent(
         intent.status = "canceled"
         intent.canceled_at = now()
         intent.cancellation_reason = reason
+        account.save(intent)
     return expand(account, intent.to_json(), paths)
 
 
@@ -694,4 +697,5 @@ async def create_refund(account: Account, form: Mapping[str, Form]) -> dict[str,
         )
         account.add_refund(refund)
         charge.amount_refunded += amount
+        account.save(charge)
     return expand(account, refund.to_json(), paths)

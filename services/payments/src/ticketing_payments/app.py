@@ -6,11 +6,12 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from ticketing_common import faults
 from ticketing_common.app import create_event_service_app
 from ticketing_payments.listeners import listener_group
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.routes import router
-from ticketing_payments.service import refund_sweeper
+from ticketing_payments.service import reconciler
 from ticketing_payments.settings import Settings
 
 TITLE = "Ticketing payments"
@@ -20,6 +21,7 @@ DOCS_PREFIX = "/api/payments"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    faults.arm(settings.FAULT_POINTS)
     provider = PaymentProvider.from_settings(settings)
     app = create_event_service_app(
         settings=settings,
@@ -28,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listeners=partial(listener_group, provider=provider),
         docs_prefix=DOCS_PREFIX,
         on_shutdown=[provider.close],
-        workers=[refund_sweeper(provider, settings.REFUND_SWEEP_SECONDS)],
+        workers=[reconciler(provider, settings.REFUND_SWEEP_SECONDS)],
     )
     app.state.provider = provider
     return app

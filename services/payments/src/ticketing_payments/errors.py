@@ -15,6 +15,13 @@ class OrderCancelled(BadRequest):
     message = "Order has been cancelled"
 
 
+class OrderCancelledRefunded(BadRequest):
+    """The order was cancelled (it expired) after the card was charged: the charge is
+    refunded, and the buyer is told so rather than left wondering about the money."""
+
+    message = "Order has been cancelled; your payment has been refunded"
+
+
 class OrderExpired(BadRequest):
     message = "Order has expired"
 

@@ -3,8 +3,10 @@
 Each change is applied in the owner's version order through ``apply_versioned``:
 a redelivered or older event is acked and ignored, and an event that arrives
 before its predecessor (order:cancelled before order:created: a gap) is not
-acked, so it comes back after it. A cancelled order whose charge was already
-taken is refunded in the same transaction (SPEC §4 flow 3).
+acked, so it comes back after it. A cancelled order's payment is settled in the
+same transaction (SPEC §4 flow 3): a charge is refunded, whether it was recorded
+or is only known to Stripe (an attempt left pending by a crash), and an intent
+that charged nothing is voided so it never can.
 """
 
 from __future__ import annotations
@@ -54,10 +56,10 @@ def on_order_cancelled(provider: PaymentProvider) -> SessionHandler[OrderCancell
             version=order.version,
             values={"status": OrderStatus.CANCELLED.value},
         )
-        # Also on a duplicate: the refund is idempotent, and finds nothing to do when
-        # the first delivery's transaction already refunded. A provider failure
-        # raises, rolls the cancellation back too, and the event is redelivered.
-        await service.refund_cancelled_order(session, provider, order.id)
+        # Also on a duplicate: settling is idempotent, and finds nothing to do when the
+        # first delivery's transaction already settled. If Stripe fails, the
+        # cancellation still commits and the reconciler settles the payment later.
+        await service.settle_cancelled_order(session, provider, order.id)
 
     return handle
 

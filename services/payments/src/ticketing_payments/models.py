@@ -1,9 +1,15 @@
 """Payments' tables: the replica of orders, and the payments taken for them.
 
 The ``orders`` rows are a copy of the orders service's records (same id and
-version), written only by the order:created / order:cancelled listeners. A
-payment exists only for a charge that succeeded; ``order_id`` is unique, so an
-order is recorded as paid at most once.
+version), written only by the order:created / order:cancelled listeners.
+
+A ``payments`` row is written *before* the card is charged: the attempt
+(``pending``, with the order's PaymentIntent and the confirmation's idempotency
+key) is committed under the order's lock, then the intent is confirmed, then the
+row is settled. A crash in between leaves a ``pending`` row, which the
+reconciler settles by asking Stripe, so no charge is ever unknown to the
+service. ``order_id`` is unique: one row, one intent, at most one charge per
+order.
 """
 
 from __future__ import annotations
@@ -19,8 +25,15 @@ from ticketing_common.db import new_metadata
 
 
 class PaymentStatus(StrEnum):
+    # The card is being charged, or was when the process died: the outcome is Stripe's to tell.
+    PENDING = "pending"
+    # Charged and recorded; payment:created is in the outbox.
     SUCCEEDED = "succeeded"
     REFUNDED = "refunded"
+    # The last attempt charged nothing (declined, ...); the order may be paid again.
+    FAILED = "failed"
+    # The order was cancelled and its intent cancelled at Stripe: it can never charge.
+    VOIDED = "voided"
 
 
 class Base(DeclarativeBase):
@@ -43,15 +56,24 @@ class Order(Base):
 
 
 class Payment(Base):
+    """An order's payment: its attempts (one intent, retried with other cards) and outcome."""
+
     __tablename__ = "payments"
 
     id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
-    # Unique: of any number of requests that saw the charge succeed, one records it.
+    # Unique: one row per order, claimed under the order's lock before any charge.
     order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id"), unique=True)
     stripe_id: Mapped[str] = mapped_column(String(255))  # the PaymentIntent id
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(32))  # a PaymentStatus value
     refund_id: Mapped[str | None] = mapped_column(String(255))
+    # The latest attempt's confirmation key (None on rows older than attempts).
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+    # When the latest attempt began: a pending attempt older than the longest Stripe
+    # call can no longer be in flight, so the reconciler may settle it.
+    attempted_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )

@@ -6,7 +6,10 @@ a second charge or refund:
 
 - one PaymentIntent per order: key = the order id, same parameters every time;
 - one confirmation per order and card: key = order id + a digest of the token;
-- one refund per order: key ``refund-<order id>``.
+- one refund per order: key ``refund-<order id>`` (with the order id in its metadata).
+
+Cancelling ("voiding") an intent needs no key: cancelling a cancelled intent is
+refused as an unexpected state, and the intent is then read back.
 
 Stripe's errors become the service's: a declined card is a 402 with Stripe's
 message for the buyer, an unusable token a 400, an outage a 502 without
@@ -157,6 +160,12 @@ class PaymentProvider:
         max_network_retries: int = 2,
         timeout_seconds: float = 10,
     ) -> None:
+        # The longest one call can take, the SDK's retries and back-off included: a
+        # pending attempt older than this is no longer being confirmed by anyone.
+        self.longest_call_seconds = (
+            timeout_seconds * (max_network_retries + 1)
+            + stripe.HTTPClient.MAX_DELAY * max_network_retries
+        )
         self._http = stripe.HTTPXClient(timeout=timeout_seconds)
         self._client = stripe.StripeClient(
             secret_key,
@@ -210,11 +219,22 @@ class PaymentProvider:
             intent = await self._client.v1.payment_intents.retrieve_async(intent_id)
         return _intent(intent)
 
+    async def void(self, intent_id: str) -> Intent:
+        """Cancel the intent so that no confirmation can ever charge it; the intent as it
+        is afterwards: canceled, or succeeded when a charge got in first."""
+        try:
+            with _translated():
+                intent = await self._client.v1.payment_intents.cancel_async(intent_id)
+        except IntentNotConfirmable:
+            return await self.retrieve(intent_id)  # already succeeded, or already cancelled
+        return _intent(intent)
+
     async def refund(self, intent_id: str, *, order_id: UUID) -> str:
         """Refund the intent's charge in full, once per order; the refund's id."""
         with _translated():
             refund = await self._client.v1.refunds.create_async(
-                {"payment_intent": intent_id}, {"idempotency_key": refund_key(order_id)}
+                {"payment_intent": intent_id, "metadata": {"order_id": str(order_id)}},
+                {"idempotency_key": refund_key(order_id)},
             )
         return refund.id
 

@@ -13,16 +13,14 @@ from ticketing_common.events.contracts import OrderStatus
 from ticketing_payments.models import Order, Payment, PaymentStatus
 
 
-async def order_of_user(
-    session: AsyncSession, order_id: UUID, user_id: UUID
-) -> tuple[Order, bool] | None:
-    """The user's order and whether it has expired, by the database's clock (the one
-    orders set ``expires_at`` with), or None."""
+async def order_with_expiry(session: AsyncSession, order_id: UUID) -> tuple[Order, bool] | None:
+    """The order and whether it has expired, by the database's clock (the one orders set
+    ``expires_at`` with), or None while the replica has not received it."""
     row = (
         await session.execute(
-            select(Order, Order.expires_at <= func.now()).where(
-                Order.id == order_id, Order.user_id == user_id
-            )
+            select(Order, Order.expires_at <= func.now())
+            .where(Order.id == order_id)
+            .execution_options(populate_existing=True)
         )
     ).one_or_none()
     if row is None:
@@ -54,27 +52,87 @@ async def payment_of_order(session: AsyncSession, order_id: UUID) -> Payment | N
     )
 
 
-async def insert_payment(
-    session: AsyncSession, *, order_id: UUID, stripe_id: str, amount_cents: int
-) -> Payment | None:
-    """The new payment of an order, or None when the order already has one.
-
-    Race: several requests may see the same intent succeed. The unique
-    ``order_id`` with ``ON CONFLICT DO NOTHING`` lets exactly one of them record
-    it (and report 201); the others insert nothing, without an aborted transaction.
-    """
+async def insert_attempt(
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    stripe_id: str,
+    amount_cents: int,
+    idempotency_key: str,
+) -> Payment:
+    """The order's first attempt, pending; the caller holds the order's lock, so no other
+    row for the order can appear meanwhile (``order_id`` is unique all the same)."""
     statement = (
         insert(Payment)
         .values(
             order_id=order_id,
             stripe_id=stripe_id,
             amount_cents=amount_cents,
-            status=PaymentStatus.SUCCEEDED.value,
+            status=PaymentStatus.PENDING.value,
+            idempotency_key=idempotency_key,
         )
-        .on_conflict_do_nothing(index_elements=[Payment.order_id])
         .returning(Payment)
     )
+    return (await session.scalars(statement)).one()
+
+
+async def retry_attempt(session: AsyncSession, payment_id: UUID, idempotency_key: str) -> Payment:
+    """A failed attempt pending again, for another confirmation (the same intent)."""
+    statement = (
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(
+            status=PaymentStatus.PENDING.value,
+            idempotency_key=idempotency_key,
+            attempted_at=func.clock_timestamp(),
+        )
+        .returning(Payment)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.scalars(statement)).one()
+
+
+async def attempt_age_seconds(session: AsyncSession, payment_id: UUID) -> float:
+    """How long ago the payment's latest attempt began, by the database's clock."""
+    age = await session.scalar(
+        select(func.extract("epoch", func.clock_timestamp() - Payment.attempted_at)).where(
+            Payment.id == payment_id
+        )
+    )
+    return float(age or 0)
+
+
+async def mark_succeeded(session: AsyncSession, order_id: UUID) -> Payment | None:
+    """The order's payment marked succeeded, or None when it is not pending or failed.
+
+    Race: the request that charged, the reconciler and the order:cancelled handler may
+    each learn that the charge succeeded. Under the order's lock, the first of them
+    moves the row to succeeded (and records payment:created); the others find it
+    settled and record nothing.
+    """
+    statement = (
+        update(Payment)
+        .where(
+            Payment.order_id == order_id,
+            Payment.status.in_([PaymentStatus.PENDING.value, PaymentStatus.FAILED.value]),
+        )
+        .values(status=PaymentStatus.SUCCEEDED.value)
+        .returning(Payment)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
     return (await session.scalars(statement)).one_or_none()
+
+
+async def mark_unpaid(session: AsyncSession, payment_id: UUID, status: PaymentStatus) -> Payment:
+    """An attempt that charged nothing: failed (payable again) or voided (never again)."""
+    statement = (
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(status=status.value)
+        .returning(Payment)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.scalars(statement)).one()
 
 
 async def mark_refunded(session: AsyncSession, payment_id: UUID, refund_id: str) -> Payment:
@@ -88,17 +146,26 @@ async def mark_refunded(session: AsyncSession, payment_id: UUID, refund_id: str)
     return (await session.scalars(statement)).one()
 
 
-async def cancelled_orders_with_charges(session: AsyncSession, limit: int = 100) -> Sequence[UUID]:
-    """Orders that are cancelled but whose charge is not refunded (a refund failed)."""
+# A cancelled order's payment in one of these states may hold money to give back (or an
+# intent still able to charge): the order:cancelled handler or the reconciler settles it.
+UNSETTLED_WHEN_CANCELLED = (PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED)
+
+
+async def unsettled_orders(session: AsyncSession, *, limit: int = 100) -> Sequence[UUID]:
+    """Orders whose payment the reconciler must settle, oldest attempt first: every
+    pending attempt (its process may have died after the charge), and every cancelled
+    order whose payment is not refunded or voided (a refund or a void that failed, a
+    charge recorded after the cancellation)."""
+    pending = Payment.status == PaymentStatus.PENDING.value
+    cancelled = (Order.status == OrderStatus.CANCELLED.value) & Payment.status.in_(
+        [status.value for status in UNSETTLED_WHEN_CANCELLED]
+    )
     return (
         await session.scalars(
             select(Payment.order_id)
             .join(Order, Order.id == Payment.order_id)
-            .where(
-                Payment.status == PaymentStatus.SUCCEEDED.value,
-                Order.status == OrderStatus.CANCELLED.value,
-            )
-            .order_by(Payment.created_at)
+            .where(pending | cancelled)
+            .order_by(Payment.attempted_at)
             .limit(limit)
         )
     ).all()

@@ -12,6 +12,7 @@ from ticketing_common.state import app_state
 from ticketing_payments import service
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.schemas import PaymentCreate, PaymentRead
+from ticketing_payments.settings import Settings
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
@@ -20,7 +21,12 @@ def _provider(request: Request) -> PaymentProvider:
     return app_state(request, "provider", PaymentProvider)
 
 
+def _settings(request: Request) -> Settings:
+    return app_state(request, "settings", Settings)
+
+
 Provider = Annotated[PaymentProvider, Depends(_provider)]
+PaymentsSettings = Annotated[Settings, Depends(_settings)]
 # Not DbSession: paying calls Stripe between its transactions, which the service owns.
 PaymentsDatabase = Annotated[Database, Depends(database_of)]
 
@@ -31,9 +37,18 @@ PaymentsDatabase = Annotated[Database, Depends(database_of)]
     responses={502: {"description": "The payment provider is unavailable"}},
 )
 async def create_payment(
-    body: PaymentCreate, user: RequiredUser, database: PaymentsDatabase, provider: Provider
+    body: PaymentCreate,
+    user: RequiredUser,
+    database: PaymentsDatabase,
+    provider: Provider,
+    settings: PaymentsSettings,
 ) -> PaymentRead:
     payment = await service.pay(
-        database, provider, user_id=user.id, order_id=body.order_id, token=body.token
+        database,
+        provider,
+        user_id=user.id,
+        order_id=body.order_id,
+        token=body.token,
+        replica_wait_seconds=settings.ORDER_REPLICA_WAIT_SECONDS,
     )
     return PaymentRead.of(payment)

@@ -1,11 +1,23 @@
-"""Payments' business rules: charging an order once, and refunding a charge that met a
-cancelled order.
+"""Payments' business rules: charging an order once, never keeping money without a
+ticket, and settling whatever a crash left unknown.
 
-Paying spans calls to Stripe that can take seconds, so it is not one request-long
-transaction: :func:`pay` owns short transactions around them — check the order,
-then (no transaction open) get the order's one PaymentIntent and confirm it, then
-record the charge. Event handlers call :func:`refund_cancelled_order` in their own
-transaction, like every other service function that takes a session.
+Money moves only after it is recorded. :func:`pay` runs short transactions around
+its calls to Stripe (a slow provider must hold neither a connection nor the
+order's row lock):
+
+1. read the order (waiting briefly for the replica) and settle what an earlier
+   attempt left behind;
+2. get the order's one PaymentIntent (idempotency key = the order id);
+3. under the order's lock, check it is payable and record the attempt ``pending``
+   with the intent and the confirmation's idempotency key — the decision to charge;
+4. confirm the intent (the charge);
+5. under the order's lock, record the outcome: ``succeeded`` with payment:created,
+   or ``failed``; if the order was cancelled meanwhile, refund at once.
+
+A crash between 3 and 5 leaves a ``pending`` row. :func:`settle` turns any row into
+what Stripe says happened, under the order's lock; the reconciler (a background
+loop, which also runs at start-up), the order:cancelled handler and a buyer's retry
+call it. Every charge thus ends recorded, and refunded if its order is cancelled.
 """
 
 from __future__ import annotations
@@ -13,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,178 +36,365 @@ from ticketing_common.app import Worker
 from ticketing_common.db import Database
 from ticketing_common.events import outbox
 from ticketing_common.events.contracts import OrderStatus, PaymentCreated, PaymentRefunded
+from ticketing_common.faults import crash_point
 from ticketing_payments import repository
 from ticketing_payments.errors import (
+    AmountNotChargeable,
     CardDeclined,
+    InvalidCardToken,
     OrderAlreadyPaid,
     OrderCancelled,
+    OrderCancelledRefunded,
     OrderExpired,
     OrderNotFound,
     PaymentInProgress,
     PaymentProviderUnavailable,
 )
-from ticketing_payments.models import Payment, PaymentStatus
-from ticketing_payments.provider import Intent, IntentNotConfirmable, IntentStatus, PaymentProvider
+from ticketing_payments.models import Order, Payment, PaymentStatus
+from ticketing_payments.provider import (
+    Intent,
+    IntentNotConfirmable,
+    IntentStatus,
+    PaymentProvider,
+    confirm_key,
+)
 
 logger = logging.getLogger("ticketing.payments")
 
 AUTHENTICATION_UNSUPPORTED = (
     "This card needs an authentication step this site does not support; please use another card."
 )
+# How often a payment for an order the replica has not received yet looks again.
+REPLICA_POLL_SECONDS = 0.05
+# Intent states in which nothing was charged and no confirmation is under way.
+UNPAID_INTENT = frozenset(
+    {
+        IntentStatus.REQUIRES_PAYMENT_METHOD,
+        IntentStatus.REQUIRES_CONFIRMATION,
+        IntentStatus.REQUIRES_ACTION,
+    }
+)
+# Errors that leave a settlement to be retried later (the provider is down or busy).
+PROVIDER_TROUBLE = (PaymentProviderUnavailable, PaymentInProgress)
 
 
 async def pay(
-    database: Database, provider: PaymentProvider, *, user_id: UUID, order_id: UUID, token: str
+    database: Database,
+    provider: PaymentProvider,
+    *,
+    user_id: UUID,
+    order_id: UUID,
+    token: str,
+    replica_wait_seconds: float = 0,
 ) -> Payment:
     """Charge the order's price to the card once; the recorded payment.
 
-    Raises OrderNotFound, OrderCancelled, OrderExpired, OrderAlreadyPaid,
-    CardDeclined, InvalidCardToken, PaymentInProgress or PaymentProviderUnavailable.
+    Raises OrderNotFound, OrderCancelled, OrderCancelledRefunded, OrderExpired,
+    OrderAlreadyPaid, CardDeclined, InvalidCardToken, AmountNotChargeable,
+    PaymentInProgress or PaymentProviderUnavailable.
     """
-    amount_cents = await _payable_amount(database, provider, user_id=user_id, order_id=order_id)
-    # No transaction is open across these calls: a slow provider must not hold
-    # a connection, let alone the order's row lock.
-    intent = await provider.intent_for_order(order_id, amount_cents)
-    intent = await _charged(provider, intent, order_id=order_id, token=token)
-    return await _record(database, provider, order_id=order_id, intent=intent)
+    checked = await _payable_amount(
+        database, provider, user_id=user_id, order_id=order_id, wait=replica_wait_seconds
+    )
+    if isinstance(checked, Payment):
+        return checked  # an earlier attempt (its process died) had charged the card
+    intent = await provider.intent_for_order(order_id, checked)
+    await _record_attempt(
+        database, order_id=order_id, intent=intent, key=confirm_key(order_id, token)
+    )
+    crash_point("payments.before_confirm")
+    await _charged(database, provider, intent, order_id=order_id, token=token)
+    crash_point("payments.before_record")
+    return await _record(database, provider, order_id=order_id)
+
+
+async def _wait_for_order(
+    database: Database, order_id: UUID, wait: float
+) -> tuple[Order, bool] | None:
+    """The order and whether it expired, waiting up to ``wait`` seconds for the replica.
+
+    A buyer may pay the moment orders answered 201, before order:created reached
+    this replica: that is lag, not a missing order, so it is waited out (SPEC §3
+    keeps 404 for an order that does not exist).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        async with database.transaction() as session:
+            found = await repository.order_with_expiry(session, order_id)
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(REPLICA_POLL_SECONDS)
 
 
 async def _payable_amount(
-    database: Database, provider: PaymentProvider, *, user_id: UUID, order_id: UUID
-) -> int:
+    database: Database, provider: PaymentProvider, *, user_id: UUID, order_id: UUID, wait: float
+) -> int | Payment:
+    """The amount to charge; or the payment an earlier attempt turned out to have made."""
+    found = await _wait_for_order(database, order_id, wait)
+    if found is None or found[0].user_id != user_id:
+        raise OrderNotFound(field="orderId")
+    order, expired = found
     async with database.transaction() as session:
-        found = await repository.order_of_user(session, order_id, user_id)
-        if found is None:
-            raise OrderNotFound(field="orderId")
-        order, expired = found
         payment = await repository.payment_of_order(session, order_id)
-        if order.status == OrderStatus.CANCELLED:
-            unrefunded = payment is not None and payment.status == PaymentStatus.SUCCEEDED
-            if not unrefunded:
-                raise OrderCancelled()
-        elif payment is not None:
-            raise OrderAlreadyPaid()
-        elif expired:
-            raise OrderExpired()
-        else:
-            return order.price_cents
-    # A charge on a cancelled order that an earlier request recorded but could not
-    # refund (the provider failed then): refund it now, then refuse as usual.
+    if payment is not None and _needs_settling(order, payment):
+        # A charge may exist that no row records as such (a crash, a failed refund):
+        # ask Stripe before deciding anything, so a retry after expiry finds it.
+        async with database.transaction() as session:
+            settled = await settle_order(session, provider, order_id, provider.longest_call_seconds)
+            recorded = settled.payment if settled.recorded else None
+            if recorded is not None and recorded.status == PaymentStatus.SUCCEEDED:
+                return recorded
+            found = await repository.order_with_expiry(session, order_id)
+            assert found is not None  # replica rows are never deleted
+            order, expired = found
+            payment = settled.payment
+    _refuse_unless_payable(order, expired=expired, payment=payment)
+    return order.price_cents
+
+
+def _needs_settling(order: Order, payment: Payment) -> bool:
+    if payment.status == PaymentStatus.PENDING:
+        return True
+    cancelled = order.status == OrderStatus.CANCELLED
+    return cancelled and payment.status in repository.UNSETTLED_WHEN_CANCELLED
+
+
+def _refuse_unless_payable(order: Order, *, expired: bool, payment: Payment | None) -> None:
+    """Raise the reason the order cannot be charged now, if there is one."""
+    status = None if payment is None else PaymentStatus(payment.status)
+    if order.status == OrderStatus.CANCELLED:
+        if status is PaymentStatus.REFUNDED:
+            raise OrderCancelledRefunded()
+        raise OrderCancelled()
+    if status in {PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED}:
+        raise OrderAlreadyPaid()
+    if status is PaymentStatus.PENDING:
+        raise PaymentInProgress()
+    if expired:
+        raise OrderExpired()
+
+
+async def _record_attempt(database: Database, *, order_id: UUID, intent: Intent, key: str) -> None:
+    """The decision to charge: under the order's lock, check it is still payable and
+    record the attempt pending, committed before the card is touched."""
     async with database.transaction() as session:
-        await refund_cancelled_order(session, provider, order_id)
-    raise OrderCancelled()
+        order = await repository.lock_order(session, order_id)
+        found = await repository.order_with_expiry(session, order_id)
+        if order is None or found is None:  # replica rows are never deleted
+            raise OrderNotFound(field="orderId")
+        payment = await repository.payment_of_order(session, order_id)
+        # Race: of concurrent requests, the first to take the lock records the attempt;
+        # the others then find it pending (409) or paid.
+        _refuse_unless_payable(order, expired=found[1], payment=payment)
+        if payment is None:
+            await repository.insert_attempt(
+                session,
+                order_id=order_id,
+                stripe_id=intent.id,
+                amount_cents=intent.amount_cents,
+                idempotency_key=key,
+            )
+        else:
+            await repository.retry_attempt(session, payment.id, key)
 
 
 async def _charged(
-    provider: PaymentProvider, intent: Intent, *, order_id: UUID, token: str
+    database: Database, provider: PaymentProvider, intent: Intent, *, order_id: UUID, token: str
 ) -> Intent:
-    """The order's intent once it succeeded, charged with ``token`` unless it already was."""
+    """The order's intent once it succeeded, charged with ``token`` unless it already was.
+
+    An attempt that surely charged nothing is marked failed; one whose outcome is
+    unknown (the provider failed or timed out) stays pending for :func:`settle`.
+    """
     if intent.succeeded:
         return intent  # paid by an earlier call: never confirm (charge) again
     try:
         confirmed = await provider.confirm(intent.id, order_id=order_id, token=token)
     except IntentNotConfirmable:
-        # Race: a concurrent or earlier request (with another card) confirmed it first.
+        # Race: a concurrent or earlier request confirmed it first, or the order was
+        # cancelled and its intent voided.
         current = await provider.retrieve(intent.id)
         if current.succeeded:
             return current
+        if current.status is IntentStatus.CANCELED:
+            raise OrderCancelled() from None
         raise PaymentInProgress() from None
+    except (CardDeclined, InvalidCardToken, AmountNotChargeable):
+        await _attempt_failed(database, order_id)
+        raise
+    crash_point("payments.after_charge")
     if confirmed.succeeded:
         return confirmed
-    if confirmed.status is IntentStatus.REQUIRES_ACTION:
-        raise CardDeclined(AUTHENTICATION_UNSUPPORTED, field="token")
     if confirmed.status is IntentStatus.PROCESSING:
         raise PaymentInProgress()
+    await _attempt_failed(database, order_id)
+    if confirmed.status is IntentStatus.REQUIRES_ACTION:
+        raise CardDeclined(AUTHENTICATION_UNSUPPORTED, field="token")
     raise CardDeclined(field="token")
 
 
-async def _record(
-    database: Database, provider: PaymentProvider, *, order_id: UUID, intent: Intent
-) -> Payment:
+async def _attempt_failed(database: Database, order_id: UUID) -> None:
+    async with database.transaction() as session:
+        await repository.lock_order(session, order_id)
+        payment = await repository.payment_of_order(session, order_id)
+        # Only our own pending attempt: a concurrent settlement may have moved it on.
+        if payment is not None and payment.status == PaymentStatus.PENDING:
+            await repository.mark_unpaid(session, payment.id, PaymentStatus.FAILED)
+
+
+async def _record(database: Database, provider: PaymentProvider, *, order_id: UUID) -> Payment:
+    """Record the charge that succeeded (payment:created), or refund it at once if the
+    order was cancelled meanwhile."""
     async with database.transaction() as session:
         order = await repository.lock_order(session, order_id)
         if order is None:  # replica rows are never deleted; checked above
             raise OrderNotFound(field="orderId")
-        payment = await repository.insert_payment(
-            session, order_id=order_id, stripe_id=intent.id, amount_cents=intent.amount_cents
-        )
-        if payment is not None:
-            await outbox.record(
-                session, PaymentCreated(id=payment.id, order_id=order_id, stripe_id=intent.id)
-            )
+        payment = await _recorded(session, order_id)
         cancelled = order.status == OrderStatus.CANCELLED
     if cancelled:
-        # Race (payment vs expiry): the order was cancelled after this request checked
-        # it, and the order:cancelled handler, holding the lock first, found no charge
-        # to refund. The charge is recorded (committed above, so a failure from here on
-        # cannot lose it) and refunded now; the buyer pays nothing.
+        # Race (payment vs expiry): the order was cancelled after this request
+        # recorded its attempt. The charge is recorded (committed above, so a failure
+        # from here on cannot lose it) and refunded now; the buyer pays nothing.
         async with database.transaction() as session:
-            await refund_cancelled_order(session, provider, order_id)
+            settled = await settle_order(session, provider, order_id, 0)
+        if settled.payment is not None and settled.payment.status == PaymentStatus.REFUNDED:
+            raise OrderCancelledRefunded()
         raise OrderCancelled()
     if payment is None:
-        raise OrderAlreadyPaid()  # a concurrent request recorded the same charge
+        # Settled by someone else first (the reconciler found the charge): the order is paid.
+        raise OrderAlreadyPaid()
     return payment
 
 
-async def refund_cancelled_order(
-    session: AsyncSession, provider: PaymentProvider, order_id: UUID
-) -> Payment | None:
-    """Refund the charge of a cancelled order, once; the refunded payment, or None.
+async def _recorded(session: AsyncSession, order_id: UUID) -> Payment | None:
+    """Mark the order's charge succeeded and record payment:created, unless it already is."""
+    payment = await repository.mark_succeeded(session, order_id)
+    if payment is not None:
+        await outbox.record(
+            session, PaymentCreated(id=payment.id, order_id=order_id, stripe_id=payment.stripe_id)
+        )
+    return payment
 
-    The order row stays locked across the refund call, on purpose: whoever holds
-    the lock (the order:cancelled handler, or the request that recorded the charge)
-    is the only one that can mark the payment refunded and publish
-    payment:refunded, so a concurrent or redelivered attempt finds it done. If the
-    provider fails, the caller's transaction rolls back and the refund is retried
-    with the same idempotency key, which Stripe answers with the same refund.
+
+@dataclass(frozen=True)
+class Settled:
+    """What :func:`settle_order` found and did."""
+
+    payment: Payment | None
+    recorded: bool = False  # this call recorded the charge (payment:created)
+    changed: bool = False
+
+
+async def settle_order(
+    session: AsyncSession, provider: PaymentProvider, order_id: UUID, in_flight_seconds: float
+) -> Settled:
+    """Bring the order's payment in line with Stripe and with the order, under its lock.
+
+    - A charge that succeeded is recorded (payment:created) if it was not.
+    - A cancelled order's charge is refunded (``refund-<order id>``, payment:refunded),
+      and an intent of a cancelled order that did not charge is voided at Stripe, so a
+      confirmation still on its way can never charge it.
+    - A pending attempt that charged nothing is marked failed once it is older than
+      ``in_flight_seconds`` (the request that made it is surely gone); a younger one
+      may still be confirming and is left alone.
+
+    The order row stays locked across the calls to Stripe, on purpose: whoever holds
+    it is the only one who can settle this payment, so a concurrent or redelivered
+    settlement finds it done. If Stripe fails, the error propagates: the caller
+    commits what was settled so far (each write records a fact) or rolls back, and
+    the reconciler tries again.
     """
     order = await repository.lock_order(session, order_id)
-    if order is None or order.status != OrderStatus.CANCELLED:
-        return None
+    if order is None:
+        return Settled(None)
     payment = await repository.payment_of_order(session, order_id)
-    if payment is None or payment.status != PaymentStatus.SUCCEEDED:
-        return None
-    refund_id = await provider.refund(payment.stripe_id, order_id=order_id)
+    if payment is None:
+        # Nothing was ever charged: a confirmation always follows a committed attempt.
+        return Settled(None)
+    cancelled = order.status == OrderStatus.CANCELLED
+    before = payment.status
+    recorded = False
+    if payment.status == PaymentStatus.PENDING or (
+        cancelled and payment.status == PaymentStatus.FAILED
+    ):
+        intent = await provider.retrieve(payment.stripe_id)
+        if cancelled and not intent.succeeded and intent.status is not IntentStatus.CANCELED:
+            intent = await provider.void(payment.stripe_id)
+        if intent.succeeded:
+            settled = await _recorded(session, order_id)
+            recorded = settled is not None
+            payment = settled or payment
+        elif intent.status is IntentStatus.CANCELED:
+            payment = await repository.mark_unpaid(session, payment.id, PaymentStatus.VOIDED)
+        elif intent.status in UNPAID_INTENT and payment.status == PaymentStatus.PENDING:
+            age = await repository.attempt_age_seconds(session, payment.id)
+            if age >= in_flight_seconds:
+                payment = await repository.mark_unpaid(session, payment.id, PaymentStatus.FAILED)
+    if cancelled and payment.status == PaymentStatus.SUCCEEDED:
+        payment = await _refunded(session, provider, payment)
+    return Settled(payment, recorded=recorded, changed=payment.status != before)
+
+
+async def _refunded(session: AsyncSession, provider: PaymentProvider, payment: Payment) -> Payment:
+    refund_id = await provider.refund(payment.stripe_id, order_id=payment.order_id)
     refunded = await repository.mark_refunded(session, payment.id, refund_id)
     await outbox.record(
-        session, PaymentRefunded(id=refunded.id, order_id=order_id, refund_id=refund_id)
+        session, PaymentRefunded(id=refunded.id, order_id=refunded.order_id, refund_id=refund_id)
     )
     return refunded
 
 
-async def refund_stranded_charges(database: Database, provider: PaymentProvider) -> int:
-    """Refund every charge left on a cancelled order; how many were refunded.
+async def settle_cancelled_order(
+    session: AsyncSession, provider: PaymentProvider, order_id: UUID
+) -> None:
+    """For the order:cancelled handler, in its transaction: refund or void the order's
+    payment. If Stripe fails, the cancellation (and what was settled) still commits and
+    the reconciler finishes the job, so the event is never dead-lettered for an outage."""
+    try:
+        await settle_order(session, provider, order_id, provider.longest_call_seconds)
+    except PROVIDER_TROUBLE:
+        logger.warning(
+            "could not settle the payment of a cancelled order; the reconciler will",
+            extra={"order_id": str(order_id)},
+        )
 
-    A charge is left there when a request recorded it on an order cancelled
-    meanwhile and its refund failed (the provider was down): nothing else would
-    retry it, since the order:cancelled event was handled before the charge
-    existed. Each refund is its own transaction under the order's lock, so
-    several replicas sweeping at once, or a buyer's retry, refund it once.
+
+async def reconcile(database: Database, provider: PaymentProvider) -> int:
+    """Settle every payment that needs it; how many changed.
+
+    That is every pending attempt — a charge that succeeded is recorded at once (the
+    process that made it may be dead: after a restart the first pass finds it), one
+    that charged nothing is marked failed once older than the longest Stripe call —
+    and every payment of a cancelled order not refunded or voided yet (a refund that
+    failed, a charge recorded after the cancellation). Each is its own transaction
+    under the order's lock, so several replicas reconciling at once, a buyer's retry
+    or the order:cancelled handler settle each payment once.
     """
+    in_flight = provider.longest_call_seconds
     async with database.transaction() as session:
-        order_ids = await repository.cancelled_orders_with_charges(session)
-    refunded = 0
+        order_ids = await repository.unsettled_orders(session)
+    changed = 0
     for order_id in order_ids:
         try:
             async with database.transaction() as session:
-                if await refund_cancelled_order(session, provider, order_id) is not None:
-                    refunded += 1
-        except PaymentProviderUnavailable:
+                if (await settle_order(session, provider, order_id, in_flight)).changed:
+                    changed += 1
+        except PROVIDER_TROUBLE:
             logger.warning(
-                "refund failed; retried at the next sweep", extra={"order_id": str(order_id)}
+                "payment not settled; retried at the next pass", extra={"order_id": str(order_id)}
             )
-    return refunded
+    return changed
 
 
-def refund_sweeper(provider: PaymentProvider, interval: float) -> Callable[[Database], Worker]:
-    """A background loop that runs :func:`refund_stranded_charges` every ``interval`` s."""
+def reconciler(provider: PaymentProvider, interval: float) -> Callable[[Database], Worker]:
+    """A background loop that runs :func:`reconcile` at start-up, then every ``interval`` s."""
 
     def make(database: Database) -> Worker:
         async def run(stopping: asyncio.Event) -> None:
             while not stopping.is_set():
-                refunded = await refund_stranded_charges(database, provider)
-                if refunded:
-                    logger.info("refunded stranded charges", extra={"refunded": refunded})
+                changed = await reconcile(database, provider)
+                if changed:
+                    logger.info("settled payments", extra={"settled": changed})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=interval)
 

@@ -21,8 +21,12 @@ class Settings(EventServiceSettings):
     # idempotency keys make those retries safe.
     STRIPE_MAX_NETWORK_RETRIES: int = Field(default=2, ge=0, le=5)
     STRIPE_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
-    # How often to look for a charge on a cancelled order whose refund failed earlier.
+    # How often the reconciler settles payments: attempts whose outcome a crash left
+    # unknown (asking Stripe), and charges of cancelled orders not refunded yet.
     REFUND_SWEEP_SECONDS: float = Field(default=60, gt=0)
+    # How long a payment waits for an order the replica has not received yet (the buyer
+    # paid right after ordering) before answering 404.
+    ORDER_REPLICA_WAIT_SECONDS: float = Field(default=5, ge=0)
 
     @field_validator("STRIPE_API_BASE")
     @classmethod
