@@ -28,6 +28,7 @@ from tests.chaos.workload import (
 # convergence is reached quickly (payments' refund sweep interval).
 BASE_ENV = {"REFUND_SWEEP_SECONDS": "2"}
 CONVERGENCE_TIMEOUT = 90.0
+FAULT_POINT_TARGET = "payments"  # the one fault point, payments.after_charge, kills payments
 # After the last fault recovered: probes go on so a late recovery is still measured.
 PROBE_TAIL = 2.0
 
@@ -132,13 +133,20 @@ def _recovered_at(history: History, target: str | None, since: float) -> float |
 
 
 def figures(
-    injection: Injection, history: History, keeper: Keeper, window_end: float
+    injection: Injection, history: History, keeper: Keeper, others: Sequence[Injection]
 ) -> FaultFigures:
     fault = injection.fault
+    window_end = history.now()
     if fault.target is None:
-        # A fault point: each death of the component it kills is a fault.
-        target = "payments"
-        deaths = [d.t for d in keeper.deaths if d.name == target]
+        # A fault point: each death of the component it kills is one firing, except
+        # deaths while another fault was being recovered from (a whole-stack restart).
+        target = FAULT_POINT_TARGET
+        busy = [(o.at, o.alive_again or window_end) for o in others if o is not injection]
+        deaths = [
+            d.t
+            for d in keeper.deaths
+            if d.name == target and not any(a <= d.t <= b for a, b in busy)
+        ]
         recoveries = [_recovered_at(history, target, t) for t in deaths]
         done = [r - t for r, t in zip(recoveries, deaths, strict=True) if r is not None]
         start, end = injection.at, window_end
@@ -152,13 +160,13 @@ def figures(
         end = recovered if recovered is not None else window_end
         fired = 1
     window = [e for e in history.between(start, end) if e.via_gateway]
-    others = [e for e in window if e.service != target]
+    elsewhere = [e for e in window if e.service != target]
     return FaultFigures(
         fault.name,
         len(window),
         sum(1 for e in window if not e.answered),
-        len(others),
-        sum(1 for e in others if e.answered),
+        len(elsewhere),
+        sum(1 for e in elsewhere if e.answered),
         recovery,
         injection.stack_restarted,
         injection.orphans,
@@ -197,8 +205,7 @@ async def run(scenario: Scenario, workdir: Path) -> RunResult:
             stop_probing.set()
             keeper.stop()
             await workload.close()
-        end = history.now()
-        measured = [figures(i, history, keeper, end) for i in injections]
+        measured = [figures(i, history, keeper, injections) for i in injections]
         snapshot = await invariants.converged(chaos.data_dir, CONVERGENCE_TIMEOUT)
         violations = invariants.check(snapshot, history)
         return RunResult(
