@@ -155,7 +155,10 @@ def figures(
     else:
         target = fault.target
         start = injection.at
-        recovered = _recovered_at(history, target, start)
+        # Answers count from when a new process runs: until then a dying process (or,
+        # after a kill of `ticketing up`, its orphans) may still answer.
+        again = injection.alive_again
+        recovered = None if again is None else _recovered_at(history, target, again)
         recovery = None if recovered is None else recovered - start
         end = recovered if recovered is not None else window_end
         fired = 1
