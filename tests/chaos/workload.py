@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -82,6 +83,7 @@ class History:
         self.path = path
         self.exchanges: list[Exchange] = []
         self._start = time.monotonic()
+        self._wall = time.time()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = path.open("w")
 
@@ -91,7 +93,10 @@ class History:
     def add(self, exchange: Exchange) -> None:
         self.exchanges.append(exchange)
         if self._file is not None:
-            self._file.write(json.dumps(asdict(exchange)) + "\n")
+            line = asdict(exchange)
+            # Wall-clock time too, to read the history beside `ticketing up`'s log.
+            line["at"] = datetime.fromtimestamp(self._wall + exchange.t, UTC).isoformat()
+            self._file.write(json.dumps(line) + "\n")
 
     def between(self, start: float, end: float) -> Iterator[Exchange]:
         return (e for e in self.exchanges if start <= e.t <= end)
