@@ -106,6 +106,7 @@ async def main() -> int:
     faults = [f for f in MATRIX if args.only is None or f.name in args.only]
     base = args.keep or Path(tempfile.mkdtemp(prefix="ticketing-chaos-"))
     rows = []
+    failures: list[str] = []
     all_held = True
     started = time.monotonic()
     for number, fault in enumerate(faults):
@@ -119,11 +120,18 @@ async def main() -> int:
             )
             workdir = base / f"{number:02d}-{attempt}"
             workdir.mkdir(parents=True, exist_ok=True)
-            result = await run(scenario, workdir)
+            try:
+                result = await run(scenario, workdir)
+            except Exception as exc:  # one broken run is reported; the matrix goes on
+                print(f"chaos run {fault.name!r} failed: {exc}", flush=True)
+                failures.append(f"{fault.name}: {exc}")
+                all_held = False
+                continue
             print(result.report(), flush=True)
             results.append(result)
             all_held = all_held and result.held
-        rows.append(_cells(fault.name, results))
+        if results:
+            rows.append(_cells(fault.name, results))
     table = markdown(rows)
     print()
     print(
@@ -133,6 +141,8 @@ async def main() -> int:
         + "; ".join(INVARIANTS)
     )
     print(table)
+    for failure in failures:
+        print(f"run failed: {failure}")
     if args.markdown is not None:
         args.markdown.write_text(table)
     return 0 if all_held else 1

@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 
 from ticketing_common.embedded import HOST
-from ticketing_devstack.instance import LOCK_FILE, ChildRecord, InstanceInfo
+from ticketing_devstack.instance import LOCK_FILE, InstanceInfo
 from ticketing_devstack.registry import KNOWN_SERVICES
-from ticketing_devstack.stack import STRIPE_SANDBOX_NAME, postgres_url
+from ticketing_devstack.stack import STRIPE_SANDBOX_NAME, STRIPE_SANDBOX_PACKAGE, postgres_url
 
 UP = "ticketing up"
 """The name the chaos suite gives ``ticketing up`` itself among the components."""
@@ -36,17 +36,55 @@ def instance(data_dir: Path) -> InstanceInfo | None:
     return InstanceInfo.from_json(text)
 
 
-def live_children(data_dir: Path) -> dict[str, ChildRecord]:
-    """Each recorded component whose process runs, by name."""
+def live_children(data_dir: Path) -> dict[str, int]:
+    """The PID of each component whose process runs, by name.
+
+    From the lock file; a component whose recorded process has gone is looked for
+    among the running instance's descendants too, in case the record lags behind a
+    restart made by ``ticketing up`` itself.
+    """
     info = instance(data_dir)
     if info is None:
         return {}
-    return {child.name: child for child in info.children if child.is_running()}
+    found = {child.name: child.pid for child in info.children if child.is_running()}
+    if len(found) < len({child.name for child in info.children}):
+        for name, pid in _descendants(info.pid).items():
+            found.setdefault(name, pid)
+    return found
+
+
+def _descendants(pid: int) -> dict[str, int]:
+    """``ticketing up``'s running descendants, named by what their command line runs."""
+    named: dict[str, int] = {}
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                name = _component(proc.cmdline())
+                if name is not None and proc.status() != psutil.STATUS_ZOMBIE:
+                    named.setdefault(name, proc.pid)
+    return named
+
+
+def _component(argv: list[str]) -> str | None:
+    if not argv:
+        return None
+    line = " ".join(argv)
+    program = argv[0].rsplit("/", 1)[-1]
+    by_program = {"nats-server": "nats", "postgres": "postgres", "caddy": "gateway"}
+    if program in by_program:  # not postgres' own workers, which rename themselves
+        return by_program[program]
+    if "redis-server" in program:
+        return "redis"
+    if STRIPE_SANDBOX_PACKAGE in line:
+        return STRIPE_SANDBOX_NAME
+    for service in KNOWN_SERVICES:
+        if service.app_factory in line:
+            return service.name
+    return None
 
 
 def pid_of(data_dir: Path, name: str) -> int | None:
-    child = live_children(data_dir).get(name)
-    return child.pid if child is not None else None
+    return live_children(data_dir).get(name)
 
 
 def listening_port(pid: int) -> int | None:

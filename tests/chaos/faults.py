@@ -116,12 +116,14 @@ class Keeper:
     deaths: list[Death] = field(default_factory=list)
     stack_restarts: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    failure: str | None = None
+    """Why the keeper stopped watching early, if it did."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
-        self._pids = {n: c.pid for n, c in components.live_children(self.chaos.data_dir).items()}
+        self._pids = components.live_children(self.chaos.data_dir)
         self._thread = threading.Thread(target=self._run, name="chaos-keeper", daemon=True)
         self._thread.start()
 
@@ -133,28 +135,25 @@ class Keeper:
     def _run(self) -> None:
         while not self._stop.wait(0.2):
             with self.lock:
-                self.check()
+                try:
+                    self.check()
+                except Exception as exc:  # e.g. `ticketing up` could not start again
+                    self.failure = f"{type(exc).__name__}: {exc}"
+                    return
 
     def check(self) -> None:
         """One look: note deaths; start ``ticketing up`` again if it has gone."""
         if not self.chaos.alive():
             self.stack_restarts.append(self.history.now())
             self.chaos.start()
-            self._pids = {
-                n: c.pid for n, c in components.live_children(self.chaos.data_dir).items()
-            }
+            self._pids = components.live_children(self.chaos.data_dir)
             return
-        info = components.instance(self.chaos.data_dir)
-        if info is None:
-            return
-        for child in info.children:
-            known = self._pids.get(child.name)
-            running = child.is_running()
-            if known is not None and (known != child.pid or not running):
-                self.deaths.append(Death(self.history.now(), child.name, known))
-                self._pids.pop(child.name)
-            if running:
-                self._pids[child.name] = child.pid
+        running = components.live_children(self.chaos.data_dir)
+        for name, known in list(self._pids.items()):
+            if running.get(name) != known:
+                self.deaths.append(Death(self.history.now(), name, known))
+                del self._pids[name]
+        self._pids.update(running)
 
     def saw_death(self, name: str, since: float) -> bool:
         return any(d.name == name and d.t >= since for d in self.deaths)

@@ -208,6 +208,8 @@ async def run(scenario: Scenario, workdir: Path) -> RunResult:
             stop_probing.set()
             keeper.stop()
             await workload.close()
+        if keeper.failure is not None:
+            raise AssertionError(f"the stack could not be kept running: {keeper.failure}")
         measured = [figures(i, history, keeper, injections) for i in injections]
         snapshot = await invariants.converged(chaos.data_dir, CONVERGENCE_TIMEOUT)
         violations = invariants.check(snapshot, history)
