@@ -99,6 +99,7 @@ class RunResult:
         ]
         for f in self.figures:
             recovery = f"{f.recovery:.1f}s" if f.recovery is not None else "never"
+            recovery = recovery if f.fired else "n/a (did not fire)"
             lines.append(
                 f"  {f.fault}: fired {f.fired}x, {f.requests} requests in window, "
                 f"{f.failed} failed, others answered {f.others_ok}/{f.others}, "

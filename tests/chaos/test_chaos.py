@@ -34,7 +34,10 @@ pytestmark = [
 SHORT = Scenario(
     "short: payments killed after the charge, SIGKILL orders",
     faults=((0.0, AFTER_CHARGE), (5.0, Fault("SIGKILL orders", "orders"))),
-    workload=WorkloadConfig(tickets=6, buyers=12, duration=15),
+    # Cancels weigh more: a cancelled ticket reserved again at once is the lost-lock race.
+    workload=WorkloadConfig(
+        tickets=5, buyers=12, duration=15, pay=3, declined_then_pay=1, cancel=4
+    ),
 )
 # Long enough for a stack that stops on a child's death to be started again mid-run.
 FULL_WORKLOAD = WorkloadConfig(tickets=10, buyers=20, duration=30)
