@@ -259,12 +259,12 @@ def test_a_service_that_keeps_crashing_is_restarted_then_stops_the_stack_with_ex
 def test_a_service_never_ready_fails_startup_naming_it_and_its_last_answer(
     start_stack: StartStack,
 ) -> None:
-    stack = start_stack(mode="never-ready", ready_timeout=3)
+    stack = start_stack(mode="never-ready", ready_timeout=15)
 
     code = stack.proc.wait(60)
 
     assert code == 1
-    assert "fake was not ready within 3s (/readyz answered 503)" in stack.output()
+    assert "fake was not ready within 15s (/readyz answered 503)" in stack.output()
     assert READY_LINE.format(url=stack.url) not in stack.output()
 
 
