@@ -96,10 +96,11 @@ def is_notable(line: str) -> bool:
     return str(record.get("level", record.get("levelname", ""))).lower() in _NOTABLE_LEVELS
 
 
-def format_log_line(line: str) -> Text:
+def format_log_line(line: str, *, traceback: bool = True) -> Text:
     """A JSON log line as ``level message key=value ...``; any other line unchanged.
 
-    Tracebacks (``exc``) follow on their own lines so they stay readable.
+    Tracebacks (``exc``) follow on their own lines so they stay readable (or are left
+    out, without ``traceback``).
     """
     record = _json_record(line)
     if record is None:
@@ -118,7 +119,7 @@ def format_log_line(line: str) -> Text:
         rendered = value if isinstance(value, str) else json.dumps(value)
         text.append(f" {key}=", style="dim")
         text.append(str(rendered))
-    for key in _MULTILINE_KEYS:
+    for key in _MULTILINE_KEYS if traceback else ():
         if record.get(key):
             text.append("\n" + str(record[key]).rstrip(), style="red")
     return text
@@ -128,8 +129,12 @@ class LogPrinter:
     """Prints children's lines behind a coloured, aligned ``name |`` prefix, and our own
     messages, from any thread (never from a signal handler: the lock is not reentrant).
 
-    Not ``verbose``: a child's line is shown only when it is a warning or an error, and
-    ``detail`` messages not at all; the logs are in the data directory."""
+    Not ``verbose``: a child's line is shown only when it is a warning or an error, on
+    one line (no traceback), and not again for ``REPEAT_SECONDS`` (a server restarting
+    makes every service report the same error for a while); ``detail`` messages not at
+    all. The full logs are in the data directory."""
+
+    REPEAT_SECONDS = 30.0
 
     def __init__(
         self,
@@ -145,6 +150,7 @@ class LogPrinter:
         self.raw = raw
         self.verbose = verbose
         self.show_names = show_names
+        self._shown: dict[tuple[str, str], float] = {}
         self._styles: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -155,9 +161,12 @@ class LogPrinter:
             return self._styles[name]
 
     def line(self, name: str, line: str) -> None:
-        if not self.verbose and not is_notable(line):
-            return
-        body = Text(line) if self.raw else format_log_line(line)
+        if not self.verbose:
+            if not is_notable(line) or self._repeated(name, line):
+                return
+            body = format_log_line(line, traceback=False)
+        else:
+            body = Text(line) if self.raw else format_log_line(line)
         if not self.show_names:
             self._print(body)
             return
@@ -165,6 +174,18 @@ class LogPrinter:
         # A continuation line (a traceback) keeps the prefix so the column stays readable.
         rendered = Text("\n").join(prefix + part for part in body.split("\n"))
         self._print(rendered)
+
+    def _repeated(self, name: str, line: str) -> bool:
+        """True when ``name`` said the same message less than ``REPEAT_SECONDS`` ago."""
+        record = _json_record(line) or {}
+        message = next((str(record[key]) for key in _MESSAGE_KEYS if key in record), line)
+        now = time.monotonic()
+        with self._lock:
+            last = self._shown.get((name, message))
+            if last is not None and now - last < self.REPEAT_SECONDS:
+                return True
+            self._shown[(name, message)] = now
+        return False
 
     def say(self, message: RenderableType, style: str = "bold") -> None:
         self._print(Text(message, style=style) if isinstance(message, str) else message)

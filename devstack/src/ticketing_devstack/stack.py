@@ -48,6 +48,8 @@ from ticketing_common.embedded import (
 )
 from ticketing_devstack import gateway
 from ticketing_devstack.healing import (
+    READY,
+    STARTING,
     CrashLoopError,
     Healer,
     ProcessUnit,
@@ -340,14 +342,13 @@ class Stack:
         self._link_log(server.name, log)
         self.supervisor.follow(server.name, log)
         # Registered before start() so a failure or Ctrl-C half-way still stops it.
-        unit = ServerUnit(server.name, server=server, supervisor=self.supervisor)
+        unit = ServerUnit(server.name, STARTING, server=server, supervisor=self.supervisor)
         self.servers.append(unit)
         try:
             server.start()
         except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
             time.sleep(0.3)  # let the server write its last words
             raise StartupError(f"{server.name} did not start: {exc}", unit.last_lines()) from exc
-        self._record()
         self._say_ready(unit, server.url)
         return server.url
 
@@ -363,6 +364,9 @@ class Stack:
         link.symlink_to(target)
 
     def _say_ready(self, unit: Unit, address: str) -> None:
+        unit.state = READY
+        unit.ready_since = time.monotonic()
+        self._record()
         self.printer.say(f"{unit.name} is ready (PID {unit.pid}, {address})", "")
 
     def _create_databases(self, admin_url: str) -> None:
@@ -415,6 +419,7 @@ class Stack:
         self.stripe_sandbox = self._launch(
             STRIPE_SANDBOX_NAME, argv, env, port=port, ready_url=url + STRIPE_SANDBOX_HEALTH
         )
+        self._record()
         self._wait_for_stripe_sandbox(self.stripe_sandbox, url)
         self.stripe_sandbox_url = url
         self._say_ready(self.stripe_sandbox, url)
@@ -432,6 +437,7 @@ class Stack:
         self.printer.detail(f"Starting {name}…")
         unit = ProcessUnit(
             name,
+            STARTING,
             supervisor=self.supervisor,
             argv=list(argv),
             env=dict(env),
@@ -439,7 +445,6 @@ class Stack:
             ready_url=ready_url,
         )
         unit.launch()
-        self._record()
         return unit
 
     def _wait_for_stripe_sandbox(self, unit: ProcessUnit, url: str) -> None:
@@ -522,6 +527,7 @@ class Stack:
         self.running[service.name] = self._launch(
             service.name, argv, env, port=port, ready_url=f"http://{HOST}:{port}/readyz"
         )
+        self._record()
 
     def _check_gateway_port(self) -> None:
         if not port_is_free(self.config.port):
@@ -550,6 +556,7 @@ class Stack:
             gateway.caddy_env(caddy_dir),
             port=self.config.port,
         )
+        self._record()
         assert self.gateway.process is not None
         try:
             wait_for_port(self.config.port, self.gateway.process.popen, "gateway", timeout=15)
@@ -579,7 +586,6 @@ class Stack:
                         continue
                     if response.status_code == 200:
                         del waiting[name]
-                        unit.ready_since = time.monotonic()
                         self._say_ready(unit, f"http://{HOST}:{self.ports[name]}")
                     else:
                         last[name] = f"/readyz answered {response.status_code}"
@@ -601,9 +607,8 @@ class Stack:
             for unit in self.units
         ]
         kept = {unit.pid for unit in self.units}
-        # Migrations still running.
         records += [
-            ChildRecord.of(p.name, p.pid, "starting")
+            ChildRecord.of(p.name, p.pid, "migrating")
             for p in self.supervisor.processes
             if p.pid not in kept
         ]
