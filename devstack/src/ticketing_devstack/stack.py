@@ -53,6 +53,7 @@ from ticketing_devstack.healing import (
     CrashLoopError,
     Healer,
     ProcessUnit,
+    RestartPolicy,
     Server,
     ServerUnit,
     Unit,
@@ -82,6 +83,7 @@ INFRA_NAMES = ("nats", "postgres", "redis", "gateway", STRIPE_SANDBOX_NAME)
 # ("use of closed network connection" 502s).
 SERVICE_KEEP_ALIVE_SECONDS = 2 * gateway.UPSTREAM_IDLE_TIMEOUT_SECONDS
 TICK_SECONDS = 0.2
+SERVER_START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -344,11 +346,25 @@ class Stack:
         # Registered before start() so a failure or Ctrl-C half-way still stops it.
         unit = ServerUnit(server.name, STARTING, server=server, supervisor=self.supervisor)
         self.servers.append(unit)
-        try:
-            server.start()
-        except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
-            time.sleep(0.3)  # let the server write its last words
-            raise StartupError(f"{server.name} did not start: {exc}", unit.last_lines()) from exc
+        policy = RestartPolicy()
+        for attempt in range(1, SERVER_START_ATTEMPTS + 1):
+            try:
+                server.start()
+                break
+            except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+                time.sleep(0.3)  # let the server write its last words
+                if attempt == SERVER_START_ATTEMPTS:
+                    raise StartupError(
+                        f"{server.name} did not start: {exc}", unit.last_lines()
+                    ) from exc
+                # Right after a killed run, what the old server left may still be going
+                # away (PostgreSQL's backends detach from its shared memory as they exit).
+                unit.kill()
+                delay = policy.delay(attempt)
+                self.printer.say(
+                    f"{server.name} did not start ({exc}); retrying in {delay:.1f} s", "yellow"
+                )
+                time.sleep(delay)
         self._say_ready(unit, server.url)
         return server.url
 
