@@ -722,7 +722,9 @@ def signals_raise_stop() -> Iterator[StopState]:
         yield state
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Once stopped, a late duplicate of the signal that stopped us must not turn
+            # a clean exit into a death by signal: ignored until the process exits.
+            signal.signal(sig, signal.SIG_IGN if state.stopping else old)
 
 
 def run(config: StackConfig, services: Sequence[Service], printer: LogPrinter) -> int:
