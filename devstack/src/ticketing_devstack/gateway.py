@@ -5,10 +5,10 @@ may write); starting the process is ``stack.py``'s job. Caddy runs with its
 admin endpoint disabled, no automatic HTTPS and every file it writes inside the
 data directory.
 
-While a service restarts, Caddy's active health check (``/readyz``, every second)
-takes it out, and a request that arrives meanwhile is held and retried for up to
-``RETRY_SECONDS`` (``try_duration``), so one that comes during a restart of a few
-seconds still succeeds. Caddy only retries what is safe: a request whose
+While a service restarts, Caddy's active health check (``/readyz``, every second,
+two failures in a row) takes it out, and a request that arrives meanwhile is held
+and retried for up to ``RETRY_SECONDS`` (``try_duration``), so one that comes
+during a restart of a few seconds still succeeds. Caddy only retries what is safe: a request whose
 connection could not be made, or a GET whose connection broke. After that the
 client gets a 503 (502 for a broken connection) in the shared error shape.
 """
@@ -52,7 +52,15 @@ def _proxy(upstream_port: int, retry_seconds: float) -> Json:
         "upstreams": [{"dial": f"{HOST}:{upstream_port}"}],
         "load_balancing": {"try_duration": f"{retry_seconds}s", "try_interval": "250ms"},
         "health_checks": {
-            "active": {"uri": HEALTH_CHECK_URI, "interval": "1s", "timeout": "2s"},
+            # Two failed checks in a row, so one slow answer under load takes nothing out;
+            # a crashed service refuses connections, which are retried anyway.
+            "active": {
+                "uri": HEALTH_CHECK_URI,
+                "interval": "1s",
+                "timeout": "3s",
+                "fails": 2,
+                "passes": 1,
+            },
         },
         "transport": {
             "protocol": "http",
