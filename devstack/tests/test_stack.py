@@ -3,6 +3,7 @@ readiness, crash handling and shutdown, all with real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -553,11 +554,28 @@ def test_repeated_signals_stop_everything_in_bounded_time(
     stack = start_stack(services="fake,other", verbose=True)
     stack.wait_for(READY_LINE.format(url=stack.url))
     children = _descendants(stack.proc.pid)
+    loading = threading.Event()
 
+    def load() -> None:
+        # Requests whose log lines keep the printer busy while the signals arrive.
+        with httpx.Client(base_url=stack.url, timeout=5) as client:
+            while not loading.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get("/api/fake/say/busy")
+
+    loaders = [threading.Thread(target=load) for _ in range(4)]
+    for loader in loaders:
+        loader.start()
+    time.sleep(1)
     for signum in signals:
         stack.proc.send_signal(signum)
         time.sleep(0.01)
-    code = stack.proc.wait(60)
+    try:
+        code = stack.proc.wait(60)
+    finally:
+        loading.set()
+        for loader in loaders:
+            loader.join(10)
 
     assert code == 0
     assert "Stopped." in stack.output()
