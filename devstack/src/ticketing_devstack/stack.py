@@ -359,7 +359,7 @@ class Stack:
                     ) from exc
                 # Right after a killed run, what the old server left may still be going
                 # away (PostgreSQL's backends detach from its shared memory as they exit).
-                unit.kill()
+                server.stop()
                 delay = policy.delay(attempt)
                 self.printer.say(
                     f"{server.name} did not start ({exc}); retrying in {delay:.1f} s", "yellow"
@@ -469,7 +469,6 @@ class Stack:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if (code := unit.exit_code()) is not None:
-                    time.sleep(0.2)
                     raise StartupError(
                         f"{STRIPE_SANDBOX_NAME} exited with code {code} before it was ready",
                         unit.last_lines(),
@@ -512,7 +511,6 @@ class Stack:
                     self.supervisor.settle(run.name),
                 )
             if code != 0:
-                time.sleep(0.2)
                 raise StartupError(
                     f"Migrations of {run.name} failed (exit code {code})",
                     self.supervisor.settle(run.name),
@@ -589,7 +587,6 @@ class Stack:
             while waiting:
                 for name, unit in list(waiting.items()):
                     if (code := unit.exit_code()) is not None:
-                        time.sleep(0.2)
                         raise StartupError(
                             f"{name} exited with code {code} before it was ready",
                             unit.last_lines(),
