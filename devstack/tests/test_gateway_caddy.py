@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,13 +14,19 @@ import httpx
 import pytest
 
 from ticketing_common.embedded import free_port, scripts_binary, wait_for_port
-from ticketing_devstack.gateway import caddy_argv, caddy_config, caddy_env, write_caddy_config
+from ticketing_devstack.gateway import (
+    UNAVAILABLE_BODY,
+    caddy_argv,
+    caddy_config,
+    caddy_env,
+    write_caddy_config,
+)
 from ticketing_devstack.registry import gateway_routes
 
 SERVICES = ("auth", "tickets", "orders", "payments", "web")
 
 
-def _backend(name: str) -> ThreadingHTTPServer:
+def _backend(name: str, port: int = 0) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             body = json.dumps(
@@ -38,7 +45,7 @@ def _backend(name: str) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.block_on_close = False
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -146,3 +153,35 @@ def test_without_web_an_unmatched_path_is_a_json_404_and_prefixes_still_route(
     assert missing.json() == {"errors": [{"message": "Not found"}]}
     assert unrouted.status_code == 404
     assert routed.json()["service"] == "auth"
+
+
+def test_a_service_that_stays_down_gets_a_json_error_after_the_retry_window(
+    gateway: GatewayFactory,
+) -> None:
+    url = gateway({"auth": free_port()})  # nothing listens there
+
+    response = httpx.get(url + "/api/users/currentuser", timeout=30)
+
+    assert response.status_code in (502, 503)
+    assert response.json() == json.loads(UNAVAILABLE_BODY)
+
+
+def test_a_request_that_arrives_while_its_service_restarts_waits_and_succeeds(
+    gateway: GatewayFactory,
+) -> None:
+    port = free_port()
+    url = gateway({"orders": port})
+    answers: list[httpx.Response] = []
+    request = threading.Thread(
+        target=lambda: answers.append(httpx.get(url + "/api/orders/abc", timeout=30))
+    )
+
+    request.start()
+    time.sleep(1.5)  # the service is down for a moment, then comes back on its port
+    server = _backend("orders", port)
+    request.join(30)
+    server.shutdown()
+    server.server_close()
+
+    assert answers[0].status_code == 200
+    assert answers[0].json()["service"] == "orders"

@@ -3,6 +3,7 @@ readiness, crash handling and shutdown, all with real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -13,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,7 @@ import psutil
 import pytest
 
 from ticketing_common.embedded import free_port
+from ticketing_devstack.instance import LOCK_FILE, ChildRecord, InstanceInfo
 from ticketing_devstack.registry import Service
 from ticketing_devstack.stack import (
     READY_LINE,
@@ -37,12 +39,14 @@ from ticketing_devstack.stack import (
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
 FAKE_APP = """
-import os, threading
+import json, os, threading
 from fastapi import FastAPI, Response
 
 def create_app():
     app = FastAPI()
     mode = os.environ.get("FAKE_MODE", "ok")
+    name = os.environ["SERVICE_NAME"]
+    print("a banner line of", name, flush=True)
 
     @app.get("/readyz")
     def readyz():
@@ -52,9 +56,14 @@ def create_app():
             threading.Timer(0.5, lambda: os._exit(3)).start()
         return {"ok": True}
 
-    @app.get("/api/fake/env")
+    @app.get(f"/api/{name}/env")
     def env():
         return dict(os.environ)
+
+    @app.get(f"/api/{name}/say/{{word}}")
+    def say(word: str):
+        print(json.dumps({"level": "info", "message": word}), flush=True)
+        return {"said": word}
 
     return app
 """
@@ -65,19 +74,24 @@ RUNNER = """
 import os, pathlib, sys
 from rich.console import Console
 from ticketing_devstack.processes import LogPrinter
+from ticketing_devstack.instance import LOCK_FILE, ChildRecord, InstanceInfo
 from ticketing_devstack.registry import Service
 from ticketing_devstack.stack import StackConfig, run
 
-fake = Service(
-    name="fake",
-    package="ticketing_fakesvc",
-    path_prefix="/api/fake",
-    stripe_secret=os.environ.get("FAKE_CHARGES_CARDS") == "1",
-)
+services = [
+    Service(
+        name=name,
+        package="ticketing_fakesvc",
+        path_prefix=f"/api/{name}",
+        stripe_secret=name == "fake" and os.environ.get("FAKE_CHARGES_CARDS") == "1",
+    )
+    for name in os.environ.get("FAKE_SERVICES", "fake").split(",")
+]
 config = StackConfig(
     port=int(sys.argv[1]), data_dir=pathlib.Path(sys.argv[2]), ready_timeout=float(sys.argv[3])
 )
-sys.exit(run(config, [fake], LogPrinter(Console(width=200))))
+printer = LogPrinter(Console(width=200), verbose=os.environ.get("FAKE_VERBOSE") == "1")
+sys.exit(run(config, services, printer))
 """
 
 
@@ -114,6 +128,8 @@ class StartStack(Protocol):
         *,
         charges_cards: bool = False,
         stripe_secret_key: str | None = PASSTHROUGH_KEY,
+        services: str = "fake",
+        verbose: bool = True,
     ) -> Running: ...
 
 
@@ -133,6 +149,8 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
         *,
         charges_cards: bool = False,
         stripe_secret_key: str | None = PASSTHROUGH_KEY,
+        services: str = "fake",
+        verbose: bool = True,
     ) -> Running:
         port = free_port()
         data_dir = tmp_path / "data"
@@ -141,6 +159,8 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
             PYTHONPATH=str(tmp_path / "src"),
             FAKE_MODE=mode,
             FAKE_CHARGES_CARDS="1" if charges_cards else "0",
+            FAKE_SERVICES=services,
+            FAKE_VERBOSE="1" if verbose else "0",
         )
         env.pop("JWT_KEY", None)
         env.pop("STRIPE_SECRET_KEY", None)
@@ -219,29 +239,33 @@ def test_service_gets_its_environment_through_the_gateway_and_sigterm_stops_ever
     assert _alive(children) == []
 
 
-def test_a_service_that_exits_stops_the_whole_stack_with_exit_code_1(
+def test_a_service_that_keeps_crashing_is_restarted_then_stops_the_stack_with_exit_code_1(
     start_stack: StartStack,
 ) -> None:
     stack = start_stack(mode="crash")
     stack.wait_for(READY_LINE.format(url=stack.url))
     children = _descendants(stack.proc.pid)
 
-    code = stack.proc.wait(30)
+    code = stack.proc.wait(90)
 
     assert code == 1
-    assert "fake exited with code 3; stopping everything." in stack.output()
+    output = stack.output()
+    assert "fake exited with code 3; restarting in 0.5 s (restart 1)" in output
+    assert "fake exited with code 3; restarting in 1.0 s (restart 2)" in output
+    assert "fake is ready again" in output
+    assert "fake crashed 5 times within 60s; stopping everything." in output
     assert _alive(children) == []
 
 
 def test_a_service_never_ready_fails_startup_naming_it_and_its_last_answer(
     start_stack: StartStack,
 ) -> None:
-    stack = start_stack(mode="never-ready", ready_timeout=3)
+    stack = start_stack(mode="never-ready", ready_timeout=15)
 
     code = stack.proc.wait(60)
 
     assert code == 1
-    assert "fake was not ready within 3s (/readyz answered 503)" in stack.output()
+    assert "fake was not ready within 15s (/readyz answered 503)" in stack.output()
     assert READY_LINE.format(url=stack.url) not in stack.output()
 
 
@@ -302,21 +326,24 @@ def test_lock_file_names_the_processes_of_the_running_stack(start_stack: StartSt
     assert code == 0
 
 
-def test_processes_left_by_a_killed_run_are_stopped_by_the_next_run(
-    start_stack: StartStack,
+def test_processes_recorded_by_a_killed_run_are_stopped_by_the_next_run(
+    start_stack: StartStack, tmp_path: Path
 ) -> None:
-    killed = start_stack()
-    killed.wait_for(READY_LINE.format(url=killed.url))
-    orphans = _descendants(killed.proc.pid)
-    killed.proc.send_signal(signal.SIGKILL)
-    killed.proc.wait(10)
-    assert len(_alive(orphans)) == len(orphans)
+    # A process that did not die with its parent (which the parent-death signal
+    # prevents on Linux) is still stopped, by the PID the killed run recorded.
+    leftover = subprocess.Popen(["sleep", "60"])
+    record = ChildRecord.of("fake", leftover.pid)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / LOCK_FILE).write_text(InstanceInfo(2**22 + 1, "x", (record,)).to_json())
 
     next_run = start_stack()
     next_run.wait_for(READY_LINE.format(url=next_run.url))
 
-    assert _alive(orphans) == []
-    assert "left running by a previous run that was killed" in next_run.output()
+    assert leftover.wait(10) is not None
+    assert f"Stopped fake (PID {leftover.pid}), left running by a previous run" in (
+        next_run.output()
+    )
 
 
 def test_without_a_stripe_key_the_sandbox_runs_for_the_service_that_charges_cards(
@@ -423,3 +450,274 @@ def test_an_api_base_given_with_the_key_is_kept_for_payments() -> None:
 
     assert envs["payments"]["STRIPE_API_BASE"] == "http://127.0.0.1:12111"
     assert "STRIPE_API_BASE" not in envs["web"]
+
+
+def _recorded(stack: Running) -> dict[str, dict[str, object]]:
+    record = json.loads((stack.data_dir / LOCK_FILE).read_text())
+    return {child["name"]: child for child in record["children"]}
+
+
+def _ticketing(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ticketing_devstack", *args],
+        env=dict(os.environ, COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _until(what: str, condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout}s")
+        time.sleep(0.1)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_killed_service_is_restarted_on_its_port_while_the_others_keep_answering(
+    start_stack: StartStack,
+) -> None:
+    stack = start_stack(services="fake,other")
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    before = _recorded(stack)["fake"]
+    port = httpx.get(stack.url + "/api/fake/env").json()["PORT"]
+    other_answers: list[int] = []
+
+    os.kill(int(str(before["pid"])), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        # Requests to the other service, through the gateway, all the while.
+        while time.monotonic() < deadline:
+            other_answers.append(client.get("/api/other/env").status_code)
+            if "fake is ready again" in stack.output() and len(other_answers) >= 20:
+                break
+        after = client.get("/api/fake/env")
+    status = json.loads(_ticketing("status", "--json", "--data-dir", str(stack.data_dir)).stdout)
+
+    assert "fake exited with code -9; restarting in 0.5 s (restart 1)" in stack.output()
+    assert "fake is ready again" in stack.output()
+    assert after.status_code == 200
+    assert after.json()["PORT"] == port
+    assert set(other_answers) == {200}
+    fake = next(p for p in status["processes"] if p["name"] == "fake")
+    assert fake["restarts"] == 1
+    assert fake["state"] == "ready"
+    assert fake["pid"] not in (None, before["pid"])
+
+
+@pytest.mark.parametrize("name", ["gateway", STRIPE_SANDBOX_NAME])
+def test_a_killed_gateway_or_stripe_sandbox_is_restarted_and_serves_again(
+    start_stack: StartStack, name: str
+) -> None:
+    stack = start_stack(charges_cards=True, stripe_secret_key=None)
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    sandbox_url = httpx.get(stack.url + "/api/fake/env").json()["STRIPE_API_BASE"]
+
+    os.kill(int(str(_recorded(stack)[name]["pid"])), signal.SIGKILL)
+    stack.wait_for(f"{name} is ready again")
+
+    assert f"{name} exited with code -9; restarting in 0.5 s (restart 1)" in stack.output()
+    assert _answers(stack.url + "/api/fake/env")
+    assert _answers(sandbox_url + "/_sandbox/health")
+    assert stack.proc.poll() is None
+
+
+def test_after_ticketing_up_is_killed_no_process_it_started_is_left(
+    start_stack: StartStack,
+) -> None:
+    stack = start_stack(charges_cards=True, stripe_secret_key=None, services="fake,other")
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    children = _descendants(stack.proc.pid)
+
+    stack.proc.send_signal(signal.SIGKILL)
+    stack.proc.wait(10)
+
+    assert len(children) >= 4
+    _until("every child of the killed run exited", lambda: _alive(children) == [])
+
+
+@pytest.mark.parametrize(
+    "signals", [[signal.SIGTERM] * 3, [signal.SIGINT, signal.SIGTERM, signal.SIGINT]]
+)
+def test_repeated_signals_stop_everything_in_bounded_time(
+    start_stack: StartStack, signals: list[signal.Signals]
+) -> None:
+    stack = start_stack(services="fake,other", verbose=True)
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    children = _descendants(stack.proc.pid)
+    loading = threading.Event()
+
+    def load() -> None:
+        # Requests whose log lines keep the printer busy while the signals arrive.
+        with httpx.Client(base_url=stack.url, timeout=5) as client:
+            while not loading.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get("/api/fake/say/busy")
+
+    loaders = [threading.Thread(target=load) for _ in range(4)]
+    for loader in loaders:
+        loader.start()
+    time.sleep(1)
+    for signum in signals:
+        stack.proc.send_signal(signum)
+        time.sleep(0.01)
+    try:
+        code = stack.proc.wait(60)
+    finally:
+        loading.set()
+        for loader in loaders:
+            loader.join(10)
+
+    assert code == 0
+    assert "Stopped." in stack.output()
+    assert _alive(children) == []
+
+
+def test_down_stops_the_stack_of_a_data_dir_from_another_process(
+    start_stack: StartStack,
+) -> None:
+    stack = start_stack()
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    children = _descendants(stack.proc.pid)
+
+    result = _ticketing("down", "--data-dir", str(stack.data_dir))
+    again = _ticketing("down", "--data-dir", str(stack.data_dir))
+    status = _ticketing("status", "--json", "--data-dir", str(stack.data_dir))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Stopping Ticketing at {stack.url} (PID {stack.proc.pid})" in result.stdout
+    assert "Stopped in" in result.stdout
+    assert stack.proc.wait(5) == 0
+    assert _alive(children) == []
+    assert again.returncode == 0
+    assert "not running" in again.stdout
+    assert status.returncode == 1
+    assert json.loads(status.stdout)["running"] is False
+
+
+def test_by_default_one_line_per_process_then_the_url_and_logs_go_to_the_data_dir(
+    start_stack: StartStack,
+) -> None:
+    stack = start_stack(services="fake,other", verbose=False)
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    httpx.get(stack.url + "/api/fake/say/hello")
+    follow = [sys.executable, "-m", "ticketing_devstack", "logs", "fake", "-f", "-n", "1"]
+    follower = subprocess.Popen(
+        [*follow, "--raw-logs", "--data-dir", str(stack.data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    followed: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            followed.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        first = followed.get(timeout=30)
+        httpx.get(stack.url + "/api/fake/say/again")
+        second = followed.get(timeout=30)
+    finally:
+        follower.terminate()
+        follower.wait(10)
+    one = _ticketing("logs", "fake", "--data-dir", str(stack.data_dir))
+    every = _ticketing("logs", "--data-dir", str(stack.data_dir))
+    unknown = _ticketing("logs", "nope", "--data-dir", str(stack.data_dir))
+
+    assert "a banner line of fake" not in stack.output()
+    assert "fake is ready (PID" in stack.output()
+    assert "other is ready (PID" in stack.output()
+    assert "gateway is ready (PID" in stack.output()
+    assert len(stack.lines) <= 8, stack.output()
+    assert "a banner line of fake" in (stack.data_dir / "logs" / "fake.log").read_text()
+    assert "a banner line of fake" in one.stdout.splitlines()
+    assert "INFO  hello" in one.stdout.splitlines()
+    assert "hello" in first
+    assert "again" in second
+    assert any(
+        line.startswith("other ") and "a banner line of other" in line
+        for line in every.stdout.splitlines()
+    )
+    assert unknown.returncode == 1
+    assert "No log named 'nope'" in unknown.stderr
+
+
+@pytest.mark.e2e
+def test_the_whole_system_heals_a_killed_service_and_server_and_dies_with_ticketing_up(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    up = ["up", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticketing_devstack", *up],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stack = Running(proc, f"http://127.0.0.1:{port}", tmp_path / "data")
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            stack.lines.append(line.rstrip())
+            stack._queue.put(line.rstrip())
+        stack._queue.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        stack.wait_for(READY_LINE.format(url=stack.url), timeout=240)
+        children = _descendants(proc.pid)
+        names = {child.name() for child in children}
+        client = httpx.Client(base_url=stack.url, timeout=30)
+        signup = {"email": f"{os.getpid()}@example.com", "password": "correct horse battery"}
+        assert client.post("/api/users/signup", json=signup).status_code == 201
+        others: list[int] = []
+        hammering = threading.Event()
+
+        def hammer() -> None:
+            # Requests to other services, through the gateway, while orders restarts.
+            with httpx.Client(base_url=stack.url, timeout=30) as other:
+                while hammering.is_set():
+                    others.extend(other.get(path).status_code for path in ("/api/tickets", "/"))
+
+        def orders_answer() -> bool:
+            return client.get("/api/orders").status_code == 200
+
+        hammering.set()
+        hammerer = threading.Thread(target=hammer)
+        hammerer.start()
+        os.kill(int(str(_recorded(stack)["orders"]["pid"])), signal.SIGKILL)
+        stack.wait_for("orders exited with code -9; restarting in 0.5 s (restart 1)")
+        stack.wait_for("orders is ready again", timeout=120)
+        _until("orders answers again", orders_answer)
+        hammering.clear()
+        hammerer.join(30)
+
+        os.kill(int(str(_recorded(stack)["postgres"]["pid"])), signal.SIGKILL)
+        stack.wait_for("postgres exited with code -9; restarting in 0.5 s (restart 1)")
+        stack.wait_for("postgres is ready again", timeout=120)
+        _until("orders answers after PostgreSQL restarted", orders_answer, timeout=60)
+
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        _until("every process of the killed run exited", lambda: _alive(children) == [])
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(60)
+
+    assert len(others) >= 2
+    assert set(others) == {200}, others
+    print(f"{len(others)} requests to other services while orders restarted, all 200")
+    assert {"postgres", "nats-server", "redis-server", "caddy"} <= names

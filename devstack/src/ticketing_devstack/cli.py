@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ticketing_devstack.instance import running_instance
+from ticketing_devstack import logs as log_files
+from ticketing_devstack.instance import ChildRecord, InstanceInfo, running_instance, stop_leftovers
 from ticketing_devstack.processes import LogPrinter
 from ticketing_devstack.registry import KNOWN_SERVICES, gateway_routes, installed_services
 from ticketing_devstack.stack import INFRA_NAMES, StackConfig, run
@@ -65,25 +71,39 @@ def up(
             metavar="SECONDS", min=1, help="How long to wait for every service to be ready."
         ),
     ] = 90.0,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Stream every process's log here behind a `name |` prefix. Without it, "
+            "one line per process as it starts, becomes ready or restarts, plus the "
+            "services' warnings and errors; the full logs are in <data-dir>/logs.",
+        ),
+    ] = False,
     raw_logs: Annotated[
         bool,
         typer.Option("--raw-logs", help="Print the services' JSON log lines as they are."),
     ] = False,
 ) -> None:
-    """Start everything, print the URL, and run until Ctrl-C or SIGTERM.
+    """Start everything, print the URL, and run until Ctrl-C, SIGTERM or `ticketing down`.
 
     Uses external servers instead of embedded ones when [bold]NATS_URL[/],
     [bold]DATABASE_URL[/] (an admin URL; one database per service is created on it)
     or [bold]REDIS_URL[/] is set. Payments talk to Stripe with [bold]STRIPE_SECRET_KEY[/]
     when it is set (and web gets [bold]STRIPE_PUBLISHABLE_KEY[/]); without it a local
     Stripe sandbox that understands Stripe's test cards stands in. Other environment
-    variables reach the services. If any process exits, everything is stopped and the
-    exit code is 1. Only one instance runs per data directory.
+    variables reach the services. A process that exits is restarted after a back-off
+    (0.5 s, doubling up to 10 s) while the others keep running; one that crashes 5
+    times within a minute stops everything, with exit code 1. No process outlives
+    this command, however it ends. Only one instance runs per data directory.
     """
     # pgserver's platformdirs warns about XDG_RUNTIME_DIR, which nothing here uses.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     services = installed_services()
-    printer = LogPrinter(Console(highlight=False), prefix_width=_name_width(), raw=raw_logs)
+    printer = LogPrinter(
+        Console(highlight=False), prefix_width=_name_width(), raw=raw_logs, verbose=verbose
+    )
     config = StackConfig(
         port=port,
         data_dir=data_dir.absolute(),
@@ -93,22 +113,139 @@ def up(
     raise typer.Exit(run(config, services, printer))
 
 
+def _state(child: ChildRecord) -> str:
+    """What ``up`` recorded, unless the process is gone since (crashed, not yet seen)."""
+    if child.pid and not child.is_running():
+        return "exited"
+    return child.state
+
+
+def status_json(data_dir: Path, info: InstanceInfo | None) -> dict[str, object]:
+    """``ticketing status --json``."""
+    if info is None:
+        return {"running": False, "dataDir": str(data_dir)}
+    return {
+        "running": True,
+        "pid": info.pid,
+        "url": info.url,
+        "dataDir": str(data_dir),
+        "processes": [
+            {
+                "name": child.name,
+                "pid": child.pid or None,
+                "state": _state(child),
+                "restarts": child.restarts,
+            }
+            for child in info.children
+        ],
+    }
+
+
 @app.command()
-def status(data_dir: DataDir = Path(".ticketing")) -> None:
-    """Say whether Ticketing runs with this data directory, and which processes it started.
+def status(
+    data_dir: DataDir = Path(".ticketing"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (format in the README).")
+    ] = False,
+) -> None:
+    """Say whether Ticketing runs with this data directory, and each process it started:
+    PID, state (starting, ready, restarting, exited, failed) and restarts.
 
     Exit code 0 when it runs, 1 when it does not.
     """
     console = Console(highlight=False)
-    info = running_instance(data_dir.absolute())
+    data_dir = data_dir.absolute()
+    info = running_instance(data_dir)
+    if as_json:
+        print(json.dumps(status_json(data_dir, info)))
+        raise typer.Exit(0 if info is not None else 1)
     if info is None:
         console.print(f"Ticketing is not running with {data_dir}.")
         raise typer.Exit(1)
     console.print(f"Ticketing is running at [bold]{info.url}[/] (PID {info.pid}).")
     width = _name_width()
     for child in info.children:
-        state = "running" if child.is_running() else "gone"
-        console.print(f"  {child.name:<{width}} PID {child.pid:<8} {state}")
+        pid = str(child.pid) if child.pid else "-"
+        restarts = f"  restarts {child.restarts}" if child.restarts else ""
+        console.print(f"  {child.name:<{width}} PID {pid:<8} {_state(child):<10}{restarts}")
+
+
+@app.command()
+def down(
+    data_dir: DataDir = Path(".ticketing"),
+    timeout: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", min=1, help="How long to wait before killing it."),
+    ] = 60.0,
+) -> None:
+    """Stop the Ticketing running with this data directory (from another terminal):
+    SIGTERM to its `ticketing up`, which stops everything it started; after --timeout,
+    SIGKILL (its processes die with it).
+
+    Exit code 0 when it stopped or was not running.
+    """
+    console = Console(highlight=False)
+    data_dir = data_dir.absolute()
+    info = running_instance(data_dir)
+    if info is None:
+        console.print(f"Ticketing is not running with {data_dir}.")
+        return
+    if info.pid <= 0:
+        console.print("[red]The data directory is locked, but by whom cannot be read.[/]")
+        raise typer.Exit(1)
+    console.print(f"Stopping Ticketing at {info.url} (PID {info.pid})…")
+    started = time.monotonic()
+    os.kill(info.pid, signal.SIGTERM)
+    if not _wait_released(data_dir, timeout):
+        console.print(f"[yellow]It did not stop within {timeout:.0f}s; killing it.[/]")
+        os.kill(info.pid, signal.SIGKILL)
+        _wait_released(data_dir, 10)
+        stop_leftovers(info)
+    console.print(f"Stopped in {time.monotonic() - started:.1f}s.")
+
+
+def _wait_released(data_dir: Path, timeout: float) -> bool:
+    """True once no instance holds the lock of ``data_dir`` (it is released last)."""
+    deadline = time.monotonic() + timeout
+    while running_instance(data_dir) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@app.command()
+def logs(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="A process, as `ticketing status` names it; all when omitted."),
+    ] = None,
+    data_dir: DataDir = Path(".ticketing"),
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing what is appended.")
+    ] = False,
+    lines: Annotated[
+        int,
+        typer.Option("--lines", "-n", min=0, help="Lines from the end of each log; 0: all."),
+    ] = 100,
+    raw_logs: Annotated[
+        bool, typer.Option("--raw-logs", help="Print JSON log lines as they are.")
+    ] = False,
+) -> None:
+    """Print the logs `ticketing up` keeps in <data-dir>/logs (they survive restarts)."""
+    try:
+        files = log_files.select(data_dir.absolute(), name)
+    except log_files.UnknownLogError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    printer = LogPrinter(
+        Console(highlight=False),
+        prefix_width=_name_width(),
+        raw=raw_logs,
+        show_names=name is None,
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
+        log_files.show(files, printer, lines=lines, follow=follow)
 
 
 @app.command()

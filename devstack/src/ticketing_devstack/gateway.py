@@ -4,6 +4,13 @@ Owns the config only (what Caddy listens on, where each path goes, where Caddy
 may write); starting the process is ``stack.py``'s job. Caddy runs with its
 admin endpoint disabled, no automatic HTTPS and every file it writes inside the
 data directory.
+
+While a service restarts, Caddy's active health check (``/readyz``, every second,
+two failures in a row) takes it out, and a request that arrives meanwhile is held
+and retried for up to ``RETRY_SECONDS`` (``try_duration``), so one that comes
+during a restart of a few seconds still succeeds. Caddy only retries what is safe: a request whose
+connection could not be made, or a GET whose connection broke. After that the
+client gets a 503 (502 for a broken connection) in the shared error shape.
 """
 
 from __future__ import annotations
@@ -22,6 +29,15 @@ HOST = "127.0.0.1"
 Json: TypeAlias = str | int | float | bool | list["Json"] | dict[str, "Json"] | None
 
 NOT_FOUND_BODY = '{"errors": [{"message": "Not found"}]}'
+UNAVAILABLE_BODY = (
+    '{"errors": [{"message": "The service is unavailable or restarting; try again shortly"}]}'
+)
+RETRY_SECONDS = 5.0
+HEALTH_CHECK_URI = "/readyz"
+# How long Caddy keeps an idle connection to a service. Services keep theirs open
+# longer (uvicorn --timeout-keep-alive, see stack.py), so it is always Caddy that closes
+# one, never a service under a request Caddy is just sending on it.
+UPSTREAM_IDLE_TIMEOUT_SECONDS = 30
 
 
 def _path_matchers(prefix: str) -> list[str]:
@@ -30,8 +46,44 @@ def _path_matchers(prefix: str) -> list[str]:
     return [prefix, f"{prefix}/*"]
 
 
-def _proxy(upstream_port: int) -> Json:
-    return {"handler": "reverse_proxy", "upstreams": [{"dial": f"{HOST}:{upstream_port}"}]}
+def _proxy(upstream_port: int, retry_seconds: float) -> Json:
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": f"{HOST}:{upstream_port}"}],
+        "load_balancing": {"try_duration": f"{retry_seconds}s", "try_interval": "250ms"},
+        "health_checks": {
+            # Two failed checks in a row, so one slow answer under load takes nothing out;
+            # a crashed service refuses connections, which are retried anyway.
+            "active": {
+                "uri": HEALTH_CHECK_URI,
+                "interval": "1s",
+                "timeout": "3s",
+                "fails": 2,
+                "passes": 1,
+            },
+        },
+        "transport": {
+            "protocol": "http",
+            "keep_alive": {"idle_timeout": f"{UPSTREAM_IDLE_TIMEOUT_SECONDS}s"},
+        },
+    }
+
+
+def _error_routes() -> list[Json]:
+    """What the client gets when Caddy itself fails a request (no upstream available,
+    the connection to it broke): the status Caddy chose, in the shared error shape."""
+    return [
+        {
+            "handle": [
+                {
+                    "handler": "static_response",
+                    "status_code": "{http.error.status_code}",
+                    "headers": {"Content-Type": ["application/json"]},
+                    "body": UNAVAILABLE_BODY,
+                }
+            ]
+        }
+    ]
 
 
 def caddy_config(
@@ -40,6 +92,7 @@ def caddy_config(
     routes: Sequence[tuple[str, str]],
     upstreams: Mapping[str, int],
     storage_dir: Path,
+    retry_seconds: float = RETRY_SECONDS,
 ) -> dict[str, Json]:
     """Caddy's config for ``routes`` (``(prefix, service)`` in matching order, as
     ``registry.gateway_routes`` returns them), proxying to ``upstreams[service]``
@@ -50,7 +103,10 @@ def caddy_config(
     for prefix, service in routes:
         if service not in upstreams:
             continue
-        route: dict[str, Json] = {"handle": [_proxy(upstreams[service])], "terminal": True}
+        route: dict[str, Json] = {
+            "handle": [_proxy(upstreams[service], retry_seconds)],
+            "terminal": True,
+        }
         if prefix == CATCH_ALL:
             has_catch_all = True
         else:
@@ -86,6 +142,7 @@ def caddy_config(
                         # Plain HTTP on loopback: HTTP/2 and HTTP/3 would need TLS.
                         "protocols": ["h1"],
                         "routes": caddy_routes,
+                        "errors": {"routes": _error_routes()},
                     }
                 },
             }

@@ -28,19 +28,26 @@ LOCK_FILE = "ticketing.lock"
 
 @dataclass(frozen=True)
 class ChildRecord:
-    """A process we started; the start time tells it apart from a later one reusing the PID."""
+    """A process we started; the start time tells it apart from a later one reusing the PID.
+
+    ``state`` is what ``ticketing up`` last knew of it (``starting``, ``ready``,
+    ``restarting``: waiting out its back-off, ``failed``), ``restarts`` how often it
+    was restarted. A process waiting to restart has no PID (0)."""
 
     name: str
     pid: int
     create_time: float
+    state: str = "ready"
+    restarts: int = 0
 
     @classmethod
-    def of(cls, name: str, pid: int) -> ChildRecord | None:
+    def of(cls, name: str, pid: int, state: str = "ready", restarts: int = 0) -> ChildRecord:
+        """The record of ``pid``; one without a PID (0) if it is no longer running."""
         try:
             create_time: float = psutil.Process(pid).create_time()
         except psutil.Error:
-            return None
-        return cls(name, pid, create_time)
+            return cls(name, 0, 0.0, state, restarts)
+        return cls(name, pid, create_time, state, restarts)
 
     def is_running(self) -> bool:
         """True while the process this record names runs (a reused PID does not count)."""
@@ -48,6 +55,8 @@ class ChildRecord:
 
 
 def _live_process(record: ChildRecord) -> ProcessHandle | None:
+    if record.pid <= 0:
+        return None
     try:
         proc: ProcessHandle = psutil.Process(record.pid)
         if abs(proc.create_time() - record.create_time) > 0.01:
@@ -71,7 +80,13 @@ class InstanceInfo:
                 "pid": self.pid,
                 "url": self.url,
                 "children": [
-                    {"name": c.name, "pid": c.pid, "create_time": c.create_time}
+                    {
+                        "name": c.name,
+                        "pid": c.pid,
+                        "create_time": c.create_time,
+                        "state": c.state,
+                        "restarts": c.restarts,
+                    }
                     for c in self.children
                 ],
             }
@@ -83,7 +98,13 @@ class InstanceInfo:
         try:
             raw = json.loads(text)
             children = tuple(
-                ChildRecord(str(c["name"]), int(c["pid"]), float(c["create_time"]))
+                ChildRecord(
+                    str(c["name"]),
+                    int(c["pid"]),
+                    float(c["create_time"]),
+                    str(c.get("state", "ready")),
+                    int(c.get("restarts", 0)),
+                )
                 for c in raw.get("children", [])
             )
             return cls(int(raw["pid"]), str(raw["url"]), children)

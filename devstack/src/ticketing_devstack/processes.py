@@ -1,17 +1,21 @@
-"""Child processes and their logs: start, stream with a coloured prefix, stop by PID.
+"""Child processes and their logs: start, keep each one's log, stop by PID.
 
 Owns everything ``ticketing up`` knows about a process it started: the
-``Popen``, a thread that streams its output as ``name | line``, the last lines
-of that output (for error reports), and stopping it (SIGTERM, then SIGKILL
-after a grace period, then whatever it had started and left behind). Children
-run in their own session so a Ctrl-C in the terminal reaches only
-``ticketing``, which then stops them in order.
+``Popen``, its log file (``<data-dir>/logs/<name>.log``, appended across
+restarts), one thread that follows every log file (showing lines as
+``name | line`` when verbose, warnings and errors always), the last lines
+(for error reports), and stopping it (SIGTERM, then SIGKILL after a grace
+period, then whatever it had started and left behind). Children run in their
+own session so a Ctrl-C in the terminal reaches only ``ticketing``, which then
+stops them in order; they get SIGKILL if ``ticketing`` dies without stopping
+them (``die_with_parent``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import threading
 import time
@@ -19,11 +23,13 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 import psutil
 from rich.console import Console, RenderableType
 from rich.text import Text
+
+from ticketing_common.embedded import die_with_parent
 
 PALETTE = (
     "cyan",
@@ -61,21 +67,43 @@ _HIDDEN_KEYS = {
 }
 _MESSAGE_KEYS = ("message", "msg", "event")
 _MULTILINE_KEYS = ("exc", "exc_info", "stack", "traceback")
+# Levels worth a line on the terminal even when the logs are not streamed.
+_NOTABLE_LEVELS = {"warn", "warning", "error", "critical", "fatal", "panic"}
+LOG_DIR = "logs"
 
 
-def format_log_line(line: str) -> Text:
-    """A JSON log line as ``level message key=value ...``; any other line unchanged.
+def log_file_name(name: str) -> str:
+    """``Stripe sandbox`` → ``stripe-sandbox.log``."""
+    return name.lower().replace(" ", "-") + ".log"
 
-    Tracebacks (``exc``) follow on their own lines so they stay readable.
-    """
+
+def _json_record(line: str) -> dict[str, object] | None:
     stripped = line.strip()
     if not stripped.startswith("{"):
-        return Text(line)
+        return None
     try:
         record = json.loads(stripped)
     except ValueError:
-        return Text(line)
-    if not isinstance(record, dict):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_notable(line: str) -> bool:
+    """A JSON log line at warning level or above."""
+    record = _json_record(line)
+    if record is None:
+        return False
+    return str(record.get("level", record.get("levelname", ""))).lower() in _NOTABLE_LEVELS
+
+
+def format_log_line(line: str, *, traceback: bool = True) -> Text:
+    """A JSON log line as ``level message key=value ...``; any other line unchanged.
+
+    Tracebacks (``exc``) follow on their own lines so they stay readable (or are left
+    out, without ``traceback``).
+    """
+    record = _json_record(line)
+    if record is None:
         return Text(line)
     level = str(record.get("level", record.get("levelname", ""))).lower()
     message = next((str(record[key]) for key in _MESSAGE_KEYS if key in record), "")
@@ -91,7 +119,7 @@ def format_log_line(line: str) -> Text:
         rendered = value if isinstance(value, str) else json.dumps(value)
         text.append(f" {key}=", style="dim")
         text.append(str(rendered))
-    for key in _MULTILINE_KEYS:
+    for key in _MULTILINE_KEYS if traceback else ():
         if record.get(key):
             text.append("\n" + str(record[key]).rstrip(), style="red")
     return text
@@ -99,12 +127,30 @@ def format_log_line(line: str) -> Text:
 
 class LogPrinter:
     """Prints children's lines behind a coloured, aligned ``name |`` prefix, and our own
-    messages, from any thread."""
+    messages, from any thread (never from a signal handler: the lock is not reentrant).
 
-    def __init__(self, console: Console, *, prefix_width: int = 10, raw: bool = False) -> None:
+    Not ``verbose``: a child's line is shown only when it is a warning or an error, on
+    one line (no traceback), and not again for ``REPEAT_SECONDS`` (a server restarting
+    makes every service report the same error for a while); ``detail`` messages not at
+    all. The full logs are in the data directory."""
+
+    REPEAT_SECONDS = 30.0
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        prefix_width: int = 10,
+        raw: bool = False,
+        verbose: bool = True,
+        show_names: bool = True,
+    ) -> None:
         self.console = console
         self.prefix_width = prefix_width
         self.raw = raw
+        self.verbose = verbose
+        self.show_names = show_names
+        self._shown: dict[tuple[str, str], float] = {}
         self._styles: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -115,14 +161,39 @@ class LogPrinter:
             return self._styles[name]
 
     def line(self, name: str, line: str) -> None:
-        body = Text(line) if self.raw else format_log_line(line)
+        if not self.verbose:
+            if not is_notable(line) or self._repeated(name, line):
+                return
+            body = format_log_line(line, traceback=False)
+        else:
+            body = Text(line) if self.raw else format_log_line(line)
+        if not self.show_names:
+            self._print(body)
+            return
         prefix = Text(f"{name:<{self.prefix_width}} | ", style=self.style_of(name))
         # A continuation line (a traceback) keeps the prefix so the column stays readable.
         rendered = Text("\n").join(prefix + part for part in body.split("\n"))
         self._print(rendered)
 
+    def _repeated(self, name: str, line: str) -> bool:
+        """True when ``name`` said the same message less than ``REPEAT_SECONDS`` ago."""
+        record = _json_record(line) or {}
+        message = next((str(record[key]) for key in _MESSAGE_KEYS if key in record), line)
+        now = time.monotonic()
+        with self._lock:
+            last = self._shown.get((name, message))
+            if last is not None and now - last < self.REPEAT_SECONDS:
+                return True
+            self._shown[(name, message)] = now
+        return False
+
     def say(self, message: RenderableType, style: str = "bold") -> None:
         self._print(Text(message, style=style) if isinstance(message, str) else message)
+
+    def detail(self, message: RenderableType) -> None:
+        """A message shown only when verbose."""
+        if self.verbose:
+            self.say(message, "dim")
 
     def error(self, message: str, tail: Sequence[str] = ()) -> None:
         self._print(Text(message, style="bold red"))
@@ -159,7 +230,6 @@ class Managed:
     name: str
     popen: subprocess.Popen[bytes]
     tail: OutputTail
-    reader: threading.Thread
 
     @property
     def pid(self) -> int:
@@ -170,14 +240,56 @@ class Managed:
         return self.popen.poll()
 
 
-class Supervisor:
-    """Starts processes with streamed output and stops exactly those processes."""
+class LogFollower:
+    """Reads the lines appended to one log file: into a tail, and to the printer."""
 
-    def __init__(self, printer: LogPrinter) -> None:
+    def __init__(self, name: str, path: Path, printer: LogPrinter) -> None:
+        self.name = name
+        self.path = path
         self.printer = printer
+        self.tail = OutputTail()
+        self._offset = path.stat().st_size if path.exists() else 0
+        self._pending = b""
+        self._lock = threading.Lock()
+
+    def pump(self) -> None:
+        """Read what was appended since the last call (from the follower thread, or
+        from the main thread before it reports a process's last lines)."""
+        with self._lock:
+            try:
+                with self.path.open("rb") as file:
+                    if os.fstat(file.fileno()).st_size < self._offset:
+                        self._offset = 0  # the file was truncated or replaced
+                    file.seek(self._offset)
+                    data = file.read()
+            except OSError:
+                return
+            self._offset += len(data)
+            *lines, self._pending = (self._pending + data).split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", errors="replace").rstrip()
+                if line:
+                    self.tail.add(line)
+                    self.printer.line(self.name, line)
+
+
+class Supervisor:
+    """Starts processes logging to files in ``log_dir``, follows those files, and stops
+    exactly the processes it started.
+
+    Spawn from the main thread only: the parent-death signal is tied to the thread that
+    forked (see ``die_with_parent``)."""
+
+    def __init__(self, printer: LogPrinter, log_dir: Path) -> None:
+        self.printer = printer
+        self.log_dir = log_dir
         self.processes: list[Managed] = []
-        self._followers: list[threading.Thread] = []
+        self._followers: dict[str, LogFollower] = {}
         self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / log_file_name(name)
 
     def spawn(
         self,
@@ -187,66 +299,60 @@ class Supervisor:
         env: Mapping[str, str],
         cwd: Path | None = None,
     ) -> Managed:
-        popen = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        tail = OutputTail()
-        assert popen.stdout is not None
-        reader = threading.Thread(
-            target=self._pump, args=(name, popen.stdout, tail), name=f"log-{name}", daemon=True
-        )
-        managed = Managed(name, popen, tail, reader)
+        """Start ``argv`` with its output appended to ``name``'s log file. A process
+        started again under the same name (a restart) shares the log and the tail."""
+        path = self.log_path(name)
+        follower = self.follow(name, path)
+        with path.open("ab") as log:
+            popen = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl and getppid
+            )
+        managed = Managed(name, popen, follower.tail)
         self.processes.append(managed)
-        reader.start()
         return managed
 
-    def follow(self, name: str, path: Path) -> OutputTail:
-        """Stream the lines appended to ``path`` from now on (servers that log to a file)."""
-        tail = OutputTail()
-        start = path.stat().st_size if path.exists() else 0
-        thread = threading.Thread(
-            target=self._follow, args=(name, path, start, tail), name=f"log-{name}", daemon=True
-        )
-        self._followers.append(thread)
-        thread.start()
-        return tail
+    def forget(self, process: Managed) -> None:
+        """Stop tracking a process that has exited (a finished migration, a crashed
+        process replaced by a new one)."""
+        self.processes = [p for p in self.processes if p is not process]
 
-    def _pump(self, name: str, stream: IO[bytes], tail: OutputTail) -> None:
-        with stream:
-            for raw in iter(stream.readline, b""):
-                self._emit(name, raw, tail)
+    def follow(self, name: str, path: Path) -> LogFollower:
+        """Follow the lines appended to ``path`` from now on, shown as ``name``'s."""
+        if name not in self._followers:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._followers[name] = LogFollower(name, path, self.printer)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._follow, name="logs", daemon=True)
+            self._thread.start()
+        return self._followers[name]
 
-    def _follow(self, name: str, path: Path, offset: int, tail: OutputTail) -> None:
-        pending = b""
+    def settle(self, name: str) -> list[str]:
+        """The last lines of ``name``'s log, read up to now."""
+        follower = self._followers.get(name)
+        if follower is None:
+            return []
+        follower.pump()
+        return follower.tail.snapshot()
+
+    def _follow(self) -> None:
         while True:
             closing = self._closing.is_set()  # read before the last pass so nothing is lost
-            with contextlib.suppress(OSError), path.open("rb") as file:
-                file.seek(offset)
-                data = file.read()
-                offset += len(data)
-                pending += data
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                self._emit(name, raw, tail)
+            for follower in list(self._followers.values()):
+                follower.pump()
             if closing:
                 return
             self._closing.wait(0.2)
 
-    def _emit(self, name: str, raw: bytes, tail: OutputTail) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip()
-        if line:
-            tail.add(line)
-            self.printer.line(name, line)
-
     def stop(self, processes: Sequence[Managed], timeout: float = 10) -> None:
         """SIGTERM them all, SIGKILL whatever still runs after ``timeout``, then stop any
-        process they had started that outlived them. Waits for the last output lines."""
+        process they had started that outlived them. Every wait is bounded."""
         running = [p for p in processes if p.popen.poll() is None]
         descendants = [child for p in running for child in _descendants(p.pid)]
         for process in running:
@@ -259,16 +365,16 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.printer.say(f"{process.name} did not stop in {timeout:.0f}s; killing it")
                 process.popen.kill()
-                process.popen.wait()
+                # A process in uninterruptible sleep dies when it wakes; not worth a hang.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.popen.wait(5)
         _stop_leftover(descendants)
-        for process in processes:
-            process.reader.join(timeout=2)
 
     def close(self) -> None:
         """Stop following log files (after a last read)."""
         self._closing.set()
-        for thread in self._followers:
-            thread.join(timeout=2)
+        if self._thread is not None:
+            self._thread.join(timeout=2)
 
 
 class ProcessHandle(Protocol):

@@ -3,13 +3,15 @@
 Start: the instance lock, then the servers the installed services need (embedded,
 or external ones named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL``), the
 Stripe sandbox when payments is installed and no ``STRIPE_SECRET_KEY`` is given,
-one database per service, migrations, the services, the gateway; then wait until
-every service answers ``/readyz``. Stop (Ctrl-C, SIGTERM, SIGHUP, or any child
-exiting): services, gateway, Stripe sandbox, servers, each by the PID we started.
+one database per service, migrations, the services; once every service answers
+``/readyz``, the gateway (so it never routes to a service that is not ready yet).
+Stop (Ctrl-C, SIGTERM, SIGHUP, ``ticketing down``, or a crash loop): services,
+gateway, Stripe sandbox, servers, each by the PID we started, each wait bounded.
 
-A child that exits while the stack runs stops the whole stack with exit code 1:
-a half-running system looks up but fails in confusing ways, so it is reported
-and torn down.
+A child that exits while the stack runs is restarted on the same port and data
+after a back-off (``healing.py``) while the others keep serving; only a crash loop
+stops the stack, with exit code 1. Children die with us even when we are killed
+(``die_with_parent``), and a run stops what a killed run left, as a safety net.
 """
 
 from __future__ import annotations
@@ -45,13 +47,24 @@ from ticketing_common.embedded import (
     wait_for_port,
 )
 from ticketing_devstack import gateway
+from ticketing_devstack.healing import (
+    READY,
+    STARTING,
+    CrashLoopError,
+    Healer,
+    ProcessUnit,
+    RestartPolicy,
+    Server,
+    ServerUnit,
+    Unit,
+)
 from ticketing_devstack.instance import (
     AlreadyRunningError,
     ChildRecord,
     InstanceLock,
     stop_leftovers,
 )
-from ticketing_devstack.processes import LogPrinter, Managed, OutputTail, Supervisor
+from ticketing_devstack.processes import LOG_DIR, LogPrinter, Supervisor
 from ticketing_devstack.registry import Service, gateway_routes
 
 READY_LINE = "Ticketing is up at {url}"
@@ -65,8 +78,12 @@ SANDBOX_SECRET_KEY = "sk_test_sandbox"  # noqa: S105 - not a secret: the sandbox
 # Given to the services that need them only (see stripe_environment), never to all.
 STRIPE_VARIABLES = ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_PUBLISHABLE_KEY")
 INFRA_NAMES = ("nats", "postgres", "redis", "gateway", STRIPE_SANDBOX_NAME)
-
-Server = NatsServer | PostgresServer | RedisServer
+# Longer than the gateway keeps an idle connection to a service, so it is always the
+# gateway that closes one: a service closing it first races with the gateway reusing it
+# ("use of closed network connection" 502s).
+SERVICE_KEEP_ALIVE_SECONDS = 2 * gateway.UPSTREAM_IDLE_TIMEOUT_SECONDS
+TICK_SECONDS = 0.2
+SERVER_START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -230,7 +247,7 @@ async def _create_databases(admin_url: str, names: Sequence[str]) -> list[str]:
 
 
 class Stack:
-    """The running system. ``start()``, then ``watch()``; ``stop()`` always."""
+    """The running system. ``start()``, then ``heal_until_stopped()``; ``stop()`` always."""
 
     def __init__(
         self,
@@ -243,14 +260,25 @@ class Stack:
         self.services = list(services)
         self.printer = printer
         self.lock = lock
-        self.supervisor = Supervisor(printer)
-        self.servers: list[tuple[Server, OutputTail]] = []
-        self.running: dict[str, Managed] = {}
-        self.ports: dict[str, int] = {}
-        self.gateway: Managed | None = None
-        self.stripe_sandbox: Managed | None = None
-        self.stripe_sandbox_url: str | None = None
         self.data_dir = config.data_dir
+        self.supervisor = Supervisor(printer, self.data_dir / LOG_DIR)
+        self.servers: list[ServerUnit] = []
+        self.running: dict[str, ProcessUnit] = {}
+        self.ports: dict[str, int] = {}
+        self.gateway: ProcessUnit | None = None
+        self.stripe_sandbox: ProcessUnit | None = None
+        self.stripe_sandbox_url: str | None = None
+
+    @property
+    def units(self) -> list[Unit]:
+        """Everything kept running, in start order."""
+        units: list[Unit] = [*self.servers]
+        if self.stripe_sandbox is not None:
+            units.append(self.stripe_sandbox)
+        units += self.running.values()
+        if self.gateway is not None:
+            units.append(self.gateway)
+        return units
 
     # -- start -------------------------------------------------------------------------
 
@@ -270,8 +298,8 @@ class Stack:
             self._migrate(envs)
         for service in self.services:
             self._start_service(service, envs[service.name])
-        self._start_gateway()
         self._wait_ready()
+        self._start_gateway()
 
     def _stop_leftovers(self) -> None:
         for record in stop_leftovers(self.lock.previous):
@@ -312,16 +340,50 @@ class Stack:
 
     def _start_server(self, server: Server) -> str:
         self.printer.say(f"Starting {server.name} (data in {server.data_dir})…", "dim")
-        tail = self.supervisor.follow(server.name, server.data_dir / f"{server.name}.log")
+        log = server.data_dir / f"{server.name}.log"
+        self._link_log(server.name, log)
+        self.supervisor.follow(server.name, log)
         # Registered before start() so a failure or Ctrl-C half-way still stops it.
-        self.servers.append((server, tail))
-        try:
-            server.start()
-        except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
-            time.sleep(0.3)  # let the follower read the server's last words
-            raise StartupError(f"{server.name} did not start: {exc}", tail.snapshot()) from exc
-        self._record()
+        unit = ServerUnit(server.name, STARTING, server=server, supervisor=self.supervisor)
+        self.servers.append(unit)
+        policy = RestartPolicy()
+        for attempt in range(1, SERVER_START_ATTEMPTS + 1):
+            try:
+                server.start()
+                break
+            except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+                time.sleep(0.3)  # let the server write its last words
+                if attempt == SERVER_START_ATTEMPTS:
+                    raise StartupError(
+                        f"{server.name} did not start: {exc}", unit.last_lines()
+                    ) from exc
+                # Right after a killed run, what the old server left may still be going
+                # away (PostgreSQL's backends detach from its shared memory as they exit).
+                server.stop()
+                delay = policy.delay(attempt)
+                self.printer.say(
+                    f"{server.name} did not start ({exc}); retrying in {delay:.1f} s", "yellow"
+                )
+                time.sleep(delay)
+        self._say_ready(unit, server.url)
         return server.url
+
+    def _link_log(self, name: str, log: Path) -> None:
+        """Servers write their own log file; ``logs/<name>.log`` points at it, so every
+        process's log is found in one place."""
+        link = self.supervisor.log_path(name)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        target = os.path.relpath(log, link.parent)
+        if link.is_symlink() and os.readlink(link) == target:
+            return
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+
+    def _say_ready(self, unit: Unit, address: str) -> None:
+        unit.state = READY
+        unit.ready_since = time.monotonic()
+        self._record()
+        self.printer.say(f"{unit.name} is ready (PID {unit.pid}, {address})", "")
 
     def _create_databases(self, admin_url: str) -> None:
         names = [s.database_name for s in self.services if s.database]
@@ -330,7 +392,7 @@ class Stack:
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise StartupError(f"Could not create the service databases: {exc}") from exc
         for name in created:
-            self.printer.say(f"Created database {name}.", "dim")
+            self.printer.detail(f"Created database {name}.")
 
     def _service_envs(self, backends: Backends) -> dict[str, dict[str, str]]:
         self.ports = {service.name: free_port() for service in self.services}
@@ -372,24 +434,47 @@ class Stack:
         argv += ["--state-file", str(self.data_dir / "stripe-sandbox" / "state.sqlite3")]
         env = {k: v for k, v in environ.items() if k not in STRIPE_VARIABLES}
         env["PYTHONUNBUFFERED"] = "1"
-        self.stripe_sandbox = self.supervisor.spawn(STRIPE_SANDBOX_NAME, argv, env=env)
-        self._record()
         url = f"http://{HOST}:{port}"
+        self.stripe_sandbox = self._launch(
+            STRIPE_SANDBOX_NAME, argv, env, port=port, ready_url=url + STRIPE_SANDBOX_HEALTH
+        )
+        self._record()
         self._wait_for_stripe_sandbox(self.stripe_sandbox, url)
         self.stripe_sandbox_url = url
-        self.printer.say(f"{STRIPE_SANDBOX_NAME} is ready.", "dim")
+        self._say_ready(self.stripe_sandbox, url)
 
-    def _wait_for_stripe_sandbox(self, process: Managed, url: str) -> None:
+    def _launch(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        port: int,
+        ready_url: str | None = None,
+    ) -> ProcessUnit:
+        """Start a process the stack keeps running (restarted with the same argv)."""
+        self.printer.detail(f"Starting {name}…")
+        unit = ProcessUnit(
+            name,
+            STARTING,
+            supervisor=self.supervisor,
+            argv=list(argv),
+            env=dict(env),
+            port=port,
+            ready_url=ready_url,
+        )
+        unit.launch()
+        return unit
+
+    def _wait_for_stripe_sandbox(self, unit: ProcessUnit, url: str) -> None:
         deadline = time.monotonic() + STRIPE_SANDBOX_TIMEOUT
         last = "no answer yet"
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
-                if process.returncode is not None:
-                    process.reader.join(timeout=2)
+                if (code := unit.exit_code()) is not None:
                     raise StartupError(
-                        f"{STRIPE_SANDBOX_NAME} exited with code {process.returncode} "
-                        "before it was ready",
-                        process.tail.snapshot(),
+                        f"{STRIPE_SANDBOX_NAME} exited with code {code} before it was ready",
+                        unit.last_lines(),
                     )
                 try:
                     response = client.get(url + STRIPE_SANDBOX_HEALTH)
@@ -402,11 +487,12 @@ class Stack:
                 time.sleep(0.1)
         raise StartupError(
             f"{STRIPE_SANDBOX_NAME} was not ready within {STRIPE_SANDBOX_TIMEOUT:.0f}s ({last})",
-            process.tail.snapshot(),
+            unit.last_lines(),
         )
 
     def _migrate(self, envs: Mapping[str, Mapping[str, str]]) -> None:
-        """Run every service's migrations at once; each has its own database."""
+        """Run every service's migrations at once; each has its own database. Their
+        output goes to the service's log."""
         runs = [
             self.supervisor.spawn(
                 service.name,
@@ -425,17 +511,19 @@ class Stack:
             if code is None:
                 raise StartupError(
                     f"Migrations of {run.name} did not finish within {MIGRATION_TIMEOUT:.0f}s",
-                    run.tail.snapshot(),
+                    self.supervisor.settle(run.name),
                 )
-            run.reader.join(timeout=2)
             if code != 0:
                 raise StartupError(
-                    f"Migrations of {run.name} failed (exit code {code})", run.tail.snapshot()
+                    f"Migrations of {run.name} failed (exit code {code})",
+                    self.supervisor.settle(run.name),
                 )
-            self.printer.say(f"{run.name}: database migrated to the latest revision.", "dim")
-        self.supervisor.processes = [p for p in self.supervisor.processes if p not in runs]
+            self.printer.detail(f"{run.name}: database migrated to the latest revision.")
+            self.supervisor.forget(run)
+        self._record()
 
     def _start_service(self, service: Service, env: Mapping[str, str]) -> None:
+        port = self.ports[service.name]
         argv = [
             sys.executable,
             "-m",
@@ -445,13 +533,17 @@ class Stack:
             "--host",
             HOST,
             "--port",
-            str(self.ports[service.name]),
+            str(port),
             "--no-access-log",
             # Bounded, so stopping never hangs on a client holding a connection open.
             "--timeout-graceful-shutdown",
             "5",
+            "--timeout-keep-alive",
+            str(SERVICE_KEEP_ALIVE_SECONDS),
         ]
-        self.running[service.name] = self.supervisor.spawn(service.name, argv, env=env)
+        self.running[service.name] = self._launch(
+            service.name, argv, env, port=port, ready_url=f"http://{HOST}:{port}/readyz"
+        )
         self._record()
 
     def _check_gateway_port(self) -> None:
@@ -475,15 +567,20 @@ class Stack:
             binary = scripts_binary("caddy")
         except FileNotFoundError as exc:
             raise StartupError(str(exc)) from exc
-        self.gateway = self.supervisor.spawn(
-            "gateway", gateway.caddy_argv(binary, path), env=gateway.caddy_env(caddy_dir)
+        self.gateway = self._launch(
+            "gateway",
+            gateway.caddy_argv(binary, path),
+            gateway.caddy_env(caddy_dir),
+            port=self.config.port,
         )
         self._record()
+        assert self.gateway.process is not None
         try:
-            wait_for_port(self.config.port, self.gateway.popen, "gateway", timeout=15)
+            wait_for_port(self.config.port, self.gateway.process.popen, "gateway", timeout=15)
         except (RuntimeError, TimeoutError) as exc:
             time.sleep(0.2)
-            raise StartupError(str(exc), self.gateway.tail.snapshot()) from exc
+            raise StartupError(str(exc), self.gateway.last_lines()) from exc
+        self._say_ready(self.gateway, self.config.url)
 
     def _wait_ready(self) -> None:
         waiting = dict(self.running)
@@ -491,12 +588,11 @@ class Stack:
         deadline = time.monotonic() + self.config.ready_timeout
         with httpx.Client(timeout=2.0) as client:
             while waiting:
-                for name, process in list(waiting.items()):
-                    if process.returncode is not None:
-                        process.reader.join(timeout=2)
+                for name, unit in list(waiting.items()):
+                    if (code := unit.exit_code()) is not None:
                         raise StartupError(
-                            f"{name} exited with code {process.returncode} before it was ready",
-                            process.tail.snapshot(),
+                            f"{name} exited with code {code} before it was ready",
+                            unit.last_lines(),
                         )
                     url = f"http://{HOST}:{self.ports[name]}/readyz"
                     try:
@@ -506,7 +602,7 @@ class Stack:
                         continue
                     if response.status_code == 200:
                         del waiting[name]
-                        self.printer.say(f"{name} is ready.", "dim")
+                        self._say_ready(unit, f"http://{HOST}:{self.ports[name]}")
                     else:
                         last[name] = f"/readyz answered {response.status_code}"
                 if not waiting:
@@ -516,19 +612,23 @@ class Stack:
                     raise StartupError(
                         f"{name} was not ready within {self.config.ready_timeout:.0f}s "
                         f"({last[name]})",
-                        waiting[name].tail.snapshot(),
+                        waiting[name].last_lines(),
                     )
                 time.sleep(0.2)
 
     def _record(self) -> None:
-        """Write what we started into the lock file (see ``instance.py``)."""
+        """Write what we started, and how it fares, into the lock file (``instance.py``)."""
         records = [
-            ChildRecord.of(server.name, server.pid)
-            for server, _ in self.servers
-            if server.pid is not None
+            ChildRecord.of(unit.name, unit.pid or 0, unit.state, unit.restarts)
+            for unit in self.units
         ]
-        records += [ChildRecord.of(p.name, p.pid) for p in self.supervisor.processes]
-        self.lock.record(r for r in records if r is not None)
+        kept = {unit.pid for unit in self.units}
+        records += [
+            ChildRecord.of(p.name, p.pid, "migrating")
+            for p in self.supervisor.processes
+            if p.pid not in kept
+        ]
+        self.lock.record(records)
 
     # -- run ---------------------------------------------------------------------------
 
@@ -537,69 +637,83 @@ class Stack:
         table.add_column("name")
         table.add_column("pid", justify="right")
         table.add_column("address")
-        for server, _ in self.servers:
-            table.add_row(server.name, str(server.pid), server.url)
+        for server in self.servers:
+            assert server.server is not None
+            table.add_row(server.name, str(server.pid), server.server.url)
         if self.stripe_sandbox is not None and self.stripe_sandbox_url is not None:
             table.add_row(
                 STRIPE_SANDBOX_NAME, str(self.stripe_sandbox.pid), self.stripe_sandbox_url
             )
-        for name, process in self.running.items():
-            table.add_row(name, str(process.pid), f"http://{HOST}:{self.ports[name]}")
+        for name, service in self.running.items():
+            table.add_row(name, str(service.pid), f"http://{HOST}:{self.ports[name]}")
         if self.gateway is not None:
             table.add_row("gateway", str(self.gateway.pid), self.config.url)
         return table
 
-    def watch(self, interval: float = 0.5) -> tuple[str, int, list[str]]:
-        """Block until a child exits; return its name, exit code and last output."""
-        while True:
-            watched = [
-                *self.running.items(),
-                ("gateway", self.gateway),
-                (STRIPE_SANDBOX_NAME, self.stripe_sandbox),
-            ]
-            for name, process in watched:
-                if process is not None and process.returncode is not None:
-                    process.reader.join(timeout=2)
-                    return name, process.returncode, process.tail.snapshot()
-            for server, tail in self.servers:
-                code = server.proc.poll() if server.proc is not None else None
-                if code is not None:
-                    time.sleep(0.3)
-                    return server.name, code, tail.snapshot()
-            time.sleep(interval)
+    def heal_until_stopped(self) -> None:
+        """Restart whatever exits, until a signal raises ``StopRequestedError`` or a unit
+        crash-loops (``CrashLoopError``). Runs in the main thread: children are spawned
+        from it, and their parent-death signal is tied to the thread that spawned them."""
+        healer = Healer(
+            self.units,
+            self.printer,
+            ready_timeout=self.config.ready_timeout,
+            on_change=self._record,
+        )
+        try:
+            while True:
+                healer.tick()
+                time.sleep(TICK_SECONDS)
+        finally:
+            healer.close()
 
     # -- stop --------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Services (and any migration still running), then the gateway, then the Stripe
-        sandbox (after payments, which may be refunding on its way out), then the servers."""
-        last = (self.gateway, self.stripe_sandbox)
+        sandbox (after payments, which may be refunding on its way out), then the servers.
+        Every wait is bounded: SIGTERM, a grace period, SIGKILL."""
+        last = [u.process for u in (self.gateway, self.stripe_sandbox) if u is not None]
         others = [p for p in self.supervisor.processes if p not in last]
         self.supervisor.stop(others)
         for process in last:
             if process is not None:
                 self.supervisor.stop([process])
-        for server, _ in reversed(self.servers):
+        for unit in reversed(self.servers):
             try:
-                server.stop()
+                assert unit.server is not None
+                unit.server.stop()
             except Exception as exc:  # keep stopping the others
-                self.printer.error(f"Stopping {server.name} failed: {exc}")
+                self.printer.error(f"Stopping {unit.name} failed: {exc}")
         self.supervisor.close()
         self.lock.record([])
 
 
+@dataclass
+class StopState:
+    """What the signal handler knows: whether stopping has begun, and how many signals
+    arrived (the handler only counts; it never prints nor takes a lock)."""
+
+    stopping: bool = False
+    signals: int = 0
+
+
 @contextlib.contextmanager
-def signals_raise_stop(printer: LogPrinter) -> Iterator[dict[str, bool]]:
-    """While inside, SIGINT/SIGTERM/SIGHUP raise ``StopRequestedError`` once; after the
-    first, signals only say that we are already stopping (so cleanup is not cut short).
-    Set ``state["stopping"]`` to True before cleaning up for any other reason."""
-    state = {"stopping": False}
+def signals_raise_stop() -> Iterator[StopState]:
+    """While inside, the first SIGINT/SIGTERM/SIGHUP raises ``StopRequestedError`` in the
+    main thread; later ones are only counted, so cleanup is never cut short. Set
+    ``stopping`` before cleaning up for any other reason.
+
+    The handler must not print: it runs between two bytecodes of the main thread, which
+    may be holding the printer's lock at that moment (a signal forwarded twice, by
+    ``uv run`` and by the terminal, hung the stop that way)."""
+    state = StopState()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if state["stopping"]:
-            printer.say("Already stopping; waiting for processes to exit…", "yellow")
+        state.signals += 1
+        if state.stopping:
             return
-        state["stopping"] = True
+        state.stopping = True
         raise StopRequestedError(signum)
 
     watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -608,12 +722,14 @@ def signals_raise_stop(printer: LogPrinter) -> Iterator[dict[str, bool]]:
         yield state
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Once stopped, a late duplicate of the signal that stopped us must not turn
+            # a clean exit into a death by signal: ignored until the process exits.
+            signal.signal(sig, signal.SIG_IGN if state.stopping else old)
 
 
 def run(config: StackConfig, services: Sequence[Service], printer: LogPrinter) -> int:
-    """``ticketing up``: start everything, run until told to stop or a child dies, stop
-    everything. Returns the process exit code."""
+    """``ticketing up``: start everything, keep it running until told to stop (or until a
+    process crash-loops), stop everything. Returns the process exit code."""
     try:
         lock = InstanceLock.acquire(config.data_dir, config.url)
     except AlreadyRunningError as exc:
@@ -621,27 +737,32 @@ def run(config: StackConfig, services: Sequence[Service], printer: LogPrinter) -
         if exc.info is not None and exc.info.url != config.url:
             printer.say(f"Open {exc.info.url}, or stop PID {exc.info.pid} first.")
         return 1
-    with lock, signals_raise_stop(printer) as state:
+    with lock, signals_raise_stop() as state:
         stack = Stack(config, services, printer, lock)
         code = 0
         try:
             names = ", ".join(s.name for s in services) or "none"
             printer.say(f"Starting Ticketing (services: {names}) with data in {config.data_dir}")
             stack.start()
-            printer.say(stack.summary())
+            if printer.verbose:
+                printer.say(stack.summary())
+            else:
+                logs = config.data_dir / LOG_DIR
+                printer.say(f"Logs are in {logs} (`ticketing logs NAME -f`).", "dim")
             printer.say(Text(READY_LINE.format(url=config.url), style="bold green"))
-            name, returncode, tail = stack.watch()
-            state["stopping"] = True
-            printer.error(f"{name} exited with code {returncode}; stopping everything.", tail)
+            stack.heal_until_stopped()
+        except CrashLoopError as exc:
+            state.stopping = True
+            printer.error(str(exc), exc.tail)
             code = 1
         except StartupError as exc:
-            state["stopping"] = True
+            state.stopping = True
             printer.error(f"Ticketing could not start: {exc}", exc.tail)
             code = 1
         except StopRequestedError as exc:
             printer.say(f"Received {exc}; stopping…")
         finally:
-            state["stopping"] = True
+            state.stopping = True
             stack.stop()
             printer.say("Stopped." if code == 0 else "Stopped after an error.")
     return code

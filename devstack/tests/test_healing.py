@@ -1,0 +1,110 @@
+"""Restart with back-off and crash loops, with real (short-lived) processes."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from ticketing_common.embedded import free_port
+from ticketing_devstack.healing import (
+    FAILED,
+    READY,
+    CrashLoopError,
+    Healer,
+    ProcessUnit,
+    RestartPolicy,
+)
+from ticketing_devstack.processes import LogPrinter, Supervisor
+
+FAST = RestartPolicy(first_delay=0.05, max_delay=0.2, crash_loop_crashes=4)
+
+
+def _printer() -> tuple[LogPrinter, io.StringIO]:
+    out = io.StringIO()
+    return LogPrinter(Console(file=out, width=200, color_system=None), verbose=False), out
+
+
+def test_back_off_doubles_from_half_a_second_up_to_ten() -> None:
+    delays = [RestartPolicy().delay(crashes) for crashes in range(1, 9)]
+
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+
+
+def _heal_until(healer: Healer, done: float) -> None:
+    deadline = time.monotonic() + done
+    while time.monotonic() < deadline:
+        healer.tick()
+        time.sleep(0.02)
+
+
+def test_a_process_that_keeps_exiting_is_restarted_then_reported_as_a_crash_loop(
+    tmp_path: Path,
+) -> None:
+    printer, out = _printer()
+    supervisor = Supervisor(printer, tmp_path)
+    script = "print('cannot start: no config'); raise SystemExit(2)"
+    unit = ProcessUnit(
+        "orders",
+        supervisor=supervisor,
+        argv=[sys.executable, "-c", script],
+        env=os.environ,
+        port=free_port(),
+    )
+    unit.launch()
+    healer = Healer([unit], printer, ready_timeout=10, on_change=lambda: None, policy=FAST)
+
+    with pytest.raises(CrashLoopError) as loop:
+        _heal_until(healer, 60)
+    supervisor.close()
+
+    lines = out.getvalue().splitlines()
+    assert lines[:3] == [
+        "orders exited with code 2; restarting in 0.1 s (restart 1)",
+        "orders exited with code 2; restarting in 0.1 s (restart 2)",
+        "orders exited with code 2; restarting in 0.2 s (restart 3)",
+    ]
+    assert str(loop.value) == "orders crashed 4 times within 60s; stopping everything."
+    assert "cannot start: no config" in loop.value.tail
+    assert unit.state == FAILED
+
+
+def test_a_restarted_process_is_ready_again_once_it_listens(tmp_path: Path) -> None:
+    printer, out = _printer()
+    supervisor = Supervisor(printer, tmp_path)
+    port = free_port()
+    serve = (
+        "import http.server as h; "
+        f"h.HTTPServer(('127.0.0.1', {port}), h.BaseHTTPRequestHandler).serve_forever()"
+    )
+    unit = ProcessUnit(
+        "gateway",
+        supervisor=supervisor,
+        argv=[sys.executable, "-c", serve],
+        env=os.environ,
+        port=port,
+    )
+    unit.launch()
+    healer = Healer([unit], printer, ready_timeout=30, on_change=lambda: None, policy=FAST)
+    first = unit.pid
+
+    unit.kill()
+    deadline = time.monotonic() + 30
+    while "gateway is ready again" not in out.getvalue() and time.monotonic() < deadline:
+        healer.tick()
+        time.sleep(0.02)
+    supervisor.stop(supervisor.processes)
+    supervisor.close()
+
+    assert out.getvalue().splitlines() == [
+        "gateway exited with code -9; restarting in 0.1 s (restart 1)",
+        f"gateway is ready again (PID {unit.pid}).",
+    ]
+    assert unit.pid != first
+    assert unit.state == READY
+    assert unit.restarts == 1
