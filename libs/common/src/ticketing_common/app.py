@@ -16,9 +16,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.db import Database
 from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
@@ -36,6 +38,51 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 REQUEST_ID_HEADER = "X-Request-ID"
+UNLOGGED_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class RequestContext:
+    """The request id (taken from ``X-Request-ID`` or made up) for the request's logs
+    and its response, and one access log line per request.
+
+    A plain ASGI middleware rather than ``@app.middleware("http")``: Starlette's
+    ``BaseHTTPMiddleware`` ends a response normally when the app fails in the middle
+    of its body, so a half-sent body would reach the client as if it were whole.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = (Headers(scope=scope).get(REQUEST_ID_HEADER) or uuid.uuid4().hex)[:64]
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if status is not None and scope["path"] not in UNLOGGED_PATHS:
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            request_id_var.reset(token)
 
 
 class ServiceRuntime:
@@ -185,30 +232,7 @@ def create_service_app(
     app.state.bus = runtime.bus
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        token = request_id_var.set(request_id[:64])
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = request_id[:64]
-        if request.url.path not in {"/healthz", "/readyz"}:
-            logger.info(
-                "request",
-                extra={
-                    "request_id": request_id[:64],
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
-        return response
+    app.add_middleware(RequestContext)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
