@@ -57,6 +57,12 @@ def _fields(response: httpx.Response) -> list[str | None]:
             {"email": "ann\u0000@example.com", "password": GOOD_PASSWORD}, ["email"], id="nul"
         ),
         pytest.param(
+            {"email": "ann@example.com\u0000", "password": GOOD_PASSWORD}, ["email"], id="end-nul"
+        ),
+        pytest.param(
+            {"email": "ann@example.com\n", "password": GOOD_PASSWORD}, ["email"], id="newline"
+        ),
+        pytest.param(
             {"email": "a" * 250 + "@example.com", "password": GOOD_PASSWORD},
             ["email"],
             id="email-overlong",
@@ -118,6 +124,50 @@ async def test_lone_surrogate_escapes_get_400_not_500(
     assert response.status_code == 400
     assert _fields(response) == [field]
     assert await _nothing_written(db)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["correct\x00horse", "correct horse\n", "\tcorrect horse", "correct\x1bhorse"],
+    ids=["nul", "newline", "tab", "escape"],
+)
+async def test_signup_with_a_control_character_in_the_password_gets_400(
+    client: httpx.AsyncClient, db: Database, password: str
+) -> None:
+    response = await client.post(
+        "/api/users/signup", json={"email": "ann@example.com", "password": password}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [{"message": "Must not contain control characters", "field": "password"}]
+    }
+    assert await _nothing_written(db)
+
+
+async def test_any_printable_unicode_makes_a_password(client: httpx.AsyncClient) -> None:
+    password = "pässwörd 密码 🔑 « »"
+    signed_up = await client.post(
+        "/api/users/signup", json={"email": "ann@example.com", "password": password}
+    )
+    signed_in = await client.post(
+        "/api/users/signin", json={"email": "ann@example.com", "password": password}
+    )
+
+    assert signed_up.status_code == 201
+    assert signed_in.status_code == 200
+
+
+async def test_signin_with_a_control_character_in_the_password_is_just_invalid_credentials(
+    client: httpx.AsyncClient,
+) -> None:
+    # Compared, never stored: a password chosen before the rule still signs in, and
+    # one that cannot match is simply wrong.
+    response = await client.post(
+        "/api/users/signin", json={"email": "ann@example.com", "password": "correct\x00horse"}
+    )
+
+    assert response.status_code == 401
 
 
 @pytest.mark.parametrize("password", ["", "1234567"])
