@@ -12,7 +12,7 @@ import pytest
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ticketing_common.app import ServiceRuntime, create_service_app
+from ticketing_common.app import MAX_BODY_BYTES, ServiceRuntime, create_service_app
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.logs import JsonFormatter
@@ -68,6 +68,56 @@ async def test_request_id_is_echoed_or_made_up() -> None:
         made = await client.get("/hello")
     assert given.headers["x-request-id"] == "abc123"
     assert len(made.headers["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize(
+    "given",
+    [b"caf\xc3\xa9", b"two words", b"tab\there", b"\xff"],
+    ids=["utf8", "space", "tab", "byte"],
+)
+async def test_a_request_id_that_is_no_token_is_replaced(given: bytes) -> None:
+    # It is echoed and forwarded to other services, where it must stay a valid header.
+    app = create_service_app(
+        settings=SETTINGS, title="probe", routers=[], runtime=ServiceRuntime(), configure_logs=False
+    )
+    async with serve_app(app) as served, served.client() as client:
+        response = await client.get("/healthz", headers={"X-Request-ID": given})
+    assert response.status_code == 200
+    assert len(response.headers["x-request-id"]) == 32
+
+
+def _body_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    return router
+
+
+async def test_a_body_over_the_limit_is_a_413_in_the_shared_shape() -> None:
+    app = create_service_app(
+        settings=SETTINGS,
+        title="probe",
+        routers=[_body_router()],
+        runtime=ServiceRuntime(),
+        configure_logs=False,
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # No Content-Length: the limit holds for a streamed body too.
+        for _ in range(MAX_BODY_BYTES // 65536 + 1):
+            yield b"x" * 65536
+
+    async with serve_app(app) as served, served.client() as client:
+        declared = await client.post("/echo", content=b"x" * (MAX_BODY_BYTES + 1))
+        streamed = await client.post("/echo", content=chunks())
+        at_limit = await client.post("/echo", content=b"x" * MAX_BODY_BYTES)
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json() == {"errors": [{"message": "Request body too large"}]}
+    assert at_limit.json() == {"bytes": MAX_BODY_BYTES}
 
 
 def _failing_router() -> APIRouter:
