@@ -166,6 +166,17 @@ async def test_an_unexpected_error_is_a_500_page_and_the_connection_stays_usable
     assert after.json() == before.json()
 
 
+async def test_a_request_id_that_is_no_token_neither_breaks_the_page_nor_reaches_the_api(
+    stack: Stack, browser: Browser
+) -> None:
+    # The id is forwarded to the APIs: a non-ASCII one would fail the outgoing request.
+    page = await browser.http.get("/", headers={"X-Request-ID": "café".encode()})
+    assert page.status_code == 200
+    forwarded = stack.seen.requests[-1]["x-request-id"]
+    assert forwarded == page.headers["x-request-id"]
+    assert forwarded.isascii()
+
+
 async def test_the_api_receives_the_visitors_address_and_no_session_of_a_signed_out_visitor(
     stack: Stack, browser: Browser
 ) -> None:
