@@ -81,7 +81,7 @@ async def test_a_request_id_that_is_no_token_is_replaced(given: bytes) -> None:
         settings=SETTINGS, title="probe", routers=[], runtime=ServiceRuntime(), configure_logs=False
     )
     async with serve_app(app) as served, served.client() as client:
-        response = await client.get("/healthz", headers={"X-Request-ID": given})
+        response = await client.get("/healthz", headers={b"X-Request-ID": given})
     assert response.status_code == 200
     assert len(response.headers["x-request-id"]) == 32
 

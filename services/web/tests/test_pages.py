@@ -170,7 +170,7 @@ async def test_a_request_id_that_is_no_token_neither_breaks_the_page_nor_reaches
     stack: Stack, browser: Browser
 ) -> None:
     # The id is forwarded to the APIs: a non-ASCII one would fail the outgoing request.
-    page = await browser.http.get("/", headers={"X-Request-ID": "café".encode()})
+    page = await browser.http.get("/", headers={b"X-Request-ID": "café".encode()})
     assert page.status_code == 200
     forwarded = stack.seen.requests[-1]["x-request-id"]
     assert forwarded == page.headers["x-request-id"]
