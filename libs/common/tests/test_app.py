@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from ticketing_common.app import MAX_BODY_BYTES, ServiceRuntime, create_service_app
 from ticketing_common.db import Database
@@ -133,6 +134,13 @@ def _failing_router() -> APIRouter:
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
+    @router.get("/after")
+    async def after() -> JSONResponse:
+        def fail() -> None:
+            raise RuntimeError("failed after the response")
+
+        return JSONResponse({"sent": True}, background=BackgroundTask(fail))
+
     @router.get("/half")
     async def half() -> StreamingResponse:
         async def body() -> AsyncIterator[bytes]:
@@ -221,6 +229,22 @@ async def test_error_after_the_response_started_aborts_that_connection_only() ->
         after = await client.get("/port")
     assert after.status_code == 200
     assert after.json() != before.json()  # a new connection
+
+
+async def test_error_after_the_response_is_complete_keeps_the_connection() -> None:
+    app = create_service_app(
+        settings=SETTINGS,
+        title="probe",
+        routers=[_failing_router()],
+        runtime=ServiceRuntime(),
+        configure_logs=False,
+    )
+    async with serve_app(app) as served, _one_connection(served.url) as client:
+        before = await client.get("/port")
+        sent = await client.get("/after")
+        after = await client.get("/port")
+    assert sent.json() == {"sent": True}
+    assert after.json() == before.json()
 
 
 async def test_crashed_worker_is_restarted_and_stopped_on_shutdown() -> None:

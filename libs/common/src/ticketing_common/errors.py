@@ -197,7 +197,8 @@ class UnexpectedErrors:
     request's context (its id in the log line), and is not re-raised.
 
     An exception after the response started is re-raised: the body is half-sent,
-    and only closing the connection tells the client it is incomplete.
+    and only closing the connection tells the client it is incomplete. One after
+    the response is complete (a background task) is only logged: the client has it all.
     """
 
     def __init__(self, app: ASGIApp, handlers: Mapping[Any, ExceptionHandler]) -> None:
@@ -210,17 +211,25 @@ class UnexpectedErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = complete = False
 
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
+        async def send_noting_progress(message: Message) -> None:
+            nonlocal started, complete
             if message["type"] == "http.response.start":
                 started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_noting_start)
+            await self.app(scope, receive, send_noting_progress)
         except Exception as exc:
+            if complete:
+                logger.exception(
+                    "unhandled error after the response",
+                    extra={"path": scope.get("path"), "error": type(exc).__name__},
+                )
+                return
             if started:
                 logger.error(
                     "unhandled error after the response started; aborting the connection",
