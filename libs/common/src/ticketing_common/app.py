@@ -1,7 +1,7 @@
 """The FastAPI application every service is built on.
 
-It installs the error handlers, request ids and JSON access logs, ``/healthz``
-(alive) and ``/readyz`` (database and broker reachable), and runs the service's
+It installs the error handlers, request ids and JSON access logs, a request body
+limit, ``/healthz`` (alive) and ``/readyz`` (database and broker reachable), and runs the service's
 background workers (outbox relay, listeners) for the app's lifetime. Shutdown is
 graceful: stop consuming, let in-flight work finish, close connections.
 """
