@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ticketing_common.backoff import backoff
 from ticketing_common.embedded import (
     HOST,
     NatsServer,
@@ -49,7 +50,7 @@ class RestartPolicy:
     """This many crashes within this many seconds is a crash loop: the stack stops."""
 
     def delay(self, crashes_in_a_row: int) -> float:
-        return float(min(self.max_delay, self.first_delay * 2 ** max(0, crashes_in_a_row - 1)))
+        return backoff(crashes_in_a_row, self.first_delay, self.max_delay)
 
 
 @dataclass(eq=False)

@@ -18,6 +18,7 @@ from uuid import UUID
 from arq.connections import ArqRedis
 from arq.worker import Retry, Worker, func
 
+from ticketing_common.backoff import backoff
 from ticketing_common.events.bus import EventBus
 from ticketing_expiration import service
 from ticketing_expiration.repository import JOB_FUNCTION, JOB_TTL_AFTER_DUE_MS, JobStore
@@ -38,7 +39,7 @@ RETRY_MAX_SECONDS = 30.0
 
 def retry_delay(attempt: int) -> float:
     """Back-off before try ``attempt + 1``: 0.5 s doubling up to 30 s."""
-    return float(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempt - 1, 16)))
+    return backoff(attempt, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS)
 
 
 class JobWorker:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing_common.backoff import backoff
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, P, decode
@@ -103,7 +104,7 @@ class RetryPolicy:
         )
 
     def delay(self, delivery: int) -> float:
-        return float(min(self.max_delay, self.base_delay * 2 ** max(0, delivery - 1)))
+        return backoff(delivery, self.base_delay, self.max_delay)
 
 
 @dataclass
@@ -200,10 +201,10 @@ class ListenerGroup:
         try:
             await listener.handler(envelope)
         except RetryLater as later:
-            wait = min(
-                self.policy.max_delay,
-                later.max_delay or self.policy.max_delay,
-                (later.delay or self.policy.base_delay) * 2 ** min(delivery - 1, 16),
+            wait = backoff(
+                delivery,
+                later.delay or self.policy.base_delay,
+                min(self.policy.max_delay, later.max_delay or self.policy.max_delay),
             )
             await self._retry(
                 listener, message, str(later), delivery, wait, log, limit=self.policy.max_waits

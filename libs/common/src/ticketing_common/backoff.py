@@ -1,0 +1,13 @@
+"""Exponential back-off: the one formula every retry in the project uses."""
+
+from __future__ import annotations
+
+# 2**16 times the first delay is past every cap in use; bounding the exponent keeps a
+# long-failing retry from computing an absurd float.
+MAX_DOUBLINGS = 16
+
+
+def backoff(attempt: int, first: float, cap: float) -> float:
+    """The wait after failed try ``attempt`` (1-based): ``first``, doubling each try,
+    never more than ``cap``."""
+    return float(min(cap, first * 2 ** min(max(0, attempt - 1), MAX_DOUBLINGS)))
