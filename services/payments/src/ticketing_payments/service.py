@@ -11,8 +11,9 @@ order's row lock):
 3. under the order's lock, check it is payable and record the attempt ``pending``
    with the intent and the confirmation's idempotency key — the decision to charge;
 4. confirm the intent (the charge);
-5. under the order's lock, record the outcome: ``succeeded`` with payment:created,
-   or ``failed``; if the order was cancelled meanwhile, refund at once.
+5. under the order's lock, record the outcome: ``succeeded`` with payment:created
+   (or find it recorded by the reconciler: still this request's 201), or
+   ``failed``; if the order was cancelled meanwhile, refund at once.
 
 A crash between 3 and 5 leaves a ``pending`` row. :func:`settle` turns any row into
 what Stripe says happened, under the order's lock; the reconciler (a background
