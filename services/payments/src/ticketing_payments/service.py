@@ -11,8 +11,9 @@ order's row lock):
 3. under the order's lock, check it is payable and record the attempt ``pending``
    with the intent and the confirmation's idempotency key — the decision to charge;
 4. confirm the intent (the charge);
-5. under the order's lock, record the outcome: ``succeeded`` with payment:created,
-   or ``failed``; if the order was cancelled meanwhile, refund at once.
+5. under the order's lock, record the outcome: ``succeeded`` with payment:created
+   (or find it recorded by the reconciler: still this request's 201), or
+   ``failed``; if the order was cancelled meanwhile, refund at once.
 
 A crash between 3 and 5 leaves a ``pending`` row. :func:`settle` turns any row into
 what Stripe says happened, under the order's lock; the reconciler (a background
@@ -139,10 +140,18 @@ async def _payable_amount(
     if payment is not None and _needs_settling(order, payment):
         # A charge may exist that no row records as such (a crash, a failed refund):
         # ask Stripe before deciding anything, so a retry after expiry finds it.
+        in_flight = provider.longest_call_seconds
         async with database.transaction() as session:
-            settled = await settle_order(session, provider, order_id, provider.longest_call_seconds)
+            settled = await settle_order(session, provider, order_id, in_flight)
             recorded = settled.payment if settled.recorded else None
-            if recorded is not None and recorded.status == PaymentStatus.SUCCEEDED:
+            # Race (retry vs the request that charged): the charge is this retry's to
+            # answer only once that request is surely gone (it crashed); while it may
+            # be alive it answers 201 itself, and this retry 409 already paid.
+            if (
+                recorded is not None
+                and recorded.status == PaymentStatus.SUCCEEDED
+                and await repository.attempt_age_seconds(session, recorded.id) >= in_flight
+            ):
                 return recorded
             found = await repository.order_with_expiry(session, order_id)
             assert found is not None  # replica rows are never deleted
@@ -249,7 +258,12 @@ async def _record(database: Database, provider: PaymentProvider, *, order_id: UU
         order = await repository.lock_order(session, order_id)
         if order is None:  # replica rows are never deleted; checked above
             raise OrderNotFound(field="orderId")
-        payment = await _recorded(session, order_id)
+        # Race (request vs reconciler or a retry): the reconciler settles every pending
+        # attempt, young ones too, so it may record this request's charge first. It is
+        # still the charge this request confirmed (the order's one intent): 201, not 409.
+        payment = await _recorded(session, order_id) or await repository.payment_of_order(
+            session, order_id
+        )
         cancelled = order.status == OrderStatus.CANCELLED
     if cancelled:
         # Race (payment vs expiry): the order was cancelled after this request
@@ -260,9 +274,7 @@ async def _record(database: Database, provider: PaymentProvider, *, order_id: UU
         if settled.payment is not None and settled.payment.status == PaymentStatus.REFUNDED:
             raise OrderCancelledRefunded()
         raise OrderCancelled()
-    if payment is None:
-        # Settled by someone else first (the reconciler found the charge): the order is paid.
-        raise OrderAlreadyPaid()
+    assert payment is not None  # the attempt was recorded before the charge; never deleted
     return payment
 
 
