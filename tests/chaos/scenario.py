@@ -34,8 +34,12 @@ BASE_ENV = {
 }
 CONVERGENCE_TIMEOUT = 90.0
 FAULT_POINT_TARGET = "payments"  # the one fault point, payments.after_charge, kills payments
-# After the last fault recovered: probes go on so a late recovery is still measured.
+# After the buyers are done, probes go on until every killed component has answered a
+# probe again (at most RECOVERY_WAIT s: a component that never answers is a finding),
+# then PROBE_TAIL s more.
 PROBE_TAIL = 2.0
+RECOVERY_WAIT = 120.0
+RECOVERY_POLL = 0.5
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,32 @@ def figures(
     )
 
 
+def _pending(injections: Sequence[Injection], history: History, keeper: Keeper) -> bool:
+    """Whether a killed component has not answered a probe since it was last killed."""
+    for injection in injections:
+        target = injection.fault.target
+        if target is None:
+            deaths = [d.t for d in keeper.deaths if d.name == FAULT_POINT_TARGET]
+            since = max(deaths, default=None)
+        else:
+            since = injection.alive_again
+        if (
+            since is not None
+            and _recovered_at(history, target or FAULT_POINT_TARGET, since) is None
+        ):
+            return True
+    return False
+
+
+async def _until_recovered(
+    injections: Sequence[Injection], history: History, keeper: Keeper
+) -> None:
+    for _ in range(int(RECOVERY_WAIT / RECOVERY_POLL)):
+        if not _pending(injections, history, keeper):
+            return
+        await asyncio.sleep(RECOVERY_POLL)
+
+
 async def run(scenario: Scenario, workdir: Path) -> RunResult:
     """Run ``scenario`` in ``workdir`` (data dir, history, output); always stops the stack."""
     env = dict(BASE_ENV)
@@ -237,6 +267,7 @@ async def run(scenario: Scenario, workdir: Path) -> RunResult:
                 await asyncio.sleep(max(delay, 0))
                 injections.append(await asyncio.to_thread(inject, fault, chaos, keeper))
             await buyers
+            await _until_recovered(injections, history, keeper)
             await asyncio.sleep(PROBE_TAIL)
             stop_probing.set()
             await prober
