@@ -87,6 +87,38 @@ async def test_malformed_json_is_400_without_field() -> None:
     assert response.json() == {"errors": [{"message": "Malformed JSON body"}]}
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b', "price": 1}',
+        b"[" * 100_000,
+        b'{"title": "x", "price": ' + b"9" * 5_000 + b"}",
+        '{"title": "é", "price": 1}'.encode("latin-1"),
+        b'{"title": "x", "price": 1e400}',
+        b'{"title": "x", "price": NaN}',
+        b'{"title": "\\udc00", "price": 1}',
+    ],
+    ids=[
+        "deep-nesting",
+        "deep-unclosed",
+        "huge-integer",
+        "not-utf8",
+        "overflow",
+        "nan",
+        "surrogate",
+    ],
+)
+async def test_body_that_breaks_the_parser_is_400_not_500(content: bytes) -> None:
+    async with make_client() as client:
+        response = await client.post(
+            "/items", content=content, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert errors
+    assert all(error["message"] for error in errors)
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
 async def test_wrong_content_type_is_400(content_type: str) -> None:
     async with make_client() as client:

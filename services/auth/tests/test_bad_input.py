@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from ticketing_auth.models import SigninCounter, User
+from ticketing_auth.passwords import Passwords
+from ticketing_auth.repository import insert_user
 from ticketing_common.db import Database
 
 ROUTES = ["/api/users/signup", "/api/users/signin"]
@@ -55,6 +57,12 @@ def _fields(response: httpx.Response) -> list[str | None]:
         ),
         pytest.param(
             {"email": "ann\u0000@example.com", "password": GOOD_PASSWORD}, ["email"], id="nul"
+        ),
+        pytest.param(
+            {"email": "ann@example.com\u0000", "password": GOOD_PASSWORD}, ["email"], id="end-nul"
+        ),
+        pytest.param(
+            {"email": "ann@example.com\n", "password": GOOD_PASSWORD}, ["email"], id="newline"
         ),
         pytest.param(
             {"email": "a" * 250 + "@example.com", "password": GOOD_PASSWORD},
@@ -118,6 +126,43 @@ async def test_lone_surrogate_escapes_get_400_not_500(
     assert response.status_code == 400
     assert _fields(response) == [field]
     assert await _nothing_written(db)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["correct\x00horse", "correct horse\n", "\tcorrect horse", "correct\x1bhorse"],
+    ids=["nul", "newline", "tab", "escape"],
+)
+async def test_signup_with_a_control_character_in_the_password_gets_400(
+    client: httpx.AsyncClient, db: Database, password: str
+) -> None:
+    response = await client.post(
+        "/api/users/signup", json={"email": "ann@example.com", "password": password}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [{"message": "Must not contain control characters", "field": "password"}]
+    }
+    assert await _nothing_written(db)
+
+
+async def test_a_password_with_a_control_character_chosen_before_the_rule_still_signs_in(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    # Sign-in compares and never stores, so it does not refuse what sign-up now does.
+    password = "pässwörd 🔑\x00x"
+    async with db.transaction() as session:
+        await insert_user(session, "ann@example.com", await Passwords().hash(password))
+
+    right = await client.post(
+        "/api/users/signin", json={"email": "ann@example.com", "password": password}
+    )
+    wrong = await client.post(
+        "/api/users/signin", json={"email": "ann@example.com", "password": "pässwörd 🔑\x00y"}
+    )
+
+    assert (right.status_code, wrong.status_code) == (200, 401)
 
 
 @pytest.mark.parametrize("password", ["", "1234567"])

@@ -6,9 +6,12 @@ from uuid import UUID
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from ticketing_common.db import Database
 from ticketing_common.events.contracts import TicketCreated
 from ticketing_common.testing import wait_until
+from ticketing_tickets.models import Ticket
 
 from .conftest import EventsOf, NewTicket, price
 
@@ -84,6 +87,43 @@ async def test_title_that_is_not_valid_unicode_is_a_400(seller: httpx.AsyncClien
     )
     assert response.status_code == 400
     assert [error.get("field") for error in response.json()["errors"]] == ["title"]
+
+
+CONTROL_CHARACTERS = {
+    "nul": "Con\x00cert",
+    "only-nul": "\x00",
+    "bell": "Concert\x07",
+    "escape": "\x1b[31mConcert",
+    "del": "Con\x7fcert",
+    "c1-next-line": "Con\x85cert",
+    "tab": "Con\tcert",
+    "trailing-newline": "Concert\n",
+    "line-separator": "Con\u2028cert",
+}
+
+
+@pytest.mark.parametrize("title", CONTROL_CHARACTERS.values(), ids=CONTROL_CHARACTERS.keys())
+async def test_title_with_a_control_character_is_a_400_and_creates_nothing(
+    seller: httpx.AsyncClient, db: Database, events_of: EventsOf, title: str
+) -> None:
+    response = await seller.post("/api/tickets", json={"title": title, "price": 10})
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [{"message": "Must not contain control characters", "field": "title"}]
+    }
+    async with db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Ticket)) == 0
+    # Events leave in order: once a later ticket's event is out, none came before it.
+    await seller.post("/api/tickets", json={"title": "Concert", "price": 10})
+    [created] = await wait_until(lambda: events_of(TicketCreated))
+    assert created.data.title == "Concert"
+
+
+async def test_title_in_any_script_with_symbols_is_accepted(seller: httpx.AsyncClient) -> None:
+    title = "Été — 東京ドーム · مسرح 🎟 «Ω»"
+    response = await seller.post("/api/tickets", json={"title": title, "price": 10})
+    assert response.status_code == 201
+    assert response.json()["title"] == title
 
 
 async def test_every_invalid_field_is_listed(

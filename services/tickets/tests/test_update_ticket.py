@@ -80,6 +80,8 @@ async def test_editing_a_malformed_ticket_id_is_a_404(
     [
         ({"title": "", "price": 10}, "title"),
         ({"title": "x" * 201, "price": 10}, "title"),
+        ({"title": "Con\x00cert", "price": 10}, "title"),
+        ({"title": "Concert\r", "price": 10}, "title"),
         ({"price": 10}, "title"),
         ({"title": "Concert", "price": 0}, "price"),
         ({"title": "Concert", "price": 1_000_001}, "price"),

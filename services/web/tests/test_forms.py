@@ -65,6 +65,32 @@ async def test_selling_with_bad_input_shows_each_error_at_its_field_and_lists_no
     assert 'class="ticket-card"' not in (await browser.get("/")).text
 
 
+async def test_selling_with_a_control_character_in_the_title_shows_it_and_lists_nothing(
+    browser: Browser,
+) -> None:
+    await browser.sign_up(f"{uuid4().hex}@example.com")
+    page = await browser.submit(
+        "/tickets/new", {"title": "Con\x00cert", "price": "10"}, form_page="/tickets/new"
+    )
+    assert page.status_code == 400
+    assert field_error(page.text, "title") == "Must not contain control characters"
+    assert field_error(page.text, "price") is None
+    assert input_value(page.text, "price") == "10"
+    assert 'class="ticket-card"' not in (await browser.get("/")).text
+
+
+async def test_signing_up_with_a_control_character_in_the_password_shows_it(
+    browser: Browser,
+) -> None:
+    email = f"{uuid4().hex}@example.com"
+    page = await browser.submit(
+        "/signup", {"email": email, "password": "correct\x00horse"}, form_page="/signup"
+    )
+    assert page.status_code == 400
+    assert field_error(page.text, "password") == "Must not contain control characters"
+    assert input_value(page.text, "email") == email
+
+
 async def test_protected_pages_send_a_signed_out_visitor_to_sign_in_and_back(
     browser: Browser,
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from uuid import uuid4
 
 import httpx
+from fastapi import Request
 
 from ticketing_common.embedded import free_port
 from ticketing_common.testing import serve_app
@@ -133,6 +134,47 @@ async def test_an_unreachable_gateway_is_a_friendly_error_page_without_internals
         assert internal not in page.text
     # The web app itself can serve (its error pages included): it stays ready.
     assert ready.status_code == 200
+
+
+async def test_an_unexpected_error_is_a_500_page_and_the_connection_stays_usable() -> None:
+    app = create_app(Settings(GATEWAY_URL=f"http://127.0.0.1:{free_port()}", ENVIRONMENT="test"))
+
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    async def port(request: Request) -> dict[str, int]:
+        assert request.client is not None
+        return {"port": request.client.port}
+
+    app.add_api_route("/boom", boom)
+    app.add_api_route("/port", port)
+    one_connection = httpx.Limits(max_connections=1)
+    async with (
+        serve_app(app) as served,
+        httpx.AsyncClient(base_url=served.url, limits=one_connection) as client,
+    ):
+        before = await client.get("/port")
+        page = await client.get("/boom")
+        after = await client.get("/port")
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Something went wrong on our side" in page.text
+    assert "secret" not in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert after.status_code == 200
+    # The same client port: the request after the 500 went over the same connection.
+    assert after.json() == before.json()
+
+
+async def test_a_request_id_that_is_no_token_neither_breaks_the_page_nor_reaches_the_api(
+    stack: Stack, browser: Browser
+) -> None:
+    # The id is forwarded to the APIs: a non-ASCII one would fail the outgoing request.
+    page = await browser.http.get("/", headers={b"X-Request-ID": "café".encode()})
+    assert page.status_code == 200
+    forwarded = stack.seen.requests[-1]["x-request-id"]
+    assert forwarded == page.headers["x-request-id"]
+    assert forwarded.isascii()
 
 
 async def test_the_api_receives_the_visitors_address_and_no_session_of_a_signed_out_visitor(

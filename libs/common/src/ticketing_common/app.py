@@ -1,7 +1,7 @@
 """The FastAPI application every service is built on.
 
-It installs the error handlers, request ids and JSON access logs, ``/healthz``
-(alive) and ``/readyz`` (database and broker reachable), and runs the service's
+It installs the error handlers, request ids and JSON access logs, a request body
+limit, ``/healthz`` (alive) and ``/readyz`` (database and broker reachable), and runs the service's
 background workers (outbox relay, listeners) for the app's lifetime. Shutdown is
 graceful: stop consuming, let in-flight work finish, close connections.
 """
@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.db import Database
 from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
@@ -35,7 +40,63 @@ Hook = Callable[[], Awaitable[None]]
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+# Far above any body the APIs and forms take (a password's 128 characters, a title's
+# 200), and low enough that nobody makes a service parse megabytes: 413 beyond.
+MAX_BODY_BYTES = 1024 * 1024
 REQUEST_ID_HEADER = "X-Request-ID"
+UNLOGGED_PATHS = frozenset({"/healthz", "/readyz"})
+# A given request id is kept only if it is a token: it is echoed in a response
+# header and forwarded to other services, where anything else could break the request.
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")
+
+
+def _request_id(scope: Scope) -> str:
+    given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")[:64]
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class RequestContext:
+    """The request id (``X-Request-ID`` when it is a token, else made up) for the request's logs
+    and its response, and one access log line per request.
+
+    A plain ASGI middleware rather than ``@app.middleware("http")``: Starlette's
+    ``BaseHTTPMiddleware`` ends a response normally when the app fails in the middle
+    of its body, so a half-sent body would reach the client as if it were whole.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if status is not None and scope["path"] not in UNLOGGED_PATHS:
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            request_id_var.reset(token)
 
 
 class ServiceRuntime:
@@ -114,6 +175,49 @@ class ServiceRuntime:
         return problems
 
 
+def _declared_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length", "")
+    if not (value.isascii() and value.isdigit()):
+        return None  # none, or malformed: the server refuses the latter itself
+    # Past 18 digits the length is too long anyway, and past 4300 int() refuses it.
+    return sys.maxsize if len(value.lstrip("0")) > 18 else int(value)
+
+
+class BodyLimit:
+    """A request body over ``limit`` bytes is a 413, whether its length is declared
+    or it streams in. Raised where the app reads the body, so the app's own handler
+    renders it (the shared JSON shape, the web client's page).
+
+    Not FastAPI's ``max_body_size``: Starlette's limiter replaces the app's answer
+    to an over-long declared body with a plain-text one.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        too_long = declared is not None and declared > self.limit
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            if too_long:
+                raise HTTPException(413, detail="Request body too large")
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, detail="Request body too large")
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
 ListenersFactory = Callable[[EventBus, Database, RetryPolicy], ListenerGroup]
 WorkerFactory = Callable[[Database], Worker]
 
@@ -185,30 +289,8 @@ def create_service_app(
     app.state.bus = runtime.bus
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        token = request_id_var.set(request_id[:64])
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = request_id[:64]
-        if request.url.path not in {"/healthz", "/readyz"}:
-            logger.info(
-                "request",
-                extra={
-                    "request_id": request_id[:64],
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
-        return response
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(RequestContext)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

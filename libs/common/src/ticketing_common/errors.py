@@ -7,15 +7,18 @@ subclasses of :class:`AppError`; anything else becomes a generic 500.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 logger = logging.getLogger("ticketing.errors")
 
@@ -183,11 +186,76 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"errors": [{"message": "Something went wrong"}]}, status_code=500)
 
 
+class UnexpectedErrors:
+    """Innermost middleware: an unexpected exception ends as the app's 500, and ends there.
+
+    Starlette's outermost ``ServerErrorMiddleware`` sends the 500 and then re-raises
+    to the server, and uvicorn answers any exception after the response started by
+    closing the connection: the next request a gateway sends on that keep-alive
+    connection fails (a 502). Here the exception is rendered by the app's own
+    handler for ``Exception`` (JSON, or the web client's HTML page), inside the
+    request's context (its id in the log line), and is not re-raised.
+
+    An exception after the response started is re-raised: the body is half-sent,
+    and only closing the connection tells the client it is incomplete. One after
+    the response is complete (a background task) is only logged: the client has it all.
+    """
+
+    def __init__(self, app: ASGIApp, handlers: Mapping[Any, ExceptionHandler]) -> None:
+        self.app = app
+        # The app's own (live) mapping: a handler installed later, like the web
+        # client's HTML page, is the one used.
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = complete = False
+
+        async def send_noting_progress(message: Message) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_progress)
+        except Exception as exc:
+            if complete:
+                logger.exception(
+                    "unhandled error after the response",
+                    extra={"path": scope.get("path"), "error": type(exc).__name__},
+                )
+                return
+            if started:
+                logger.error(
+                    "unhandled error after the response started; aborting the connection",
+                    extra={"path": scope.get("path"), "error": type(exc).__name__},
+                )
+                raise
+            response = await self._render(Request(scope, receive), exc)
+            await response(scope, receive, send)
+
+    async def _render(self, request: Request, exc: Exception) -> Response:
+        handler = self.handlers.get(Exception) or self.handlers.get(500) or _unexpected_handler
+        outcome = handler(request, exc)  # type: ignore[arg-type]  # an HTTP handler
+        response = await outcome if inspect.isawaitable(outcome) else outcome
+        if not isinstance(response, Response):
+            raise TypeError(f"the handler for unexpected errors returned {response!r}")
+        return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    # Also given to Starlette's outermost middleware, for a failure in a middleware.
     app.add_exception_handler(Exception, _unexpected_handler)
+    # Added first, so innermost: inside every middleware added after it (request ids).
+    app.add_middleware(UnexpectedErrors, handlers=app.exception_handlers)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -206,6 +274,7 @@ __all__ = [
     "NotFound",
     "PaymentDeclined",
     "TooManyRequests",
+    "UnexpectedErrors",
     "ValidationFailed",
     "install_error_handlers",
 ]

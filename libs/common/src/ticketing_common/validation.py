@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import unicodedata
+from typing import Annotated
 from uuid import UUID
 
+from pydantic import AfterValidator
+
 from ticketing_common.errors import AppError
+
+# Control characters (Cc: NUL, the other C0 and C1 controls, DEL; tab and newlines
+# among them) and the line and paragraph separators: none belongs in a one-line field.
+_NOT_IN_A_LINE = frozenset({"Cc", "Zl", "Zp"})
 
 
 def encodable(value: str) -> str:
@@ -15,6 +23,21 @@ def encodable(value: str) -> str:
     except UnicodeEncodeError as error:
         raise ValueError("Must be valid Unicode text") from error
     return value
+
+
+def single_line(value: str) -> str:
+    """Refuse what a one-line text field never holds and what would break later: a NUL
+    is refused by PostgreSQL (a 500), other controls garble pages and logs. Checked
+    before any trimming, so a control character is refused wherever it stands."""
+    encodable(value)
+    if any(unicodedata.category(char) in _NOT_IN_A_LINE for char in value):
+        raise ValueError("Must not contain control characters")
+    return value
+
+
+# The type of every free-text input field that holds one line (titles, emails,
+# new passwords, tokens); a field's own rules (trimming, length) come after it.
+SingleLine = Annotated[str, AfterValidator(single_line)]
 
 
 def path_id(raw: str, not_found: AppError) -> UUID:

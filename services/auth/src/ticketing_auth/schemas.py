@@ -4,6 +4,11 @@ Emails are trimmed, lower-cased and validated here, so everything past the
 route sees one spelling of an address. Every string must be encodable as
 UTF-8: JSON can carry lone surrogates (``"\\ud800"``) that would otherwise fail
 later, in the password hasher or the database driver, as a 500.
+
+An email and a new password are one line of text (the shared ``SingleLine``):
+no control characters, which no password field lets anyone type, while any other
+Unicode is allowed in a password. A password given to sign in is only bounded:
+it is compared, never stored, and one chosen before the rule must still work.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from ticketing_auth.models import EMAIL_MAX_LENGTH
-from ticketing_common.validation import encodable
+from ticketing_common.validation import SingleLine, encodable
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
@@ -52,13 +57,12 @@ def _email_length(value: str) -> str:
 
 
 Email = Annotated[
-    str,
+    SingleLine,
     StringConstraints(strip_whitespace=True, to_lower=True),
-    AfterValidator(encodable),
     AfterValidator(_email_length),
     AfterValidator(_valid_email),
 ]
-NewPassword = Annotated[str, AfterValidator(encodable), AfterValidator(_password_length)]
+NewPassword = Annotated[SingleLine, AfterValidator(_password_length)]
 # Sign-in does not re-apply the sign-up rules (a wrong password is simply wrong),
 # but it bounds the length so nobody makes the server hash megabytes.
 GivenPassword = Annotated[str, AfterValidator(encodable), AfterValidator(_password_present)]

@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from ticketing_common.validation import encodable
+from ticketing_common.validation import SingleLine
 from ticketing_payments.models import Payment
 
 # What a browser gets from Stripe.js (a card token or a payment method) or the
@@ -23,9 +23,8 @@ def _card_token(value: str) -> str:
 
 
 CardToken = Annotated[
-    str,
+    SingleLine,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
-    AfterValidator(encodable),
     AfterValidator(_card_token),
 ]
 

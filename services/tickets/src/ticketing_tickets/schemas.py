@@ -1,8 +1,8 @@
 """Tickets' request and response bodies (camelCase on the wire).
 
 Titles are trimmed here, so everything past the route sees the title as it
-is stored. Every string must be encodable as UTF-8: JSON can carry lone
-surrogates (``"\\ud800"``) that would otherwise fail in the database driver as a 500.
+is stored. A title is one line of text (the shared ``SingleLine``): no control
+characters, no lone surrogates, which would otherwise fail in the database as a 500.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from ticketing_common.money import Price, from_cents
-from ticketing_common.validation import encodable
+from ticketing_common.validation import SingleLine
 from ticketing_tickets.models import TITLE_MAX_LENGTH, Ticket
 
 
@@ -25,9 +25,8 @@ def _title_length(value: str) -> str:
 
 
 Title = Annotated[
-    str,
+    SingleLine,
     StringConstraints(strip_whitespace=True),
-    AfterValidator(encodable),
     AfterValidator(_title_length),
 ]
 
