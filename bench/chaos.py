@@ -129,7 +129,7 @@ async def main() -> int:
                 continue
             print(result.report(), flush=True)
             results.append(result)
-            all_held = all_held and result.held
+            all_held = all_held and result.passed
         if results:
             rows.append(_cells(fault.name, results))
     table = markdown(rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from pathlib import Path
 
 import psutil
@@ -24,16 +25,27 @@ UP = "ticketing up"
 """The name the chaos suite gives ``ticketing up`` itself among the components."""
 SERVICES = tuple(service.name for service in KNOWN_SERVICES)
 SERVERS = ("nats", "postgres", "redis", STRIPE_SANDBOX_NAME)
+LOCK_READS = 5
+LOCK_REREAD_PAUSE = 0.02
 PATH_SERVICES = tuple((s.path_prefix, s.name) for s in KNOWN_SERVICES if s.path_prefix)
 
 
 def instance(data_dir: Path) -> InstanceInfo | None:
-    """What the lock file records now; None while no instance has written it."""
-    try:
-        text = (data_dir / LOCK_FILE).read_text()
-    except FileNotFoundError:
-        return None
-    return InstanceInfo.from_json(text)
+    """What the lock file records now; None while no instance has written it.
+
+    ``ticketing up`` rewrites the file in place (truncate, then write), so a read
+    between the two finds it empty or cut short: read again a few times before
+    concluding that nothing runs, or every component would seem to have died."""
+    for _ in range(LOCK_READS):
+        try:
+            text = (data_dir / LOCK_FILE).read_text()
+        except FileNotFoundError:
+            return None
+        info = InstanceInfo.from_json(text)
+        if info is not None:
+            return info
+        time.sleep(LOCK_REREAD_PAUSE)
+    return None
 
 
 def live_children(data_dir: Path) -> dict[str, int]:

@@ -176,6 +176,7 @@ AFTER_CHARGE = Fault(
     None,
     env={"FAULT_POINTS": "payments.after_charge=0.3"},
 )
+UP_KILL = Fault("SIGKILL ticketing up", UP)
 NATS_RESTART = Fault("NATS restarted (SIGTERM) mid-flight", "nats", signal.SIGTERM)
 MATRIX: tuple[Fault, ...] = (
     *(Fault(f"SIGKILL {name}", name) for name in components.SERVICES),
@@ -183,7 +184,7 @@ MATRIX: tuple[Fault, ...] = (
     Fault("SIGKILL PostgreSQL", "postgres"),
     Fault("SIGKILL Redis", "redis"),
     Fault("SIGKILL Stripe sandbox", STRIPE_SANDBOX_NAME),
-    Fault("SIGKILL ticketing up", UP),
+    UP_KILL,
     NATS_RESTART,
     AFTER_CHARGE,
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.chaos import invariants
 from tests.chaos.components import SERVICES, UP
-from tests.chaos.faults import ChaosStack, Fault, Injection, Keeper, inject
+from tests.chaos.faults import UP_KILL, ChaosStack, Fault, Injection, Keeper, inject
 from tests.chaos.invariants import Snapshot, Violation
 from tests.chaos.workload import (
     GATEWAY_PROBES,
@@ -24,13 +24,22 @@ from tests.chaos.workload import (
     is_probe,
 )
 
-# Given to every run: a stranded charge is refunded within seconds, not a minute, so
-# convergence is reached quickly (payments' refund sweep interval).
-BASE_ENV = {"REFUND_SWEEP_SECONDS": "2"}
+# Given to every run so convergence takes seconds, not minutes: payments' reconciler runs
+# every second, and an attempt whose charge never reached the sandbox is given up after
+# about STRIPE_TIMEOUT_SECONDS x (1 + STRIPE_MAX_NETWORK_RETRIES).
+BASE_ENV = {
+    "REFUND_SWEEP_SECONDS": "1",
+    "STRIPE_TIMEOUT_SECONDS": "2",
+    "STRIPE_MAX_NETWORK_RETRIES": "1",
+}
 CONVERGENCE_TIMEOUT = 90.0
 FAULT_POINT_TARGET = "payments"  # the one fault point, payments.after_charge, kills payments
-# After the last fault recovered: probes go on so a late recovery is still measured.
+# After the buyers are done, probes go on until every killed component has answered a
+# probe again (at most RECOVERY_WAIT s: a component that never answers is a finding),
+# then PROBE_TAIL s more.
 PROBE_TAIL = 2.0
+RECOVERY_WAIT = 120.0
+RECOVERY_POLL = 0.5
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,21 @@ class RunResult:
     def held(self) -> bool:
         return not self.violations
 
+    @property
+    def not_healed(self) -> list[str]:
+        """Faults after which ``ticketing up`` did not heal: it had to be started again
+        after a child's death, or a killed ``ticketing up`` left processes behind."""
+        return [
+            f.fault
+            for f in self.figures
+            if f.orphans or (f.stack_restarted and f.fault != UP_KILL.name)
+        ]
+
+    @property
+    def passed(self) -> bool:
+        """Every invariant held and ``ticketing up`` healed every fault by itself."""
+        return self.held and not self.not_healed
+
     def report(self) -> str:
         lines = [
             f"chaos run {self.scenario!r}: {self.requests} requests, {self.orders} orders, "
@@ -106,6 +130,8 @@ class RunResult:
                 f"recovery {recovery}, ticketing up restarted: {f.stack_restarted}"
                 + (f", orphans: {', '.join(f.orphans)}" if f.orphans else "")
             )
+        if self.not_healed:
+            lines.append(f"  NOT HEALED by ticketing up: {', '.join(self.not_healed)}")
         if self.violations:
             lines.append(f"  {len(self.violations)} invariant(s) violated:")
             lines.extend(f"    - {v}" for v in self.violations)
@@ -150,20 +176,33 @@ def figures(
         ]
         recoveries = [_recovered_at(history, target, t) for t in deaths]
         done = [r - t for r, t in zip(recoveries, deaths, strict=True) if r is not None]
-        start, end = injection.at, window_end
         recovery: float | None = max(done) if done else None
         fired = len(deaths)
+        # One window per firing: from the death until payments answered again.
+        windows = [
+            (t, window_end if r is None else r) for t, r in zip(deaths, recoveries, strict=True)
+        ]
+        # Each firing must be healed by `ticketing up` itself, never by starting it again.
+        restarted = any(
+            injection.at <= t and not any(a <= t <= b for a, b in busy)
+            for t in keeper.stack_restarts
+        )
     else:
         target = fault.target
-        start = injection.at
         # Answers count from when a new process runs: until then a dying process (or,
         # after a kill of `ticketing up`, its orphans) may still answer.
         again = injection.alive_again
         recovered = None if again is None else _recovered_at(history, target, again)
-        recovery = None if recovered is None else recovered - start
-        end = recovered if recovered is not None else window_end
+        recovery = None if recovered is None else recovered - injection.at
+        windows = [(injection.at, recovered if recovered is not None else window_end)]
         fired = 1
-    window = [e for e in history.between(start, end) if e.via_gateway]
+        restarted = injection.stack_restarted
+    # Windows may overlap (a firing during the recovery of the previous one): each once.
+    window = list(
+        {
+            id(e): e for start, end in windows for e in history.between(start, end) if e.via_gateway
+        }.values()
+    )
     elsewhere = [e for e in window if e.service != target]
     return FaultFigures(
         fault.name,
@@ -172,10 +211,36 @@ def figures(
         len(elsewhere),
         sum(1 for e in elsewhere if e.answered),
         recovery,
-        injection.stack_restarted,
+        restarted,
         injection.orphans,
         fired,
     )
+
+
+def _pending(injections: Sequence[Injection], history: History, keeper: Keeper) -> bool:
+    """Whether a killed component has not answered a probe since it was last killed."""
+    for injection in injections:
+        target = injection.fault.target
+        if target is None:
+            deaths = [d.t for d in keeper.deaths if d.name == FAULT_POINT_TARGET]
+            since = max(deaths, default=None)
+        else:
+            since = injection.alive_again
+        if (
+            since is not None
+            and _recovered_at(history, target or FAULT_POINT_TARGET, since) is None
+        ):
+            return True
+    return False
+
+
+async def _until_recovered(
+    injections: Sequence[Injection], history: History, keeper: Keeper
+) -> None:
+    for _ in range(int(RECOVERY_WAIT / RECOVERY_POLL)):
+        if not _pending(injections, history, keeper):
+            return
+        await asyncio.sleep(RECOVERY_POLL)
 
 
 async def run(scenario: Scenario, workdir: Path) -> RunResult:
@@ -202,6 +267,7 @@ async def run(scenario: Scenario, workdir: Path) -> RunResult:
                 await asyncio.sleep(max(delay, 0))
                 injections.append(await asyncio.to_thread(inject, fault, chaos, keeper))
             await buyers
+            await _until_recovered(injections, history, keeper)
             await asyncio.sleep(PROBE_TAIL)
             stop_probing.set()
             await prober

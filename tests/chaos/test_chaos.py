@@ -54,6 +54,7 @@ def _assert_held(result: RunResult, tmp_path: Path) -> None:
     print(report)
     never = [f.fault for f in result.figures if f.fired and f.recovery is None]
     assert not never, f"never answered again after: {never}\n{report}"
+    assert not result.not_healed, f"ticketing up did not heal: {result.not_healed}\n{report}"
     assert result.held, report
 
 
