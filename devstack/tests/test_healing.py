@@ -69,7 +69,9 @@ def test_a_process_that_keeps_exiting_is_restarted_then_reported_as_a_crash_loop
         "orders exited with code 2; restarting in 0.1 s (restart 2)",
         "orders exited with code 2; restarting in 0.2 s (restart 3)",
     ]
-    assert str(loop.value) == "orders crashed 4 times within 60s; stopping everything."
+    assert str(loop.value) == (
+        "orders crashed 4 times in a row without getting ready; stopping everything."
+    )
     assert "cannot start: no config" in loop.value.tail
     assert unit.state == FAILED
 
@@ -108,3 +110,40 @@ def test_a_restarted_process_is_ready_again_once_it_listens(tmp_path: Path) -> N
     assert unit.pid != first
     assert unit.state == READY
     assert unit.restarts == 1
+
+
+def test_a_process_killed_each_time_after_it_got_ready_is_healed_not_a_crash_loop(
+    tmp_path: Path,
+) -> None:
+    """Killed more often than the crash-loop limit, but ready again every time: a fault
+    (or the OOM killer) keeps hitting a healthy service, and the stack keeps it up."""
+    printer, out = _printer()
+    supervisor = Supervisor(printer, tmp_path)
+    port = free_port()
+    serve = (
+        "import http.server as h; "
+        f"h.HTTPServer(('127.0.0.1', {port}), h.BaseHTTPRequestHandler).serve_forever()"
+    )
+    unit = ProcessUnit(
+        "payments",
+        supervisor=supervisor,
+        argv=[sys.executable, "-c", serve],
+        env=os.environ,
+        port=port,
+    )
+    unit.launch()
+    healer = Healer([unit], printer, ready_timeout=30, on_change=lambda: None, policy=FAST)
+    kills = FAST.crash_loop_crashes + 2
+
+    for kill in range(1, kills + 1):
+        unit.kill()
+        deadline = time.monotonic() + 30
+        while out.getvalue().count("is ready again") < kill and time.monotonic() < deadline:
+            healer.tick()
+            time.sleep(0.02)
+    supervisor.stop(supervisor.processes)
+    supervisor.close()
+
+    assert out.getvalue().count("payments is ready again") == kills
+    assert unit.restarts == kills
+    assert unit.state == READY

@@ -95,7 +95,8 @@ def up(
     Stripe sandbox that understands Stripe's test cards stands in. Other environment
     variables reach the services. A process that exits is restarted after a back-off
     (0.5 s, doubling up to 10 s) while the others keep running; one that crashes 5
-    times within a minute stops everything, with exit code 1. No process outlives
+    times in a row without getting ready stops everything, with exit code 1. No
+    process outlives
     this command, however it ends. Only one instance runs per data directory.
     """
     # pgserver's platformdirs warns about XDG_RUNTIME_DIR, which nothing here uses.

@@ -5,8 +5,8 @@ Each process ``ticketing up`` runs (server, Stripe sandbox, service, gateway) is
 probed for readiness. ``Healer.tick`` is called from the main thread a few times a
 second; it notices a process that exited, restarts it after a back-off that doubles
 with each crash in a row (as Kubernetes' ``restartPolicy: Always`` does), announces
-it and its return to readiness, and reports a unit that crashes too often so the
-stack can stop. The others keep running meanwhile.
+it and its return to readiness, and reports a unit that keeps crashing without ever
+getting ready (a crash loop) so the stack can stop. The others keep running meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import contextlib
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -46,8 +45,9 @@ class RestartPolicy:
     stable_after: float = 30.0
     """Up and ready this long, a unit's next crash starts from ``first_delay`` again."""
     crash_loop_crashes: int = 5
-    crash_loop_window: float = 60.0
-    """This many crashes within this many seconds is a crash loop: the stack stops."""
+    """This many crashes in a row with no return to readiness between them is a crash
+    loop: the stack stops. A process that gets ready again and is then killed (a fault,
+    the OOM killer) is healing, not looping, however often that happens."""
 
     def delay(self, crashes_in_a_row: int) -> float:
         return backoff(crashes_in_a_row, self.first_delay, self.max_delay)
@@ -61,7 +61,9 @@ class Unit(ABC):
     state: str = READY
     restarts: int = 0
     crashes_in_a_row: int = 0
-    crash_times: deque[float] = field(default_factory=deque)
+    """Crashes since it was last ready for ``stable_after`` s: sets the back-off."""
+    crashes_unready: int = 0
+    """Crashes since it was last ready at all: a crash loop when it reaches the limit."""
     ready_since: float = field(default_factory=time.monotonic)
     started_at: float = 0.0
     restart_at: float = 0.0
@@ -176,12 +178,12 @@ class ProcessUnit(Unit):
 
 
 class CrashLoopError(Exception):
-    """A unit crashed ``crash_loop_crashes`` times within ``crash_loop_window``."""
+    """A unit crashed ``crash_loop_crashes`` times in a row without getting ready."""
 
-    def __init__(self, unit: Unit, policy: RestartPolicy) -> None:
+    def __init__(self, unit: Unit) -> None:
         super().__init__(
-            f"{unit.name} crashed {len(unit.crash_times)} times within "
-            f"{policy.crash_loop_window:.0f}s; stopping everything."
+            f"{unit.name} crashed {unit.crashes_unready} times in a row without getting "
+            "ready; stopping everything."
         )
         self.unit = unit
         self.tail = unit.last_lines()
@@ -225,6 +227,7 @@ class Healer:
                 if unit.probe(self._client):
                     unit.state = READY
                     unit.ready_since = time.monotonic()
+                    unit.crashes_unready = 0
                     self.printer.say(f"{unit.name} is ready again (PID {unit.pid}).", "green")
                     self.on_change()
                 elif now - unit.started_at > self.ready_timeout:
@@ -246,14 +249,12 @@ class Healer:
 
     def _crashed(self, unit: Unit, reason: str) -> None:
         now = time.monotonic()
-        unit.crash_times.append(now)
-        while unit.crash_times and now - unit.crash_times[0] > self.policy.crash_loop_window:
-            unit.crash_times.popleft()
+        unit.crashes_unready += 1
         unit.crashes_in_a_row += 1
-        if len(unit.crash_times) >= self.policy.crash_loop_crashes:
+        if unit.crashes_unready >= self.policy.crash_loop_crashes:
             unit.state = FAILED
             self.on_change()
-            raise CrashLoopError(unit, self.policy)
+            raise CrashLoopError(unit)
         delay = self.policy.delay(unit.crashes_in_a_row)
         unit.restarts += 1
         unit.state = RESTARTING
