@@ -76,21 +76,26 @@ def test_a_process_that_keeps_exiting_is_restarted_then_reported_as_a_crash_loop
     assert unit.state == FAILED
 
 
-def test_a_restarted_process_is_ready_again_once_it_listens(tmp_path: Path) -> None:
-    printer, out = _printer()
-    supervisor = Supervisor(printer, tmp_path)
+def _listening_unit(name: str, supervisor: Supervisor) -> ProcessUnit:
+    """A unit whose process listens on its port (ready) until it is killed."""
     port = free_port()
     serve = (
         "import http.server as h; "
         f"h.HTTPServer(('127.0.0.1', {port}), h.BaseHTTPRequestHandler).serve_forever()"
     )
-    unit = ProcessUnit(
-        "gateway",
+    return ProcessUnit(
+        name,
         supervisor=supervisor,
         argv=[sys.executable, "-c", serve],
         env=os.environ,
         port=port,
     )
+
+
+def test_a_restarted_process_is_ready_again_once_it_listens(tmp_path: Path) -> None:
+    printer, out = _printer()
+    supervisor = Supervisor(printer, tmp_path)
+    unit = _listening_unit("gateway", supervisor)
     unit.launch()
     healer = Healer([unit], printer, ready_timeout=30, on_change=lambda: None, policy=FAST)
     first = unit.pid
@@ -119,18 +124,7 @@ def test_a_process_killed_each_time_after_it_got_ready_is_healed_not_a_crash_loo
     (or the OOM killer) keeps hitting a healthy service, and the stack keeps it up."""
     printer, out = _printer()
     supervisor = Supervisor(printer, tmp_path)
-    port = free_port()
-    serve = (
-        "import http.server as h; "
-        f"h.HTTPServer(('127.0.0.1', {port}), h.BaseHTTPRequestHandler).serve_forever()"
-    )
-    unit = ProcessUnit(
-        "payments",
-        supervisor=supervisor,
-        argv=[sys.executable, "-c", serve],
-        env=os.environ,
-        port=port,
-    )
+    unit = _listening_unit("payments", supervisor)
     unit.launch()
     healer = Healer([unit], printer, ready_timeout=30, on_change=lambda: None, policy=FAST)
     kills = FAST.crash_loop_crashes + 2
