@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -152,18 +152,23 @@ def _failing_router() -> APIRouter:
     return router
 
 
-def _one_connection(url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=1))
-
-
-async def test_unexpected_error_is_a_500_that_leaves_the_connection_usable() -> None:
-    app = create_service_app(
+def _failing_app() -> FastAPI:
+    """A service app with the failing routes, built as every service is."""
+    return create_service_app(
         settings=SETTINGS,
         title="probe",
         routers=[_failing_router()],
         runtime=ServiceRuntime(),
         configure_logs=False,
     )
+
+
+def _one_connection(url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=1))
+
+
+async def test_unexpected_error_is_a_500_that_leaves_the_connection_usable() -> None:
+    app = _failing_app()
     async with serve_app(app) as served, _one_connection(served.url) as client:
         before = await client.get("/port")
         failed = await client.get("/boom", headers={"X-Request-ID": "req-500"})
@@ -192,13 +197,7 @@ class _Lines(logging.Handler):
 
 
 async def test_unexpected_error_is_logged_with_the_request_id() -> None:
-    app = create_service_app(
-        settings=SETTINGS,
-        title="probe",
-        routers=[_failing_router()],
-        runtime=ServiceRuntime(),
-        configure_logs=False,
-    )
+    app = _failing_app()
     lines = _Lines()
     errors_logger = logging.getLogger("ticketing.errors")
     errors_logger.addHandler(lines)
@@ -214,13 +213,7 @@ async def test_unexpected_error_is_logged_with_the_request_id() -> None:
 
 
 async def test_error_after_the_response_started_aborts_that_connection_only() -> None:
-    app = create_service_app(
-        settings=SETTINGS,
-        title="probe",
-        routers=[_failing_router()],
-        runtime=ServiceRuntime(),
-        configure_logs=False,
-    )
+    app = _failing_app()
     async with serve_app(app) as served, _one_connection(served.url) as client:
         before = await client.get("/port")
         with pytest.raises(httpx.RemoteProtocolError):
@@ -232,13 +225,7 @@ async def test_error_after_the_response_started_aborts_that_connection_only() ->
 
 
 async def test_error_after_the_response_is_complete_keeps_the_connection() -> None:
-    app = create_service_app(
-        settings=SETTINGS,
-        title="probe",
-        routers=[_failing_router()],
-        runtime=ServiceRuntime(),
-        configure_logs=False,
-    )
+    app = _failing_app()
     async with serve_app(app) as served, _one_connection(served.url) as client:
         before = await client.get("/port")
         sent = await client.get("/after")
