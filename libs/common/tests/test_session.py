@@ -24,7 +24,7 @@ from ticketing_common.session import (
 from ticketing_common.settings import DEVELOPMENT_JWT_KEY, ServiceSettings
 
 SETTINGS = ServiceSettings(ENVIRONMENT="test", JWT_KEY="a-test-signing-key-of-at-least-32-bytes")
-USER = UserPayload(id=uuid4(), email="buyer@example.com")
+USER = UserPayload(id=uuid4(), email="buyer@example.com", sid=uuid4())
 
 router = APIRouter()
 

@@ -23,12 +23,17 @@ ALGORITHM = "HS256"
 
 
 class UserPayload(BaseModel):
-    """Who is signed in, as carried in the session token."""
+    """Who is signed in, and in which session, as carried in the session token.
+
+    ``sid`` names the session auth opened at sign-in; every token auth issues
+    for that session (renewals included) carries it, and revoking it ends them all.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     id: UUID
     email: EmailStr
+    sid: UUID
 
 
 def issue_token(user: UserPayload, settings: ServiceSettings) -> str:
@@ -36,8 +41,9 @@ def issue_token(user: UserPayload, settings: ServiceSettings) -> str:
     claims = {
         "id": str(user.id),
         "email": user.email,
+        "sid": str(user.sid),
         "iat": now,
-        "exp": now + timedelta(seconds=settings.SESSION_TTL_SECONDS),
+        "exp": now + timedelta(seconds=settings.SESSION_TOKEN_TTL_SECONDS),
     }
     return jwt.encode(claims, settings.JWT_KEY, algorithm=ALGORITHM)
 
@@ -46,7 +52,7 @@ def verify_token(token: str, settings: ServiceSettings) -> UserPayload | None:
     """The user of a valid, unexpired token; None for anything else."""
     try:
         claims = jwt.decode(
-            token, settings.JWT_KEY, algorithms=[ALGORITHM], options={"require": ["exp"]}
+            token, settings.JWT_KEY, algorithms=[ALGORITHM], options={"require": ["exp", "sid"]}
         )
         return UserPayload.model_validate(claims)
     except (jwt.InvalidTokenError, ValidationError):

@@ -33,6 +33,10 @@ class ServiceSettings(BaseSettings):
     ENVIRONMENT: Environment = Environment.PRODUCTION
     JWT_KEY: str = Field(default=DEVELOPMENT_JWT_KEY, min_length=32)
     SESSION_TTL_SECONDS: int = Field(default=7 * 24 * 3600, gt=0)
+    # The life of one session token. Auth renews it while the session lives (up to
+    # SESSION_TTL_SECONDS), so a revocation that never reached a service can only
+    # be ignored there this long.
+    SESSION_TOKEN_TTL_SECONDS: int = Field(default=15 * 60, gt=0)
     COOKIE_SECURE: bool = False
     LOG_LEVEL: str = "INFO"
     # Crash points to arm for fault-injection runs, ``name=probability,...`` (see

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
@@ -54,7 +55,7 @@ async def sign_up(
     settings: AuthSettings,
 ) -> UserRead:
     user = await service.sign_up(session, passwords, body)
-    set_session_cookie(response, UserPayload(id=user.id, email=user.email), settings)
+    set_session_cookie(response, UserPayload(id=user.id, email=user.email, sid=uuid4()), settings)
     return UserRead.model_validate(user)
 
 
@@ -69,7 +70,7 @@ async def sign_in(
     settings: AuthSettings,
 ) -> UserRead:
     user = await service.sign_in(session, passwords, throttle, body, client=client)
-    set_session_cookie(response, UserPayload(id=user.id, email=user.email), settings)
+    set_session_cookie(response, UserPayload(id=user.id, email=user.email, sid=uuid4()), settings)
     return UserRead.model_validate(user)
 
 

@@ -41,6 +41,7 @@ class EventType(StrEnum):
     EXPIRATION_COMPLETE = "expiration:complete"
     PAYMENT_CREATED = "payment:created"
     PAYMENT_REFUNDED = "payment:refunded"
+    SESSION_REVOKED = "session:revoked"
 
     @property
     def subject_suffix(self) -> str:
@@ -125,6 +126,20 @@ class PaymentRefunded(Payload):
     refund_id: str
 
 
+class SessionRevoked(Payload):
+    """A signed-in session ended before its token expired (sign-out, sign-out everywhere).
+
+    Every service that verifies session tokens refuses ``id`` until ``expires_at``,
+    the latest expiry of any token auth issued for the session; after that the
+    token is refused anyway, so the revocation can be forgotten.
+    """
+
+    event_type: ClassVar[EventType] = EventType.SESSION_REVOKED
+    id: UUID
+    user_id: UUID
+    expires_at: AwareDatetime
+
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     cls.event_type: cls
     for cls in (
@@ -135,6 +150,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
         ExpirationComplete,
         PaymentCreated,
         PaymentRefunded,
+        SessionRevoked,
     )
 }
 

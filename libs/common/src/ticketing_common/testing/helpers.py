@@ -61,7 +61,7 @@ def signed_in_cookie(
 ) -> dict[str, str]:
     """Cookies of a signed-in user, made the way auth makes them."""
     uid = user_id or uuid4()
-    user = UserPayload(id=uid, email=email or f"user-{uid.hex[:8]}@example.com")
+    user = UserPayload(id=uid, email=email or f"user-{uid.hex[:8]}@example.com", sid=uuid4())
     return {COOKIE_NAME: issue_token(user, settings)}
 
 
