@@ -53,7 +53,13 @@ class Service:
 
 
 KNOWN_SERVICES: tuple[Service, ...] = (
-    Service(name="auth", package="ticketing_auth", database=True, path_prefix="/api/users"),
+    Service(
+        name="auth",
+        package="ticketing_auth",
+        database=True,
+        path_prefix="/api/users",
+        uses_redis=True,
+    ),
     Service(
         name="tickets",
         package="ticketing_tickets",
@@ -67,6 +73,7 @@ KNOWN_SERVICES: tuple[Service, ...] = (
         database=True,
         path_prefix="/api/orders",
         uses_nats=True,
+        uses_redis=True,
     ),
     Service(
         name="payments",
@@ -74,6 +81,7 @@ KNOWN_SERVICES: tuple[Service, ...] = (
         database=True,
         path_prefix="/api/payments",
         uses_nats=True,
+        uses_redis=True,
         stripe_secret=True,
     ),
     Service(name="expiration", package="ticketing_expiration", uses_nats=True, uses_redis=True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +39,10 @@ class ServiceSettings(BaseSettings):
     # be ignored there this long.
     SESSION_TOKEN_TTL_SECONDS: int = Field(default=15 * 60, gt=0)
     COOKIE_SECURE: bool = False
+    # True only behind the gateway, which overwrites X-Forwarded-For with the real
+    # client; exposed directly, a client could name any address it likes and so
+    # escape every per-client limit.
+    TRUST_PROXY_HEADERS: bool = False
     LOG_LEVEL: str = "INFO"
     # Crash points to arm for fault-injection runs, ``name=probability,...`` (see
     # ticketing_common.faults); refused in production.
@@ -70,6 +75,25 @@ class DatabaseSettings(ServiceSettings):
 
     DATABASE_URL: str
     DATABASE_POOL_SIZE: int = Field(default=10, gt=0)
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class RedisSettings(ServiceSettings):
+    """For services that keep shared counters or jobs in Redis."""
+
+    # Required: a default of localhost is never right in a cluster, and a silent
+    # fallback would count into (or schedule jobs in) a Redis nobody runs.
+    REDIS_URL: str
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+            raise ValueError("REDIS_URL must be a redis://host:port/db, rediss:// or unix:// URL")
+        return value
 
 
 class BusSettings(ServiceSettings):

@@ -11,8 +11,9 @@ from ticketing_auth import service
 from ticketing_auth.passwords import Passwords
 from ticketing_auth.schemas import CurrentUserRead, SignIn, SignUp, UserRead
 from ticketing_auth.settings import Settings
-from ticketing_auth.throttle import SigninThrottle, client_address
+from ticketing_auth.throttle import SigninThrottle
 from ticketing_common.db import DbSession
+from ticketing_common.ratelimit import client_address
 from ticketing_common.session import (
     CurrentUser,
     UserPayload,

@@ -1,4 +1,4 @@
-"""Auth's settings: the shared database settings plus sign-in throttling and proxy trust.
+"""Auth's settings: the shared database settings plus sign-in throttling.
 
 The only place the auth service reads its environment (``UPPER_SNAKE`` names).
 """
@@ -21,7 +21,3 @@ class Settings(DatabaseSettings):
     SIGNIN_WINDOW_SECONDS: int = Field(default=15 * 60, ge=1)
     # How often expired throttle counters are deleted.
     SIGNIN_THROTTLE_PRUNE_SECONDS: float = Field(default=300, gt=0)
-
-    # True only behind the gateway, which overwrites X-Forwarded-For with the
-    # real client; exposed directly, a client could name any address it likes.
-    TRUST_PROXY_HEADERS: bool = False

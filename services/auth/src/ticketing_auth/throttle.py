@@ -15,9 +15,8 @@ The rule (limits are settings; defaults in brackets):
 * An attempt is counted *before* the password is checked and taken back when
   it succeeds, so a burst of concurrent guesses cannot get past the limit (nor
   can more than [5] simultaneous sign-ins of one email, right or wrong).
-* The client is ``request.client.host``, or the first ``X-Forwarded-For`` hop
-  when ``TRUST_PROXY_HEADERS`` is set (behind the gateway, which writes that
-  header). IPv6 clients are counted per /64, the block one subscriber gets.
+* The client is ``ticketing_common.ratelimit.client_address``: the peer, or the
+  first ``X-Forwarded-For`` hop behind the gateway, IPv6 per /64.
   (uvicorn itself rewrites ``request.client`` from ``X-Forwarded-For`` when the
   peer is in its ``--forwarded-allow-ips``, 127.0.0.1 by default.)
 
@@ -37,13 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_auth import repository
@@ -53,28 +50,6 @@ from ticketing_auth.settings import Settings
 from ticketing_common.db import Database
 
 logger = logging.getLogger("ticketing.auth.throttle")
-
-IPV6_SUBSCRIBER_PREFIX = 64
-
-
-def client_address(request: Request, *, trust_proxy_headers: bool) -> str:
-    """Who is asking, as the throttle counts it."""
-    if trust_proxy_headers:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        with contextlib.suppress(ValueError):
-            return _network_of(forwarded)
-    peer = request.client.host if request.client else ""
-    try:
-        return _network_of(peer)
-    except ValueError:
-        return peer or "unknown"
-
-
-def _network_of(address: str) -> str:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
-        return str(ipaddress.IPv6Network((ip, IPV6_SUBSCRIBER_PREFIX), strict=False))
-    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
 
 
 @dataclass(frozen=True)

@@ -6,21 +6,14 @@ It owns no database: its state is the delayed jobs in Redis.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from pydantic import Field
 
-from pydantic import Field, field_validator
-
-from ticketing_common.settings import BusSettings
-
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+from ticketing_common.settings import BusSettings, RedisSettings
 
 
-class Settings(BusSettings):
+class Settings(BusSettings, RedisSettings):
     SERVICE_NAME: str = "expiration"
 
-    # Required: a default of localhost is never right in a cluster, and a silent
-    # fallback would schedule jobs into a Redis nobody runs.
-    REDIS_URL: str
     # The arq queue (a sorted set in Redis). Empty: derived from NATS_NAMESPACE, so two
     # namespaces sharing one Redis (tests, tenants) never run each other's jobs.
     EXPIRATION_QUEUE: str = ""
@@ -37,14 +30,6 @@ class Settings(BusSettings):
     EXPIRATION_KEEP_RESULT_SECONDS: int = Field(default=24 * 3600, ge=1)
     # Lateness statistics (GET /stats) cover this many most recent firings.
     EXPIRATION_STATS_WINDOW: int = Field(default=10_000, ge=1)
-
-    @field_validator("REDIS_URL")
-    @classmethod
-    def _redis_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
-            raise ValueError("REDIS_URL must be a redis://host:port/db, rediss:// or unix:// URL")
-        return value
 
     @property
     def queue_name(self) -> str:

@@ -1,0 +1,138 @@
+"""Rate limits shared by every replica of a service, counted in Redis.
+
+Built on the ``limits`` library (its sliding-window counter: a burst at the
+edge of two windows cannot double the rate, and each key costs two Redis
+counters). A ``Limit`` names what is limited, how fast (``limits``'s notation:
+``"10/minute"``, ``"100 per hour"``) and what the client is told; ``hit``
+counts one request against one key and raises ``TooManyRequests`` (429 with
+``Retry-After``) once the key is over its rate. A refused request is not
+counted, so a client that waits for ``Retry-After`` is let through.
+
+When Redis cannot be reached the limits are not enforced (the request goes on
+and a warning is logged): a throttle outage must not become a marketplace
+outage. What must hold without Redis — the cap on one buyer's open orders,
+the failed sign-in throttle — is enforced in PostgreSQL by its service.
+
+``client_address`` is how every limit keyed "per client" names the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import ConnectionPool
+
+from ticketing_common.errors import TooManyRequests
+
+logger = logging.getLogger("ticketing.ratelimit")
+
+IPV6_SUBSCRIBER_PREFIX = 64
+
+
+def client_address(request: Request, *, trust_proxy_headers: bool) -> str:
+    """Who is asking, as every per-client limit counts it.
+
+    ``request.client.host``, or the first ``X-Forwarded-For`` hop when
+    ``trust_proxy_headers`` is set (behind the gateway, which overwrites that
+    header with the real client). IPv6 clients are counted per /64, the block
+    one subscriber gets, so rotating addresses inside it gains nothing.
+    """
+    if trust_proxy_headers:
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        with contextlib.suppress(ValueError):
+            return _network_of(forwarded)
+    peer = request.client.host if request.client else ""
+    try:
+        return _network_of(peer)
+    except ValueError:
+        return peer or "unknown"
+
+
+def _network_of(address: str) -> str:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, IPV6_SUBSCRIBER_PREFIX), strict=False))
+    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One rule: at most ``rate`` requests per key (e.g. ``"10/minute"``)."""
+
+    name: str
+    """Part of the Redis key, so two rules never share a counter (``orders-per-user``)."""
+    rate: str
+    message: str
+    """What the refused client reads, in the shared error shape."""
+
+    @property
+    def item(self) -> RateLimitItem:
+        return parse(self.rate)
+
+
+def _storage_uri(redis_url: str) -> str:
+    """``limits`` names its asyncio Redis backends ``async+redis://`` (or ``+unix``)."""
+    parts = urlsplit(redis_url)
+    scheme = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+    return urlunsplit(parts._replace(scheme=scheme.get(parts.scheme, parts.scheme)))
+
+
+class RateLimiter:
+    """The limits of one service, counted in the Redis at ``redis_url``.
+
+    ``key_prefix`` separates namespaces that share one Redis (tests, tenants).
+    """
+
+    def __init__(self, redis_url: str, *, key_prefix: str) -> None:
+        # Our own pool, so the limiter's connections close with the app; short timeouts,
+        # so a Redis outage delays a request by at most a second before it goes on.
+        self._pool: ConnectionPool[Any] = ConnectionPool.from_url(
+            redis_url, socket_timeout=1, socket_connect_timeout=1
+        )
+        self._storage = RedisStorage(
+            _storage_uri(redis_url),
+            implementation="redispy",
+            key_prefix=key_prefix,
+            wrap_exceptions=True,
+            # A documented option that limits' annotation of ``**options`` leaves out.
+            connection_pool=self._pool,  # type: ignore[arg-type]
+        )
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+
+    async def hit(self, limit: Limit, *key: str) -> None:
+        """Count one request of ``key`` against ``limit``; 429 once it is over."""
+        item = limit.item
+        try:
+            allowed = await self._limiter.hit(item, limit.name, *key)
+            if allowed:
+                return
+            stats = await self._limiter.get_window_stats(item, limit.name, *key)
+        except Exception:
+            logger.warning(
+                "rate limit not enforced: Redis unreachable", extra={"limit": limit.name}
+            )
+            return
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise TooManyRequests(limit.message, retry_after=retry_after)
+
+    async def reset(self, limit: Limit, *key: str) -> None:
+        """Forget ``key``'s count under ``limit`` (an operator's or a test's tool)."""
+        await self._limiter.clear(limit.item, limit.name, *key)
+
+    async def ping(self) -> None:
+        if not await self._storage.check():
+            raise ConnectionError("redis unreachable")
+
+    async def close(self) -> None:
+        await self._pool.disconnect()
