@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, text
@@ -23,6 +23,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from ticketing_common.state import app_state
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # Stable constraint names, so Alembic migrations can refer to them.
 NAMING_CONVENTION = {
@@ -104,12 +107,20 @@ def migrations_dir(package: str) -> Path:
     return Path(module.__file__).parent / "migrations"
 
 
-def upgrade_to_head(package: str, database_url: str) -> None:
-    """Run a service's Alembic migrations to head (synchronously, before it serves)."""
-    from alembic import command
+def alembic_config(package: str, database_url: str) -> Config:
+    """The Alembic configuration of a service's migrations against ``database_url``."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir(package)))
+    # Alembic's options are ConfigParser values, where "%" starts an interpolation: a
+    # %-encoded character of a password would break the URL unless doubled.
     config.set_main_option("sqlalchemy.url", asyncpg_url(database_url).replace("%", "%%"))
-    command.upgrade(config, "head")
+    return config
+
+
+def upgrade_to_head(package: str, database_url: str) -> None:
+    """Run a service's Alembic migrations to head (synchronously, before it serves)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(package, database_url), "head")

@@ -7,12 +7,11 @@ import asyncio
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import Connection
 
-from ticketing_common.db import Database, asyncpg_url, migrations_dir, upgrade_to_head
+from ticketing_common.db import Database, alembic_config, upgrade_to_head
 
 
 def _merged(metadatas: tuple[MetaData, ...]) -> MetaData:
@@ -53,9 +52,7 @@ async def table_names(database_url: str) -> set[str]:
 
 
 async def downgrade_to_base(package: str, database_url: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir(package)))
-    config.set_main_option("sqlalchemy.url", asyncpg_url(database_url))
+    config = alembic_config(package, database_url)
     await asyncio.to_thread(command.downgrade, config, "base")
 
 
