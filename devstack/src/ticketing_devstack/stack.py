@@ -211,9 +211,6 @@ def service_environments(
         common["NATS_URL"] = backends.nats_url
     if backends.redis_url:
         common["REDIS_URL"] = backends.redis_url
-    for name, port in ports.items():
-        # Direct addresses, for a service that must bypass the gateway.
-        common[f"{name.upper()}_SERVICE_URL"] = f"http://{HOST}:{port}"
     envs = {}
     for service in services:
         env = dict(common, SERVICE_NAME=service.name, PORT=str(ports[service.name]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticketing_common.errors import BadRequest, Conflict, Forbidden, NotFound
+from ticketing_common.errors import Conflict, Forbidden, NotFound
 
 
 class TicketNotFound(NotFound):
@@ -15,7 +15,3 @@ class NotTheSeller(Forbidden):
 
 class TicketReserved(Conflict):
     message = "Ticket is reserved"
-
-
-class InvalidPaging(BadRequest):
-    message = "Invalid paging parameters"

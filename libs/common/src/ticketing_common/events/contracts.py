@@ -209,7 +209,3 @@ class Subjects:
 
     def dead_letter(self, service: str, event_type: EventType) -> str:
         return f"{self.namespace}.dead.{service}.{event_type.subject_suffix}"
-
-    def event_type_of(self, subject: str) -> EventType:
-        suffix = subject.removeprefix(f"{self.namespace}.events.")
-        return EventType(suffix.replace(".", ":", 1))
