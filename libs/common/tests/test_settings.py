@@ -31,7 +31,7 @@ def test_the_length_is_counted_in_bytes_not_characters() -> None:
     # Two bytes each in UTF-8: 16 characters are 32 bytes, so accepted; 31 bytes are not.
     wide = "".join(secrets.choice("éüøß") for _ in range(16))
 
-    assert ServiceSettings(ENVIRONMENT="production", JWT_KEY=wide).JWT_KEY == wide
+    assert wide == ServiceSettings(ENVIRONMENT="production", JWT_KEY=wide).JWT_KEY
     with pytest.raises(ValidationError, match="at least 32 bytes"):
         ServiceSettings(ENVIRONMENT="production", JWT_KEY=wide[:15] + "x")
 
@@ -47,7 +47,7 @@ def test_production_refuses_every_key_published_in_the_repository(key: str) -> N
 @pytest.mark.parametrize("environment", ["development", "test"])
 def test_development_and_tests_accept_published_keys(environment: str) -> None:
     for key in PUBLISHED_JWT_KEYS:
-        assert ServiceSettings(ENVIRONMENT=environment, JWT_KEY=key).JWT_KEY == key
+        assert key == ServiceSettings(ENVIRONMENT=environment, JWT_KEY=key).JWT_KEY
 
 
 def test_production_accepts_a_secret_key() -> None:

@@ -282,7 +282,17 @@ def create_service_app(
             await runtime.stop()
             logger.info("stopped")
 
-    app = FastAPI(title=title, lifespan=lifespan, responses=ERROR_RESPONSES)
+    # The docs pages load Swagger UI's script from a CDN onto the site's own origin:
+    # only where API_DOCS_ENABLED (by default development and tests), else 404.
+    docs = settings.API_DOCS_ENABLED
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.database = runtime.database
@@ -305,7 +315,7 @@ def create_service_app(
             )
         return JSONResponse({"status": "ready"})
 
-    if docs_prefix is not None:
+    if docs_prefix is not None and docs:
         # Before the routers: a route like ``{prefix}/{id}`` would otherwise shadow the docs.
         _mount_docs(app, docs_prefix)
     for router in routers:
