@@ -102,8 +102,8 @@ def test_a_refused_setting_never_echoes_the_secrets_beside_it() -> None:
             ENVIRONMENT="production",
             JWT_KEY=key,
             DATABASE_URL=f"postgresql://app:{password}@db:5432/app",
-            DATABASE_POOL_SIZE="many",  # type: ignore[arg-type]
-            STRIPE_SECRET_KEY=stripe_key,  # type: ignore[arg-type]
+            DATABASE_POOL_SIZE="many",
+            STRIPE_SECRET_KEY=stripe_key,
         )
 
     message = str(refused.value)
