@@ -27,7 +27,7 @@ def test_settings_accept_a_real_jwt_key_in_production() -> None:
     key = secrets.token_urlsafe(32)
     settings = Settings(DATABASE_URL=URL, ENVIRONMENT="production", JWT_KEY=key)
 
-    assert settings.JWT_KEY == key
+    assert key == settings.JWT_KEY
 
 
 def test_settings_accept_the_development_key_in_tests() -> None:
