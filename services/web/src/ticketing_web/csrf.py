@@ -56,10 +56,15 @@ def is_valid(token: str, binding: str, settings: ServiceSettings) -> bool:
 def _session_binding(request: Request, settings: ServiceSettings) -> str | None:
     """The signed-in session this request carries, or None."""
     token = request.cookies.get(session.COOKIE_NAME)
-    if not token or session.verify_token(token, settings) is None:
+    user = session.verify_token(token, settings) if token else None
+    if token is None or user is None:
         return None
-    # The session's identity: a digest of its token. Once the token carries a session id
-    # (`sid`), that id replaces the digest here, so a renewed token keeps its forms valid.
+    # The session's id (`sid`) where the token carries one: it outlives a renewed token,
+    # so renewing a session keeps its pages' forms valid. Without one, a digest of the
+    # token itself: then a form rendered before a renewal is refused and must be reloaded.
+    sid = getattr(user, "sid", None)
+    if sid is not None:
+        return f"session:{sid}"
     return "session:" + hashlib.sha256(token.encode()).hexdigest()
 
 
