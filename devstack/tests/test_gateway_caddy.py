@@ -3,16 +3,22 @@ local HTTP servers: requests reach the service their path prefix names."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from ticketing_common.app import MAX_BODY_BYTES
 from ticketing_common.embedded import free_port, scripts_binary, wait_for_port
 from ticketing_devstack.gateway import (
     UNAVAILABLE_BODY,
@@ -185,3 +191,135 @@ def test_a_request_that_arrives_while_its_service_restarts_waits_and_succeeds(
 
     assert answers[0].status_code == 200
     assert answers[0].json()["service"] == "orders"
+
+
+@pytest.fixture(scope="module")
+def probe_service() -> Iterator[tuple[int, psutil.Process]]:
+    """A real service process (the shared app under uvicorn) and its port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "body_probe:create",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, proc, "probe", timeout=30)
+    yield port, psutil.Process(proc.pid)
+    proc.terminate()
+    proc.wait(10)
+
+
+BIG_BODY_BYTES = 100 * 1024 * 1024
+
+
+def _stream(total: int) -> Iterator[bytes]:
+    chunk = b"x" * (1024 * 1024)
+    for _ in range(total // len(chunk)):
+        yield chunk
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_100_mb_body_through_the_gateway_is_a_json_413_and_the_service_memory_stays_flat(
+    gateway: GatewayFactory, probe_service: tuple[int, psutil.Process], declared: bool
+) -> None:
+    port, service = probe_service
+    url = gateway({"tickets": port})
+    headers = {"Content-Type": "application/json"}
+    if declared:
+        headers["Content-Length"] = str(BIG_BODY_BYTES)
+    before = service.memory_info().rss
+
+    response = httpx.post(
+        url + "/api/tickets", content=_stream(BIG_BODY_BYTES), headers=headers, timeout=60
+    )
+
+    grown = service.memory_info().rss - before
+    assert response.status_code == 413
+    assert response.json() == {"errors": [{"message": "Request body too large"}]}
+    # The issue saw 105 MB grow to 489 MB; a bounded body costs at most a few MB.
+    assert grown < 16 * 1024 * 1024, f"the service grew by {grown / 2**20:.1f} MiB"
+
+
+def test_a_body_within_the_limit_still_reaches_the_service(
+    gateway: GatewayFactory, probe_service: tuple[int, psutil.Process]
+) -> None:
+    port, _ = probe_service
+    url = gateway({"tickets": port})
+    padded = {"title": "x" * (MAX_BODY_BYTES - 100), "price": 1}
+
+    response = httpx.post(url + "/api/tickets", json=padded)
+
+    assert response.status_code == 401  # reached the service: it asks for a session
+
+
+def _raw_status(url: str, target: str, headers: str = "") -> int:
+    """The status line's code for a request sent as raw bytes: httpx itself refuses a
+    URL over 64 KiB, and a client that sends one must still get a clear answer."""
+    port = int(url.rsplit(":", 1)[1])
+    request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request.encode())
+        status_line = connection.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
+def test_the_gateway_bounds_headers_and_urls_with_a_clear_4xx(
+    backends: dict[str, int], gateway: GatewayFactory
+) -> None:
+    url = gateway(backends)
+    path = "/api/users/currentuser"
+
+    big_header = _raw_status(url, path, headers=f"X-Big: {'x' * 64 * 1024}\r\n")
+    long_url = _raw_status(url, f"{path}?q={'x' * 100 * 1024}")
+    fine = _raw_status(url, path, headers=f"X-Big: {'x' * 8 * 1024}\r\n")
+
+    assert big_header == 431
+    assert long_url in (414, 431)
+    assert fine == 200
+
+
+def test_the_gateway_itself_cuts_a_body_over_the_limit(gateway: GatewayFactory) -> None:
+    """In front of a server that would read any body, Caddy passes on at most the
+    limit and answers 413 in the shared error shape itself."""
+    received: list[int] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            total = 0
+            with contextlib.suppress(OSError):
+                while chunk := self.rfile.read1(65536):
+                    total += len(chunk)
+            received.append(total)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = gateway({"payments": server.server_address[1]})
+
+    response = httpx.post(url + "/api/payments", content=_stream(20 * 1024 * 1024), timeout=60)
+    server.shutdown()
+    server.server_close()
+
+    assert response.status_code == 413
+    assert response.json() == {"errors": [{"message": "Request body too large"}]}
+    # Counted on the wire: the limit plus the chunked encoding's framing, never the 20 MB.
+    assert received
+    assert all(total <= MAX_BODY_BYTES + 16 * 1024 for total in received)

@@ -25,7 +25,7 @@ def test_each_prefix_matches_itself_and_its_subpaths_and_proxies_to_its_service(
 
     routes = doc["apps"]["http"]["servers"]["gateway"]["routes"]
     matched = {
-        tuple(route["match"][0]["path"]): route["handle"][0]["upstreams"][0]["dial"]
+        tuple(route["match"][0]["path"]): route["handle"][-1]["upstreams"][0]["dial"]
         for route in routes
         if "match" in route
     }
@@ -42,7 +42,7 @@ def test_catch_all_route_is_last_and_has_no_matcher(tmp_path: Path) -> None:
 
     routes = doc["apps"]["http"]["servers"]["gateway"]["routes"]
     assert "match" not in routes[-1]
-    assert routes[-1]["handle"][0]["upstreams"] == [{"dial": "127.0.0.1:9005"}]
+    assert routes[-1]["handle"][-1]["upstreams"] == [{"dial": "127.0.0.1:9005"}]
     assert all("match" in route for route in routes[:-1])
 
 

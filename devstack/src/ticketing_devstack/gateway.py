@@ -11,6 +11,10 @@ and retried for up to ``RETRY_SECONDS`` (``try_duration``), so one that comes
 during a restart of a few seconds still succeeds. Caddy only retries what is safe: a request whose
 connection could not be made, or a GET whose connection broke. After that the
 client gets a 503 (502 for a broken connection) in the shared error shape.
+
+Caddy bounds what a client may send before a service sees it: a request body over
+the services' own limit (``MAX_BODY_BYTES``) is a 413 in the shared error shape,
+and a request line plus headers over ``MAX_HEADER_BYTES`` a 431.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
+from ticketing_common.app import MAX_BODY_BYTES
 from ticketing_devstack.registry import CATCH_ALL
 
 HOST = "127.0.0.1"
@@ -32,6 +37,10 @@ NOT_FOUND_BODY = '{"errors": [{"message": "Not found"}]}'
 UNAVAILABLE_BODY = (
     '{"errors": [{"message": "The service is unavailable or restarting; try again shortly"}]}'
 )
+TOO_LARGE_BODY = '{"errors": [{"message": "Request body too large"}]}'
+# Request line and headers together: room for a long URL and a full cookie jar, far
+# below Go's default of 1 MiB that a service would otherwise have to parse.
+MAX_HEADER_BYTES = 32 * 1024
 RETRY_SECONDS = 5.0
 HEALTH_CHECK_URI = "/readyz"
 # How long Caddy keeps an idle connection to a service. Services keep theirs open
@@ -70,9 +79,21 @@ def _proxy(upstream_port: int, retry_seconds: float) -> Json:
 
 
 def _error_routes() -> list[Json]:
-    """What the client gets when Caddy itself fails a request (no upstream available,
-    the connection to it broke): the status Caddy chose, in the shared error shape."""
+    """What the client gets when Caddy itself fails a request (a body over the limit, no
+    upstream available, the connection to it broke): the status Caddy chose, in the
+    shared error shape."""
     return [
+        {
+            "match": [{"vars": {"{http.error.status_code}": ["413"]}}],
+            "handle": [
+                {
+                    "handler": "static_response",
+                    "status_code": 413,
+                    "headers": {"Content-Type": ["application/json"], "Connection": ["close"]},
+                    "body": TOO_LARGE_BODY,
+                }
+            ],
+        },
         {
             "handle": [
                 {
@@ -82,7 +103,7 @@ def _error_routes() -> list[Json]:
                     "body": UNAVAILABLE_BODY,
                 }
             ]
-        }
+        },
     ]
 
 
@@ -104,7 +125,11 @@ def caddy_config(
         if service not in upstreams:
             continue
         route: dict[str, Json] = {
-            "handle": [_proxy(upstreams[service], retry_seconds)],
+            "handle": [
+                # The same limit as the services', enforced before a byte reaches them.
+                {"handler": "request_body", "max_size": MAX_BODY_BYTES},
+                _proxy(upstreams[service], retry_seconds),
+            ],
             "terminal": True,
         }
         if prefix == CATCH_ALL:
@@ -138,6 +163,7 @@ def caddy_config(
                 "servers": {
                     "gateway": {
                         "listen": [f"{HOST}:{listen_port}"],
+                        "max_header_bytes": MAX_HEADER_BYTES,
                         "automatic_https": {"disable": True},
                         # Plain HTTP on loopback: HTTP/2 and HTTP/3 would need TLS.
                         "protocols": ["h1"],

@@ -3,6 +3,7 @@ and is refused in production."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import sys
@@ -44,9 +45,11 @@ def test_settings_read_fault_points_and_refuse_them_in_production(
     monkeypatch.setenv("FAULT_POINTS", "payments.after_charge=0.3")
     assert ServiceSettings(ENVIRONMENT="development").FAULT_POINTS == {"payments.after_charge": 0.3}
     with pytest.raises(ValidationError, match="refused in production"):
-        ServiceSettings(ENVIRONMENT="production", JWT_KEY="x" * 40)
+        ServiceSettings(ENVIRONMENT="production", JWT_KEY=secrets.token_hex(32))
     monkeypatch.delenv("FAULT_POINTS")
-    assert ServiceSettings(ENVIRONMENT="production", JWT_KEY="x" * 40).FAULT_POINTS == {}
+    assert (
+        ServiceSettings(ENVIRONMENT="production", JWT_KEY=secrets.token_hex(32)).FAULT_POINTS == {}
+    )
 
 
 def test_an_armed_crash_point_kills_the_process_by_sigkill() -> None:

@@ -17,10 +17,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -266,9 +267,10 @@ def create_service_app(
     configure_logs: bool = True,
     docs_prefix: str | None = None,
 ) -> FastAPI:
-    """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) serves the OpenAPI
-    document and Swagger UI under that prefix too, since the gateway routes only the
-    service's prefix to it."""
+    """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) is where its API lives:
+    with ``API_DOCS_ENABLED``, the OpenAPI document and Swagger UI are served there (the
+    gateway routes only the service's prefix to it) and at the root. A service without
+    one (web pages, an operator's endpoint) serves no API docs."""
     if configure_logs:
         configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
 
@@ -282,7 +284,16 @@ def create_service_app(
             await runtime.stop()
             logger.info("stopped")
 
-    app = FastAPI(title=title, lifespan=lifespan, responses=ERROR_RESPONSES)
+    # FastAPI's own docs pages load their scripts from a CDN onto the site's origin;
+    # _mount_docs serves Swagger UI from the service itself instead.
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.database = runtime.database
@@ -305,7 +316,7 @@ def create_service_app(
             )
         return JSONResponse({"status": "ready"})
 
-    if docs_prefix is not None:
+    if docs_prefix is not None and settings.API_DOCS_ENABLED:
         # Before the routers: a route like ``{prefix}/{id}`` would otherwise shadow the docs.
         _mount_docs(app, docs_prefix)
     for router in routers:
@@ -313,14 +324,52 @@ def create_service_app(
     return app
 
 
-def _mount_docs(app: FastAPI, prefix: str) -> None:
-    """The OpenAPI document and Swagger UI under ``prefix``, besides FastAPI's own."""
-    openapi_url = f"{prefix}/openapi.json"
+# Swagger UI's files as the fastapi-swagger package ships them (its version pinned in
+# the lock): name under ``{prefix}/docs/`` -> (file, media type).
+_SWAGGER_ASSETS = {
+    "swagger-ui-bundle.js": ("swagger-ui-bundle.js", "text/javascript"),
+    "swagger-ui.css": ("swagger-ui.css", "text/css"),
+    "favicon.png": ("favicon-32x32.png", "image/png"),
+}
 
-    @app.get(openapi_url, include_in_schema=False)
+
+def _mount_docs(app: FastAPI, prefix: str) -> None:
+    """The OpenAPI document and Swagger UI under ``prefix`` and at the root, the page's
+    script and stylesheet served from under ``prefix``: nothing from another origin."""
+    assets = files("fastapi_swagger.resources")
+    contents = {
+        name: (assets.joinpath(file).read_bytes(), media_type)
+        for name, (file, media_type) in _SWAGGER_ASSETS.items()
+    }
+
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get(f"{prefix}/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - Swagger UI")
+    def page(base: str) -> Callable[[], Awaitable[HTMLResponse]]:
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(
+                openapi_url=f"{base}/openapi.json",
+                title=f"{app.title} - Swagger UI",
+                swagger_js_url=f"{prefix}/docs/swagger-ui-bundle.js",
+                swagger_css_url=f"{prefix}/docs/swagger-ui.css",
+                swagger_favicon_url=f"{prefix}/docs/favicon.png",
+                # Swagger UI would otherwise show a badge fetched from swagger.io.
+                swagger_ui_parameters={"validatorUrl": None},
+            )
+
+        return docs
+
+    def asset(name: str) -> Callable[[], Awaitable[Response]]:
+        body, media_type = contents[name]
+
+        async def serve() -> Response:
+            # Its name does not change with its content: browsers revalidate after a day.
+            return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=86400"})
+
+        return serve
+
+    for base in ("", prefix):
+        app.add_api_route(f"{base}/openapi.json", openapi, include_in_schema=False)
+        app.add_api_route(f"{base}/docs", page(base), include_in_schema=False)
+    for name in contents:
+        app.add_api_route(f"{prefix}/docs/{name}", asset(name), include_in_schema=False)

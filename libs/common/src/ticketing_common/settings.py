@@ -1,14 +1,16 @@
 """The settings base every service extends: the only place that reads the environment.
 
-Names are the ``UPPER_SNAKE`` environment variables. The development JWT key is
-refused outside development and tests, so a forgotten secret fails at start-up,
-not in production traffic.
+Names are the ``UPPER_SNAKE`` environment variables. Outside development and tests a
+service refuses to start unsafe: a JWT key shorter than 32 bytes or published in
+this repository (``PUBLISHED_JWT_KEYS``) is refused, session cookies are ``Secure``
+and the API docs pages are off unless set otherwise. A validation error never
+echoes the values it was given, so no secret reaches a log.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -17,6 +19,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ticketing_common.faults import parse_fault_points
 
 DEVELOPMENT_JWT_KEY = "development-only-jwt-key-never-use-in-production"
+# Every JWT key written in this repository (manifests, tests, docs): anyone can read
+# them, so none may sign production sessions. A test scans the repository for keys
+# and fails on one missing here.
+PUBLISHED_JWT_KEYS = frozenset(
+    {
+        DEVELOPMENT_JWT_KEY,
+        "development-cluster-jwt-key-0123456789abcdef",  # infra/k8s/overlays/dev
+        "a-test-signing-key-of-at-least-32-bytes",
+        "another-signing-key-of-at-least-32-bytes",
+        "x" * 40,
+        "s3cret-" * 6,
+    }
+)
+MIN_JWT_KEY_BYTES = 32
 
 
 class Environment(StrEnum):
@@ -25,28 +41,58 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+_LOCAL_ENVIRONMENTS = frozenset({Environment.DEVELOPMENT, Environment.TEST})
+
+
 class ServiceSettings(BaseSettings):
     """Settings shared by every service; a service subclasses it and adds its own."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused JWT_KEY, Stripe key or database URL (with its
+    # password) must not be printed in the start-up error.
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     SERVICE_NAME: str = "service"
     ENVIRONMENT: Environment = Environment.PRODUCTION
-    JWT_KEY: str = Field(default=DEVELOPMENT_JWT_KEY, min_length=32)
+    JWT_KEY: str = Field(default=DEVELOPMENT_JWT_KEY, repr=False)
     SESSION_TTL_SECONDS: int = Field(default=7 * 24 * 3600, gt=0)
     # The life of one session token. Auth renews it while the session lives (up to
     # SESSION_TTL_SECONDS), so a revocation that never reached a service can only
     # be ignored there this long.
     SESSION_TOKEN_TTL_SECONDS: int = Field(default=15 * 60, gt=0)
-    COOKIE_SECURE: bool = False
+    # Unset: true outside development and tests (see _production_defaults), so a
+    # deployment served over HTTPS never sends the session cookie in clear by default.
+    COOKIE_SECURE: bool = True
     # True only behind the gateway, which overwrites X-Forwarded-For with the real
     # client; exposed directly, a client could name any address it likes and so
     # escape every per-client limit.
     TRUST_PROXY_HEADERS: bool = False
+    # Swagger UI and the OpenAPI document; unset: on in development and tests only.
+    API_DOCS_ENABLED: bool = False
     LOG_LEVEL: str = "INFO"
     # Crash points to arm for fault-injection runs, ``name=probability,...`` (see
     # ticketing_common.faults); refused in production.
     FAULT_POINTS: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _production_defaults(cls, data: Any) -> Any:
+        """Defaults that depend on ENVIRONMENT: safe in production, convenient locally
+        (``ticketing up`` and the tests serve plain HTTP on 127.0.0.1)."""
+        if not isinstance(data, dict):
+            return data
+        local = str(data.get("ENVIRONMENT", Environment.PRODUCTION)) in _LOCAL_ENVIRONMENTS
+        defaults = {"COOKIE_SECURE": not local, "API_DOCS_ENABLED": local}
+        return {**defaults, **{name: value for name, value in data.items() if value is not None}}
+
+    @field_validator("JWT_KEY")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        # Bytes, not characters: HMAC-SHA256 keys are bytes, and 32 of them is its strength.
+        if len(value.encode()) < MIN_JWT_KEY_BYTES:
+            raise ValueError(f"JWT_KEY must be at least {MIN_JWT_KEY_BYTES} bytes long")
+        return value
 
     @field_validator("FAULT_POINTS", mode="before")
     @classmethod
@@ -60,20 +106,19 @@ class ServiceSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _refuse_development_key(self) -> Self:
-        development = self.ENVIRONMENT in {Environment.DEVELOPMENT, Environment.TEST}
-        if self.JWT_KEY == DEVELOPMENT_JWT_KEY and not development:
-            raise ValueError(
-                f"JWT_KEY must be set to a secret in {self.ENVIRONMENT.value}; "
-                "the development key is only accepted when ENVIRONMENT=development"
-            )
-        return self
+    def _refuse_published_keys(self) -> Self:
+        if self.ENVIRONMENT in _LOCAL_ENVIRONMENTS or self.JWT_KEY not in PUBLISHED_JWT_KEYS:
+            return self
+        raise ValueError(
+            f"JWT_KEY must be set to a secret in {self.ENVIRONMENT.value}; "
+            "this key is published in the repository (development or test key)"
+        )
 
 
 class DatabaseSettings(ServiceSettings):
     """For services that own a PostgreSQL database."""
 
-    DATABASE_URL: str
+    DATABASE_URL: str = Field(repr=False)
     DATABASE_POOL_SIZE: int = Field(default=10, gt=0)
 
 
@@ -85,7 +130,7 @@ class RedisSettings(ServiceSettings):
 
     # Required: a default of localhost is never right in a cluster, and a silent
     # fallback would count into (or schedule jobs in) a Redis nobody runs.
-    REDIS_URL: str
+    REDIS_URL: str = Field(repr=False)
 
     @field_validator("REDIS_URL")
     @classmethod

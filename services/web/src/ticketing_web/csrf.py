@@ -1,12 +1,16 @@
-"""CSRF protection of every form: a signed per-browser token, and same-site posts only.
+"""CSRF protection of every form: a token bound to the browser's session, and
+same-origin posts only.
 
-A browser gets a random token in the ``csrf`` cookie, signed with an HMAC under a
-key derived from ``JWT_KEY`` (so nobody can mint one, e.g. by planting a cookie
-from a sibling domain). Every form carries the same token in a hidden field.
-A POST is accepted only when the field equals the cookie and the signature is
-valid, and when its ``Origin`` (or, without one, its ``Referer``) is this site.
-Another site can make a browser post, but it can neither read the token nor
-forge the ``Origin``; a rejected POST is a 403 before anything is changed.
+Every form carries a token ``nonce.signature``: an HMAC, under a key derived from
+``JWT_KEY`` (so nobody can mint one), of a random nonce and of the session it was
+issued for. Signed in, that is the session itself; before signing in, a random
+pre-session id the browser keeps in the ``csrf`` cookie. A POST is accepted only
+when its token's signature matches the session the request carries now, so a token
+lifted from one session (or planted from a sibling domain) is refused in another,
+and signing in or out makes the pages re-issue their forms' tokens. The POST's
+``Origin`` (or, without one, its ``Referer``) must also be this site's exact origin:
+scheme, host and port. Another site can make a browser post, but it can neither read
+a token nor forge the ``Origin``; a rejected POST is a 403 before anything is changed.
 """
 
 from __future__ import annotations
@@ -18,83 +22,133 @@ from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
-from ticketing_common.session import settings_of
+from ticketing_common import session
 from ticketing_common.settings import ServiceSettings
 from ticketing_web.errors import CsrfRejected
 
 COOKIE_NAME = "csrf"
 FIELD_NAME = "csrf_token"
 _STATE_KEY = "csrf_token"
-_PURPOSE = b"ticketing-web-csrf-v1"
+_PURPOSE = b"ticketing-web-csrf-v2"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _signature(nonce: str, settings: ServiceSettings) -> str:
+def _signature(nonce: str, binding: str, settings: ServiceSettings) -> str:
     # A key of its own, derived from the shared secret: a CSRF token is never a session.
     key = hmac.new(settings.JWT_KEY.encode(), _PURPOSE, hashlib.sha256).digest()
-    return hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
+    # The nonce has no "|" (URL-safe base64), so nonce and binding cannot be shifted.
+    return hmac.new(key, f"{nonce}|{binding}".encode(), hashlib.sha256).hexdigest()
 
 
-def new_token(settings: ServiceSettings) -> str:
+def new_token(binding: str, settings: ServiceSettings) -> str:
+    """A token valid only for requests of the session ``binding`` names."""
     nonce = secrets.token_urlsafe(24)
-    return f"{nonce}.{_signature(nonce, settings)}"
+    return f"{nonce}.{_signature(nonce, binding, settings)}"
 
 
-def is_valid(token: str, settings: ServiceSettings) -> bool:
+def is_valid(token: str, binding: str, settings: ServiceSettings) -> bool:
     nonce, _, signature = token.partition(".")
     if not nonce or not signature:
         return False
-    return hmac.compare_digest(signature, _signature(nonce, settings))
+    return hmac.compare_digest(signature, _signature(nonce, binding, settings))
+
+
+def _session_binding(request: Request, settings: ServiceSettings) -> str | None:
+    """The signed-in session this request carries, or None."""
+    token = request.cookies.get(session.COOKIE_NAME)
+    user = session.verify_token(token, settings) if token else None
+    if token is None or user is None:
+        return None
+    # The session's id, not the token: it outlives a renewed token, so renewing a
+    # session keeps its pages' forms valid.
+    return f"session:{user.sid}"
+
+
+def _pre_session_id(request: Request) -> str:
+    """The browser's pre-session id (the ``csrf`` cookie), made up if it has none yet."""
+    cached = getattr(request.state, "csrf_pre_session", None)
+    if isinstance(cached, str):
+        return cached
+    given = request.cookies.get(COOKIE_NAME, "")
+    if 16 <= len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
+        value = given
+    else:
+        value = secrets.token_urlsafe(24)
+        request.state.csrf_new = True
+    request.state.csrf_pre_session = value
+    return value
+
+
+def binding_of(request: Request) -> str:
+    """What this request's tokens are bound to: its session, else its pre-session id."""
+    settings = session.settings_of(request)
+    return _session_binding(request, settings) or "pre-session:" + _pre_session_id(request)
 
 
 def token_for(request: Request) -> str:
-    """The browser's token, or a new one that ``set_cookie`` will hand to the browser."""
+    """The token the page's forms carry, for the session the request carries."""
     cached = getattr(request.state, _STATE_KEY, None)
     if isinstance(cached, str):
         return cached
-    settings = settings_of(request)
-    token = request.cookies.get(COOKIE_NAME)
-    if token is None or not is_valid(token, settings):
-        token = new_token(settings)
-        request.state.csrf_new = True
+    token = new_token(binding_of(request), session.settings_of(request))
     setattr(request.state, _STATE_KEY, token)
     return token
 
 
 def set_cookie(request: Request, response: Response) -> None:
-    """Give the browser the token its page's forms carry, if it did not have it yet."""
+    """Give the browser the pre-session id its tokens are bound to, if it had none yet."""
     if getattr(request.state, "csrf_new", False):
         response.set_cookie(
             COOKIE_NAME,
-            token_for(request),
+            _pre_session_id(request),
             httponly=True,
             samesite="lax",
-            secure=settings_of(request).COOKIE_SECURE,
+            secure=session.settings_of(request).COOKIE_SECURE,
             path="/",
         )
 
 
-def _same_site(request: Request) -> bool:
+def origin_of(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of a URL, the default port filled in; None if it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def site_origin(request: Request) -> tuple[str, str, int | None] | None:
+    """This site's origin as the browser sees it. Behind the gateway (Caddy, ingress-nginx)
+    the scheme the browser used is in ``X-Forwarded-Proto``, which both set themselves
+    (a client's own value is replaced); the gateways pass the ``Host`` on unchanged."""
+    host = request.headers.get("host", "")
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+    scheme = forwarded or request.url.scheme
+    return origin_of(f"{scheme}://{host}") if host else None
+
+
+def _same_origin(request: Request) -> bool:
     """False when the browser says the post comes from another origin."""
     source = request.headers.get("origin") or request.headers.get("referer")
     if source is None:
         # Old browsers and privacy settings may send neither; the token still decides.
         return True
-    host = request.headers.get("host", "")
-    return bool(host) and urlsplit(source).netloc.lower() == host.lower()
+    own = site_origin(request)
+    return own is not None and origin_of(source) == own
 
 
 async def check(request: Request) -> None:
-    """Reject (403) a POST that is cross-site or lacks this browser's token."""
+    """Reject (403) a POST that is cross-origin or lacks a token of this session."""
     if request.method != "POST":
         return
-    if not _same_site(request):
+    if not _same_origin(request):
         raise CsrfRejected()
     form = await request.form()
     posted = form.get(FIELD_NAME)
-    cookie = request.cookies.get(COOKIE_NAME)
-    if not isinstance(posted, str) or cookie is None:
+    if not isinstance(posted, str):
         raise CsrfRejected()
-    if not hmac.compare_digest(posted.encode(), cookie.encode()):
-        raise CsrfRejected()
-    if not is_valid(cookie, settings_of(request)):
+    if not is_valid(posted, binding_of(request), session.settings_of(request)):
         raise CsrfRejected()
