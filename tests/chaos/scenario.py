@@ -27,10 +27,16 @@ from tests.chaos.workload import (
 # Given to every run so convergence takes seconds, not minutes: payments' reconciler runs
 # every second, and an attempt whose charge never reached the sandbox is given up after
 # about STRIPE_TIMEOUT_SECONDS x (1 + STRIPE_MAX_NETWORK_RETRIES).
+# The buyers all order from one address, each retrying a taken ticket within a second and
+# leaving orders to expire while ordering more: the order rates and the cap on open
+# orders are raised so the workload stays what it is (the re-order cool-down stays on).
 BASE_ENV = {
     "REFUND_SWEEP_SECONDS": "1",
     "STRIPE_TIMEOUT_SECONDS": "2",
     "STRIPE_MAX_NETWORK_RETRIES": "1",
+    "ORDER_RATE_PER_USER": "100000/minute",
+    "ORDER_RATE_PER_CLIENT": "100000/minute",
+    "MAX_OPEN_ORDERS_PER_USER": "1000",
 }
 CONVERGENCE_TIMEOUT = 90.0
 FAULT_POINT_TARGET = "payments"  # the one fault point, payments.after_charge, kills payments

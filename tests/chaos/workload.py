@@ -231,7 +231,8 @@ class Workload:
                 self.history, client, who, "POST", "/api/orders", {"ticketId": ticket_id}
             )
             if ordered is None or ordered.status_code != 201:
-                # 409: another buyer holds it; 404: orders has not learned of it; 5xx: outage.
+                # 409: another buyer holds it; 404: orders has not learned of it; 429: this
+                # buyer cancelled or let expire an order of it a moment ago; 5xx: outage.
                 await asyncio.sleep(rng.uniform(0.1, 0.5))
                 continue
             order_id: str = ordered.json()["id"]

@@ -33,6 +33,7 @@ from ticketing_stripe_sandbox.testing import StripeApi
 
 # Generous: several services, retries with back-off, a shared test machine.
 SETTLE_SECONDS = 30.0
+UNLIMITED_RATE = "100000/minute"
 
 ServeOrders = Callable[[], AbstractAsyncContextManager[ServedApp]]
 
@@ -58,7 +59,7 @@ async def tickets_settings(
 
 @pytest.fixture
 async def orders_settings(
-    make_database: Callable[[], str], nats_url: str, namespace: str
+    make_database: Callable[[], str], nats_url: str, namespace: str, redis_url: str
 ) -> ticketing_orders.settings.Settings:
     url = make_database()
     await asyncio.to_thread(upgrade_to_head, "ticketing_orders", url)
@@ -66,9 +67,13 @@ async def orders_settings(
         DATABASE_URL=url,
         NATS_URL=nats_url,
         NATS_NAMESPACE=namespace,
+        REDIS_URL=redis_url,
         ENVIRONMENT="test",
         SERVICE_NAME="orders",
         EXPIRATION_WINDOW_SECONDS=900,
+        # The races below send many orders from one address, some from one buyer.
+        ORDER_RATE_PER_USER=UNLIMITED_RATE,
+        ORDER_RATE_PER_CLIENT=UNLIMITED_RATE,
     )
 
 

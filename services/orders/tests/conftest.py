@@ -31,16 +31,26 @@ async def migrated_url(database_url: str) -> str:
     return database_url
 
 
+# Every test's requests come from one address and many from one buyer: the rates are
+# raised for them all, and the tests of the rates themselves set their own.
+UNLIMITED_RATE = "100000/minute"
+
+
 @pytest.fixture
-def make_settings(migrated_url: str, nats_url: str, namespace: str) -> Callable[..., Settings]:
+def make_settings(
+    migrated_url: str, nats_url: str, namespace: str, redis_url: str
+) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "DATABASE_URL": migrated_url,
             "NATS_URL": nats_url,
             "NATS_NAMESPACE": namespace,
+            "REDIS_URL": redis_url,
             "ENVIRONMENT": "test",
             "SERVICE_NAME": "orders",
             "EXPIRATION_WINDOW_SECONDS": 900,
+            "ORDER_RATE_PER_USER": UNLIMITED_RATE,
+            "ORDER_RATE_PER_CLIENT": UNLIMITED_RATE,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from ticketing_web.app import create_app
 from ticketing_web.settings import Settings
 
 PASSWORD = "correct horse battery"
+UNLIMITED_RATE = "100000/minute"
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
@@ -145,7 +146,7 @@ class Browser:
 
 @pytest.fixture
 async def stack(
-    make_database: Callable[[], str], nats_url: str, namespace: str, bus: EventBus
+    make_database: Callable[[], str], nats_url: str, namespace: str, redis_url: str, bus: EventBus
 ) -> AsyncIterator[Stack]:
     """auth, tickets, orders, the router and the web app (``bus`` first: its streams go last)."""
     # One at a time: Alembic's migration context is process-global.
@@ -164,7 +165,14 @@ async def stack(
         ticketing_tickets.settings.Settings(DATABASE_URL=tickets_url, **bus_settings)  # type: ignore[arg-type]
     )
     orders = ticketing_orders.app.create_app(
-        ticketing_orders.settings.Settings(DATABASE_URL=orders_url, **bus_settings)  # type: ignore[arg-type]
+        ticketing_orders.settings.Settings(
+            DATABASE_URL=orders_url,
+            REDIS_URL=redis_url,
+            # Purchases are retried until orders has the ticket, all from one address.
+            ORDER_RATE_PER_USER=UNLIMITED_RATE,
+            ORDER_RATE_PER_CLIENT=UNLIMITED_RATE,
+            **bus_settings,  # type: ignore[arg-type]
+        )
     )
     seen = Seen()
     async with (

@@ -4,8 +4,13 @@ send signed-out visitors to sign in and back, and a purchase leads to the order 
 from __future__ import annotations
 
 from collections.abc import Callable
+from html import unescape
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
+
+import httpx
+
+from ticketing_common.testing import wait_until
 
 from .conftest import PASSWORD, Browser, field_error, input_value
 
@@ -168,3 +173,29 @@ async def test_purchasing_opens_the_order_page_with_the_time_left_and_the_test_c
     )
     assert again.status_code == 409
     assert "already reserved" in again.text
+
+
+async def test_a_buyer_at_the_hold_cap_is_told_why_on_the_ticket_page(
+    browser: Browser, make_browser: Callable[[], Browser]
+) -> None:
+    await browser.sign_up(f"{uuid4().hex}@example.com")
+    cap = 4  # orders' default MAX_OPEN_ORDERS_PER_USER
+    listed = [await browser.sell(f"Recital {number}", "12") for number in range(cap + 1)]
+    buyer = make_browser()
+    await buyer.sign_up(f"{uuid4().hex}@example.com")
+    for ticket_id in listed[:cap]:
+        await buyer.purchase(ticket_id)
+    last = f"/tickets/{listed[cap]}"
+
+    async def refused() -> httpx.Response | None:
+        response = await buyer.submit(f"{last}/purchase", {}, form_page=last)
+        return response if response.status_code != 404 else None  # orders learning of it
+
+    page = await wait_until(refused, timeout=30, interval=0.2)
+
+    assert page.status_code == 429
+    assert (
+        "You already hold 4 tickets. Pay for or cancel one before reserving another."
+        in unescape(page.text)
+    )
+    assert "Purchase</button>" in page.text  # the form stays, for after a hold ends

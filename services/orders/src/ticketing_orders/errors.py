@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticketing_common.errors import BadRequest, Conflict, NotFound
+from ticketing_common.errors import BadRequest, Conflict, NotFound, TooManyRequests
 
 
 class TicketNotFound(NotFound):
@@ -23,3 +23,33 @@ class OrderNotFound(NotFound):
 
 class OrderComplete(Conflict):
     message = "A complete order cannot be cancelled"
+
+
+class TooManyOpenOrders(TooManyRequests):
+    """The buyer holds as many open orders as they may; retry once one of them ends."""
+
+    def __init__(self, *, held: int, retry_after: int) -> None:
+        tickets = "1 ticket" if held == 1 else f"{held} tickets"
+        super().__init__(
+            f"You already hold {tickets}. Pay for or cancel one before reserving another.",
+            retry_after=retry_after,
+        )
+
+
+class ReorderCoolingDown(TooManyRequests):
+    """The buyer's own order of this ticket was cancelled or expired a moment ago."""
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(
+            "Your last order for this ticket was cancelled or expired a moment ago, so it "
+            f"is open to other buyers first. You can reserve it again in {_duration(retry_after)}.",
+            retry_after=retry_after,
+        )
+
+
+def _duration(seconds: int) -> str:
+    """``45 seconds``, ``1 minute``, ``3 minutes`` (rounded up: never sooner than true)."""
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    minutes = -(-seconds // 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"

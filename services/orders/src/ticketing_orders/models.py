@@ -55,6 +55,9 @@ class Order(Base):
     # even if a seller's edit reaches the replica later.
     price_cents: Mapped[int] = mapped_column(BigInteger)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # When the order was cancelled (by its buyer or by its expiry): the buyer's cool-down
+    # before ordering the same ticket again counts from it. Null for other statuses.
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # clock_timestamp, not now(): orders of one transaction-start instant still sort.
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import func, select, update
@@ -20,6 +21,69 @@ PAYABLE_STATUSES = (OrderStatus.CREATED.value, OrderStatus.AWAITING_PAYMENT.valu
 
 async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> Ticket | None:
     return await session.get(Ticket, ticket_id)
+
+
+@dataclass(frozen=True)
+class OpenOrders:
+    """A buyer's open orders (created or awaiting payment), as the database sees them now."""
+
+    count: int
+    earliest_expiry: datetime | None
+    now: datetime
+
+
+async def lock_buyer(session: AsyncSession, user_id: UUID) -> None:
+    """Serialise the order creations of one buyer until the transaction ends.
+
+    Race: a buyer's concurrent orders (50 requests at once) would each count the
+    same open orders and all pass the cap. A transaction-scoped advisory lock on
+    the buyer makes them count one after another: the next one waits here until
+    the previous commits or rolls back, and its count (a new snapshot, read
+    committed) then sees that order. Taken before the order's insert, and a
+    transaction takes one buyer's lock only, so it cannot deadlock with the
+    ticket index that the insert waits on. The key is a 64-bit hash of the
+    buyer: a collision only makes two buyers wait for each other.
+    """
+    key = func.hashtextextended(f"orders-of-buyer:{user_id}", 0)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def open_orders_of_user(session: AsyncSession, user_id: UUID) -> OpenOrders:
+    """How many orders the buyer holds open, and when the first of them expires.
+
+    An order past its ``expiresAt`` still counts until its expiration cancels it:
+    until then it still holds its ticket from everyone else.
+    """
+    row = (
+        await session.execute(
+            select(func.count(), func.min(Order.expires_at), func.now()).where(
+                Order.user_id == user_id, Order.status.in_(PAYABLE_STATUSES)
+            )
+        )
+    ).one()
+    return OpenOrders(count=row[0], earliest_expiry=row[1], now=row[2])
+
+
+async def reorder_cooldown_left(
+    session: AsyncSession, *, user_id: UUID, ticket_id: UUID, cooldown: timedelta
+) -> timedelta | None:
+    """How long until the buyer may order this ticket again after their last order of it
+    was cancelled (by them or by its expiry); None when they may now."""
+    row = (
+        await session.execute(
+            select(func.max(Order.cancelled_at), func.now()).where(
+                Order.user_id == user_id,
+                Order.ticket_id == ticket_id,
+                Order.status == OrderStatus.CANCELLED.value,
+                Order.cancelled_at > func.now() - cooldown,
+            )
+        )
+    ).one()
+    last_cancelled, now = row
+    if last_cancelled is None:
+        return None
+    left: timedelta = last_cancelled + cooldown - now
+    return left if left > timedelta(0) else None
 
 
 async def insert_reserving_order(
@@ -96,7 +160,9 @@ async def cancel_order(
     statement = (
         update(Order)
         .where(*conditions)
-        .values(status=OrderStatus.CANCELLED.value, version=Order.version + 1)
+        .values(
+            status=OrderStatus.CANCELLED.value, version=Order.version + 1, cancelled_at=func.now()
+        )
         .returning(Order)
         .execution_options(synchronize_session=False)
     )

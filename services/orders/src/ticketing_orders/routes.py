@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -15,7 +14,9 @@ from ticketing_common.validation import path_id
 from ticketing_orders import service
 from ticketing_orders.errors import OrderNotFound
 from ticketing_orders.schemas import OrderCreate, OrderRead
+from ticketing_orders.service import HoldRules
 from ticketing_orders.settings import Settings
+from ticketing_orders.throttle import OrderThrottle
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
@@ -28,7 +29,16 @@ def _order_id(order_id: str) -> UUID:
     return path_id(order_id, OrderNotFound())
 
 
-OrdersSettings = Annotated[Settings, Depends(_settings)]
+def _hold_rules(request: Request) -> HoldRules:
+    return HoldRules.from_settings(_settings(request))
+
+
+async def _order_rate(request: Request, user: RequiredUser) -> None:
+    """429 before any work when the buyer or their address orders too fast."""
+    await app_state(request, "throttle", OrderThrottle).order_attempt(request, user.id)
+
+
+Rules = Annotated[HoldRules, Depends(_hold_rules)]
 OrderId = Annotated[UUID, Depends(_order_id)]
 
 
@@ -38,15 +48,12 @@ async def list_orders(session: DbSession, user: RequiredUser) -> list[OrderRead]
     return [OrderRead.of(order) for order in orders]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Depends(_order_rate)])
 async def create_order(
-    body: OrderCreate, session: DbSession, user: RequiredUser, settings: OrdersSettings
+    body: OrderCreate, session: DbSession, user: RequiredUser, rules: Rules
 ) -> OrderRead:
     order = await service.create_order(
-        session,
-        user_id=user.id,
-        ticket_id=body.ticket_id,
-        window=timedelta(seconds=settings.EXPIRATION_WINDOW_SECONDS),
+        session, user_id=user.id, ticket_id=body.ticket_id, rules=rules
     )
     return OrderRead.of(order)
 

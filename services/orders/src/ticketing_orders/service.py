@@ -8,7 +8,9 @@ raises), so an order and its outbox event commit together or not at all.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -28,30 +30,85 @@ from ticketing_orders.errors import (
     OrderComplete,
     OrderNotFound,
     OwnTicket,
+    ReorderCoolingDown,
     TicketAlreadyReserved,
     TicketNotFound,
+    TooManyOpenOrders,
 )
 from ticketing_orders.models import Order
+from ticketing_orders.settings import Settings
 
 logger = logging.getLogger("ticketing.orders")
 
 
+@dataclass(frozen=True)
+class HoldRules:
+    """What one buyer may hold (docs/security.md, "Fair holds")."""
+
+    window: timedelta
+    """How long a new order holds its ticket."""
+    max_open: int
+    """Open orders (created or awaiting payment) one buyer may hold at once."""
+    reorder_cooldown: timedelta
+    """How long after their order of a ticket was cancelled a buyer may not order it again."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HoldRules:
+        return cls(
+            window=timedelta(seconds=settings.EXPIRATION_WINDOW_SECONDS),
+            max_open=settings.MAX_OPEN_ORDERS_PER_USER,
+            reorder_cooldown=timedelta(seconds=settings.REORDER_COOLDOWN_SECONDS),
+        )
+
+
 async def create_order(
-    session: AsyncSession, *, user_id: UUID, ticket_id: UUID, window: timedelta
+    session: AsyncSession, *, user_id: UUID, ticket_id: UUID, rules: HoldRules
 ) -> Order:
     ticket = await repository.ticket_by_id(session, ticket_id)
     if ticket is None:
         raise TicketNotFound(field="ticketId")
     if ticket.seller_id == user_id:
         raise OwnTicket(field="ticketId")
+    # The buyer's concurrent orders count their open orders one at a time (the lock
+    # lasts until this transaction commits), so together they never pass the cap.
+    await repository.lock_buyer(session, user_id)
+    await _check_reorder_cooldown(session, user_id, ticket_id, rules)
+    await _check_open_orders(session, user_id, rules)
     # No "is it free?" query first: the insert itself decides concurrent buyers.
     order = await repository.insert_reserving_order(
-        session, ticket=ticket, user_id=user_id, window=window
+        session, ticket=ticket, user_id=user_id, window=rules.window
     )
     if order is None:
         raise TicketAlreadyReserved(field="ticketId")
     await outbox.record(session, order_created(order))
     return order
+
+
+async def _check_reorder_cooldown(
+    session: AsyncSession, user_id: UUID, ticket_id: UUID, rules: HoldRules
+) -> None:
+    if not rules.reorder_cooldown:
+        return
+    left = await repository.reorder_cooldown_left(
+        session, user_id=user_id, ticket_id=ticket_id, cooldown=rules.reorder_cooldown
+    )
+    if left is not None:
+        raise ReorderCoolingDown(retry_after=_whole_seconds(left))
+
+
+async def _check_open_orders(session: AsyncSession, user_id: UUID, rules: HoldRules) -> None:
+    held = await repository.open_orders_of_user(session, user_id)
+    if held.count < rules.max_open:
+        return
+    # The earliest a hold can end by itself; paying or cancelling one ends it sooner.
+    # An order past its expiry is being cancelled: a second is enough then.
+    first_ends = (held.earliest_expiry or held.now) - held.now
+    raise TooManyOpenOrders(held=held.count, retry_after=_whole_seconds(first_ends))
+
+
+def _whole_seconds(duration: timedelta) -> int:
+    """A ``Retry-After``: whole seconds, rounded up, at least one."""
+    return max(1, math.ceil(duration.total_seconds()))
 
 
 async def order_of_user(session: AsyncSession, *, user_id: UUID, order_id: UUID) -> Order:

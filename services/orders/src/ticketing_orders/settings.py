@@ -1,17 +1,43 @@
-"""Orders' settings: the shared database and bus settings plus the reservation window.
+"""Orders' settings: the shared database, bus and Redis settings, the reservation window
+and the fair-hold limits.
 
 The only place the orders service reads its environment (``UPPER_SNAKE`` names).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from limits import parse
+from pydantic import Field, field_validator
 
-from ticketing_common.settings import EventServiceSettings
+from ticketing_common.settings import EventServiceSettings, RedisSettings
 
 
-class Settings(EventServiceSettings):
+class Settings(EventServiceSettings, RedisSettings):
     SERVICE_NAME: str = "orders"
 
     # How long a new order holds its ticket before it expires (15 minutes; 30 s in demos).
     EXPIRATION_WINDOW_SECONDS: int = Field(default=900, gt=0)
+
+    # Fair holds (docs/security.md). Open orders (created or awaiting payment) one
+    # buyer may hold at once; enforced in PostgreSQL, so it holds without Redis too.
+    MAX_OPEN_ORDERS_PER_USER: int = Field(default=4, ge=1)
+    # Order creations allowed per buyer and per client address (``limits`` notation,
+    # counted in Redis, shared by every replica). The client rate is higher because
+    # many buyers can share one address (an office NAT, a mobile carrier).
+    ORDER_RATE_PER_USER: str = "10/minute"
+    ORDER_RATE_PER_CLIENT: str = "60/minute"
+    # After a buyer's order is cancelled (by them or by its expiry), how long before
+    # the same buyer may order that ticket again: others get their chance at it.
+    REORDER_COOLDOWN_SECONDS: int = Field(default=180, ge=0)
+
+    @field_validator("ORDER_RATE_PER_USER", "ORDER_RATE_PER_CLIENT")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse(value)  # raises ValueError for what limits cannot read: refused at start-up
+        return value
+
+    @property
+    def rate_limit_prefix(self) -> str:
+        """Redis key prefix of orders' counters: two namespaces sharing one Redis (tests,
+        tenants) never count each other's orders."""
+        return f"ticketing:{self.NATS_NAMESPACE}:orders"

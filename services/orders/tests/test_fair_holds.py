@@ -1,0 +1,233 @@
+"""Fair holds (docs/security.md): a cap on one buyer's open orders that holds under
+concurrency, the rate of order creation per buyer and per client, and a cool-down
+before a buyer orders again a ticket of theirs that was cancelled or expired."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from uuid import UUID, uuid4
+
+import httpx
+from sqlalchemy import func, select
+
+from ticketing_common.db import Database
+from ticketing_common.embedded import free_port
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import (
+    Envelope,
+    ExpirationComplete,
+    OrderCreated,
+    OrderStatus,
+    PaymentCreated,
+    TicketCreated,
+)
+from ticketing_common.testing import published, wait_until
+from ticketing_orders.models import Order
+from ticketing_orders.throttle import PER_CLIENT_MESSAGE, PER_USER_MESSAGE
+
+from .conftest import ServeOrders, Tickets, Users
+
+SIMULTANEOUS = 50
+DEFAULT_CAP = 4
+CAP_MESSAGE = "You already hold {} tickets. Pay for or cancel one before reserving another."
+
+
+def _message(response: httpx.Response) -> str:
+    message: str = response.json()["errors"][0]["message"]
+    return message
+
+
+def _retry_after(response: httpx.Response) -> int:
+    return int(response.headers["retry-after"])
+
+
+async def _order(
+    client: httpx.AsyncClient, users: Users, buyer: UUID, ticket: TicketCreated, **headers: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/orders",
+        json={"ticketId": str(ticket.id)},
+        headers={**users.headers(buyer), **headers},
+    )
+
+
+async def _open_orders(db: Database, buyer: UUID) -> int:
+    open_statuses = [OrderStatus.CREATED.value, OrderStatus.AWAITING_PAYMENT.value]
+    async with db.transaction() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.user_id == buyer, Order.status.in_(open_statuses))
+        )
+    return int(count or 0)
+
+
+async def test_fifty_simultaneous_orders_of_one_buyer_on_fifty_tickets_hold_exactly_the_cap(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    # The conftest raises the rates, so only the cap can refuse these orders.
+    async with serve_orders() as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        listed = await asyncio.gather(*(tickets.listed() for _ in range(SIMULTANEOUS)))
+        hoarder, other = uuid4(), uuid4()
+
+        responses = await asyncio.gather(
+            *(_order(client, users, hoarder, ticket) for ticket in listed)
+        )
+
+        statuses = Counter(response.status_code for response in responses)
+        assert statuses == {201: DEFAULT_CAP, 429: SIMULTANEOUS - DEFAULT_CAP}, statuses
+        refused = [response for response in responses if response.status_code == 429]
+        assert {_message(response) for response in refused} == {CAP_MESSAGE.format(DEFAULT_CAP)}
+        # Until the first hold expires (15 minutes) at most.
+        assert all(1 <= _retry_after(response) <= 900 for response in refused)
+        assert await _open_orders(db, hoarder) == DEFAULT_CAP
+        events = await published(bus, OrderCreated, DEFAULT_CAP)
+        assert {event.data.user_id for event in events} == {hoarder}
+
+        # Another buyer is not held back by the hoarder's cap.
+        held = {
+            UUID(response.json()["ticket"]["id"]) for response in responses if response.is_success
+        }
+        free = next(ticket for ticket in listed if ticket.id not in held)
+        assert (await _order(client, users, other, free)).status_code == 201
+
+
+async def test_a_buyer_at_the_cap_may_order_again_once_a_hold_is_cancelled_or_paid(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    two_for_ten_minutes = {"MAX_OPEN_ORDERS_PER_USER": 2, "EXPIRATION_WINDOW_SECONDS": 600}
+    async with serve_orders(**two_for_ten_minutes) as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        first, second, third, fourth = [await tickets.listed() for _ in range(4)]
+        buyer = uuid4()
+        paid = (await _order(client, users, buyer, first)).json()["id"]
+        cancelled = (await _order(client, users, buyer, second)).json()["id"]
+
+        refused = await _order(client, users, buyer, third)
+        assert refused.status_code == 429
+        assert _message(refused) == CAP_MESSAGE.format(2)
+        assert 1 <= _retry_after(refused) <= 600
+
+        gone = await client.delete(f"/api/orders/{cancelled}", headers=users.headers(buyer))
+        assert gone.status_code == 204
+        assert (await _order(client, users, buyer, third)).status_code == 201
+        assert (await _order(client, users, buyer, fourth)).status_code == 429
+
+        payment = PaymentCreated(id=uuid4(), order_id=UUID(paid), stripe_id="pi_test")
+        await bus.publish(Envelope.of(payment))
+
+        async def completed() -> bool:
+            return await _open_orders(db, buyer) == 1
+
+        await wait_until(completed)
+        assert (await _order(client, users, buyer, fourth)).status_code == 201
+        assert await _open_orders(db, buyer) == 2
+
+
+async def test_orders_beyond_the_buyers_rate_are_429_with_retry_after_and_others_go_on(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    async with serve_orders(ORDER_RATE_PER_USER="3/minute") as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        listed = [await tickets.listed() for _ in range(5)]
+        buyer, other = uuid4(), uuid4()
+        for ticket in listed[:3]:
+            assert (await _order(client, users, buyer, ticket)).status_code == 201
+
+        refused = await _order(client, users, buyer, listed[3])
+
+        assert refused.status_code == 429
+        assert _message(refused) == PER_USER_MESSAGE
+        assert 1 <= _retry_after(refused) <= 60
+        assert await _open_orders(db, buyer) == 3
+        assert (await _order(client, users, other, listed[3])).status_code == 201
+
+
+async def test_orders_beyond_the_clients_rate_are_429_whoever_the_buyer_and_other_clients_go_on(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    behind_the_gateway = {"ORDER_RATE_PER_CLIENT": "3/minute", "TRUST_PROXY_HEADERS": True}
+    async with serve_orders(**behind_the_gateway) as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        listed = [await tickets.listed() for _ in range(5)]
+        crowded = {"X-Forwarded-For": "203.0.113.7"}
+        for ticket in listed[:3]:
+            ordered = await _order(client, users, uuid4(), ticket, **crowded)
+            assert ordered.status_code == 201
+
+        refused = await _order(client, users, uuid4(), listed[3], **crowded)
+
+        assert refused.status_code == 429
+        assert _message(refused) == PER_CLIENT_MESSAGE
+        assert 1 <= _retry_after(refused) <= 60
+        elsewhere = {"X-Forwarded-For": "198.51.100.2"}
+        assert (await _order(client, users, uuid4(), listed[3], **elsewhere)).status_code == 201
+
+
+async def test_a_buyer_who_cancelled_waits_out_the_cooldown_for_that_ticket_only(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    async with serve_orders() as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        ticket, another = await tickets.listed(), await tickets.listed()
+        buyer = uuid4()
+        order_id = (await _order(client, users, buyer, ticket)).json()["id"]
+        await client.delete(f"/api/orders/{order_id}", headers=users.headers(buyer))
+
+        again = await _order(client, users, buyer, ticket)
+
+        assert again.status_code == 429
+        assert "cancelled or expired a moment ago" in _message(again)
+        assert "You can reserve it again in 3 minutes." in _message(again)
+        assert 170 <= _retry_after(again) <= 180  # the default cool-down, 180 s
+        # Any other ticket at once; the cancelled one is for the others meanwhile.
+        assert (await _order(client, users, buyer, another)).status_code == 201
+        assert (await _order(client, users, uuid4(), ticket)).status_code == 201
+
+
+async def test_a_buyer_whose_order_expired_may_order_the_ticket_again_after_the_cooldown(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    async with serve_orders(REORDER_COOLDOWN_SECONDS=2) as orders, orders.client() as client:
+        ticket = await Tickets(bus, db).listed()
+        buyer = uuid4()
+        order_id = UUID((await _order(client, users, buyer, ticket)).json()["id"])
+        await bus.publish(Envelope.of(ExpirationComplete(order_id=order_id)))
+
+        async def cancelled() -> bool:
+            return await _open_orders(db, buyer) == 0
+
+        await wait_until(cancelled)
+
+        refused = await _order(client, users, buyer, ticket)
+        assert refused.status_code == 429
+        assert "You can reserve it again in" in _message(refused)
+        assert 1 <= _retry_after(refused) <= 2
+
+        async def ordered() -> httpx.Response | None:
+            response = await _order(client, users, buyer, ticket)
+            return response if response.status_code != 429 else None
+
+        assert (await wait_until(ordered, interval=0.5)).status_code == 201
+
+
+async def test_without_redis_the_rates_are_not_enforced_but_the_cap_still_holds(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    nothing_there = f"redis://127.0.0.1:{free_port()}/0"
+    async with (
+        serve_orders(
+            REDIS_URL=nothing_there, ORDER_RATE_PER_USER="1/minute", MAX_OPEN_ORDERS_PER_USER=2
+        ) as orders,
+        orders.client() as client,
+    ):
+        tickets = Tickets(bus, db)
+        listed = [await tickets.listed() for _ in range(3)]
+        buyer = uuid4()
+
+        responses = [await _order(client, users, buyer, ticket) for ticket in listed]
+
+        assert [response.status_code for response in responses] == [201, 201, 429]
+        assert _message(responses[2]) == CAP_MESSAGE.format(2)
