@@ -24,13 +24,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from pydantic import AfterValidator
 from redis.asyncio import ConnectionPool
 
 from ticketing_common.errors import TooManyRequests
@@ -64,6 +65,20 @@ def _network_of(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
         return str(ipaddress.IPv6Network((ip, IPV6_SUBSCRIBER_PREFIX), strict=False))
     return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
+
+
+def _valid_rate(value: str) -> str:
+    try:
+        parse(value)
+    except ValueError as error:
+        raise ValueError(
+            f"{value!r} is not a rate: write it like '10/minute' or '5 per 10 minutes'"
+        ) from error
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_valid_rate)]
+"""A setting holding a ``Limit``'s rate, checked at start-up rather than at the first request."""
 
 
 @dataclass(frozen=True)
