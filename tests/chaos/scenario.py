@@ -27,10 +27,15 @@ from tests.chaos.workload import (
 # Given to every run so convergence takes seconds, not minutes: payments' reconciler runs
 # every second, and an attempt whose charge never reached the sandbox is given up after
 # about STRIPE_TIMEOUT_SECONDS x (1 + STRIPE_MAX_NETWORK_RETRIES).
+# The workload signs up every buyer from one address (127.0.0.1) and retries payments
+# through outages, so the rate limits are raised for it (not switched off).
 BASE_ENV = {
     "REFUND_SWEEP_SECONDS": "1",
     "STRIPE_TIMEOUT_SECONDS": "2",
     "STRIPE_MAX_NETWORK_RETRIES": "1",
+    "SIGNUP_RATE_PER_CLIENT": "1000/hour",
+    "PAYMENT_RATE_PER_USER": "1000/hour",
+    "PAYMENT_RATE_PER_ORDER": "100/10 minutes",
 }
 CONVERGENCE_TIMEOUT = 90.0
 FAULT_POINT_TARGET = "payments"  # the one fault point, payments.after_charge, kills payments

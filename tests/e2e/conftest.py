@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,9 +33,15 @@ class Stack:
     """A `ticketing up` process and the lines it printed."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, *, extra_args: Sequence[str] = ()
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """Start ``ticketing up``; ``extra_args`` e.g. ``("--expiration-window", "5")``."""
+        """Start ``ticketing up``; ``extra_args`` e.g. ``("--expiration-window", "5")``,
+        ``env`` settings for every service over ours (``ticketing up`` passes them on)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
@@ -44,6 +51,7 @@ class Stack:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         threading.Thread(target=self._pump, daemon=True).start()
         self.children: list[psutil.Process] = []
