@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
+from pydantic import TypeAdapter, ValidationError
 
 from ticketing_common.errors import TooManyRequests, install_error_handlers
-from ticketing_common.ratelimit import Limit, RateLimiter, client_address
+from ticketing_common.ratelimit import Limit, Rate, RateLimiter, client_address
 
 THREE_A_MINUTE = Limit("probe", "3/minute", "Slow down, please")
 
@@ -114,3 +115,11 @@ def test_ipv6_clients_count_per_subscriber_block_and_junk_falls_back_to_the_peer
     assert client_address(_request("10.0.0.5", "not-an-ip"), trust_proxy_headers=True) == (
         "10.0.0.5"
     )
+
+
+def test_a_rate_setting_is_checked_when_the_settings_are_read() -> None:
+    rate = TypeAdapter(Rate)
+
+    assert rate.validate_python("5 per 10 minutes") == "5 per 10 minutes"
+    with pytest.raises(ValidationError, match="is not a rate"):
+        rate.validate_python("often")
