@@ -152,7 +152,8 @@ class Browser:
 
 @pytest.fixture
 def api_settings() -> dict[str, dict[str, object]]:
-    """Settings of the APIs by service name, over the defaults; a module may override it."""
+    """Settings of the services by name (``web`` too), over the defaults; a module may
+    override it."""
     return {}
 
 
@@ -219,7 +220,13 @@ async def stack(
             for prefix, app in apps.items()
         }
         async with serve_app(path_router(routes, seen)) as gateway:
-            web = create_app(Settings(GATEWAY_URL=gateway.url, ENVIRONMENT="test"))
+            web = create_app(
+                Settings(
+                    GATEWAY_URL=gateway.url,
+                    ENVIRONMENT="test",
+                    **api_settings.get("web", {}),  # type: ignore[arg-type]
+                )
+            )
             async with serve_app(web) as web_served:
                 yield Stack(web_served, gateway, seen)
 

@@ -4,11 +4,14 @@ with low rate limits."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import uuid4
 
 import pytest
 
-from .conftest import PASSWORD, Browser, input_value
+from ticketing_common.ratelimit import VOUCHED_CLIENT_HEADER
+
+from .conftest import PASSWORD, Browser, Stack, input_value
 
 
 @pytest.fixture
@@ -16,6 +19,8 @@ def api_settings() -> dict[str, dict[str, object]]:
     return {
         "auth": {"SIGNUP_RATE_PER_CLIENT": "2/hour", "SIGNIN_RATE_PER_EMAIL": "1/hour"},
         "payments": {"PAYMENT_RATE_PER_ORDER": "1/hour"},
+        # As behind the gateway: the visitor's address is the X-Forwarded-For it sends.
+        "web": {"TRUST_PROXY_HEADERS": True},
     }
 
 
@@ -72,3 +77,28 @@ async def test_too_many_payment_attempts_are_shown_on_the_order_page(browser: Br
     assert "Too many payment attempts, try again later" in page.text
     assert "Order for Ballet" in page.text  # the order page, its form still there
     assert 'value="tok_visa"' in page.text
+
+
+async def test_visitors_of_the_web_client_are_counted_apart_not_as_the_web_server(
+    stack: Stack, make_browser: Callable[[], Browser]
+) -> None:
+    """The gateway names the web server as the caller; the web client vouches for its
+    visitor's address (signed), so one visitor over the limit blocks nobody else."""
+
+    async def sign_up(visitor: Browser, address: str) -> int:
+        page = await visitor.submit(
+            "/signup",
+            {"email": f"{uuid4().hex}@example.com", "password": PASSWORD},
+            form_page="/signup",
+            **{"X-Forwarded-For": address},
+        )
+        visitor.http.cookies.clear()
+        return page.status_code
+
+    busy, other = make_browser(), make_browser()
+    busy_statuses = [await sign_up(busy, "203.0.113.10") for _ in range(3)]
+    other_status = await sign_up(other, "203.0.113.20")
+
+    assert busy_statuses == [303, 303, 429]
+    assert other_status == 303
+    assert all(VOUCHED_CLIENT_HEADER in headers for headers in stack.seen.requests)

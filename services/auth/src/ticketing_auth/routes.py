@@ -42,7 +42,10 @@ def _attempt_limits(request: Request) -> AttemptLimits:
 
 
 def _client(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:
-    return client_address(request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS)
+    # The web client's pages vouch for their visitor with the shared key.
+    return client_address(
+        request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS, vouching_key=settings.JWT_KEY
+    )
 
 
 AuthSettings = Annotated[Settings, Depends(_settings)]

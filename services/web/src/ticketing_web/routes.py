@@ -16,6 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ticketing_common.ratelimit import client_address, vouch_for_client
 from ticketing_common.session import COOKIE_NAME, CurrentUser
 from ticketing_common.state import app_state
 from ticketing_common.validation import path_id
@@ -46,8 +47,10 @@ def _api(request: Request) -> MarketplaceApi:
 def _caller(request: Request, user: CurrentUser) -> Caller:
     # Only a session this service verified is forwarded; anything else is not a session.
     session = request.cookies.get(COOKIE_NAME) if user is not None else None
-    address = request.client.host if request.client else None
-    return Caller(session=session, client_address=address)
+    settings = settings_of(request)
+    address = client_address(request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS)
+    vouched = vouch_for_client(address, key=settings.JWT_KEY)
+    return Caller(session=session, client_address=address, vouched_client=vouched)
 
 
 Api = Annotated[MarketplaceApi, Depends(_api)]
