@@ -1,6 +1,6 @@
 """A refusal for too many attempts (429) is shown on the form that made it, with the
-visitor's input kept: sign-up, sign-in and paying, against the real services run
-with low rate limits."""
+visitor's input kept and the API's Retry-After: sign-up, sign-in and paying, against
+the real services run with low rate limits."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from ticketing_common.ratelimit import VOUCHED_CLIENT_HEADER
 
 from .conftest import PASSWORD, Browser, Stack, input_value
+
+HOUR = 3600
 
 
 @pytest.fixture
@@ -41,6 +43,7 @@ async def test_too_many_sign_ups_are_shown_on_the_sign_up_form(browser: Browser)
     )
 
     assert page.status_code == 429
+    assert 1 <= int(page.headers["Retry-After"]) <= HOUR  # relayed from auth
     assert "Too many sign-ups, try again later" in page.text
     assert input_value(page.text, "email") == email
     assert "session" not in browser.http.cookies
@@ -56,6 +59,7 @@ async def test_too_many_sign_ins_are_shown_on_the_sign_in_form(browser: Browser)
 
     assert first.status_code == 401
     assert page.status_code == 429
+    assert 1 <= int(page.headers["Retry-After"]) <= HOUR
     assert "Too many sign-in attempts, try again later" in page.text
     assert input_value(page.text, "email") == email
 
@@ -74,6 +78,7 @@ async def test_too_many_payment_attempts_are_shown_on_the_order_page(browser: Br
 
     assert declined.status_code == 402
     assert page.status_code == 429
+    assert 1 <= int(page.headers["Retry-After"]) <= HOUR
     assert "Too many payment attempts, try again later" in page.text
     assert "Order for Ballet" in page.text  # the order page, its form still there
     assert 'value="tok_visa"' in page.text

@@ -137,7 +137,11 @@ class MarketplaceApi:
             )
             raise UpstreamFailed()
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _errors_of(response))
+            raise ApiError(
+                response.status_code,
+                _errors_of(response),
+                retry_after=response.headers.get("Retry-After"),
+            )
         return response
 
     # -- auth --------------------------------------------------------------------------

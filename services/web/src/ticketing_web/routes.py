@@ -125,6 +125,7 @@ def _auth_form(
         template,
         {"email": email, "next": next_path, "field_errors": field_errors, "errors": general},
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
@@ -204,6 +205,7 @@ def _sell_form(
         "sell.html",
         {"title": title, "price": price, "field_errors": field_errors, "errors": general},
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
@@ -260,6 +262,7 @@ async def _ticket_page(
             "errors": [item.message for item in error.errors] if error else [],
         },
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
@@ -339,6 +342,7 @@ async def _order_page(
             "errors": general,
         },
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
