@@ -27,9 +27,10 @@ from tests.chaos.workload import (
 # Given to every run so convergence takes seconds, not minutes: payments' reconciler runs
 # every second, and an attempt whose charge never reached the sandbox is given up after
 # about STRIPE_TIMEOUT_SECONDS x (1 + STRIPE_MAX_NETWORK_RETRIES).
-# The buyers all order from one address, each retrying a taken ticket within a second and
-# leaving orders to expire while ordering more: the order rates and the cap on open
-# orders are raised so the workload stays what it is (the re-order cool-down stays on).
+# The buyers all sign up and order from one address, each retrying a taken ticket within a
+# second and leaving orders to expire while ordering more, and retry payments through
+# outages: the rate limits and the cap on open orders are raised so the workload stays
+# what it is (not switched off; the re-order cool-down stays on).
 BASE_ENV = {
     "REFUND_SWEEP_SECONDS": "1",
     "STRIPE_TIMEOUT_SECONDS": "2",
@@ -37,6 +38,9 @@ BASE_ENV = {
     "ORDER_RATE_PER_USER": "100000/minute",
     "ORDER_RATE_PER_CLIENT": "100000/minute",
     "MAX_OPEN_ORDERS_PER_USER": "1000",
+    "SIGNUP_RATE_PER_CLIENT": "1000/hour",
+    "PAYMENT_RATE_PER_USER": "1000/hour",
+    "PAYMENT_RATE_PER_ORDER": "100/10 minutes",
 }
 CONVERGENCE_TIMEOUT = 90.0
 FAULT_POINT_TARGET = "payments"  # the one fault point, payments.after_charge, kills payments

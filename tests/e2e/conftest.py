@@ -51,7 +51,7 @@ class Stack:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **env} if env else None,
+            env={**os.environ, **(env or {})},
         )
         threading.Thread(target=self._pump, daemon=True).start()
         self.children: list[psutil.Process] = []

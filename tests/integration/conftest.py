@@ -79,7 +79,11 @@ async def orders_settings(
 
 @pytest.fixture
 async def payments_settings(
-    make_database: Callable[[], str], nats_url: str, namespace: str, stripe_api: StripeApi
+    make_database: Callable[[], str],
+    nats_url: str,
+    redis_url: str,
+    namespace: str,
+    stripe_api: StripeApi,
 ) -> ticketing_payments.settings.Settings:
     url = make_database()
     await asyncio.to_thread(upgrade_to_head, "ticketing_payments", url)
@@ -87,6 +91,7 @@ async def payments_settings(
         DATABASE_URL=url,
         NATS_URL=nats_url,
         NATS_NAMESPACE=namespace,
+        REDIS_URL=redis_url,
         ENVIRONMENT="test",
         SERVICE_NAME="payments",
         STRIPE_SECRET_KEY=stripe_api.secret_key,

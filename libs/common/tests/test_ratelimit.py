@@ -7,9 +7,17 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
+from pydantic import TypeAdapter, ValidationError
 
 from ticketing_common.errors import TooManyRequests, install_error_handlers
-from ticketing_common.ratelimit import Limit, RateLimiter, client_address
+from ticketing_common.ratelimit import (
+    VOUCHED_CLIENT_HEADER,
+    Limit,
+    Rate,
+    RateLimiter,
+    client_address,
+    vouch_for_client,
+)
 
 THREE_A_MINUTE = Limit("probe", "3/minute", "Slow down, please")
 
@@ -94,8 +102,10 @@ async def test_a_refusal_is_a_429_with_retry_after_in_the_shared_shape(
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
 
 
-def _request(peer: str, forwarded: str | None = None) -> Request:
+def _request(peer: str, forwarded: str | None = None, vouched: str | None = None) -> Request:
     headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    if vouched is not None:
+        headers.append((VOUCHED_CLIENT_HEADER.lower().encode(), vouched.encode()))
     return Request({"type": "http", "headers": headers, "client": (peer, 1234)})
 
 
@@ -114,3 +124,23 @@ def test_ipv6_clients_count_per_subscriber_block_and_junk_falls_back_to_the_peer
     assert client_address(_request("10.0.0.5", "not-an-ip"), trust_proxy_headers=True) == (
         "10.0.0.5"
     )
+
+
+def test_a_rate_setting_is_checked_when_the_settings_are_read() -> None:
+    rate = TypeAdapter(Rate)
+
+    assert rate.validate_python("5 per 10 minutes") == "5 per 10 minutes"
+    with pytest.raises(ValidationError, match="is not a rate"):
+        rate.validate_python("often")
+
+
+def test_an_address_vouched_for_with_the_shared_key_is_the_client_and_a_forged_one_is_not() -> None:
+    key = "k" * 40
+    vouched = _request("10.0.0.5", vouched=vouch_for_client("203.0.113.9", key=key))
+    forged = _request("10.0.0.5", vouched=vouch_for_client("203.0.113.9", key="x" * 40))
+    bare = _request("10.0.0.5", vouched="203.0.113.9")
+
+    assert client_address(vouched, trust_proxy_headers=False, vouching_key=key) == "203.0.113.9"
+    assert client_address(vouched, trust_proxy_headers=False) == "10.0.0.5"  # not asked to
+    assert client_address(forged, trust_proxy_headers=False, vouching_key=key) == "10.0.0.5"
+    assert client_address(bare, trust_proxy_headers=False, vouching_key=key) == "10.0.0.5"

@@ -1,4 +1,5 @@
-"""Fixtures: auth served over real HTTP on a fresh, migrated PostgreSQL database."""
+"""Fixtures: auth served over real HTTP on a fresh, migrated PostgreSQL database, its
+rate limits counted in the real Redis under a fresh namespace."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ async def migrated_url(database_url: str) -> str:
 
 
 @pytest.fixture
-def make_settings(migrated_url: str) -> Callable[..., Settings]:
+def make_settings(migrated_url: str, redis_url: str, namespace: str) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "DATABASE_URL": migrated_url,
+            "REDIS_URL": redis_url,
+            # A fresh namespace: this test's rate-limit counters only.
+            "RATE_LIMIT_NAMESPACE": namespace,
             "ENVIRONMENT": "test",
             "SERVICE_NAME": "auth",
         }

@@ -30,9 +30,10 @@ async def test_readyz_answers_200_when_the_database_is_reachable(
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
 
 
-async def test_readyz_answers_503_when_the_database_is_unreachable() -> None:
+async def test_readyz_answers_503_when_the_database_is_unreachable(redis_url: str) -> None:
     settings = Settings(
         DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/auth",
+        REDIS_URL=redis_url,
         ENVIRONMENT="test",
         SERVICE_NAME="auth",
     )

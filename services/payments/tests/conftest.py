@@ -46,13 +46,14 @@ async def migrated_url(database_url: str) -> str:
 
 @pytest.fixture
 def make_settings(
-    migrated_url: str, nats_url: str, namespace: str, stripe_api: StripeApi
+    migrated_url: str, nats_url: str, redis_url: str, namespace: str, stripe_api: StripeApi
 ) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "DATABASE_URL": migrated_url,
             "NATS_URL": nats_url,
-            "NATS_NAMESPACE": namespace,
+            "NATS_NAMESPACE": namespace,  # also the rate limits' namespace in Redis
+            "REDIS_URL": redis_url,
             "ENVIRONMENT": "test",
             "SERVICE_NAME": "payments",
             "STRIPE_SECRET_KEY": stripe_api.secret_key,

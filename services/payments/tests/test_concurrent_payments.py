@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
-import httpx
 import stripe
 
 from ticketing_common.db import Database
@@ -21,26 +20,37 @@ from ticketing_payments.models import Payment, PaymentStatus
 from ticketing_payments.provider import Intent, PaymentProvider
 from ticketing_payments.settings import Settings
 
-from .conftest import Orders, Users, charges_of, outbox_drained, pay, payment_count, payment_of
+from .conftest import (
+    Orders,
+    ServePayments,
+    Users,
+    charges_of,
+    outbox_drained,
+    pay,
+    payment_count,
+    payment_of,
+)
 
 REQUESTS = 20
 
 
 async def test_concurrent_payments_of_one_order_give_one_201_and_one_charge(
-    client: httpx.AsyncClient,
-    orders: Orders,
-    users: Users,
-    db: Database,
+    serve_payments: ServePayments,
     bus: EventBus,
+    db: Database,
+    users: Users,
     stripe_client: stripe.StripeClient,
 ) -> None:
-    order = await orders.placed()
-    # The same card and other cards, as a double click or two tabs would send them.
-    tokens = ["tok_visa", "pm_card_visa"]
-
-    responses = await asyncio.gather(
-        *(pay(client, users, order, tokens[index % 2]) for index in range(REQUESTS))
-    )
+    # The attempts limit is raised: all the requests pass it at once, and the race under
+    # test is the one for the order's lock.
+    async with serve_payments(PAYMENT_RATE_PER_ORDER=f"{REQUESTS}/hour") as payments:
+        order = await Orders(bus, db).placed()
+        # The same card and other cards, as a double click or two tabs would send them.
+        tokens = ["tok_visa", "pm_card_visa"]
+        async with payments.client() as client:
+            responses = await asyncio.gather(
+                *(pay(client, users, order, tokens[index % 2]) for index in range(REQUESTS))
+            )
 
     statuses = Counter(response.status_code for response in responses)
     assert statuses[201] == 1, [(r.status_code, r.text) for r in responses]

@@ -58,7 +58,7 @@ class PaymentsProcess:
 
 @pytest.fixture
 def environment(
-    migrated_url: str, nats_url: str, namespace: str, stripe_api: StripeApi
+    migrated_url: str, nats_url: str, redis_url: str, namespace: str, stripe_api: StripeApi
 ) -> dict[str, str]:
     account = stripe_api.with_key(f"sk_test_crash{uuid4().hex[:12]}")  # an empty account
     return {
@@ -66,6 +66,7 @@ def environment(
         "DATABASE_URL": migrated_url,
         "NATS_URL": nats_url,
         "NATS_NAMESPACE": namespace,
+        "REDIS_URL": redis_url,
         "ENVIRONMENT": "test",
         "SERVICE_NAME": "payments",
         "STRIPE_SECRET_KEY": account.secret_key,
@@ -264,3 +265,29 @@ async def test_killed_after_recording_the_attempt_before_the_charge_the_buyer_pa
     await _succeeded_charge(sdk, attempt.stripe_id)
     created = [e.data for e in await published_so_far(bus, PaymentCreated)]
     assert [e.order_id for e in created] == [order.id]
+
+
+async def test_a_charged_buyers_retry_after_the_crash_is_answered_even_with_no_attempts_left(
+    environment: dict[str, str],
+    tmp_path: Path,
+    bus: EventBus,
+    db: Database,
+    users: Users,
+) -> None:
+    """The payment limits allow one attempt per order and per user, which the crashed
+    request used. The buyer's retries are answered from the charge it made (201, or
+    409 once recorded), never 429: a buyer who was charged always learns it."""
+    limited = {**environment, "PAYMENT_RATE_PER_ORDER": "1/hour", "PAYMENT_RATE_PER_USER": "1/hour"}
+    log = tmp_path / "payments.log"
+    order, attempt = await _charged_then_killed(limited, log, bus, db, users, price="21.00")
+
+    async with running(limited, log) as payments, payments.client() as client:
+        first = await _pay(client, users, order.id, order.user_id)
+        await _settled(db, order.id, PaymentStatus.SUCCEEDED)
+        again = await _pay(client, users, order.id, order.user_id)
+
+    assert first in {201, 409}  # recorded by this retry, or by the reconciler first
+    assert again == 409
+    payment = await payment_of(db, order.id)
+    assert payment is not None
+    assert payment.stripe_id == attempt.stripe_id

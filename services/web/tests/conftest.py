@@ -1,8 +1,11 @@
-"""Fixtures: the web client in front of the real auth, tickets and orders services.
+"""Fixtures: the web client in front of the real auth, tickets and orders services
+(and payments, for a module that sets ``with_payments``).
 
-Each test gets fresh, migrated databases and a fresh NATS namespace; the three APIs
-are served over real HTTP with their relays and listeners, behind a tiny path
-router that plays the gateway (``/api/users`` → auth, ...). The web service is
+Each test gets fresh, migrated databases and a fresh NATS namespace (which also
+names its rate-limit counters in Redis); the APIs are served over real HTTP with
+their relays and listeners, behind a tiny path router that plays the gateway
+(``/api/users`` → auth, ...). A module may override ``api_settings`` to give a
+service other settings (e.g. low rate limits). The web service is
 served with ``GATEWAY_URL`` pointing at that router, and tests drive it like a
 browser without JavaScript: GET a form, post it back with the page's CSRF token.
 """
@@ -10,6 +13,7 @@ browser without JavaScript: GET a form, post it back with the page's CSRF token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,11 +28,14 @@ import ticketing_auth.app
 import ticketing_auth.settings
 import ticketing_orders.app
 import ticketing_orders.settings
+import ticketing_payments.app
+import ticketing_payments.settings
 import ticketing_tickets.app
 import ticketing_tickets.settings
 from ticketing_common.db import upgrade_to_head
 from ticketing_common.events.bus import EventBus
 from ticketing_common.testing import ServedApp, serve_app, wait_until
+from ticketing_stripe_sandbox.testing import StripeApi
 from ticketing_web.app import create_app
 from ticketing_web.settings import Settings
 
@@ -145,21 +152,48 @@ class Browser:
 
 
 @pytest.fixture
+def api_settings() -> dict[str, dict[str, object]]:
+    """Settings of the services by name (``web`` too), over the defaults; a module may
+    override it."""
+    return {}
+
+
+@pytest.fixture
+def with_payments() -> bool:
+    """Whether the payments service (and the Stripe sandbox) runs too; a module may say so."""
+    return False
+
+
+@pytest.fixture
 async def stack(
-    make_database: Callable[[], str], nats_url: str, namespace: str, redis_url: str, bus: EventBus
+    request: pytest.FixtureRequest,
+    make_database: Callable[[], str],
+    nats_url: str,
+    redis_url: str,
+    namespace: str,
+    bus: EventBus,
+    api_settings: dict[str, dict[str, object]],
+    with_payments: bool,
 ) -> AsyncIterator[Stack]:
     """auth, tickets, orders, the router and the web app (``bus`` first: its streams go last)."""
     # One at a time: Alembic's migration context is process-global.
     auth_url = await _migrated(make_database, "ticketing_auth")
     tickets_url = await _migrated(make_database, "ticketing_tickets")
     orders_url = await _migrated(make_database, "ticketing_orders")
+    payments_url = await _migrated(make_database, "ticketing_payments") if with_payments else ""
     bus_settings: dict[str, object] = {
         "NATS_URL": nats_url,
         "NATS_NAMESPACE": namespace,
         "ENVIRONMENT": "test",
     }
     auth = ticketing_auth.app.create_app(
-        ticketing_auth.settings.Settings(DATABASE_URL=auth_url, ENVIRONMENT="test")
+        ticketing_auth.settings.Settings(
+            DATABASE_URL=auth_url,
+            REDIS_URL=redis_url,
+            RATE_LIMIT_NAMESPACE=namespace,
+            ENVIRONMENT="test",
+            **api_settings.get("auth", {}),  # type: ignore[arg-type]
+        )
     )
     tickets = ticketing_tickets.app.create_app(
         ticketing_tickets.settings.Settings(DATABASE_URL=tickets_url, **bus_settings)  # type: ignore[arg-type]
@@ -174,19 +208,33 @@ async def stack(
             **bus_settings,  # type: ignore[arg-type]
         )
     )
+    apps = {"/api/users": auth, "/api/tickets": tickets, "/api/orders": orders}
+    if with_payments:
+        stripe_api: StripeApi = request.getfixturevalue("stripe_api")
+        apps["/api/payments"] = ticketing_payments.app.create_app(
+            ticketing_payments.settings.Settings(
+                DATABASE_URL=payments_url,
+                REDIS_URL=redis_url,
+                STRIPE_SECRET_KEY=stripe_api.secret_key,
+                STRIPE_API_BASE=stripe_api.api_base,
+                **bus_settings,  # type: ignore[arg-type]
+                **api_settings.get("payments", {}),  # type: ignore[arg-type]
+            )
+        )
     seen = Seen()
-    async with (
-        serve_app(auth) as auth_served,
-        serve_app(tickets) as tickets_served,
-        serve_app(orders) as orders_served,
-    ):
+    async with contextlib.AsyncExitStack() as served:
         routes = {
-            "/api/users": auth_served.url,
-            "/api/tickets": tickets_served.url,
-            "/api/orders": orders_served.url,
+            prefix: (await served.enter_async_context(serve_app(app))).url
+            for prefix, app in apps.items()
         }
         async with serve_app(path_router(routes, seen)) as gateway:
-            web = create_app(Settings(GATEWAY_URL=gateway.url, ENVIRONMENT="test"))
+            web = create_app(
+                Settings(
+                    GATEWAY_URL=gateway.url,
+                    ENVIRONMENT="test",
+                    **api_settings.get("web", {}),  # type: ignore[arg-type]
+                )
+            )
             async with serve_app(web) as web_served:
                 yield Stack(web_served, gateway, seen)
 

@@ -14,23 +14,30 @@ outage. What must hold without Redis — the cap on one buyer's open orders,
 the failed sign-in throttle — is enforced in PostgreSQL by its service.
 
 ``client_address`` is how every limit keyed "per client" names the client.
+A service of ours that calls an API on a visitor's behalf (the web client's
+pages) names the visitor with ``vouch_for_client``: a header signed with the
+shared key, which the gateway passes through untouched (it rewrites
+``X-Forwarded-For`` with the caller's own address, the web server's).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from pydantic import AfterValidator
 from redis.asyncio import ConnectionPool
 
 from ticketing_common.errors import TooManyRequests
@@ -40,14 +47,45 @@ logger = logging.getLogger("ticketing.ratelimit")
 IPV6_SUBSCRIBER_PREFIX = 64
 
 
-def client_address(request: Request, *, trust_proxy_headers: bool) -> str:
+VOUCHED_CLIENT_HEADER = "X-Ticketing-Client"
+
+
+def _client_signature(address: str, key: str) -> str:
+    # A key of its own, derived from the shared one: a signed address is never a session.
+    derived = hmac.new(key.encode(), b"ticketing client address", hashlib.sha256).digest()
+    return hmac.new(derived, address.encode(), hashlib.sha256).hexdigest()
+
+
+def vouch_for_client(address: str, *, key: str) -> str:
+    """The ``VOUCHED_CLIENT_HEADER`` value naming ``address`` (what ``client_address``
+    found for the visitor), signed with ``key``."""
+    return f"{address} {_client_signature(address, key)}"
+
+
+def _vouched(value: str, key: str) -> str | None:
+    """The address in a signed header (as ``client_address`` named it), or None."""
+    address, _, signature = value.partition(" ")
+    if not address or not hmac.compare_digest(signature, _client_signature(address, key)):
+        return None
+    return address
+
+
+def client_address(
+    request: Request, *, trust_proxy_headers: bool, vouching_key: str | None = None
+) -> str:
     """Who is asking, as every per-client limit counts it.
 
-    ``request.client.host``, or the first ``X-Forwarded-For`` hop when
-    ``trust_proxy_headers`` is set (behind the gateway, which overwrites that
-    header with the real client). IPv6 clients are counted per /64, the block
-    one subscriber gets, so rotating addresses inside it gains nothing.
+    The address a service of ours vouched for (``vouch_for_client``, checked
+    with ``vouching_key``); else ``request.client.host``, or the first
+    ``X-Forwarded-For`` hop when ``trust_proxy_headers`` is set (behind the
+    gateway, which overwrites that header with the real client). IPv6 clients
+    are counted per /64, the block one subscriber gets, so rotating addresses
+    inside it gains nothing.
     """
+    if vouching_key is not None:
+        vouched = _vouched(request.headers.get(VOUCHED_CLIENT_HEADER, ""), vouching_key)
+        if vouched is not None:
+            return vouched
     if trust_proxy_headers:
         forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
         with contextlib.suppress(ValueError):
@@ -64,6 +102,20 @@ def _network_of(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
         return str(ipaddress.IPv6Network((ip, IPV6_SUBSCRIBER_PREFIX), strict=False))
     return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
+
+
+def _valid_rate(value: str) -> str:
+    try:
+        parse(value)
+    except ValueError as error:
+        raise ValueError(
+            f"{value!r} is not a rate: write it like '10/minute' or '5 per 10 minutes'"
+        ) from error
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_valid_rate)]
+"""A setting holding a ``Limit``'s rate, checked at start-up rather than at the first request."""
 
 
 @dataclass(frozen=True)

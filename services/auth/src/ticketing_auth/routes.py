@@ -11,7 +11,7 @@ from ticketing_auth import service
 from ticketing_auth.passwords import Passwords
 from ticketing_auth.schemas import CurrentUserRead, SignIn, SignUp, UserRead
 from ticketing_auth.settings import Settings
-from ticketing_auth.throttle import SigninThrottle
+from ticketing_auth.throttle import AttemptLimits, SigninThrottle
 from ticketing_common.db import DbSession
 from ticketing_common.ratelimit import client_address
 from ticketing_common.session import (
@@ -37,17 +37,37 @@ def _throttle(request: Request) -> SigninThrottle:
     return app_state(request, "throttle", SigninThrottle)
 
 
+def _attempt_limits(request: Request) -> AttemptLimits:
+    return app_state(request, "attempt_limits", AttemptLimits)
+
+
 def _client(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:
-    return client_address(request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS)
+    # The web client's pages vouch for their visitor with the shared key.
+    return client_address(
+        request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS, vouching_key=settings.JWT_KEY
+    )
 
 
 AuthSettings = Annotated[Settings, Depends(_settings)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 ThrottleDep = Annotated[SigninThrottle, Depends(_throttle)]
+AttemptLimitsDep = Annotated[AttemptLimits, Depends(_attempt_limits)]
 ClientAddress = Annotated[str, Depends(_client)]
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED)
+# Route dependencies, so they run before the route's own work (the password hash).
+# FastAPI parses the body once for both: the dependency and the route share ``body``.
+async def _sign_up_allowed(body: SignUp, client: ClientAddress, limits: AttemptLimitsDep) -> None:
+    await limits.sign_up(client=client, email=body.email)
+
+
+async def _sign_in_allowed(body: SignIn, client: ClientAddress, limits: AttemptLimitsDep) -> None:
+    await limits.sign_in(client=client, email=body.email)
+
+
+@router.post(
+    "/signup", status_code=status.HTTP_201_CREATED, dependencies=[Depends(_sign_up_allowed)]
+)
 async def sign_up(
     body: SignUp,
     response: Response,
@@ -60,7 +80,7 @@ async def sign_up(
     return UserRead.model_validate(user)
 
 
-@router.post("/signin")
+@router.post("/signin", dependencies=[Depends(_sign_in_allowed)])
 async def sign_in(
     body: SignIn,
     response: Response,

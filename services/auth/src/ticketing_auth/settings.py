@@ -1,4 +1,5 @@
-"""Auth's settings: the shared database settings plus sign-in throttling.
+"""Auth's settings: the shared database and Redis settings plus the sign-up and sign-in
+throttles.
 
 The only place the auth service reads its environment (``UPPER_SNAKE`` names).
 """
@@ -7,10 +8,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ticketing_common.settings import DatabaseSettings
+from ticketing_common.ratelimit import Rate
+from ticketing_common.settings import DatabaseSettings, RedisSettings
 
 
-class Settings(DatabaseSettings):
+class Settings(DatabaseSettings, RedisSettings):
     SERVICE_NAME: str = "auth"
 
     # Failed sign-ins allowed per email and per client address in one window
@@ -21,3 +23,14 @@ class Settings(DatabaseSettings):
     SIGNIN_WINDOW_SECONDS: int = Field(default=15 * 60, ge=1)
     # How often expired throttle counters are deleted.
     SIGNIN_THROTTLE_PRUNE_SECONDS: float = Field(default=300, gt=0)
+
+    # Every sign-up and every sign-in, successful or not, per client address and per
+    # email (``limits`` notation; counted in Redis by every replica, before the
+    # password hash). The per-client rates allow for many people behind one address
+    # (see docs/security.md, "Throttles").
+    SIGNUP_RATE_PER_CLIENT: Rate = "20/hour"
+    SIGNUP_RATE_PER_EMAIL: Rate = "5/hour"
+    SIGNIN_RATE_PER_CLIENT: Rate = "100/15 minutes"
+    SIGNIN_RATE_PER_EMAIL: Rate = "10/15 minutes"
+    # Separates the counters of deployments (and tests) that share one Redis.
+    RATE_LIMIT_NAMESPACE: str = Field(default="ticketing", pattern=r"^[a-z][a-z0-9_]*$")

@@ -1,6 +1,24 @@
-"""Rate limiting of failed sign-ins, shared by every replica through PostgreSQL.
+"""Auth's throttles: every sign-up and sign-in in Redis, failed sign-ins in PostgreSQL.
 
-The rule (limits are settings; defaults in brackets):
+**Attempts** (``AttemptLimits``, on the shared ``ticketing_common.ratelimit``):
+every sign-up and every sign-in, successful or not, is counted per client address
+and per email in Redis, shared by every replica, and refused with 429 and
+``Retry-After`` once over its rate (settings ``SIGNUP_RATE_PER_*`` and
+``SIGNIN_RATE_PER_*``). It is the first thing a request does, so a
+refused request costs no password hash (about 300 ms and 64 MiB) and, for a
+sign-up, tells nothing about whether the email has an account. The client is
+counted first: a request its client may no longer make is not counted against
+the email it names. Emails are counted by their SHA-256, so any address makes
+a key of one length. These limits bound cost and enumeration; when Redis is
+down they are not enforced (see the shared module).
+
+**Failed sign-ins** (``SigninThrottle``) stay in PostgreSQL, as a separate rule.
+It takes a success back, which a rate limit in Redis cannot (``limits`` has no
+decrement), and its guarantee under concurrent guesses must not depend on Redis
+being up: it is what stops password guessing, so it fails closed with the
+database rather than open with the cache.
+
+The failed sign-in rule (limits are settings; defaults in brackets):
 
 * Failed sign-ins are counted per email [5] and per client address [50] in
   fixed windows [15 minutes] that start with the first failure.
@@ -36,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -48,8 +67,54 @@ from ticketing_auth.errors import TooManyFailedSignins
 from ticketing_auth.repository import Counter
 from ticketing_auth.settings import Settings
 from ticketing_common.db import Database
+from ticketing_common.ratelimit import Limit, RateLimiter
 
 logger = logging.getLogger("ticketing.auth.throttle")
+
+TOO_MANY_SIGNUPS = "Too many sign-ups, try again later"
+TOO_MANY_SIGNINS = "Too many sign-in attempts, try again later"
+
+
+def email_key(email: str) -> str:
+    """How a rate limit names an email (already normalised by the schema)."""
+    return hashlib.sha256(email.encode()).hexdigest()
+
+
+class AttemptLimits:
+    """Sign-ups and sign-ins per client and per email, counted in Redis."""
+
+    def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
+        self.limiter = limiter
+        self.signup_per_client = Limit(
+            "signup-per-client", settings.SIGNUP_RATE_PER_CLIENT, TOO_MANY_SIGNUPS
+        )
+        self.signup_per_email = Limit(
+            "signup-per-email", settings.SIGNUP_RATE_PER_EMAIL, TOO_MANY_SIGNUPS
+        )
+        self.signin_per_client = Limit(
+            "signin-per-client", settings.SIGNIN_RATE_PER_CLIENT, TOO_MANY_SIGNINS
+        )
+        self.signin_per_email = Limit(
+            "signin-per-email", settings.SIGNIN_RATE_PER_EMAIL, TOO_MANY_SIGNINS
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AttemptLimits:
+        prefix = f"ticketing:{settings.RATE_LIMIT_NAMESPACE}:auth"
+        return cls(RateLimiter(settings.REDIS_URL, key_prefix=prefix), settings)
+
+    async def sign_up(self, *, client: str, email: str) -> None:
+        """Count a sign-up; 429 when its client or its email is over its rate."""
+        await self.limiter.hit(self.signup_per_client, client)
+        await self.limiter.hit(self.signup_per_email, email_key(email))
+
+    async def sign_in(self, *, client: str, email: str) -> None:
+        """Count a sign-in attempt, whatever its outcome will be; 429 when over a rate."""
+        await self.limiter.hit(self.signin_per_client, client)
+        await self.limiter.hit(self.signin_per_email, email_key(email))
+
+    async def close(self) -> None:
+        await self.limiter.close()
 
 
 @dataclass(frozen=True)

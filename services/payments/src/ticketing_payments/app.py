@@ -13,6 +13,7 @@ from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.routes import router
 from ticketing_payments.service import reconciler
 from ticketing_payments.settings import Settings
+from ticketing_payments.throttle import PaymentThrottle
 
 TITLE = "Ticketing payments"
 # The gateway sends only /api/payments/* to payments, so the docs are served there too.
@@ -23,14 +24,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     faults.arm(settings.FAULT_POINTS)
     provider = PaymentProvider.from_settings(settings)
+    throttle = PaymentThrottle.from_settings(settings)
     app = create_event_service_app(
         settings=settings,
         title=TITLE,
         routers=[router],
         listeners=partial(listener_group, provider=provider),
         docs_prefix=DOCS_PREFIX,
-        on_shutdown=[provider.close],
+        on_shutdown=[provider.close, throttle.close],
         workers=[reconciler(provider, settings.REFUND_SWEEP_SECONDS)],
     )
     app.state.provider = provider
+    app.state.throttle = throttle
     return app

@@ -13,6 +13,7 @@ from ticketing_payments import service
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.schemas import PaymentCreate, PaymentRead
 from ticketing_payments.settings import Settings
+from ticketing_payments.throttle import PaymentThrottle
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
@@ -25,7 +26,12 @@ def _settings(request: Request) -> Settings:
     return app_state(request, "settings", Settings)
 
 
+def _throttle(request: Request) -> PaymentThrottle:
+    return app_state(request, "throttle", PaymentThrottle)
+
+
 Provider = Annotated[PaymentProvider, Depends(_provider)]
+Throttle = Annotated[PaymentThrottle, Depends(_throttle)]
 PaymentsSettings = Annotated[Settings, Depends(_settings)]
 # Not DbSession: paying calls Stripe between its transactions, which the service owns.
 PaymentsDatabase = Annotated[Database, Depends(database_of)]
@@ -42,6 +48,7 @@ async def create_payment(
     database: PaymentsDatabase,
     provider: Provider,
     settings: PaymentsSettings,
+    throttle: Throttle,
 ) -> PaymentRead:
     payment = await service.pay(
         database,
@@ -50,5 +57,6 @@ async def create_payment(
         order_id=body.order_id,
         token=body.token,
         replica_wait_seconds=settings.ORDER_REPLICA_WAIT_SECONDS,
+        throttle=throttle,
     )
     return PaymentRead.of(payment)

@@ -6,7 +6,8 @@ its calls to Stripe (a slow provider must hold neither a connection nor the
 order's row lock):
 
 1. read the order (waiting briefly for the replica) and settle what an earlier
-   attempt left behind;
+   attempt left behind; then, the order being payable, count the attempt against
+   the payment throttle (429 over it; see ``throttle.py``);
 2. get the order's one PaymentIntent (idempotency key = the order id);
 3. under the order's lock, check it is payable and record the attempt ``pending``
    with the intent and the confirmation's idempotency key — the decision to charge;
@@ -59,6 +60,7 @@ from ticketing_payments.provider import (
     PaymentProvider,
     confirm_key,
 )
+from ticketing_payments.throttle import PaymentThrottle
 
 logger = logging.getLogger("ticketing.payments")
 
@@ -87,18 +89,24 @@ async def pay(
     order_id: UUID,
     token: str,
     replica_wait_seconds: float = 0,
+    throttle: PaymentThrottle | None = None,
 ) -> Payment:
     """Charge the order's price to the card once; the recorded payment.
 
     Raises OrderNotFound, OrderCancelled, OrderCancelledRefunded, OrderExpired,
     OrderAlreadyPaid, CardDeclined, InvalidCardToken, AmountNotChargeable,
-    PaymentInProgress or PaymentProviderUnavailable.
+    PaymentInProgress, PaymentProviderUnavailable, or TooManyRequests from
+    ``throttle`` (None: no limit, for callers that are not a buyer's request).
     """
     checked = await _payable_amount(
         database, provider, user_id=user_id, order_id=order_id, wait=replica_wait_seconds
     )
     if isinstance(checked, Payment):
         return checked  # an earlier attempt (its process died) had charged the card
+    if throttle is not None:
+        # Only now: an answer from what is recorded (paid, in progress, the charge of a
+        # crashed request) is never refused, so a buyer who was charged learns it.
+        await throttle.attempt(user_id=user_id, order_id=order_id)
     intent = await provider.intent_for_order(order_id, checked)
     await _record_attempt(
         database, order_id=order_id, intent=intent, key=confirm_key(order_id, token)

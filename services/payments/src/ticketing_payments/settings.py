@@ -1,4 +1,5 @@
-"""Payments' settings: the shared database and bus settings plus the Stripe account.
+"""Payments' settings: the shared database, bus and Redis settings plus the Stripe account
+and the limits on payment attempts.
 
 The only place the payments service reads its environment (``UPPER_SNAKE`` names).
 """
@@ -7,10 +8,11 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from ticketing_common.settings import EventServiceSettings
+from ticketing_common.ratelimit import Rate
+from ticketing_common.settings import EventServiceSettings, RedisSettings
 
 
-class Settings(EventServiceSettings):
+class Settings(EventServiceSettings, RedisSettings):
     SERVICE_NAME: str = "payments"
 
     # A real key talks to Stripe; ``ticketing up`` and the tests pass the sandbox's.
@@ -27,6 +29,10 @@ class Settings(EventServiceSettings):
     # How long a payment waits for an order the replica has not received yet (the buyer
     # paid right after ordering) before answering 404.
     ORDER_REPLICA_WAIT_SECONDS: float = Field(default=5, ge=0)
+    # Attempts to charge a card (``limits`` notation, counted in Redis by every replica):
+    # declined cards count; answering a payment already made never does (throttle.py).
+    PAYMENT_RATE_PER_ORDER: Rate = "5/10 minutes"
+    PAYMENT_RATE_PER_USER: Rate = "20/hour"
 
     @field_validator("STRIPE_API_BASE")
     @classmethod

@@ -42,10 +42,17 @@ class UpstreamFailed(AppError):
 class ApiError(Exception):
     """An expected 4xx answer of an API, with its messages in the shared error shape."""
 
-    def __init__(self, status_code: int, errors: Iterable[FieldError]) -> None:
+    def __init__(
+        self, status_code: int, errors: Iterable[FieldError], *, retry_after: str | None = None
+    ) -> None:
         self.status_code = status_code
         self.errors = list(errors) or [FieldError(message="The request was refused")]
+        # A 429's Retry-After (whole seconds), relayed on the page that shows it.
+        self.retry_after = retry_after if retry_after and retry_after.isdigit() else None
         super().__init__(f"{status_code}: {self.errors[0].message}")
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": self.retry_after} if self.retry_after else {}
 
     def split(self, fields: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         """Messages by form field (``fields`` maps API field names to form field names),

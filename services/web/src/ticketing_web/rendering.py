@@ -40,6 +40,7 @@ def render(
     context: Mapping[str, object] | None = None,
     *,
     status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """A complete page: the template plus what every page needs (user, CSRF token)."""
     values: dict[str, object] = {
@@ -49,7 +50,9 @@ def render(
         "path": request.url.path,
     }
     values.update(context or {})
-    response = templates.TemplateResponse(request, template, values, status_code=status_code)
+    response = templates.TemplateResponse(
+        request, template, values, status_code=status_code, headers=headers
+    )
     csrf.set_cookie(request, response)
     # A page shows one person's data (header, orders): never cache it in a shared cache.
     response.headers["Cache-Control"] = "no-store"

@@ -3,8 +3,8 @@
 The web service owns no data; what a repository is to the other services, this
 module is to it: the one place that talks to the outside. Every call forwards
 the visitor's own session (only a session this service verified), the client's
-address (so auth's per-client sign-in throttle counts the browser, not this
-server) and the request id. The shared HTTP client keeps no cookies: it serves
+address, signed (so the per-client limits count the browser, not this server)
+and the request id. The shared HTTP client keeps no cookies: it serves
 every visitor, and one visitor's session must never reach another's request.
 """
 
@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ticketing_common.logs import request_id_var
+from ticketing_common.ratelimit import VOUCHED_CLIENT_HEADER
 from ticketing_common.session import COOKIE_NAME
 from ticketing_web.errors import ApiError, UpstreamFailed
 from ticketing_web.schemas import (
@@ -56,6 +57,9 @@ class Caller:
 
     session: str | None = None
     client_address: str | None = None
+    vouched_client: str | None = None
+    """``client_address`` signed (``vouch_for_client``): the gateway replaces
+    ``X-Forwarded-For`` with this server's address, and passes this on."""
 
     def headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -63,6 +67,8 @@ class Caller:
             headers["Cookie"] = f"{COOKIE_NAME}={self.session}"
         if self.client_address:
             headers["X-Forwarded-For"] = self.client_address
+        if self.vouched_client:
+            headers[VOUCHED_CLIENT_HEADER] = self.vouched_client
         request_id = request_id_var.get()
         if request_id:
             headers["X-Request-ID"] = request_id
@@ -131,7 +137,11 @@ class MarketplaceApi:
             )
             raise UpstreamFailed()
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _errors_of(response))
+            raise ApiError(
+                response.status_code,
+                _errors_of(response),
+                retry_after=response.headers.get("Retry-After"),
+            )
         return response
 
     # -- auth --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ticketing_common.ratelimit import client_address, vouch_for_client
 from ticketing_common.session import COOKIE_NAME, CurrentUser
 from ticketing_common.state import app_state
 from ticketing_common.validation import path_id
@@ -46,8 +47,10 @@ def _api(request: Request) -> MarketplaceApi:
 def _caller(request: Request, user: CurrentUser) -> Caller:
     # Only a session this service verified is forwarded; anything else is not a session.
     session = request.cookies.get(COOKIE_NAME) if user is not None else None
-    address = request.client.host if request.client else None
-    return Caller(session=session, client_address=address)
+    settings = settings_of(request)
+    address = client_address(request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS)
+    vouched = vouch_for_client(address, key=settings.JWT_KEY)
+    return Caller(session=session, client_address=address, vouched_client=vouched)
 
 
 Api = Annotated[MarketplaceApi, Depends(_api)]
@@ -122,6 +125,7 @@ def _auth_form(
         template,
         {"email": email, "next": next_path, "field_errors": field_errors, "errors": general},
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
@@ -201,6 +205,7 @@ def _sell_form(
         "sell.html",
         {"title": title, "price": price, "field_errors": field_errors, "errors": general},
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
@@ -257,6 +262,7 @@ async def _ticket_page(
             "errors": [item.message for item in error.errors] if error else [],
         },
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
@@ -336,6 +342,7 @@ async def _order_page(
             "errors": general,
         },
         status_code=error.status_code if error else 200,
+        headers=error.headers() if error else None,
     )
 
 
