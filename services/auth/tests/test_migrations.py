@@ -21,4 +21,10 @@ async def test_migrations_downgrade_to_an_empty_database_and_upgrade_again(
     await downgrade_to_base("ticketing_auth", migrated_url)
     assert await table_names(migrated_url) == {"alembic_version"}
     await upgrade("ticketing_auth", migrated_url)
-    assert await table_names(migrated_url) == {"alembic_version", "users", "signin_counters"}
+    assert await table_names(migrated_url) == {
+        "alembic_version",
+        "users",
+        "sessions",
+        "signin_counters",
+        "outbox",
+    }
