@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 
 from ticketing_common.app import ServiceRuntime, create_service_app
 from ticketing_web.rendering import STATIC_DIR, install_html_error_handlers
+from ticketing_web.renewal import SessionRenewal
 from ticketing_web.repository import MarketplaceApi
 from ticketing_web.routes import router
 from ticketing_web.settings import Settings
@@ -49,7 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     api = MarketplaceApi(settings)
     runtime = ServiceRuntime(on_startup=[api.open], on_shutdown=[api.close])
-    app = create_service_app(settings=settings, title=TITLE, routers=[router], runtime=runtime)
+    app = create_service_app(
+        settings=settings,
+        title=TITLE,
+        routers=[router],
+        runtime=runtime,
+        middleware=[Middleware(SessionRenewal, api=api, settings=settings)],
+    )
     app.router.routes[:] = [
         route for route in app.router.routes if getattr(route, "path", None) not in _API_DOC_PATHS
     ]
