@@ -14,9 +14,11 @@ import jwt
 from ticketing_auth.models import UserSession
 from ticketing_auth.settings import Settings
 from ticketing_common.db import Database
+from ticketing_common.events.contracts import SessionRevoked
 from ticketing_common.session import ALGORITHM, verify_token
 from ticketing_common.testing import signed_in_cookie, wait_until
 
+from .conftest import EventsOf
 from .test_session import read, sign_in, sign_up
 
 ServeAuth = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -133,3 +135,29 @@ async def test_renewal_is_refused_after_signout_everywhere_but_other_users_renew
     for token in ann:
         assert (await renew(client, token)).status_code == 401
     assert (await renew(client, bob)).status_code == 200
+
+
+async def test_a_revocation_racing_renewals_publishes_an_expiry_no_renewed_token_outlives(
+    serve_auth: ServeAuth, settings: Settings, events_of: EventsOf
+) -> None:
+    """A renewal locks its session row, so a sign-out that races it waits and
+    publishes the expiry of the token the renewal issued: services then remember the
+    revocation as long as any token of the session can be used."""
+    async with serve_auth(SESSION_TOKEN_TTL_SECONDS=60) as client:
+        token = await sign_up(client)
+        client.cookies.clear()
+        await asyncio.sleep(1.1)  # renewed tokens expire a whole second later
+        cookie = {"Cookie": f"session={token}"}
+
+        async def renewal() -> httpx.Response:
+            return await client.post("/api/users/session/renew", headers=cookie)
+
+        async def sign_out() -> httpx.Response:
+            return await client.post("/api/users/signout", headers=cookie)
+
+        responses = await asyncio.gather(*[renewal() for _ in range(10)], sign_out())
+
+    renewed = [read(r.cookies["session"], settings) for r in responses[:-1] if r.is_success]
+    [event] = await wait_until(lambda: events_of(SessionRevoked))
+    assert all(issued.expires_at <= event.data.expires_at for issued in renewed)
+    assert responses[-1].status_code == 200
