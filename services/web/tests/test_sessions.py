@@ -117,6 +117,29 @@ async def test_signing_out_everywhere_signs_out_every_browser_of_the_account_onl
     assert header_links((await someone_else.get("/")).text) == SIGNED_IN
 
 
+@SHORT_TOKENS
+async def test_signing_in_with_an_expired_token_keeps_the_new_session_not_the_renewed_one(
+    stack: Stack, browser: Browser, make_browser: Callable[[], Browser]
+) -> None:
+    other = f"{uuid4().hex}@example.com"
+    await make_browser().sign_up(other)
+    await browser.sign_up(f"{uuid4().hex}@example.com")
+    csrf = await browser.token("/signin")
+    old = await expire_token(browser)  # so the post itself renews it first
+
+    response = await browser.http.post(
+        "/signin", data={"csrf_token": csrf, "email": other, "password": PASSWORD}
+    )
+
+    assert response.status_code == 303
+    assert RENEW in stack.seen.paths
+    # One session cookie: the sign-in's, not also the renewal's.
+    [_] = [h for h in response.headers.get_list("set-cookie") if h.startswith("session=")]
+    new = token_of(browser)
+    assert new.user.email == other
+    assert new.user.sid != old.user.sid
+
+
 async def test_pages_of_a_signed_in_visitor_offer_signing_out_on_every_device(
     browser: Browser,
 ) -> None:
