@@ -43,7 +43,10 @@ logger = logging.getLogger("ticketing.revocations")
 REPLAY_MARGIN_SECONDS = 60
 # A start that cannot replay within this fails, and the process is restarted.
 CATCH_UP_TIMEOUT_SECONDS = 30.0
-FETCH_BATCH = 256
+# Replaying takes what is there in batches. Following asks for one event at a time:
+# nats-py's batch fetch, once an event has come, waits for the rest of the batch
+# until its timeout, which would hold every revocation back for most of a second.
+REPLAY_BATCH = 256
 # A fetch waits this long for events (and so does a shutdown, at most); the broker's
 # heartbeats during the wait tell an idle consumer from a lost one.
 FETCH_WAIT_SECONDS = 1.0
@@ -108,7 +111,7 @@ class RevocationFollower:
             pending = (await subscription.consumer_info()).num_pending or 0
             while pending > 0:
                 try:
-                    messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT_SECONDS)
+                    messages = await subscription.fetch(REPLAY_BATCH, timeout=FETCH_WAIT_SECONDS)
                 except TimeoutError:
                     continue  # the deadline above bounds the wait
                 for message in messages:
@@ -127,7 +130,7 @@ class RevocationFollower:
                 try:
                     subscription = self._subscription or await self._resubscribe()
                     messages = await subscription.fetch(
-                        FETCH_BATCH, timeout=FETCH_WAIT_SECONDS, heartbeat=HEARTBEAT_SECONDS
+                        1, timeout=FETCH_WAIT_SECONDS, heartbeat=HEARTBEAT_SECONDS
                     )
                 except FetchTimeoutError:
                     failures = 0  # heartbeats came: the consumer is there, nothing happened
