@@ -190,7 +190,7 @@ async def stack(
             "/api/orders": orders_served.url,
         }
         async with serve_app(path_router(routes, seen)) as gateway:
-            web = create_app(Settings(GATEWAY_URL=gateway.url, ENVIRONMENT="test"))
+            web = create_app(Settings(GATEWAY_URL=gateway.url, **bus_settings))  # type: ignore[arg-type]
             async with serve_app(web) as web_served:
                 yield Stack(web_served, gateway, seen)
 

@@ -32,6 +32,7 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.events.listener import ListenerGroup, RetryPolicy
 from ticketing_common.events.outbox import OutboxRelay
 from ticketing_common.logs import configure_logging, request_id_var
+from ticketing_common.revocations import RevocationFollower
 from ticketing_common.settings import EventServiceSettings, ServiceSettings
 
 logger = logging.getLogger("ticketing.app")
@@ -131,6 +132,7 @@ class ServiceRuntime:
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
         readiness: Sequence[ReadinessCheck] = (),
+        revocations: RevocationFollower | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
@@ -138,6 +140,14 @@ class ServiceRuntime:
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self.readiness = list(readiness)
+        # The revoked sessions the session dependency refuses (None: it refuses none).
+        # Replayed after the other start-up hooks (which may connect its bus) and
+        # before the server listens; followed by a worker.
+        self.revocations = revocations
+        if revocations is not None:
+            self.on_startup.append(revocations.catch_up)
+            self.workers.append(revocations.follow)
+            self.readiness.append(revocations.check_ready)
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -253,7 +263,8 @@ def create_event_service_app(
     on_shutdown: Sequence[Hook] = (),
     workers: Sequence[WorkerFactory] = (),
 ) -> FastAPI:
-    """A service with a database, an outbox relay and listeners (tickets, orders, ...).
+    """A service with a database, an outbox relay and listeners (tickets, orders, ...),
+    which refuses revoked sessions.
 
     ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters);
     a service that only publishes (auth) has no listeners (``app.state.listeners`` None).
@@ -276,6 +287,7 @@ def create_event_service_app(
         ],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
+        revocations=RevocationFollower(bus, settings),
     )
     app = create_service_app(
         settings=settings, title=title, routers=routers, runtime=runtime, docs_prefix=docs_prefix

@@ -1,9 +1,10 @@
 """Sessions: a signed JWT in the ``session`` cookie, verified by every service itself.
 
 ``CurrentUser`` is the optional user of a request; ``RequiredUser`` answers 401
-when nobody is signed in. Both read the signing key from the app's settings.
-:func:`read_token` also reads a token that has expired, for those who renew
-tokens (auth) or ask for a renewal (the web client).
+when nobody is signed in. Both read the signing key from the app's settings, and
+both refuse a session the app's revocation follower knows was revoked
+(``ticketing_common.revocations``). :func:`read_token` also reads a token that
+has expired, for those who renew tokens (auth) or ask for a renewal (the web client).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import jwt
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 
+from ticketing_common.app import ServiceRuntime
 from ticketing_common.errors import NotAuthorized
+from ticketing_common.revocations import RevocationFollower
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.state import app_state
 
@@ -128,11 +131,23 @@ def settings_of(request: Request) -> ServiceSettings:
     return app_state(request, "settings", ServiceSettings)
 
 
+def revocations_of(request: Request) -> RevocationFollower | None:
+    """The revoked sessions the app follows; None for an app without (no bus)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    return runtime.revocations if isinstance(runtime, ServiceRuntime) else None
+
+
 def current_user(request: Request) -> UserPayload | None:
     token = request.cookies.get(COOKIE_NAME)
     if not token:
         return None
-    return verify_token(token, settings_of(request))
+    user = verify_token(token, settings_of(request))
+    if user is None:
+        return None
+    revocations = revocations_of(request)
+    if revocations is not None and revocations.is_revoked(user.sid):
+        return None
+    return user
 
 
 def required_user(user: Annotated[UserPayload | None, Depends(current_user)]) -> UserPayload:
