@@ -58,6 +58,7 @@ KNOWN_SERVICES: tuple[Service, ...] = (
         package="ticketing_auth",
         database=True,
         path_prefix="/api/users",
+        uses_nats=True,
         uses_redis=True,
     ),
     Service(
@@ -85,7 +86,14 @@ KNOWN_SERVICES: tuple[Service, ...] = (
         stripe_secret=True,
     ),
     Service(name="expiration", package="ticketing_expiration", uses_nats=True, uses_redis=True),
-    Service(name="web", package="ticketing_web", path_prefix=CATCH_ALL, stripe_publishable=True),
+    # NATS for session revocations: it verifies the session cookie itself.
+    Service(
+        name="web",
+        package="ticketing_web",
+        path_prefix=CATCH_ALL,
+        uses_nats=True,
+        stripe_publishable=True,
+    ),
 )
 
 

@@ -50,6 +50,7 @@ class Seen:
     """What the APIs received through the router (to check what the web forwards)."""
 
     requests: list[httpx.Headers] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
 
 def path_router(upstreams: dict[str, str], seen: Seen) -> FastAPI:
@@ -67,6 +68,7 @@ def path_router(upstreams: dict[str, str], seen: Seen) -> FastAPI:
             return Response(status_code=404)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
         seen.requests.append(httpx.Headers(headers))
+        seen.paths.append(request.url.path)
         upstream = await client.request(
             request.method,
             target + request.url.path,
@@ -159,6 +161,12 @@ def api_settings() -> dict[str, dict[str, object]]:
 
 
 @pytest.fixture
+def auth_settings() -> dict[str, object]:
+    """Auth's settings beyond the defaults; a test overrides it by parametrizing it."""
+    return {}
+
+
+@pytest.fixture
 def with_payments() -> bool:
     """Whether the payments service (and the Stripe sandbox) runs too; a module may say so."""
     return False
@@ -174,6 +182,7 @@ async def stack(
     bus: EventBus,
     api_settings: dict[str, dict[str, object]],
     with_payments: bool,
+    auth_settings: dict[str, object],
 ) -> AsyncIterator[Stack]:
     """auth, tickets, orders, the router and the web app (``bus`` first: its streams go last)."""
     # One at a time: Alembic's migration context is process-global.
@@ -190,9 +199,9 @@ async def stack(
         ticketing_auth.settings.Settings(
             DATABASE_URL=auth_url,
             REDIS_URL=redis_url,
-            RATE_LIMIT_NAMESPACE=namespace,
-            ENVIRONMENT="test",
+            **bus_settings,  # type: ignore[arg-type]
             **api_settings.get("auth", {}),  # type: ignore[arg-type]
+            **auth_settings,  # type: ignore[arg-type]
         )
     )
     tickets = ticketing_tickets.app.create_app(
@@ -231,7 +240,7 @@ async def stack(
             web = create_app(
                 Settings(
                     GATEWAY_URL=gateway.url,
-                    ENVIRONMENT="test",
+                    **bus_settings,  # type: ignore[arg-type]
                     **api_settings.get("web", {}),  # type: ignore[arg-type]
                 )
             )

@@ -10,6 +10,7 @@ import httpx
 from fastapi import Request
 
 from ticketing_common.embedded import free_port
+from ticketing_common.events.bus import EventBus
 from ticketing_common.testing import serve_app
 from ticketing_web.app import create_app
 from ticketing_web.settings import Settings
@@ -122,9 +123,15 @@ async def test_a_bad_page_number_is_a_400_page_not_a_500(browser: Browser) -> No
     assert "Bad request" in page.text
 
 
-async def test_an_unreachable_gateway_is_a_friendly_error_page_without_internals() -> None:
+async def test_an_unreachable_gateway_is_a_friendly_error_page_without_internals(
+    nats_url: str, namespace: str, bus: EventBus
+) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
-    app = create_app(Settings(GATEWAY_URL=nowhere, ENVIRONMENT="test"))
+    app = create_app(
+        Settings(
+            GATEWAY_URL=nowhere, NATS_URL=nats_url, NATS_NAMESPACE=namespace, ENVIRONMENT="test"
+        )
+    )
     async with serve_app(app) as served, httpx.AsyncClient(base_url=served.url) as client:
         page = await client.get("/")
         ready = await client.get("/readyz")
@@ -136,8 +143,15 @@ async def test_an_unreachable_gateway_is_a_friendly_error_page_without_internals
     assert ready.status_code == 200
 
 
-async def test_an_unexpected_error_is_a_500_page_and_the_connection_stays_usable() -> None:
-    app = create_app(Settings(GATEWAY_URL=f"http://127.0.0.1:{free_port()}", ENVIRONMENT="test"))
+async def test_an_unexpected_error_is_a_500_page_and_the_connection_stays_usable(
+    nats_url: str, namespace: str, bus: EventBus
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    app = create_app(
+        Settings(
+            GATEWAY_URL=nowhere, NATS_URL=nats_url, NATS_NAMESPACE=namespace, ENVIRONMENT="test"
+        )
+    )
 
     async def boom() -> None:
         raise RuntimeError("secret internals")

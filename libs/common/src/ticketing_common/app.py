@@ -24,6 +24,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.db import Database
@@ -32,6 +33,7 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.events.listener import ListenerGroup, RetryPolicy
 from ticketing_common.events.outbox import OutboxRelay
 from ticketing_common.logs import configure_logging, request_id_var
+from ticketing_common.revocations import RevocationFollower
 from ticketing_common.settings import EventServiceSettings, ServiceSettings
 
 logger = logging.getLogger("ticketing.app")
@@ -100,6 +102,25 @@ class RequestContext:
             request_id_var.reset(token)
 
 
+def every(interval: float, task: Callable[[], Awaitable[object]]) -> Worker:
+    """A worker that runs ``task`` at once, then every ``interval`` seconds until stopping.
+
+    A failing run is logged and the next one comes on time: housekeeping (pruning
+    spent rows) must outlive a database that is briefly away.
+    """
+
+    async def run(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await task()
+            except Exception:
+                logger.warning("periodic task failed", extra={"task": repr(task)}, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=interval)
+
+    return run
+
+
 class ServiceRuntime:
     """What a service runs besides its routes; held on ``app.state.runtime``."""
 
@@ -112,6 +133,7 @@ class ServiceRuntime:
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
         readiness: Sequence[ReadinessCheck] = (),
+        revocations: RevocationFollower | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
@@ -119,6 +141,14 @@ class ServiceRuntime:
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self.readiness = list(readiness)
+        # The revoked sessions the session dependency refuses (None: it refuses none).
+        # Replayed after the other start-up hooks (which may connect its bus) and
+        # before the server listens; followed by a worker.
+        self.revocations = revocations
+        if revocations is not None:
+            self.on_startup.append(revocations.catch_up)
+            self.workers.append(revocations.follow)
+            self.readiness.append(revocations.check_ready)
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -228,27 +258,37 @@ def create_event_service_app(
     settings: EventServiceSettings,
     title: str,
     routers: Sequence[APIRouter],
-    listeners: ListenersFactory,
+    listeners: ListenersFactory | None = None,
     docs_prefix: str | None = None,
+    on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     workers: Sequence[WorkerFactory] = (),
 ) -> FastAPI:
-    """A service with a database, an outbox relay and listeners (tickets, orders, ...).
+    """A service with a database, an outbox relay and listeners (tickets, orders, ...),
+    which refuses revoked sessions.
 
-    ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters).
+    ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters);
+    a service that only publishes (auth) has no listeners (``app.state.listeners`` None).
     ``workers`` are the service's own background loops, made with its database.
+    ``on_startup`` hooks run before it serves (after the bus connected);
     ``on_shutdown`` hooks close what the service opened itself (e.g. an HTTP client),
     after the workers stopped.
     """
     database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
     bus = EventBus.from_settings(settings)
     relay = OutboxRelay(database, bus)
-    group = listeners(bus, database, RetryPolicy.from_settings(settings))
+    group = listeners(bus, database, RetryPolicy.from_settings(settings)) if listeners else None
     runtime = ServiceRuntime(
         database=database,
         bus=bus,
-        workers=[relay.run, group.run, *(make(database) for make in workers)],
+        workers=[
+            relay.run,
+            *([group.run] if group is not None else []),
+            *(make(database) for make in workers),
+        ],
+        on_startup=on_startup,
         on_shutdown=on_shutdown,
+        revocations=RevocationFollower(bus, settings),
     )
     app = create_service_app(
         settings=settings, title=title, routers=routers, runtime=runtime, docs_prefix=docs_prefix
@@ -266,11 +306,14 @@ def create_service_app(
     runtime: ServiceRuntime,
     configure_logs: bool = True,
     docs_prefix: str | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) is where its API lives:
     with ``API_DOCS_ENABLED``, the OpenAPI document and Swagger UI are served there (the
     gateway routes only the service's prefix to it) and at the root. A service without
-    one (web pages, an operator's endpoint) serves no API docs."""
+    one (web pages, an operator's endpoint) serves no API docs. ``middleware``
+    is the service's own, run inside the request context (its request id) and the body
+    limit, first listed outermost."""
     if configure_logs:
         configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
 
@@ -300,6 +343,9 @@ def create_service_app(
     app.state.bus = runtime.bus
     install_error_handlers(app)
 
+    # add_middleware wraps what was added before: the last added runs first.
+    for own in reversed(middleware):
+        app.add_middleware(own.cls, *own.args, **own.kwargs)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(RequestContext)
 

@@ -1,19 +1,34 @@
-"""Auth's settings: the shared database and Redis settings plus the sign-up and sign-in
-throttles.
+"""Auth's settings: the shared database, bus and Redis settings, sessions, and the sign-up
+and sign-in throttles.
 
 The only place the auth service reads its environment (``UPPER_SNAKE`` names).
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 
 from ticketing_common.ratelimit import Rate
-from ticketing_common.settings import DatabaseSettings, RedisSettings
+from ticketing_common.settings import EventServiceSettings, RedisSettings
 
 
-class Settings(DatabaseSettings, RedisSettings):
+class SessionExpiry(StrEnum):
+    """How a session's end (``SESSION_TTL_SECONDS``) is counted."""
+
+    ABSOLUTE = "absolute"  # from sign-in: use does not prolong it
+    IDLE = "idle"  # from the last renewal: a session in use lives on
+
+
+class Settings(EventServiceSettings, RedisSettings):
     SERVICE_NAME: str = "auth"
+
+    # Whether a session ends SESSION_TTL_SECONDS after sign-in, or after its last
+    # renewal (docs/security.md, "Sessions").
+    SESSION_EXPIRY: SessionExpiry = SessionExpiry.ABSOLUTE
+    # How often sessions that can no longer be used (ended, every token expired) are deleted.
+    SESSION_PRUNE_SECONDS: float = Field(default=3600, gt=0)
 
     # Failed sign-ins allowed per email and per client address in one window
     # (the rule is in ``throttle.py``). The client limit is higher because many
@@ -32,5 +47,3 @@ class Settings(DatabaseSettings, RedisSettings):
     SIGNUP_RATE_PER_EMAIL: Rate = "5/hour"
     SIGNIN_RATE_PER_CLIENT: Rate = "100/15 minutes"
     SIGNIN_RATE_PER_EMAIL: Rate = "10/15 minutes"
-    # Separates the counters of deployments (and tests) that share one Redis.
-    RATE_LIMIT_NAMESPACE: str = Field(default="ticketing", pattern=r"^[a-z][a-z0-9_]*$")

@@ -100,7 +100,7 @@ class AttemptLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AttemptLimits:
-        prefix = f"ticketing:{settings.RATE_LIMIT_NAMESPACE}:auth"
+        prefix = f"ticketing:{settings.NATS_NAMESPACE}:auth"
         return cls(RateLimiter(settings.REDIS_URL, key_prefix=prefix), settings)
 
     async def sign_up(self, *, client: str, email: str) -> None:

@@ -2,13 +2,18 @@
 
 Server-side rendered pages over the marketplace APIs, which it reaches through
 the gateway with one shared HTTP client opened and closed with the app. It owns
-no data, so it has no database, migrations or listeners.
+no data, so it has no database, migrations or listeners; it reads the event bus
+only to follow session revocations, since it verifies the session cookie itself
+(the "signed in as" header, and which cookie it forwards).
 
-Readiness is the app itself: the web service needs nothing of its own to serve a
-page, and the gateway it calls is also what sends it traffic. Making readiness
-depend on the gateway (or on the APIs behind it) would take every web replica out
-of service whenever one API is down, replacing a page that says "try again" by
-the load balancer's bare error.
+Readiness is the app itself, once the revocations that can still matter have been
+replayed: the web service needs nothing else of its own to serve a page, and the
+gateway it calls is also what sends it traffic. Making readiness depend on the
+gateway (or on the APIs behind it) would take every web replica out of service
+whenever one API is down, replacing a page that says "try again" by the load
+balancer's bare error. For the same reason a broker outage after start-up does not
+make it unready: it keeps refusing the revocations it knows, and misses new ones
+for no longer than a token lives.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 
 from ticketing_common.app import ServiceRuntime, create_service_app
+from ticketing_common.events.bus import EventBus
+from ticketing_common.revocations import RevocationFollower
 from ticketing_web.rendering import STATIC_DIR, install_html_error_handlers
+from ticketing_web.renewal import SessionRenewal
 from ticketing_web.repository import MarketplaceApi
 from ticketing_web.routes import router
 from ticketing_web.settings import Settings
@@ -48,8 +57,24 @@ def content_security_policy(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     api = MarketplaceApi(settings)
-    runtime = ServiceRuntime(on_startup=[api.open], on_shutdown=[api.close])
-    app = create_service_app(settings=settings, title=TITLE, routers=[router], runtime=runtime)
+    bus = EventBus.from_settings(settings)
+
+    async def connect_bus() -> None:
+        # A start-up hook rather than the runtime's bus, whose outage would make it unready.
+        await bus.connect()
+
+    runtime = ServiceRuntime(
+        on_startup=[api.open, connect_bus],
+        on_shutdown=[api.close, bus.close],
+        revocations=RevocationFollower(bus, settings),
+    )
+    app = create_service_app(
+        settings=settings,
+        title=TITLE,
+        routers=[router],
+        runtime=runtime,
+        middleware=[Middleware(SessionRenewal, api=api, settings=settings)],
+    )
     app.router.routes[:] = [
         route for route in app.router.routes if getattr(route, "path", None) not in _API_DOC_PATHS
     ]

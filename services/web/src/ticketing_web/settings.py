@@ -1,4 +1,5 @@
-"""The web client's settings: where the APIs are, and Stripe's publishable key if any.
+"""The web client's settings: where the APIs are, Stripe's publishable key if any, and
+the event bus (``NATS_URL``, ``NATS_NAMESPACE``) it follows session revocations on.
 
 The only place the web service reads its environment (``UPPER_SNAKE`` names).
 """
@@ -7,10 +8,10 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from ticketing_common.settings import ServiceSettings
+from ticketing_common.settings import BusSettings
 
 
-class Settings(ServiceSettings):
+class Settings(BusSettings):
     SERVICE_NAME: str = "web"
 
     # Base URL of the gateway; every API is reached under it (``/api/users``, ...).

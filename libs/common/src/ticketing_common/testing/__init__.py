@@ -4,13 +4,19 @@ The pytest plugin (``ticketing_common.testing.plugin``) is registered through an
 entry point, so every test in the workspace gets its fixtures.
 """
 
-from ticketing_common.testing.events import published, published_so_far, tried_and_not_acked
+from ticketing_common.testing.events import (
+    published,
+    published_so_far,
+    revoke_session,
+    tried_and_not_acked,
+)
 from ticketing_common.testing.helpers import ServedApp, serve_app, signed_in_cookie, wait_until
 
 __all__ = [
     "ServedApp",
     "published",
     "published_so_far",
+    "revoke_session",
     "serve_app",
     "signed_in_cookie",
     "tried_and_not_acked",

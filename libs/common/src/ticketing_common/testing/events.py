@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope, P, decode
+from ticketing_common.events.contracts import Envelope, P, SessionRevoked, decode
 from ticketing_common.testing.helpers import wait_until
 
 
@@ -76,3 +78,13 @@ async def tried_and_not_acked(bus: EventBus, durable: str, *, timeout: float = 1
         return bool(info.num_redelivered) and info.num_ack_pending >= 1
 
     await wait_until(redelivered, timeout=timeout)
+
+
+async def revoke_session(
+    bus: EventBus, session_id: UUID, *, expires_in: timedelta = timedelta(minutes=15)
+) -> None:
+    """Publish ``session:revoked`` for a session, as auth does on sign-out."""
+    expires_at = datetime.now(UTC) + expires_in
+    await bus.publish(
+        Envelope.of(SessionRevoked(id=session_id, user_id=uuid4(), expires_at=expires_at))
+    )

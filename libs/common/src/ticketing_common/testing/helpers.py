@@ -57,11 +57,17 @@ async def serve_app(app: FastAPI) -> AsyncIterator[ServedApp]:
 
 
 def signed_in_cookie(
-    settings: ServiceSettings, *, user_id: UUID | None = None, email: str | None = None
+    settings: ServiceSettings,
+    *,
+    user_id: UUID | None = None,
+    email: str | None = None,
+    session_id: UUID | None = None,
 ) -> dict[str, str]:
     """Cookies of a signed-in user, made the way auth makes them."""
     uid = user_id or uuid4()
-    user = UserPayload(id=uid, email=email or f"user-{uid.hex[:8]}@example.com", sid=uuid4())
+    user = UserPayload(
+        id=uid, email=email or f"user-{uid.hex[:8]}@example.com", sid=session_id or uuid4()
+    )
     return {COOKIE_NAME: issue_token(user, settings)}
 
 
