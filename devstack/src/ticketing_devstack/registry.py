@@ -53,7 +53,13 @@ class Service:
 
 
 KNOWN_SERVICES: tuple[Service, ...] = (
-    Service(name="auth", package="ticketing_auth", database=True, path_prefix="/api/users"),
+    Service(
+        name="auth",
+        package="ticketing_auth",
+        database=True,
+        path_prefix="/api/users",
+        uses_nats=True,
+    ),
     Service(
         name="tickets",
         package="ticketing_tickets",

@@ -18,6 +18,7 @@ from ticketing_common.session import (
     RequiredUser,
     UserPayload,
     issue_token,
+    read_token,
     set_session_cookie,
     verify_token,
 )
@@ -71,6 +72,35 @@ def test_expired_token_is_rejected() -> None:
 def test_token_without_expiry_is_rejected() -> None:
     token = jwt.encode({"id": str(USER.id), "email": USER.email}, SETTINGS.JWT_KEY)
     assert verify_token(token, SETTINGS) is None
+
+
+def test_token_expires_when_told_and_is_read_even_after_it_did() -> None:
+    expires_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    token = issue_token(USER, SETTINGS, expires_at=expires_at)
+
+    content = read_token(token, SETTINGS)
+
+    assert verify_token(token, SETTINGS) is None
+    assert content is not None
+    assert (content.user, content.expires_at) == (USER, expires_at)
+    assert content.expired()
+
+
+def test_reading_a_token_still_checks_its_signature() -> None:
+    forged = issue_token(USER, ServiceSettings(ENVIRONMENT="test", JWT_KEY="x" * 40))
+
+    assert read_token(forged, SETTINGS) is None
+    assert read_token("not-a-jwt", SETTINGS) is None
+
+
+def test_a_token_is_due_for_renewal_from_the_middle_of_its_life() -> None:
+    content = read_token(issue_token(USER, SETTINGS), SETTINGS)
+    assert content is not None
+    half = content.issued_at + (content.expires_at - content.issued_at) / 2
+
+    assert not content.past_half_life(half - timedelta(seconds=1))
+    assert content.past_half_life(half)
+    assert content.past_half_life(content.expires_at + timedelta(hours=1))
 
 
 async def test_cookie_is_httponly_and_samesite_lax() -> None:

@@ -1,10 +1,12 @@
-"""Fixtures: auth served over real HTTP on a fresh, migrated PostgreSQL database."""
+"""Fixtures: auth served over real HTTP on a fresh, migrated PostgreSQL database and a
+fresh NATS namespace (auth publishes session:revoked), and a reader of its events."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 import httpx
 import pytest
@@ -12,9 +14,15 @@ import pytest
 from ticketing_auth.app import create_app
 from ticketing_auth.settings import Settings
 from ticketing_common.db import Database, upgrade_to_head
-from ticketing_common.testing import serve_app
+from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Envelope, P
+from ticketing_common.testing import published_so_far, serve_app
 
 ServeAuth = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+class EventsOf(Protocol):
+    async def __call__(self, payload_type: type[P], /) -> list[Envelope[P]]: ...
 
 
 @pytest.fixture
@@ -24,10 +32,12 @@ async def migrated_url(database_url: str) -> str:
 
 
 @pytest.fixture
-def make_settings(migrated_url: str) -> Callable[..., Settings]:
+def make_settings(migrated_url: str, nats_url: str, namespace: str) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "DATABASE_URL": migrated_url,
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": namespace,
             "ENVIRONMENT": "test",
             "SERVICE_NAME": "auth",
         }
@@ -43,8 +53,11 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def serve_auth(make_settings: Callable[..., Settings]) -> ServeAuth:
-    """Serve auth with some settings overridden; yields a client of it."""
+def serve_auth(make_settings: Callable[..., Settings], bus: EventBus) -> ServeAuth:
+    """Serve auth with some settings overridden; yields a client of it.
+
+    ``bus`` first, so the namespace's streams are deleted after auth stopped.
+    """
 
     @asynccontextmanager
     async def serve(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
@@ -69,3 +82,13 @@ async def db(migrated_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+def events_of(bus: EventBus) -> EventsOf:
+    """Every event of one type published on the test's namespace so far, in order."""
+
+    async def read(payload_type: type[P]) -> list[Envelope[P]]:
+        return await published_so_far(bus, payload_type)
+
+    return read

@@ -11,6 +11,7 @@ import pytest
 from ticketing_auth.app import create_app
 from ticketing_auth.settings import Settings
 from ticketing_common.embedded import free_port
+from ticketing_common.events.bus import EventBus
 from ticketing_common.testing import serve_app
 
 ServeAuth = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -30,12 +31,10 @@ async def test_readyz_answers_200_when_the_database_is_reachable(
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
 
 
-async def test_readyz_answers_503_when_the_database_is_unreachable() -> None:
-    settings = Settings(
-        DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/auth",
-        ENVIRONMENT="test",
-        SERVICE_NAME="auth",
-    )
+async def test_readyz_answers_503_when_the_database_is_unreachable(
+    make_settings: Callable[..., Settings], bus: EventBus
+) -> None:
+    settings = make_settings(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/auth")
     async with serve_app(create_app(settings)) as served, served.client() as client:
         ready = await client.get("/readyz")
         alive = await client.get("/healthz")
@@ -56,6 +55,8 @@ async def test_openapi_document_is_served(client: httpx.AsyncClient, prefix: str
         "/api/users/signin",
         "/api/users/signout",
         "/api/users/currentuser",
+        "/api/users/session/renew",
+        "/api/users/signout/everywhere",
     } <= set(paths)
 
 

@@ -42,6 +42,7 @@ class Seen:
     """What the APIs received through the router (to check what the web forwards)."""
 
     requests: list[httpx.Headers] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
 
 def path_router(upstreams: dict[str, str], seen: Seen) -> FastAPI:
@@ -59,6 +60,7 @@ def path_router(upstreams: dict[str, str], seen: Seen) -> FastAPI:
             return Response(status_code=404)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
         seen.requests.append(httpx.Headers(headers))
+        seen.paths.append(request.url.path)
         upstream = await client.request(
             request.method,
             target + request.url.path,
@@ -144,8 +146,18 @@ class Browser:
 
 
 @pytest.fixture
+def auth_settings() -> dict[str, object]:
+    """Auth's settings beyond the defaults; a test overrides it by parametrizing it."""
+    return {}
+
+
+@pytest.fixture
 async def stack(
-    make_database: Callable[[], str], nats_url: str, namespace: str, bus: EventBus
+    make_database: Callable[[], str],
+    nats_url: str,
+    namespace: str,
+    bus: EventBus,
+    auth_settings: dict[str, object],
 ) -> AsyncIterator[Stack]:
     """auth, tickets, orders, the router and the web app (``bus`` first: its streams go last)."""
     # One at a time: Alembic's migration context is process-global.
@@ -158,7 +170,7 @@ async def stack(
         "ENVIRONMENT": "test",
     }
     auth = ticketing_auth.app.create_app(
-        ticketing_auth.settings.Settings(DATABASE_URL=auth_url, ENVIRONMENT="test")
+        ticketing_auth.settings.Settings(DATABASE_URL=auth_url, **bus_settings, **auth_settings)  # type: ignore[arg-type]
     )
     tickets = ticketing_tickets.app.create_app(
         ticketing_tickets.settings.Settings(DATABASE_URL=tickets_url, **bus_settings)  # type: ignore[arg-type]

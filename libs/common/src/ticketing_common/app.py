@@ -23,6 +23,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.db import Database
@@ -98,6 +99,25 @@ class RequestContext:
                     },
                 )
             request_id_var.reset(token)
+
+
+def every(interval: float, task: Callable[[], Awaitable[object]]) -> Worker:
+    """A worker that runs ``task`` at once, then every ``interval`` seconds until stopping.
+
+    A failing run is logged and the next one comes on time: housekeeping (pruning
+    spent rows) must outlive a database that is briefly away.
+    """
+
+    async def run(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await task()
+            except Exception:
+                logger.warning("periodic task failed", extra={"task": repr(task)}, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=interval)
+
+    return run
 
 
 class ServiceRuntime:
@@ -237,27 +257,35 @@ def create_event_service_app(
     settings: EventServiceSettings,
     title: str,
     routers: Sequence[APIRouter],
-    listeners: ListenersFactory,
+    listeners: ListenersFactory | None = None,
     docs_prefix: str | None = None,
+    on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     workers: Sequence[WorkerFactory] = (),
 ) -> FastAPI:
     """A service with a database, an outbox relay and listeners (tickets, orders, ...),
     which refuses revoked sessions.
 
-    ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters).
+    ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters);
+    a service that only publishes (auth) has no listeners (``app.state.listeners`` None).
     ``workers`` are the service's own background loops, made with its database.
+    ``on_startup`` hooks run before it serves (after the bus connected);
     ``on_shutdown`` hooks close what the service opened itself (e.g. an HTTP client),
     after the workers stopped.
     """
     database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
     bus = EventBus.from_settings(settings)
     relay = OutboxRelay(database, bus)
-    group = listeners(bus, database, RetryPolicy.from_settings(settings))
+    group = listeners(bus, database, RetryPolicy.from_settings(settings)) if listeners else None
     runtime = ServiceRuntime(
         database=database,
         bus=bus,
-        workers=[relay.run, group.run, *(make(database) for make in workers)],
+        workers=[
+            relay.run,
+            *([group.run] if group is not None else []),
+            *(make(database) for make in workers),
+        ],
+        on_startup=on_startup,
         on_shutdown=on_shutdown,
         revocations=RevocationFollower(bus, settings),
     )
@@ -277,10 +305,12 @@ def create_service_app(
     runtime: ServiceRuntime,
     configure_logs: bool = True,
     docs_prefix: str | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) serves the OpenAPI
     document and Swagger UI under that prefix too, since the gateway routes only the
-    service's prefix to it."""
+    service's prefix to it. ``middleware`` is the service's own, run inside the request
+    context (its request id) and the body limit, first listed outermost."""
     if configure_logs:
         configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
 
@@ -301,6 +331,9 @@ def create_service_app(
     app.state.bus = runtime.bus
     install_error_handlers(app)
 
+    # add_middleware wraps what was added before: the last added runs first.
+    for own in reversed(middleware):
+        app.add_middleware(own.cls, *own.args, **own.kwargs)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(RequestContext)
 

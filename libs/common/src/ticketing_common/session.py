@@ -3,11 +3,13 @@
 ``CurrentUser`` is the optional user of a request; ``RequiredUser`` answers 401
 when nobody is signed in. Both read the signing key from the app's settings, and
 both refuse a session the app's revocation follower knows was revoked
-(``ticketing_common.revocations``).
+(``ticketing_common.revocations``). :func:`read_token` also reads a token that has
+expired, for those who renew tokens (auth) or ask for a renewal (the web client).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
@@ -40,33 +42,77 @@ class UserPayload(BaseModel):
     sid: UUID
 
 
-def issue_token(user: UserPayload, settings: ServiceSettings) -> str:
+def issue_token(
+    user: UserPayload, settings: ServiceSettings, *, expires_at: datetime | None = None
+) -> str:
+    """A token for ``user``; it expires at ``expires_at`` (auth records it with the
+    session), by default ``SESSION_TOKEN_TTL_SECONDS`` from now."""
     now = datetime.now(UTC)
     claims = {
         "id": str(user.id),
         "email": user.email,
         "sid": str(user.sid),
         "iat": now,
-        "exp": now + timedelta(seconds=settings.SESSION_TOKEN_TTL_SECONDS),
+        "exp": expires_at or now + timedelta(seconds=settings.SESSION_TOKEN_TTL_SECONDS),
     }
     return jwt.encode(claims, settings.JWT_KEY, algorithm=ALGORITHM)
 
 
-def verify_token(token: str, settings: ServiceSettings) -> UserPayload | None:
-    """The user of a valid, unexpired token; None for anything else."""
+@dataclass(frozen=True)
+class SessionToken:
+    """A token with a valid signature, expired or not, and when it was issued and expires."""
+
+    user: UserPayload
+    issued_at: datetime
+    expires_at: datetime
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or datetime.now(UTC)) >= self.expires_at
+
+    def past_half_life(self, now: datetime | None = None) -> bool:
+        """Due for renewal: from the middle of its life on (so also once expired).
+
+        Renewing only then costs one renewal per half-life, whatever the traffic,
+        and a client that comes back before expiry is never signed out.
+        """
+        half_life = (self.expires_at - self.issued_at) / 2
+        return (now or datetime.now(UTC)) >= self.issued_at + half_life
+
+
+def read_token(token: str, settings: ServiceSettings) -> SessionToken | None:
+    """The token's content if it was signed with our key, even when it has expired."""
     try:
         claims = jwt.decode(
-            token, settings.JWT_KEY, algorithms=[ALGORITHM], options={"require": ["exp", "sid"]}
+            token,
+            settings.JWT_KEY,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "iat", "sid"], "verify_exp": False},
         )
-        return UserPayload.model_validate(claims)
-    except (jwt.InvalidTokenError, ValidationError):
+        return SessionToken(
+            user=UserPayload.model_validate(claims),
+            issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (jwt.InvalidTokenError, ValidationError, TypeError, ValueError, OverflowError):
         return None
 
 
-def set_session_cookie(response: Response, user: UserPayload, settings: ServiceSettings) -> None:
+def verify_token(token: str, settings: ServiceSettings) -> UserPayload | None:
+    """The user of a valid, unexpired token; None for anything else."""
+    read = read_token(token, settings)
+    return read.user if read is not None and not read.expired() else None
+
+
+def set_session_cookie(
+    response: Response,
+    user: UserPayload,
+    settings: ServiceSettings,
+    *,
+    expires_at: datetime | None = None,
+) -> None:
     response.set_cookie(
         COOKIE_NAME,
-        issue_token(user, settings),
+        issue_token(user, settings, expires_at=expires_at),
         max_age=settings.SESSION_TTL_SECONDS,
         httponly=True,
         samesite="lax",

@@ -1,4 +1,8 @@
-"""The auth service's application: ``uvicorn --factory ticketing_auth.app:create_app``."""
+"""The auth service's application: ``uvicorn --factory ticketing_auth.app:create_app``.
+
+It publishes ``session:revoked`` through the shared outbox and relay, and listens
+to nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from fastapi import FastAPI
 
 from ticketing_auth.passwords import Passwords
 from ticketing_auth.routes import router
+from ticketing_auth.service import session_pruner
 from ticketing_auth.settings import Settings
 from ticketing_auth.throttle import SigninThrottle
-from ticketing_common.app import ServiceRuntime, create_service_app
+from ticketing_common.app import Worker, create_event_service_app
 from ticketing_common.db import Database
 
 TITLE = "Ticketing auth"
@@ -18,21 +23,19 @@ DOCS_PREFIX = "/api/users"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
     passwords = Passwords()
-    throttle = SigninThrottle(database, settings)
-    runtime = ServiceRuntime(
-        database=database,
-        on_startup=[passwords.prepare],
-        workers=[throttle.prune_periodically],
-    )
-    app = create_service_app(
+
+    def throttle_pruner(database: Database) -> Worker:
+        return SigninThrottle(database, settings).prune_periodically
+
+    app = create_event_service_app(
         settings=settings,
         title=TITLE,
         routers=[router],
-        runtime=runtime,
         docs_prefix=DOCS_PREFIX,
+        on_startup=[passwords.prepare],
+        workers=[throttle_pruner, session_pruner(settings)],
     )
     app.state.passwords = passwords
-    app.state.throttle = throttle
+    app.state.throttle = SigninThrottle(app.state.database, settings)
     return app

@@ -16,3 +16,8 @@ class InvalidCredentials(NotAuthorized):
 
 class TooManyFailedSignins(TooManyRequests):
     message = "Too many failed sign-ins, try again later"
+
+
+class SessionEnded(NotAuthorized):
+    # A token of a signed-out, expired or unknown session, or none at all: sign in again.
+    message = "Session ended, please sign in again"

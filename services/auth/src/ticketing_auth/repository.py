@@ -1,16 +1,17 @@
-"""All of auth's SQL: users, and the sign-in throttle counters."""
+"""All of auth's SQL: users, sessions, and the sign-in throttle counters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_auth.models import SigninCounter, User
+from ticketing_auth.models import SigninCounter, User, UserSession
 
 
 async def insert_user(session: AsyncSession, email: str, password_hash: str) -> User | None:
@@ -37,6 +38,81 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
 async def set_password_hash(session: AsyncSession, user: User, password_hash: str) -> None:
     user.password_hash = password_hash
     await session.flush()
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+def _live(now: datetime) -> ColumnElement[bool]:
+    """A session that may still be used and renewed: not revoked, not ended."""
+    return and_(UserSession.revoked_at.is_(None), UserSession.expires_at > now)
+
+
+async def insert_session(
+    session: AsyncSession, user_id: UUID, *, expires_at: datetime, token_expires_at: datetime
+) -> UserSession:
+    row = UserSession(user_id=user_id, expires_at=expires_at, token_expires_at=token_expires_at)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def live_session(
+    session: AsyncSession, session_id: UUID, user_id: UUID, now: datetime, *, for_update: bool
+) -> UserSession | None:
+    """The user's session if it is live; ``for_update`` locks it until the transaction ends.
+
+    A renewal locks the row, so a concurrent revocation waits for it and then reads
+    the token expiry it recorded (never one from before the renewal).
+    """
+    statement = select(UserSession).where(
+        UserSession.id == session_id, UserSession.user_id == user_id, _live(now)
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    return await session.scalar(statement)
+
+
+async def revoke_sessions(
+    session: AsyncSession, now: datetime, *, user_id: UUID, session_id: UUID | None = None
+) -> list[UserSession]:
+    """Revoke the user's live session ``session_id`` (or all of them); the ones revoked now.
+
+    One conditional UPDATE: a session already revoked (by a concurrent sign-out)
+    is not returned again, so its revocation is published once.
+    """
+    conditions = [UserSession.user_id == user_id, _live(now)]
+    if session_id is not None:
+        conditions.append(UserSession.id == session_id)
+    revoked = await session.scalars(
+        update(UserSession)
+        .where(*conditions)
+        .values(revoked_at=now)
+        .returning(UserSession)
+        # Rows already loaded (the caller's own session) take the values just written.
+        .execution_options(populate_existing=True)
+    )
+    return list(revoked.all())
+
+
+async def delete_spent_sessions(session: AsyncSession, now: datetime) -> int:
+    """Delete sessions that can no longer be used: ended or revoked, and every token expired.
+
+    A token of a deleted session is refused by auth (no live session) and, being
+    expired, by every other service too.
+    """
+    deleted = await session.scalars(
+        delete(UserSession)
+        .where(
+            UserSession.token_expires_at <= now,
+            or_(UserSession.revoked_at.is_not(None), UserSession.expires_at <= now),
+        )
+        .returning(UserSession.id)
+    )
+    return len(deleted.all())
+
+
+# -- sign-in throttle --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,24 @@
-"""Auth's HTTP routes under ``/api/users`` (SPEC §3). Thin: parse, call the service, answer."""
+"""Auth's HTTP routes under ``/api/users`` (SPEC §3, docs/sessions.md). Thin: parse, call
+the service, answer."""
 
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from ticketing_auth import service
 from ticketing_auth.passwords import Passwords
-from ticketing_auth.schemas import CurrentUserRead, SignIn, SignUp, UserRead
+from ticketing_auth.schemas import CurrentUserRead, SignedOutEverywhere, SignIn, SignUp, UserRead
+from ticketing_auth.service import SignedIn
 from ticketing_auth.settings import Settings
 from ticketing_auth.throttle import SigninThrottle, client_address
 from ticketing_common.db import DbSession
 from ticketing_common.session import (
-    CurrentUser,
-    UserPayload,
+    COOKIE_NAME,
+    SessionToken,
     clear_session_cookie,
+    read_token,
     set_session_cookie,
 )
 from ticketing_common.state import app_state
@@ -40,10 +42,28 @@ def _client(request: Request, settings: Annotated[Settings, Depends(_settings)])
     return client_address(request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS)
 
 
+def _session_token(
+    request: Request, settings: Annotated[Settings, Depends(_settings)]
+) -> SessionToken | None:
+    """The cookie's token if we signed it, expired or not: whether its session is live
+    is the service's question."""
+    token = request.cookies.get(COOKIE_NAME)
+    return read_token(token, settings) if token else None
+
+
 AuthSettings = Annotated[Settings, Depends(_settings)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 ThrottleDep = Annotated[SigninThrottle, Depends(_throttle)]
 ClientAddress = Annotated[str, Depends(_client)]
+SessionTokenDep = Annotated[SessionToken | None, Depends(_session_token)]
+
+
+def _issue(response: Response, signed_in: SignedIn, settings: Settings) -> None:
+    """Set the session cookie when the service issued a new token."""
+    if signed_in.token_expires_at is not None:
+        set_session_cookie(
+            response, signed_in.user, settings, expires_at=signed_in.token_expires_at
+        )
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
@@ -55,7 +75,7 @@ async def sign_up(
     settings: AuthSettings,
 ) -> UserRead:
     user = await service.sign_up(session, passwords, body)
-    set_session_cookie(response, UserPayload(id=user.id, email=user.email, sid=uuid4()), settings)
+    _issue(response, await service.open_session(session, user, settings), settings)
     return UserRead.model_validate(user)
 
 
@@ -70,18 +90,45 @@ async def sign_in(
     settings: AuthSettings,
 ) -> UserRead:
     user = await service.sign_in(session, passwords, throttle, body, client=client)
-    set_session_cookie(response, UserPayload(id=user.id, email=user.email, sid=uuid4()), settings)
+    _issue(response, await service.open_session(session, user, settings), settings)
     return UserRead.model_validate(user)
 
 
 @router.post("/signout")
-async def sign_out(response: Response, settings: AuthSettings) -> dict[str, str]:
+async def sign_out(
+    response: Response, session: DbSession, token: SessionTokenDep, settings: AuthSettings
+) -> dict[str, str]:
+    await service.sign_out(session, token)
     clear_session_cookie(response, settings)
     return {}
 
 
+@router.post("/signout/everywhere")
+async def sign_out_everywhere(
+    response: Response, session: DbSession, token: SessionTokenDep, settings: AuthSettings
+) -> SignedOutEverywhere:
+    revoked = await service.sign_out_everywhere(session, token)
+    clear_session_cookie(response, settings)
+    return SignedOutEverywhere(revoked_sessions=revoked)
+
+
+@router.post("/session/renew")
+async def renew_session(
+    response: Response, session: DbSession, token: SessionTokenDep, settings: AuthSettings
+) -> UserRead:
+    signed_in = await service.renew_session(session, token, settings)
+    _issue(response, signed_in, settings)
+    return UserRead(id=signed_in.user.id, email=signed_in.user.email)
+
+
 @router.get("/currentuser")
-async def current_user(user: CurrentUser) -> CurrentUserRead:
-    return CurrentUserRead(
-        current_user=UserRead(id=user.id, email=user.email) if user is not None else None
-    )
+async def current_user(
+    response: Response, session: DbSession, token: SessionTokenDep, settings: AuthSettings
+) -> CurrentUserRead:
+    signed_in = await service.current_session(session, token, settings)
+    if signed_in is None:
+        if token is not None:
+            clear_session_cookie(response, settings)  # a session that ended for good
+        return CurrentUserRead(current_user=None)
+    _issue(response, signed_in, settings)
+    return CurrentUserRead(current_user=UserRead(id=signed_in.user.id, email=signed_in.user.email))

@@ -87,3 +87,7 @@ class UserRead(BaseModel):
 
 class CurrentUserRead(BaseModel):
     current_user: UserRead | None = Field(serialization_alias="currentUser")
+
+
+class SignedOutEverywhere(BaseModel):
+    revoked_sessions: int = Field(serialization_alias="revokedSessions")

@@ -1,17 +1,33 @@
-"""Auth's settings: the shared database settings plus sign-in throttling and proxy trust.
+"""Auth's settings: the shared database and bus settings, sessions, sign-in throttling
+and proxy trust.
 
 The only place the auth service reads its environment (``UPPER_SNAKE`` names).
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 
-from ticketing_common.settings import DatabaseSettings
+from ticketing_common.settings import EventServiceSettings
 
 
-class Settings(DatabaseSettings):
+class SessionExpiry(StrEnum):
+    """How a session's end (``SESSION_TTL_SECONDS``) is counted."""
+
+    ABSOLUTE = "absolute"  # from sign-in: use does not prolong it
+    IDLE = "idle"  # from the last renewal: a session in use lives on
+
+
+class Settings(EventServiceSettings):
     SERVICE_NAME: str = "auth"
+
+    # Whether a session ends SESSION_TTL_SECONDS after sign-in, or after its last
+    # renewal (docs/security.md, "Sessions").
+    SESSION_EXPIRY: SessionExpiry = SessionExpiry.ABSOLUTE
+    # How often sessions that can no longer be used (ended, every token expired) are deleted.
+    SESSION_PRUNE_SECONDS: float = Field(default=3600, gt=0)
 
     # Failed sign-ins allowed per email and per client address in one window
     # (the rule is in ``throttle.py``). The client limit is higher because many

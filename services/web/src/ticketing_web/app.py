@@ -22,11 +22,13 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 
 from ticketing_common.app import ServiceRuntime, create_service_app
 from ticketing_common.events.bus import EventBus
 from ticketing_common.revocations import RevocationFollower
 from ticketing_web.rendering import STATIC_DIR, install_html_error_handlers
+from ticketing_web.renewal import SessionRenewal
 from ticketing_web.repository import MarketplaceApi
 from ticketing_web.routes import router
 from ticketing_web.settings import Settings
@@ -66,7 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_shutdown=[api.close, bus.close],
         revocations=RevocationFollower(bus, settings),
     )
-    app = create_service_app(settings=settings, title=TITLE, routers=[router], runtime=runtime)
+    app = create_service_app(
+        settings=settings,
+        title=TITLE,
+        routers=[router],
+        runtime=runtime,
+        middleware=[Middleware(SessionRenewal, api=api, settings=settings)],
+    )
     app.router.routes[:] = [
         route for route in app.router.routes if getattr(route, "path", None) not in _API_DOC_PATHS
     ]

@@ -148,6 +148,16 @@ class MarketplaceApi:
         response = await self._call(caller, "POST", "/api/users/signout")
         return Authenticated(None, _set_cookies(response))
 
+    async def sign_out_everywhere(self, caller: Caller) -> Authenticated:
+        """End every session of the caller's user (every browser and device)."""
+        response = await self._call(caller, "POST", "/api/users/signout/everywhere")
+        return Authenticated(None, _set_cookies(response))
+
+    async def renew_session(self, caller: Caller) -> Authenticated:
+        """A fresh token for the caller's session; ApiError 401 when the session ended."""
+        response = await self._call(caller, "POST", "/api/users/session/renew")
+        return Authenticated(_parse(response, UserRead), _set_cookies(response))
+
     # -- tickets -----------------------------------------------------------------------
 
     async def tickets_for_sale(self, caller: Caller, *, offset: int, limit: int) -> TicketPage:

@@ -189,6 +189,18 @@ async def sign_out(api: Api, caller: CallerDep) -> Response:
     return _with_cookies(_redirect("/"), result)
 
 
+@router.post("/signout/everywhere")
+async def sign_out_everywhere(request: Request, api: Api, caller: CallerDep) -> Response:
+    """End every session of the visitor's account, on every browser and device."""
+    try:
+        result = await api.sign_out_everywhere(caller)
+    except ApiError as error:
+        if error.status_code == 401:
+            return _to_sign_in(request, "/")  # no session left to sign out from here
+        raise
+    return _with_cookies(_redirect("/"), result)
+
+
 # -- selling ----------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
-"""Alembic environment of auth's database (no outbox: auth publishes no events)."""
+"""Alembic environment of auth's database (with the outbox: auth publishes session:revoked)."""
 
 from ticketing_auth.models import Base
 from ticketing_common.alembic_env import run
 
-run(Base.metadata, with_outbox=False)
+run(Base.metadata)
