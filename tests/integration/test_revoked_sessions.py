@@ -1,11 +1,13 @@
 """A revoked session is refused by every service that verifies sessions, and only it.
 
-Each service is served for real on its own database and the test's NATS namespace;
-the revocation is published on the bus as auth publishes it on sign-out.
+Each service is served for real on its own database and the test's NATS namespace.
+The first tests publish the revocation on the bus as auth does; the last ones sign
+out through auth itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from uuid import UUID, uuid4
@@ -13,15 +15,23 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
+import ticketing_auth.app
+import ticketing_auth.settings
+import ticketing_orders.app
+import ticketing_orders.settings
 import ticketing_payments.app
 import ticketing_payments.settings
 import ticketing_tickets.app
 import ticketing_tickets.settings
 import ticketing_web.app
 import ticketing_web.settings
+from ticketing_common.db import upgrade_to_head
 from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import SessionRevoked
+from ticketing_common.session import COOKIE_NAME
 from ticketing_common.testing import (
     ServedApp,
+    published,
     revoke_session,
     serve_app,
     signed_in_cookie,
@@ -150,3 +160,92 @@ async def test_a_service_started_after_the_revocation_refuses_it_once_ready(
         assert not await tickets_accepts(revoked_client)
         assert (await revoked_client.get("/readyz")).status_code == 200
         assert await tickets_accepts(kept_client)
+
+
+# End to end: signing out through auth ends the session everywhere.
+
+# A sign-out is refused everywhere well within this (the measured delay is tens of
+# milliseconds; docs/benchmarks.md); it is a bound for a shared test machine.
+REVOCATION_BOUND_SECONDS = 10.0
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def auth_app(
+    make_database: Callable[[], str], nats_url: str, namespace: str, bus: EventBus
+) -> AsyncIterator[ServedApp]:
+    url = make_database()
+    await asyncio.to_thread(upgrade_to_head, "ticketing_auth", url)
+    settings = ticketing_auth.settings.Settings(
+        DATABASE_URL=url,
+        NATS_URL=nats_url,
+        NATS_NAMESPACE=namespace,
+        ENVIRONMENT="test",
+        SERVICE_NAME="auth",
+    )
+    async with serve_app(ticketing_auth.app.create_app(settings)) as served:
+        yield served
+
+
+async def signed_up(auth_app: ServedApp) -> dict[str, str]:
+    """Sign a new user up through auth; the session cookie it set."""
+    async with auth_app.client() as auth:
+        email = f"buyer-{uuid4().hex[:8]}@example.com"
+        response = await auth.post("/api/users/signup", json={"email": email, "password": PASSWORD})
+        assert response.status_code == 201, response.text
+        return {COOKIE_NAME: response.cookies[COOKIE_NAME]}
+
+
+async def test_signing_out_through_auth_ends_the_session_in_every_service(
+    services: dict[str, tuple[ServedApp, Probe]],
+    auth_app: ServedApp,
+) -> None:
+    signed_out = await signed_up(auth_app)
+    kept = await signed_up(auth_app)
+    async with AsyncExitStack() as stack:
+        clients = {
+            name: (
+                await stack.enter_async_context(served.client(cookies=signed_out)),
+                await stack.enter_async_context(served.client(cookies=kept)),
+                probe,
+            )
+            for name, (served, probe) in services.items()
+        }
+        for name, (out_client, kept_client, probe) in clients.items():
+            assert await probe(out_client), name
+            assert await probe(kept_client), name
+
+        async with auth_app.client(cookies=signed_out) as auth:
+            assert (await auth.post("/api/users/signout")).status_code == 200
+
+        for name, (out_client, kept_client, probe) in clients.items():
+
+            async def refused(client: httpx.AsyncClient = out_client, p: Probe = probe) -> bool:
+                return not await p(client)
+
+            await wait_until(refused, timeout=REVOCATION_BOUND_SECONDS)
+            assert await probe(kept_client), f"{name} refused a session still signed in"
+        async with auth_app.client(cookies=signed_out) as auth:
+            current = await auth.get("/api/users/currentuser")
+            assert current.json() == {"currentUser": None}
+
+
+async def test_a_service_down_during_the_sign_out_refuses_the_session_once_back(
+    auth_app: ServedApp, orders_settings: ticketing_orders.settings.Settings, bus: EventBus
+) -> None:
+    signed_out = await signed_up(auth_app)
+    async with (
+        serve_app(ticketing_orders.app.create_app(orders_settings)) as orders,
+        orders.client(cookies=signed_out) as client,
+    ):
+        assert await orders_accepts(client)
+    # Orders is down while the user signs out: it misses the live event.
+    async with auth_app.client(cookies=signed_out) as auth:
+        assert (await auth.post("/api/users/signout")).status_code == 200
+    await published(bus, SessionRevoked, 1)  # auth's relay has published it
+
+    async with (
+        serve_app(ticketing_orders.app.create_app(orders_settings)) as orders,
+        orders.client(cookies=signed_out) as client,
+    ):
+        assert not await orders_accepts(client)  # its very first answer

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -129,8 +130,11 @@ class RevocationFollower:
                     self.prune()
                 try:
                     subscription = self._subscription or await self._resubscribe()
-                    messages = await subscription.fetch(
-                        1, timeout=FETCH_WAIT_SECONDS, heartbeat=HEARTBEAT_SECONDS
+                    messages = await _fetch_unless_stopping(
+                        subscription.fetch(
+                            1, timeout=FETCH_WAIT_SECONDS, heartbeat=HEARTBEAT_SECONDS
+                        ),
+                        stopping,
                     )
                 except FetchTimeoutError:
                     failures = 0  # heartbeats came: the consumer is there, nothing happened
@@ -200,3 +204,21 @@ class RevocationFollower:
         if subscription is not None:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+
+
+async def _fetch_unless_stopping(
+    fetch: Coroutine[object, object, list[Msg]], stopping: asyncio.Event
+) -> list[Msg]:
+    """The fetch's messages, or none once ``stopping`` is set: a shutdown does not
+    wait out a fetch's wait."""
+    task = asyncio.ensure_future(fetch)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return [] if task.cancelled() else task.result()
