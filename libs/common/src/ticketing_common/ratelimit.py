@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Request
@@ -140,11 +140,29 @@ def _storage_uri(redis_url: str) -> str:
     return urlunsplit(parts._replace(scheme=scheme.get(parts.scheme, parts.scheme)))
 
 
+class LimitedServiceSettings(Protocol):
+    """What ``RateLimiter.of_service`` reads: a service on the bus, with Redis."""
+
+    @property
+    def SERVICE_NAME(self) -> str: ...
+    @property
+    def NATS_NAMESPACE(self) -> str: ...
+    @property
+    def REDIS_URL(self) -> str: ...
+
+
 class RateLimiter:
     """The limits of one service, counted in the Redis at ``redis_url``.
 
     ``key_prefix`` separates namespaces that share one Redis (tests, tenants).
     """
+
+    @classmethod
+    def of_service(cls, settings: LimitedServiceSettings) -> RateLimiter:
+        """A service's limiter: its counters named by its namespace and its name, so
+        two namespaces (deployments, tests) sharing one Redis never count together."""
+        prefix = f"ticketing:{settings.NATS_NAMESPACE}:{settings.SERVICE_NAME}"
+        return cls(settings.REDIS_URL, key_prefix=prefix)
 
     def __init__(self, redis_url: str, *, key_prefix: str) -> None:
         # Our own pool, so the limiter's connections close with the app; short timeouts,

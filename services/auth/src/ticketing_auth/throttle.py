@@ -100,8 +100,7 @@ class AttemptLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AttemptLimits:
-        prefix = f"ticketing:{settings.NATS_NAMESPACE}:auth"
-        return cls(RateLimiter(settings.REDIS_URL, key_prefix=prefix), settings)
+        return cls(RateLimiter.of_service(settings), settings)
 
     async def sign_up(self, *, client: str, email: str) -> None:
         """Count a sign-up; 429 when its client or its email is over its rate."""

@@ -29,9 +29,3 @@ class Settings(EventServiceSettings, RedisSettings):
     # After a buyer's order is cancelled (by them or by its expiry), how long before
     # the same buyer may order that ticket again: others get their chance at it.
     REORDER_COOLDOWN_SECONDS: int = Field(default=180, ge=0)
-
-    @property
-    def rate_limit_prefix(self) -> str:
-        """Redis key prefix of orders' counters: two namespaces sharing one Redis (tests,
-        tenants) never count each other's orders."""
-        return f"ticketing:{self.NATS_NAMESPACE}:orders"

@@ -24,7 +24,7 @@ PER_CLIENT_MESSAGE = (
 
 class OrderThrottle:
     def __init__(self, settings: Settings) -> None:
-        self.limiter = RateLimiter(settings.REDIS_URL, key_prefix=settings.rate_limit_prefix)
+        self.limiter = RateLimiter.of_service(settings)
         self.per_user = Limit("orders-per-user", settings.ORDER_RATE_PER_USER, PER_USER_MESSAGE)
         self.per_client = Limit(
             "orders-per-client", settings.ORDER_RATE_PER_CLIENT, PER_CLIENT_MESSAGE

@@ -38,8 +38,7 @@ class PaymentThrottle:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PaymentThrottle:
-        prefix = f"ticketing:{settings.NATS_NAMESPACE}:payments"
-        return cls(RateLimiter(settings.REDIS_URL, key_prefix=prefix), settings)
+        return cls(RateLimiter.of_service(settings), settings)
 
     async def attempt(self, *, user_id: UUID, order_id: UUID) -> None:
         """Count an attempt to charge; 429 when the user or the order is over its rate."""
