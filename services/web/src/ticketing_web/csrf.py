@@ -56,9 +56,13 @@ def is_valid(token: str, binding: str, settings: ServiceSettings) -> bool:
 def _session_binding(request: Request, settings: ServiceSettings) -> str | None:
     """The signed-in session this request carries, or None."""
     token = request.cookies.get(session.COOKIE_NAME)
-    user = session.verify_token(token, settings) if token else None
-    if token is None or user is None:
+    # Read even when expired: the binding names the browser's session, and a form
+    # posted just after its token expired (auth unreachable to renew it) is still
+    # that session's.
+    content = session.read_token(token, settings) if token else None
+    if content is None:
         return None
+    user = content.user
     # The session's id, not the token: it outlives a renewed token, so renewing a
     # session keeps its pages' forms valid.
     return f"session:{user.sid}"
