@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ticketing_stripe_sandbox.errors import StripeError
+from ticketing_stripe_sandbox.errors import StripeError, unexpected_state
 from ticketing_stripe_sandbox.forms import Form, Json
 from ticketing_stripe_sandbox.models import Charge, PaymentIntent, PaymentMethod, new_id
 from ticketing_stripe_sandbox.params import Params
@@ -25,31 +25,25 @@ RETURN_URL_REQUIRED = (
 
 def check_confirmable(intent: PaymentIntent, method: PaymentMethod | None, params: Params) -> None:
     if intent.status == "succeeded":
-        raise StripeError(
-            400,
+        raise unexpected_state(
             "You cannot confirm this PaymentIntent because it has already succeeded after "
             "being previously confirmed.",
-            code="payment_intent_unexpected_state",
-            extra={"payment_intent": intent.to_json()},
+            intent.to_json(),
         )
     if intent.status not in CONFIRMABLE:
-        raise StripeError(
-            400,
+        raise unexpected_state(
             f"You cannot confirm this PaymentIntent because it has a status of {intent.status}. "
             "Only a PaymentIntent with one of the following statuses may be confirmed: "
             + ", ".join(CONFIRMABLE)
             + ".",
-            code="payment_intent_unexpected_state",
-            extra={"payment_intent": intent.to_json()},
+            intent.to_json(),
         )
     if method is None and intent.payment_method is None:
-        raise StripeError(
-            400,
+        raise unexpected_state(
             "You cannot confirm this PaymentIntent because it's missing a payment method. "
             "You can either update the PaymentIntent with a payment method and then confirm "
             "it again, or confirm it again directly with a payment method.",
-            code="payment_intent_unexpected_state",
-            extra={"payment_intent": intent.to_json()},
+            intent.to_json(),
         )
     if intent.redirects_allowed and not params.string("return_url"):
         raise StripeError(400, RETURN_URL_REQUIRED, param="return_url")

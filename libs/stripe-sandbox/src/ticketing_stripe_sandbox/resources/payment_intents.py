@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ticketing_stripe_sandbox.errors import StripeError, invalid_params
+from ticketing_stripe_sandbox.errors import invalid_params, unexpected_state
 from ticketing_stripe_sandbox.forms import Form, Json
 from ticketing_stripe_sandbox.models import PaymentIntent, new_id, now
 from ticketing_stripe_sandbox.params import Params
@@ -109,15 +109,13 @@ def _update(account: Account, intent: PaymentIntent, params: Params) -> None:
     metadata = params.metadata()
     changes_payment = any(v is not None for v in (currency, amount, types, method))
     if changes_payment and intent.status not in UPDATABLE:
-        raise StripeError(
-            400,
+        raise unexpected_state(
             "This PaymentIntent's amount, currency, payment_method_types and payment_method "
             f"could not be updated because it has a status of {intent.status}. You may only "
             "update these fields of a PaymentIntent with one of the following statuses: "
             + ", ".join(UPDATABLE)
             + ".",
-            code="payment_intent_unexpected_state",
-            extra={"payment_intent": intent.to_json()},
+            intent.to_json(),
         )
     if currency is not None:
         intent.currency = currency
@@ -175,13 +173,11 @@ async def cancel_payment_intent(
     async with account.lock(intent_id):
         intent = account.payment_intent(intent_id)
         if intent.status not in CANCELABLE:
-            raise StripeError(
-                400,
+            raise unexpected_state(
                 f"You cannot cancel this PaymentIntent because it has a status of "
                 f"{intent.status}. Only a PaymentIntent with one of the following statuses may "
                 "be canceled: " + ", ".join(CANCELABLE) + ".",
-                code="payment_intent_unexpected_state",
-                extra={"payment_intent": intent.to_json()},
+                intent.to_json(),
             )
         intent.status = "canceled"
         intent.canceled_at = now()
