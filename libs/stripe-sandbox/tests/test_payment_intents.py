@@ -299,6 +299,33 @@ async def test_list_is_newest_first_and_pages_with_limit(client: stripe.StripeCl
     assert rest.has_more is False
 
 
+async def test_list_pages_back_with_ending_before_and_refuses_an_unknown_cursor(
+    client: stripe.StripeClient,
+) -> None:
+    created = [await _intent(client, amount=1000 + i) for i in range(3)]
+
+    before = await client.v1.payment_intents.list_async(
+        {"limit": 1, "ending_before": created[0].id}
+    )
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        await client.v1.payment_intents.list_async({"starting_after": "pi_unknown"})
+
+    assert [i.id for i in before.data] == [created[1].id]
+    assert before.has_more is True
+    assert refused.value.code == "resource_missing"
+    assert refused.value.param == "starting_after"
+
+
+async def test_list_expands_the_latest_charge_of_each_intent(client: stripe.StripeClient) -> None:
+    intent = await _intent(client)
+    await client.v1.payment_intents.confirm_async(intent.id, {"payment_method": "pm_card_visa"})
+
+    listed = await client.v1.payment_intents.list_async({"expand": ["data.latest_charge"]})
+
+    assert isinstance(listed.data[0].latest_charge, stripe.Charge)
+    assert listed.data[0].latest_charge.status == "succeeded"
+
+
 async def test_retrieve_expands_the_latest_charge(client: stripe.StripeClient) -> None:
     intent = await _intent(client)
     await client.v1.payment_intents.confirm_async(intent.id, {"payment_method": "pm_card_visa"})

@@ -3,7 +3,7 @@
 State is in memory and lives as long as the app, or, with a state file, is
 written through to it and survives restarts (``store.py``): one process is one
 Stripe "world", each secret key an account in it. Nothing here is Stripe's real
-behaviour beyond what ``service.py`` implements; see docs/stripe-sandbox.md.
+behaviour beyond what ``resources/`` implements; see docs/stripe-sandbox.md.
 """
 
 from __future__ import annotations

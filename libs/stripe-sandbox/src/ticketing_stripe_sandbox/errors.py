@@ -97,3 +97,11 @@ def api_error() -> StripeError:
     return StripeError(
         500, "An unexpected error occurred in the Stripe sandbox.", type="api_error", saved=True
     )
+
+
+def unexpected_state(message: str, intent: dict[str, Json]) -> StripeError:
+    """400 for a PaymentIntent whose status forbids the operation; Stripe sends the intent
+    along."""
+    return StripeError(
+        400, message, code="payment_intent_unexpected_state", extra={"payment_intent": intent}
+    )

@@ -1,6 +1,6 @@
 """The endpoints the Stripe SDK calls, each a thin route: read the parameters (form body
-or query string), authenticate, run one operation of ``service.py`` (through the
-idempotency layer for a POST with a key) and answer with Stripe's JSON."""
+or query string), authenticate, run one operation of a ``resources`` module (through
+the idempotency layer for a POST with a key) and answer with Stripe's JSON."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from ticketing_common.state import app_state
-from ticketing_stripe_sandbox import service
 from ticketing_stripe_sandbox.errors import StripeError, api_error, authentication_failed
 from ticketing_stripe_sandbox.forms import Form, FormError, Json, decode, fingerprint, pairs_of
 from ticketing_stripe_sandbox.idempotency import JSON, Outcome, run_once
 from ticketing_stripe_sandbox.repository import Account, Sandbox
+from ticketing_stripe_sandbox.resources import charges, common, payment_intents, refunds
 
 logger = logging.getLogger("ticketing.stripe_sandbox")
 
@@ -125,12 +125,12 @@ async def health() -> dict[str, bool]:
 
 @router.post("/v1/payment_intents")
 async def create_payment_intent(request: Request, account: AccountDep) -> Response:
-    return await _handle(request, account, _sync(service.create_payment_intent))
+    return await _handle(request, account, _sync(payment_intents.create_payment_intent))
 
 
 @router.get("/v1/payment_intents")
 async def list_payment_intents(request: Request, account: AccountDep) -> Response:
-    return await _handle(request, account, _sync(service.list_payment_intents))
+    return await _handle(request, account, _sync(payment_intents.list_payment_intents))
 
 
 @router.get("/v1/payment_intents/{intent_id}")
@@ -138,55 +138,55 @@ async def retrieve_payment_intent(
     request: Request, account: AccountDep, intent_id: str
 ) -> Response:
     return await _handle(
-        request, account, _sync(lambda a, f: service.retrieve(a, f, intent_id, "payment_intent"))
+        request, account, _sync(lambda a, f: common.retrieve(a, f, intent_id, "payment_intent"))
     )
 
 
 @router.post("/v1/payment_intents/{intent_id}")
 async def update_payment_intent(request: Request, account: AccountDep, intent_id: str) -> Response:
     return await _handle(
-        request, account, lambda a, f: service.update_payment_intent(a, f, intent_id)
+        request, account, lambda a, f: payment_intents.update_payment_intent(a, f, intent_id)
     )
 
 
 @router.post("/v1/payment_intents/{intent_id}/confirm")
 async def confirm_payment_intent(request: Request, account: AccountDep, intent_id: str) -> Response:
     return await _handle(
-        request, account, lambda a, f: service.confirm_payment_intent(a, f, intent_id)
+        request, account, lambda a, f: payment_intents.confirm_payment_intent(a, f, intent_id)
     )
 
 
 @router.post("/v1/payment_intents/{intent_id}/cancel")
 async def cancel_payment_intent(request: Request, account: AccountDep, intent_id: str) -> Response:
     return await _handle(
-        request, account, lambda a, f: service.cancel_payment_intent(a, f, intent_id)
+        request, account, lambda a, f: payment_intents.cancel_payment_intent(a, f, intent_id)
     )
 
 
 @router.get("/v1/charges")
 async def list_charges(request: Request, account: AccountDep) -> Response:
-    return await _handle(request, account, _sync(service.list_charges))
+    return await _handle(request, account, _sync(charges.list_charges))
 
 
 @router.get("/v1/charges/{charge_id}")
 async def retrieve_charge(request: Request, account: AccountDep, charge_id: str) -> Response:
     return await _handle(
-        request, account, _sync(lambda a, f: service.retrieve(a, f, charge_id, "charge"))
+        request, account, _sync(lambda a, f: common.retrieve(a, f, charge_id, "charge"))
     )
 
 
 @router.post("/v1/refunds")
 async def create_refund(request: Request, account: AccountDep) -> Response:
-    return await _handle(request, account, service.create_refund)
+    return await _handle(request, account, refunds.create_refund)
 
 
 @router.get("/v1/refunds")
 async def list_refunds(request: Request, account: AccountDep) -> Response:
-    return await _handle(request, account, _sync(service.list_refunds))
+    return await _handle(request, account, _sync(refunds.list_refunds))
 
 
 @router.get("/v1/refunds/{refund_id}")
 async def retrieve_refund(request: Request, account: AccountDep, refund_id: str) -> Response:
     return await _handle(
-        request, account, _sync(lambda a, f: service.retrieve(a, f, refund_id, "refund"))
+        request, account, _sync(lambda a, f: common.retrieve(a, f, refund_id, "refund"))
     )
