@@ -39,6 +39,15 @@ class UpstreamFailed(AppError):
     message = "Something went wrong on our side. Please try again in a moment."
 
 
+class SignInRequired(Exception):
+    """Nobody is signed in, or the API no longer takes the session: not an error page
+    but a 303 to the sign-in page, which comes back to ``back_to`` (this page if None)."""
+
+    def __init__(self, back_to: str | None = None) -> None:
+        self.back_to = back_to
+        super().__init__(back_to or "this page")
+
+
 class ApiError(Exception):
     """An expected 4xx answer of an API, with its messages in the shared error shape."""
 
