@@ -6,10 +6,13 @@ shows next to its form; the others end the request with an error page.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
 
 from ticketing_common.errors import AppError, BadRequest, Forbidden, NotFound
 from ticketing_web.schemas import FieldError
+
+T = TypeVar("T")
 
 
 class PageNotFound(NotFound):
@@ -75,3 +78,13 @@ class ApiError(Exception):
             elif form_field is None:
                 general.append(error.message)
         return by_field, general
+
+
+async def found(call: Awaitable[T]) -> T:
+    """An API's answer, where its 404 (no such ticket or order) is this site's 404 page."""
+    try:
+        return await call
+    except ApiError as error:
+        if error.status_code == 404:
+            raise PageNotFound() from None
+        raise

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import get_args
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -35,62 +38,43 @@ def _auth_form(
     )
 
 
-@router.get("/signup")
-async def sign_up_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return _auth_form(request, "signup.html", next_path=safe_next(next))
+def _form_page(action: AuthAction) -> Callable[[Request, str | None], Awaitable[HTMLResponse]]:
+    async def form_page(request: Request, next: str | None = None) -> HTMLResponse:
+        return _auth_form(request, f"{action}.html", next_path=safe_next(next))
+
+    return form_page
 
 
-async def _authenticate(
-    request: Request,
-    api: MarketplaceApi,
-    caller: Caller,
+def _submit(
     action: AuthAction,
-    *,
-    email: str,
-    password: str,
-    next_path: str,
-) -> Response:
-    """Sign up or sign in through auth, then go on (its cookie relayed), or show the form
-    again with the errors."""
-    try:
-        result = await api.authenticate(caller, action, email=email.strip(), password=password)
-    except ApiError as error:
-        template = f"{action}.html"
-        return _auth_form(request, template, email=email, next_path=next_path, error=error)
-    return with_cookies(redirect(next_path), result)
+) -> Callable[[Request, MarketplaceApi, Caller, str, str, str], Awaitable[Response]]:
+    async def submit(
+        request: Request,
+        api: Api,
+        caller: CallerDep,
+        email: FormText = "",
+        password: FormText = "",
+        next: FormText = "/",
+    ) -> Response:
+        """Sign up or sign in through auth, then go on (its cookie relayed), or show
+        the form again with the errors and the email kept."""
+        next_path = safe_next(next)
+        try:
+            result = await api.authenticate(caller, action, email=email.strip(), password=password)
+        except ApiError as error:
+            return _auth_form(
+                request, f"{action}.html", email=email, next_path=next_path, error=error
+            )
+        return with_cookies(redirect(next_path), result)
+
+    return submit
 
 
-@router.post("/signup")
-async def sign_up(
-    request: Request,
-    api: Api,
-    caller: CallerDep,
-    email: FormText = "",
-    password: FormText = "",
-    next: FormText = "/",
-) -> Response:
-    return await _authenticate(
-        request, api, caller, "signup", email=email, password=password, next_path=safe_next(next)
-    )
-
-
-@router.get("/signin")
-async def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return _auth_form(request, "signin.html", next_path=safe_next(next))
-
-
-@router.post("/signin")
-async def sign_in(
-    request: Request,
-    api: Api,
-    caller: CallerDep,
-    email: FormText = "",
-    password: FormText = "",
-    next: FormText = "/",
-) -> Response:
-    return await _authenticate(
-        request, api, caller, "signin", email=email, password=password, next_path=safe_next(next)
-    )
+# Signing up and signing in: the same form (email, password, where to go next) and
+# the same answer, each through its own auth endpoint.
+for _action in get_args(AuthAction):
+    router.add_api_route(f"/{_action}", _form_page(_action), methods=["GET"])
+    router.add_api_route(f"/{_action}", _submit(_action), methods=["POST"])
 
 
 @router.post("/signout")

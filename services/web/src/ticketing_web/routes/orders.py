@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ticketing_web.api_client import Caller, MarketplaceApi
-from ticketing_web.errors import ApiError, PageNotFound
+from ticketing_web.errors import ApiError, found
 from ticketing_web.rendering import redirect, render, settings_of
 from ticketing_web.routes.dependencies import (
     Api,
@@ -62,12 +62,7 @@ async def _order_page(
     error: ApiError | None = None,
     chosen_token: str | None = None,
 ) -> Response:
-    try:
-        order = await api.order(caller, order_id)
-    except ApiError as missing:
-        if missing.status_code == 404:
-            raise PageNotFound() from None
-        raise
+    order = await found(api.order(caller, order_id))
     field_errors, general = error.split(PAY_FIELDS) if error else ({}, [])
     return render(
         request,

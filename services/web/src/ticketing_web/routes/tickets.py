@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ticketing_common.session import CurrentUser, UserPayload
 from ticketing_web.api_client import Caller, MarketplaceApi
-from ticketing_web.errors import ApiError, PageNotFound
+from ticketing_web.errors import ApiError, found
 from ticketing_web.rendering import redirect, render
 from ticketing_web.routes.dependencies import (
     Api,
@@ -89,12 +89,7 @@ async def _ticket_page(
     user: UserPayload | None,
     error: ApiError | None = None,
 ) -> HTMLResponse:
-    try:
-        ticket = await api.ticket(caller, ticket_id)
-    except ApiError as missing:
-        if missing.status_code == 404:
-            raise PageNotFound() from None
-        raise
+    ticket = await found(api.ticket(caller, ticket_id))
     return render(
         request,
         "ticket.html",
