@@ -4,6 +4,7 @@ as money, unknown things are 404 pages, and a failing API is a friendly page (SP
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 from uuid import uuid4
 
 import httpx
@@ -208,3 +209,35 @@ async def test_static_assets_are_served_by_the_service(browser: Browser) -> None
         response = await browser.get(asset)
         assert response.status_code == 200
         assert kind in response.headers["content-type"]
+
+
+async def test_every_response_carries_the_browsers_protections(browser: Browser) -> None:
+    for path in ("/", "/tickets/not-an-id", "/static/site.css", "/orders"):
+        response = await browser.get(path)
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["referrer-policy"] == "same-origin", path
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy, path
+
+
+async def test_pages_for_signed_in_visitors_send_others_to_sign_in_and_back(
+    browser: Browser,
+) -> None:
+    order = f"/orders/{uuid4()}"
+    # A page comes back to itself; a form's action to the page the form is on.
+    for method, path, back_to in (
+        ("GET", "/tickets/new", "/tickets/new"),
+        ("GET", "/orders?paid=1", "/orders?paid=1"),
+        ("GET", order, order),
+        ("POST", "/tickets/new", "/tickets/new"),
+        ("POST", f"{order}/pay", order),
+    ):
+        if method == "GET":
+            response = await browser.get(path)
+        else:
+            response = await browser.submit(path, {"title": "Opera", "price": "10"})
+        assert response.status_code == 303, path
+        assert response.headers["location"] == "/signin?" + urlencode({"next": back_to}), path
+    # A malformed id names nothing, signed in or not.
+    assert (await browser.get("/orders/not-an-id")).status_code == 404

@@ -307,13 +307,16 @@ def create_service_app(
     configure_logs: bool = True,
     docs_prefix: str | None = None,
     middleware: Sequence[Middleware] = (),
+    error_handlers: Callable[[FastAPI], None] = install_error_handlers,
 ) -> FastAPI:
     """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) is where its API lives:
     with ``API_DOCS_ENABLED``, the OpenAPI document and Swagger UI are served there (the
     gateway routes only the service's prefix to it) and at the root. A service without
     one (web pages, an operator's endpoint) serves no API docs. ``middleware``
     is the service's own, run inside the request context (its request id) and the body
-    limit, first listed outermost."""
+    limit, first listed outermost. ``error_handlers`` installs how errors are rendered
+    (the shared JSON shape unless a service renders pages), including the innermost
+    ``UnexpectedErrors`` middleware."""
     if configure_logs:
         configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
 
@@ -341,7 +344,7 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.database = runtime.database
     app.state.bus = runtime.bus
-    install_error_handlers(app)
+    error_handlers(app)
 
     # add_middleware wraps what was added before: the last added runs first.
     for own in reversed(middleware):

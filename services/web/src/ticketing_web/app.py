@@ -18,24 +18,22 @@ for no longer than a token lives.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.app import ServiceRuntime, create_service_app
 from ticketing_common.events.bus import EventBus
 from ticketing_common.revocations import RevocationFollower
+from ticketing_web.api_client import MarketplaceApi
 from ticketing_web.rendering import STATIC_DIR, install_html_error_handlers
 from ticketing_web.renewal import SessionRenewal
-from ticketing_web.repository import MarketplaceApi
 from ticketing_web.routes import router
 from ticketing_web.settings import Settings
 
 TITLE = "Ticketing web"
-# FastAPI's generated API docs describe APIs; this service serves pages.
-_API_DOC_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 STRIPE_ORIGIN = "https://js.stripe.com"
 
 
@@ -52,6 +50,40 @@ def content_security_policy(settings: Settings) -> str:
         f"connect-src {connect}; img-src 'self' data:; style-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
     )
+
+
+class SecurityHeaders:
+    """The browser's protections on every response (unless the response set its own).
+
+    A plain ASGI middleware, like the shared ``RequestContext``: Starlette's
+    ``BaseHTTPMiddleware`` ends a response normally when the app fails in the middle
+    of its body, so a half-sent page would reach the browser as if it were whole.
+    """
+
+    def __init__(self, app: ASGIApp, policy: str) -> None:
+        self.app = app
+        self.headers = {
+            "Content-Security-Policy": policy,
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            # Same-origin referrers keep the CSRF check's Referer fallback working,
+            # without telling other sites which page linked to them.
+            "Referrer-Policy": "same-origin",
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,27 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title=TITLE,
         routers=[router],
         runtime=runtime,
-        middleware=[Middleware(SessionRenewal, api=api, settings=settings)],
+        middleware=[
+            Middleware(SecurityHeaders, policy=content_security_policy(settings)),
+            Middleware(SessionRenewal, api=api, settings=settings),
+        ],
+        error_handlers=install_html_error_handlers,
     )
-    app.router.routes[:] = [
-        route for route in app.router.routes if getattr(route, "path", None) not in _API_DOC_PATHS
-    ]
     app.state.api = api
-    install_html_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    policy = content_security_policy(settings)
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        # Same-origin referrers keep the CSRF check's Referer fallback working,
-        # without telling other sites which page linked to them.
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
-
     return app

@@ -6,10 +6,13 @@ shows next to its form; the others end the request with an error page.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
 
 from ticketing_common.errors import AppError, BadRequest, Forbidden, NotFound
 from ticketing_web.schemas import FieldError
+
+T = TypeVar("T")
 
 
 class PageNotFound(NotFound):
@@ -39,6 +42,15 @@ class UpstreamFailed(AppError):
     message = "Something went wrong on our side. Please try again in a moment."
 
 
+class SignInRequired(Exception):
+    """Nobody is signed in, or the API no longer takes the session: not an error page
+    but a 303 to the sign-in page, which comes back to ``back_to`` (this page if None)."""
+
+    def __init__(self, back_to: str | None = None) -> None:
+        self.back_to = back_to
+        super().__init__(back_to or "this page")
+
+
 class ApiError(Exception):
     """An expected 4xx answer of an API, with its messages in the shared error shape."""
 
@@ -66,3 +78,13 @@ class ApiError(Exception):
             elif form_field is None:
                 general.append(error.message)
         return by_field, general
+
+
+async def found(call: Awaitable[T]) -> T:
+    """An API's answer, where its 404 (no such ticket or order) is this site's 404 page."""
+    try:
+        return await call
+    except ApiError as error:
+        if error.status_code == 404:
+            raise PageNotFound() from None
+        raise

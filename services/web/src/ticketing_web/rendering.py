@@ -1,23 +1,30 @@
 """HTML rendering: the Jinja2 environment, one ``render`` for every page, and the HTML
-error pages that replace the shared library's JSON errors on this service's pages."""
+error pages this service renders instead of the shared library's JSON errors."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ticketing_common.errors import AppError
+from ticketing_common.errors import AppError, UnexpectedErrors
 from ticketing_common.session import current_user
 from ticketing_common.state import app_state
 from ticketing_web import csrf
-from ticketing_web.errors import ApiError, BadPageRequest, MethodNotAllowed, PageNotFound
+from ticketing_web.errors import (
+    ApiError,
+    BadPageRequest,
+    MethodNotAllowed,
+    PageNotFound,
+    SignInRequired,
+)
 from ticketing_web.service import format_money
 from ticketing_web.settings import Settings
 
@@ -87,6 +94,17 @@ def _error_page(request: Request, status_code: int, messages: list[str]) -> HTML
     )
 
 
+def redirect(url: str) -> RedirectResponse:
+    """Post/redirect/get: a form's answer is a 303 to the page to show next."""
+    return RedirectResponse(url, status_code=303)
+
+
+async def _sign_in_first(request: Request, exc: Exception) -> RedirectResponse:
+    assert isinstance(exc, SignInRequired)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return redirect("/signin?" + urlencode({"next": exc.back_to or request.url.path + query}))
+
+
 async def _app_error(request: Request, exc: Exception) -> HTMLResponse:
     assert isinstance(exc, AppError)
     return error_page(request, exc)
@@ -135,9 +153,14 @@ async def _unexpected(request: Request, exc: Exception) -> HTMLResponse:
 
 
 def install_html_error_handlers(app: FastAPI) -> None:
-    """Errors of this service are pages, not the APIs' JSON bodies."""
+    """Errors of this service are pages, not the APIs' JSON bodies: given to
+    ``create_service_app(error_handlers=...)`` instead of the shared handlers."""
+    app.add_exception_handler(SignInRequired, _sign_in_first)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
+    # As the shared handlers do, and first, so innermost: an unexpected error ends as
+    # this page's 500 inside the request's context, never as a dropped connection.
+    app.add_middleware(UnexpectedErrors, handlers=app.exception_handlers)

@@ -22,8 +22,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.session import COOKIE_NAME, clear_session_cookie, read_token
+from ticketing_web.api_client import Caller, MarketplaceApi
 from ticketing_web.errors import ApiError, UpstreamFailed
-from ticketing_web.repository import Caller, MarketplaceApi
 from ticketing_web.settings import Settings
 
 logger = logging.getLogger("ticketing.web.session")

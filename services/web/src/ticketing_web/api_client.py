@@ -1,11 +1,11 @@
-"""The web client's data access: the marketplace APIs, called through the gateway.
+"""The web client's HTTP client of the marketplace APIs, called through the gateway.
 
-The web service owns no data; what a repository is to the other services, this
-module is to it: the one place that talks to the outside. Every call forwards
-the visitor's own session (only a session this service verified), the client's
-address, signed (so the per-client limits count the browser, not this server)
-and the request id. The shared HTTP client keeps no cookies: it serves
-every visitor, and one visitor's session must never reach another's request.
+The web service owns no data, so it has no repository: this module is its one
+place that talks to the outside. Every call forwards the visitor's own session
+(only a session this service verified), the client's address, signed (so the
+per-client limits count the browser, not this server) and the request id. The
+shared HTTP client keeps no cookies: it serves every visitor, and one visitor's
+session must never reach another's request.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ticketing_common.logs import request_id_var
 from ticketing_common.ratelimit import VOUCHED_CLIENT_HEADER
 from ticketing_common.session import COOKIE_NAME
-from ticketing_web.errors import ApiError, UpstreamFailed
+from ticketing_web.errors import ApiError, SignInRequired, UpstreamFailed
 from ticketing_web.schemas import (
     ErrorBody,
     FieldError,
@@ -60,6 +60,9 @@ class Caller:
     vouched_client: str | None = None
     """``client_address`` signed (``vouch_for_client``): the gateway replaces
     ``X-Forwarded-For`` with this server's address, and passes this on."""
+    signed_in: bool = False
+    """Made for a page that needs a signed-in visitor (``SignedIn``): a 401 then means
+    the API no longer takes the session (revoked, expired), not a refused form."""
 
     def headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -136,6 +139,8 @@ class MarketplaceApi:
                 "API failed", extra={"method": method, "path": path, "status": response.status_code}
             )
             raise UpstreamFailed()
+        if response.status_code == 401 and caller.signed_in:
+            raise SignInRequired()
         if response.status_code >= 400:
             raise ApiError(
                 response.status_code,
