@@ -51,13 +51,12 @@ class ServiceBase(DeclarativeBase):
     and ``Ticket``).
     """
 
-    __abstract__ = True
-
     def __init_subclass__(cls, **kw: Any) -> None:
         if ServiceBase in cls.__bases__:
             # DeclarativeBase sets up a registry only for its own direct subclasses, and
-            # maps every deeper one into ``_sa_registry``: give this base its own, and
-            # leave it unmapped, before DeclarativeBase sees it.
+            # maps every deeper one into ``_sa_registry`` (SQLAlchemy's own attribute,
+            # held to by the tests of test_db.py): give this base its own, and leave it
+            # unmapped, before DeclarativeBase sees it.
             cls.registry = registry(metadata=new_metadata())
             cls.metadata = cls.registry.metadata
             cls._sa_registry = cls.registry
