@@ -1,8 +1,17 @@
-"""Database helpers: URL forms and the Alembic configuration of a service's migrations."""
+"""Database helpers: URL forms, a service's declarative base, the Alembic configuration."""
 
 from __future__ import annotations
 
-from ticketing_common.db import alembic_config, asyncpg_url, plain_url
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ticketing_common.db import (
+    NAMING_CONVENTION,
+    ServiceBase,
+    alembic_config,
+    asyncpg_url,
+    plain_url,
+)
 
 # A password with "%" and "@" is %-encoded in a URL; ConfigParser would read "%2" as the
 # start of an interpolation.
@@ -19,3 +28,41 @@ def test_the_alembic_configuration_keeps_a_percent_encoded_password_intact() -> 
 
     assert config.get_main_option("sqlalchemy.url") == asyncpg_url(ENCODED)
     assert str(config.get_main_option("script_location")).endswith("ticketing_common/migrations")
+
+
+class FirstBase(ServiceBase):
+    pass
+
+
+class SecondBase(ServiceBase):
+    pass
+
+
+class FirstItem(FirstBase):
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class SecondItem(SecondBase):
+    """Same table name as FirstItem's, as a replica has its owner's."""
+
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20), unique=True)
+
+
+def test_each_service_base_has_its_own_metadata_and_registry() -> None:
+    assert FirstBase.metadata is not SecondBase.metadata
+    assert FirstBase.registry is not SecondBase.registry
+    assert FirstBase.metadata.tables["items"] is FirstItem.__table__
+    assert SecondBase.metadata.tables["items"] is SecondItem.__table__
+    assert {mapper.class_ for mapper in SecondBase.registry.mappers} == {SecondItem}
+    # The shared class maps nothing itself.
+    assert not ServiceBase.metadata.tables
+    assert not ServiceBase.registry.mappers
+
+
+def test_a_service_base_names_constraints_by_the_shared_convention() -> None:
+    assert SecondBase.metadata.naming_convention == NAMING_CONVENTION
+    names = {constraint.name for constraint in SecondBase.metadata.tables["items"].constraints}
+    assert names == {"pk_items", "uq_items_name"}

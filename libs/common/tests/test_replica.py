@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing_common.db import Database, new_metadata
+from ticketing_common.db import Database, ServiceBase
 from ticketing_common.events.replica import Applied, VersionGap, apply_versioned
 
 
-class ReplicaBase(DeclarativeBase):
-    metadata = new_metadata()
+class ReplicaBase(ServiceBase):
+    pass
 
 
 class Copy(ReplicaBase):

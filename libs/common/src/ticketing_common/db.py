@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, text
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, registry
 
 from ticketing_common.state import app_state
 
@@ -41,10 +41,27 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Base(DeclarativeBase):
-    """Declarative base for one service's models; each service subclasses it once."""
+class ServiceBase(DeclarativeBase):
+    """Subclassed once per service: that subclass is the service's declarative base.
 
-    __abstract__ = True
+    Each direct subclass (``class Base(ServiceBase)`` in a service's ``models.py``)
+    gets a metadata and a registry of its own, with the naming convention above.
+    Services must not share them: tests import several services into one process,
+    and a replica's table and class have the name of its owner's (orders' ``tickets``
+    and ``Ticket``).
+    """
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        if ServiceBase in cls.__bases__:
+            # DeclarativeBase sets up a registry only for its own direct subclasses, and
+            # maps every deeper one into ``_sa_registry`` (SQLAlchemy's own attribute,
+            # held to by the tests of test_db.py): give this base its own, and leave it
+            # unmapped, before DeclarativeBase sees it.
+            cls.registry = registry(metadata=new_metadata())
+            cls.metadata = cls.registry.metadata
+            cls._sa_registry = cls.registry
+            cls.__abstract__ = True
+        super().__init_subclass__(**kw)
 
 
 def asyncpg_url(url: str) -> str:

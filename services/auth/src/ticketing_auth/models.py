@@ -7,17 +7,15 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing_common.db import new_metadata
+from ticketing_common.db import ServiceBase
 
 EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path
 
 
-class Base(DeclarativeBase):
-    """Auth's own declarative base: its own metadata and registry, shared with no service."""
-
-    metadata = new_metadata()
+class Base(ServiceBase):
+    """Auth's declarative base."""
 
 
 class User(Base):

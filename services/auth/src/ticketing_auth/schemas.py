@@ -17,9 +17,10 @@ from typing import Annotated
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, StringConstraints
 
 from ticketing_auth.models import EMAIL_MAX_LENGTH
+from ticketing_common.schemas import CamelModel
 from ticketing_common.validation import SingleLine, encodable
 
 PASSWORD_MIN_LENGTH = 8
@@ -68,26 +69,26 @@ NewPassword = Annotated[SingleLine, AfterValidator(_password_length)]
 GivenPassword = Annotated[str, AfterValidator(encodable), AfterValidator(_password_present)]
 
 
-class SignUp(BaseModel):
+class SignUp(CamelModel):
     email: Email
     password: NewPassword
 
 
-class SignIn(BaseModel):
+class SignIn(CamelModel):
     email: Email
     password: GivenPassword
 
 
-class UserRead(BaseModel):
+class UserRead(CamelModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     email: str
 
 
-class CurrentUserRead(BaseModel):
-    current_user: UserRead | None = Field(serialization_alias="currentUser")
+class CurrentUserRead(CamelModel):
+    current_user: UserRead | None
 
 
-class SignedOutEverywhere(BaseModel):
-    revoked_sessions: int = Field(serialization_alias="revokedSessions")
+class SignedOutEverywhere(CamelModel):
+    revoked_sessions: int

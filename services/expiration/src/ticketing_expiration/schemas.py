@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
+from ticketing_common.schemas import CamelModel
 from ticketing_expiration.service import LatenessSummary
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class LatenessRead(Schema):
+class LatenessRead(CamelModel):
     """Lateness (job start - expiresAt) of the last ``window`` firings, in milliseconds.
 
     The percentiles and the maximum are null until the first firing.

@@ -10,9 +10,9 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, func, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ticketing_common.db import new_metadata
+from ticketing_common.db import ServiceBase
 from ticketing_common.events.contracts import OrderStatus
 
 # Statuses in which an order keeps its ticket from every other buyer.
@@ -25,10 +25,8 @@ HOLDING_PREDICATE = text(
 )
 
 
-class Base(DeclarativeBase):
-    """Orders' own declarative base: its own metadata and registry, shared with no service."""
-
-    metadata = new_metadata()
+class Base(ServiceBase):
+    """Orders' declarative base."""
 
 
 class Ticket(Base):

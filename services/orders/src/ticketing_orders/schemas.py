@@ -5,23 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
-
 from ticketing_common.events.contracts import OrderStatus
 from ticketing_common.money import Price, from_cents
+from ticketing_common.schemas import CamelModel
 from ticketing_orders.models import Order
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class OrderCreate(Schema):
+class OrderCreate(CamelModel):
     ticket_id: UUID
 
 
-class OrderTicketRead(Schema):
+class OrderTicketRead(CamelModel):
     id: UUID
     title: str
     price: Price
@@ -33,7 +27,7 @@ class OrderTicketRead(Schema):
         return cls(id=ticket.id, title=ticket.title, price=from_cents(order.price_cents))
 
 
-class OrderRead(Schema):
+class OrderRead(CamelModel):
     id: UUID
     user_id: UUID
     status: OrderStatus

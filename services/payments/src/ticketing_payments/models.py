@@ -19,9 +19,9 @@ from enum import StrEnum
 from uuid import UUID, uuid4
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing_common.db import new_metadata
+from ticketing_common.db import ServiceBase
 
 
 class PaymentStatus(StrEnum):
@@ -36,10 +36,8 @@ class PaymentStatus(StrEnum):
     VOIDED = "voided"
 
 
-class Base(DeclarativeBase):
-    """Payments' own declarative base: its own metadata and registry, shared with no service."""
-
-    metadata = new_metadata()
+class Base(ServiceBase):
+    """Payments' declarative base."""
 
 
 class Order(Base):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, StringConstraints
 
+from ticketing_common.schemas import CamelModel
 from ticketing_common.validation import SingleLine
 from ticketing_payments.models import Payment
 
@@ -29,16 +29,12 @@ CardToken = Annotated[
 ]
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class PaymentCreate(Schema):
+class PaymentCreate(CamelModel):
     token: CardToken
     order_id: UUID
 
 
-class PaymentRead(Schema):
+class PaymentRead(CamelModel):
     id: UUID
     order_id: UUID
     stripe_id: str

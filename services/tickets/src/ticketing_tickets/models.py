@@ -6,17 +6,15 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from sqlalchemy import BigInteger, DateTime, Index, Integer, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing_common.db import new_metadata
+from ticketing_common.db import ServiceBase
 
 TITLE_MAX_LENGTH = 200
 
 
-class Base(DeclarativeBase):
-    """Tickets' own declarative base: its own metadata and registry, shared with no service."""
-
-    metadata = new_metadata()
+class Base(ServiceBase):
+    """Tickets' declarative base."""
 
 
 class Ticket(Base):

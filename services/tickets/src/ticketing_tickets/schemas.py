@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, StringConstraints
 
 from ticketing_common.money import Price, from_cents
+from ticketing_common.schemas import CamelModel
 from ticketing_common.validation import SingleLine
 from ticketing_tickets.models import TITLE_MAX_LENGTH, Ticket
 
@@ -31,16 +31,14 @@ Title = Annotated[
 ]
 
 
-class TicketWrite(BaseModel):
+class TicketWrite(CamelModel):
     """The body of ``POST /`` and ``PUT /{id}``: both replace title and price."""
 
     title: Title
     price: Price
 
 
-class TicketRead(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class TicketRead(CamelModel):
     id: UUID
     title: str
     price: Price

@@ -10,22 +10,18 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel
 
 from ticketing_common.events.contracts import OrderStatus
+from ticketing_common.schemas import CamelModel
 
 
-class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-
-class UserRead(ApiModel):
+class UserRead(CamelModel):
     id: UUID
     email: str
 
 
-class TicketRead(ApiModel):
+class TicketRead(CamelModel):
     id: UUID
     title: str
     price: Decimal
@@ -43,13 +39,13 @@ class TicketPage(BaseModel):
     has_next: bool
 
 
-class OrderTicketRead(ApiModel):
+class OrderTicketRead(CamelModel):
     id: UUID
     title: str
     price: Decimal
 
 
-class OrderRead(ApiModel):
+class OrderRead(CamelModel):
     id: UUID
     user_id: UUID
     status: OrderStatus
@@ -58,18 +54,18 @@ class OrderRead(ApiModel):
     ticket: OrderTicketRead
 
 
-class PaymentRead(ApiModel):
+class PaymentRead(CamelModel):
     id: UUID
     order_id: UUID
     stripe_id: str
 
 
-class FieldError(BaseModel):
+class FieldError(CamelModel):
     """One message of the shared error shape; ``field`` names the input at fault."""
 
     message: str
     field: str | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(CamelModel):
     errors: list[FieldError]

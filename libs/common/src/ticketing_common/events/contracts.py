@@ -14,9 +14,9 @@ from typing import ClassVar, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from ticketing_common.money import Price
+from ticketing_common.schemas import CamelModel
 
 
 class OrderStatus(StrEnum):
@@ -53,12 +53,10 @@ class EventType(StrEnum):
         return self.value.replace(":", "-")
 
 
-class Payload(BaseModel):
-    """Base of every event payload: camelCase on the wire, immutable in code."""
+class Payload(CamelModel):
+    """Base of every event payload: a camelCase body, immutable in code."""
 
-    model_config = ConfigDict(
-        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
-    )
+    model_config = ConfigDict(frozen=True)
     event_type: ClassVar[EventType]
 
 
