@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import logging
 import math
+import secrets
 import tempfile
 import time
 from contextlib import AsyncExitStack
@@ -104,7 +105,7 @@ async def measure(bus: EventBus, settings: BusSettings, replicas: list[ServedApp
 async def run(nats_url: str, revocations: int, replicas: int, backlog: int) -> None:
     settings = BusSettings(
         ENVIRONMENT="test",
-        JWT_KEY="a-benchmark-signing-key-of-at-least-32-bytes",
+        JWT_KEY=secrets.token_urlsafe(32),
         NATS_URL=nats_url,
         NATS_NAMESPACE=f"bench{uuid4().hex[:8]}",
     )

@@ -172,7 +172,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 async def auth_app(
-    make_database: Callable[[], str], nats_url: str, namespace: str, bus: EventBus
+    make_database: Callable[[], str], nats_url: str, redis_url: str, namespace: str, bus: EventBus
 ) -> AsyncIterator[ServedApp]:
     url = make_database()
     await asyncio.to_thread(upgrade_to_head, "ticketing_auth", url)
@@ -180,6 +180,7 @@ async def auth_app(
         DATABASE_URL=url,
         NATS_URL=nats_url,
         NATS_NAMESPACE=namespace,
+        REDIS_URL=redis_url,
         ENVIRONMENT="test",
         SERVICE_NAME="auth",
     )
