@@ -4,7 +4,6 @@ events. Payments talks to the Stripe sandbox (or Stripe) given by ``stripe_api``
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -25,9 +24,15 @@ import ticketing_payments.app
 import ticketing_payments.settings
 import ticketing_tickets.app
 import ticketing_tickets.settings
-from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
-from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_common.testing import (
+    MakeMigratedDatabase,
+    ServedApp,
+    serve_app,
+    signed_in_cookie,
+    wait_until,
+)
 from ticketing_orders.models import Ticket as ReplicaTicket
 from ticketing_stripe_sandbox.testing import StripeApi
 
@@ -44,10 +49,9 @@ def cents(price: object) -> int:
 
 @pytest.fixture
 async def tickets_settings(
-    make_database: Callable[[], str], nats_url: str, namespace: str
+    make_migrated_database: MakeMigratedDatabase, nats_url: str, namespace: str
 ) -> ticketing_tickets.settings.Settings:
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, "ticketing_tickets", url)
+    url = await make_migrated_database("ticketing_tickets")
     return ticketing_tickets.settings.Settings(
         DATABASE_URL=url,
         NATS_URL=nats_url,
@@ -59,10 +63,12 @@ async def tickets_settings(
 
 @pytest.fixture
 async def orders_settings(
-    make_database: Callable[[], str], nats_url: str, namespace: str, redis_url: str
+    make_migrated_database: MakeMigratedDatabase,
+    nats_url: str,
+    namespace: str,
+    redis_url: str,
 ) -> ticketing_orders.settings.Settings:
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, "ticketing_orders", url)
+    url = await make_migrated_database("ticketing_orders")
     return ticketing_orders.settings.Settings(
         DATABASE_URL=url,
         NATS_URL=nats_url,
@@ -79,14 +85,13 @@ async def orders_settings(
 
 @pytest.fixture
 async def payments_settings(
-    make_database: Callable[[], str],
+    make_migrated_database: MakeMigratedDatabase,
     nats_url: str,
     redis_url: str,
     namespace: str,
     stripe_api: StripeApi,
 ) -> ticketing_payments.settings.Settings:
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, "ticketing_payments", url)
+    url = await make_migrated_database("ticketing_payments")
     return ticketing_payments.settings.Settings(
         DATABASE_URL=url,
         NATS_URL=nats_url,

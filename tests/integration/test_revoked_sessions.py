@@ -7,7 +7,6 @@ out through auth itself.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from uuid import UUID, uuid4
@@ -25,11 +24,11 @@ import ticketing_tickets.app
 import ticketing_tickets.settings
 import ticketing_web.app
 import ticketing_web.settings
-from ticketing_common.db import upgrade_to_head
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import SessionRevoked
 from ticketing_common.session import COOKIE_NAME
 from ticketing_common.testing import (
+    MakeMigratedDatabase,
     ServedApp,
     published,
     revoke_session,
@@ -172,10 +171,13 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 async def auth_app(
-    make_database: Callable[[], str], nats_url: str, redis_url: str, namespace: str, bus: EventBus
+    make_migrated_database: MakeMigratedDatabase,
+    nats_url: str,
+    redis_url: str,
+    namespace: str,
+    bus: EventBus,
 ) -> AsyncIterator[ServedApp]:
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, "ticketing_auth", url)
+    url = await make_migrated_database("ticketing_auth")
     settings = ticketing_auth.settings.Settings(
         DATABASE_URL=url,
         NATS_URL=nats_url,

@@ -4,7 +4,6 @@ limits counted in the real Redis under that namespace."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
@@ -14,10 +13,10 @@ import pytest
 
 from ticketing_auth.app import create_app
 from ticketing_auth.settings import Settings
-from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, P
-from ticketing_common.testing import published_so_far, serve_app
+from ticketing_common.testing import MakeMigratedDatabase, published_so_far, serve_app
 
 ServeAuth = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -27,9 +26,8 @@ class EventsOf(Protocol):
 
 
 @pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await asyncio.to_thread(upgrade_to_head, "ticketing_auth", database_url)
-    return database_url
+async def migrated_url(make_migrated_database: MakeMigratedDatabase) -> str:
+    return await make_migrated_database("ticketing_auth")
 
 
 @pytest.fixture

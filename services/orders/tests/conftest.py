@@ -3,7 +3,6 @@ fresh NATS namespace; tickets reach its replica through real ticket events on th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -14,10 +13,16 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated
-from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_common.testing import (
+    MakeMigratedDatabase,
+    ServedApp,
+    serve_app,
+    signed_in_cookie,
+    wait_until,
+)
 from ticketing_orders.app import create_app
 from ticketing_orders.models import Ticket
 from ticketing_orders.settings import Settings
@@ -26,9 +31,8 @@ ServeOrders = Callable[..., AbstractAsyncContextManager[ServedApp]]
 
 
 @pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await asyncio.to_thread(upgrade_to_head, "ticketing_orders", database_url)
-    return database_url
+async def migrated_url(make_migrated_database: MakeMigratedDatabase) -> str:
+    return await make_migrated_database("ticketing_orders")
 
 
 # Every test's requests come from one address and many from one buyer: the rates are

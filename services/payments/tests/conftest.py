@@ -5,7 +5,6 @@ replica through real order events on the bus."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
-from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
     Envelope,
@@ -29,7 +28,13 @@ from ticketing_common.events.contracts import (
     TicketRef,
 )
 from ticketing_common.events.outbox import outbox_table
-from ticketing_common.testing import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_common.testing import (
+    MakeMigratedDatabase,
+    ServedApp,
+    serve_app,
+    signed_in_cookie,
+    wait_until,
+)
 from ticketing_payments.app import create_app
 from ticketing_payments.models import Order, Payment, PaymentStatus
 from ticketing_payments.settings import Settings
@@ -39,9 +44,8 @@ ServePayments = Callable[..., AbstractAsyncContextManager[ServedApp]]
 
 
 @pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await asyncio.to_thread(upgrade_to_head, "ticketing_payments", database_url)
-    return database_url
+async def migrated_url(make_migrated_database: MakeMigratedDatabase) -> str:
+    return await make_migrated_database("ticketing_payments")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ a fresh NATS namespace, plus helpers to read and publish events on that namespac
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Protocol
@@ -12,10 +11,16 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from ticketing_common.db import Database, upgrade_to_head
+from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, P
-from ticketing_common.testing import ServedApp, published_so_far, serve_app, signed_in_cookie
+from ticketing_common.testing import (
+    MakeMigratedDatabase,
+    ServedApp,
+    published_so_far,
+    serve_app,
+    signed_in_cookie,
+)
 from ticketing_tickets.app import create_app
 from ticketing_tickets.settings import Settings
 
@@ -27,9 +32,8 @@ class EventsOf(Protocol):
 
 
 @pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await asyncio.to_thread(upgrade_to_head, "ticketing_tickets", database_url)
-    return database_url
+async def migrated_url(make_migrated_database: MakeMigratedDatabase) -> str:
+    return await make_migrated_database("ticketing_tickets")
 
 
 @pytest.fixture

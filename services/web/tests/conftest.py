@@ -12,7 +12,6 @@ browser without JavaScript: GET a form, post it back with the page's CSRF token.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
@@ -32,9 +31,8 @@ import ticketing_payments.app
 import ticketing_payments.settings
 import ticketing_tickets.app
 import ticketing_tickets.settings
-from ticketing_common.db import upgrade_to_head
 from ticketing_common.events.bus import EventBus
-from ticketing_common.testing import ServedApp, serve_app, wait_until
+from ticketing_common.testing import MakeMigratedDatabase, ServedApp, serve_app, wait_until
 from ticketing_stripe_sandbox.testing import StripeApi
 from ticketing_web.app import create_app
 from ticketing_web.settings import Settings
@@ -83,12 +81,6 @@ def path_router(upstreams: dict[str, str], seen: Seen) -> FastAPI:
         return response
 
     return router
-
-
-async def _migrated(make_database: Callable[[], str], package: str) -> str:
-    url = make_database()
-    await asyncio.to_thread(upgrade_to_head, package, url)
-    return url
 
 
 @dataclass
@@ -175,7 +167,7 @@ def with_payments() -> bool:
 @pytest.fixture
 async def stack(
     request: pytest.FixtureRequest,
-    make_database: Callable[[], str],
+    make_migrated_database: MakeMigratedDatabase,
     nats_url: str,
     redis_url: str,
     namespace: str,
@@ -186,10 +178,10 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     """auth, tickets, orders, the router and the web app (``bus`` first: its streams go last)."""
     # One at a time: Alembic's migration context is process-global.
-    auth_url = await _migrated(make_database, "ticketing_auth")
-    tickets_url = await _migrated(make_database, "ticketing_tickets")
-    orders_url = await _migrated(make_database, "ticketing_orders")
-    payments_url = await _migrated(make_database, "ticketing_payments") if with_payments else ""
+    auth_url = await make_migrated_database("ticketing_auth")
+    tickets_url = await make_migrated_database("ticketing_tickets")
+    orders_url = await make_migrated_database("ticketing_orders")
+    payments_url = await make_migrated_database("ticketing_payments") if with_payments else ""
     bus_settings: dict[str, object] = {
         "NATS_URL": nats_url,
         "NATS_NAMESPACE": namespace,

@@ -10,9 +10,16 @@ from ticketing_common.testing.events import (
     revoke_session,
     tried_and_not_acked,
 )
-from ticketing_common.testing.helpers import ServedApp, serve_app, signed_in_cookie, wait_until
+from ticketing_common.testing.helpers import (
+    MakeMigratedDatabase,
+    ServedApp,
+    serve_app,
+    signed_in_cookie,
+    wait_until,
+)
 
 __all__ = [
+    "MakeMigratedDatabase",
     "ServedApp",
     "published",
     "published_so_far",

@@ -19,6 +19,10 @@ from ticketing_common.embedded import HOST, free_port
 from ticketing_common.session import COOKIE_NAME, UserPayload, issue_token
 from ticketing_common.settings import ServiceSettings
 
+MakeMigratedDatabase = Callable[[str], Awaitable[str]]
+"""The ``make_migrated_database`` fixture: ``await make("ticketing_orders")`` is a fresh
+database with that package's schema at head."""
+
 T = TypeVar("T")
 
 

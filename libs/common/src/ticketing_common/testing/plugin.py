@@ -23,9 +23,10 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from ticketing_common.db import plain_url
+from ticketing_common.db import plain_url, upgrade_to_head
 from ticketing_common.embedded import EmbeddedStack
 from ticketing_common.events.bus import EventBus
+from ticketing_common.testing.helpers import MakeMigratedDatabase
 
 T = TypeVar("T")
 
@@ -125,10 +126,12 @@ async def bus(nats_url: str, namespace: str) -> AsyncIterator[EventBus]:
         await _delete_streams(nats_url, namespace)
 
 
-async def _create_database(admin_url: str, name: str) -> None:
+async def _create_database(admin_url: str, name: str, template: str | None = None) -> None:
     connection = await asyncpg.connect(plain_url(admin_url))
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        # Names are made here (uuid hex), never taken from input.
+        copy_of = f' TEMPLATE "{template}"' if template else ""
+        await connection.execute(f'CREATE DATABASE "{name}"{copy_of}')
     finally:
         await connection.close()
 
@@ -141,20 +144,71 @@ async def _drop_database(admin_url: str, name: str) -> None:
         await connection.close()
 
 
+class MigratedTemplates:
+    """One database per service package migrated to head once per test session, to be
+    copied (``CREATE DATABASE … TEMPLATE``) instead of running the migration chain
+    again for every test. Copying is a file copy inside PostgreSQL; the chain is tens
+    of DDL statements through Alembic."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.names: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def template_of(self, package: str) -> str:
+        """The template database of ``package`` (e.g. ``ticketing_orders``), made at first use."""
+        with self._lock:
+            if package not in self.names:
+                name = f"template_{package}_{uuid4().hex[:8]}"
+                run_sync(_create_database(self.admin_url, name))
+                # Alembic's environment disposes its engine: no connection is left
+                # open, which CREATE DATABASE … TEMPLATE requires of the template.
+                upgrade_to_head(package, with_database(self.admin_url, name))
+                self.names[package] = name
+            return self.names[package]
+
+    def drop_all(self) -> None:
+        for name in self.names.values():
+            run_sync(_drop_database(self.admin_url, name))
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(infrastructure: Infrastructure) -> Iterator[MigratedTemplates]:
+    templates = MigratedTemplates(infrastructure.postgres_url)
+    yield templates
+    templates.drop_all()
+
+
 @pytest.fixture
-def make_database(infrastructure: Infrastructure) -> Iterator[Callable[[], str]]:
-    """Create fresh, empty databases on demand; all are dropped after the test."""
+def make_database(infrastructure: Infrastructure) -> Iterator[Callable[..., str]]:
+    """Create fresh databases on demand, empty or copied from ``template``; all are
+    dropped after the test."""
     created: list[str] = []
 
-    def make() -> str:
+    def make(template: str | None = None) -> str:
         name = f"test_{uuid4().hex[:16]}"
-        run_sync(_create_database(infrastructure.postgres_url, name))
+        run_sync(_create_database(infrastructure.postgres_url, name, template))
         created.append(name)
         return with_database(infrastructure.postgres_url, name)
 
     yield make
     for name in created:
         run_sync(_drop_database(infrastructure.postgres_url, name))
+
+
+@pytest.fixture
+def make_migrated_database(
+    make_database: Callable[..., str], migrated_templates: MigratedTemplates
+) -> MakeMigratedDatabase:
+    """Fresh databases with a service's schema at head, on demand: ``await
+    make_migrated_database("ticketing_orders")``. Each is a copy of the package's
+    template (migrated once per session), dropped after the test."""
+
+    async def make(package: str) -> str:
+        template = await asyncio.to_thread(migrated_templates.template_of, package)
+        return await asyncio.to_thread(make_database, template)
+
+    return make
 
 
 @pytest.fixture
