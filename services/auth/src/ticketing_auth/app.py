@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     attempt_limits = AttemptLimits.from_settings(settings)
 
     def throttle_pruner(database: Database) -> Worker:
-        return SigninThrottle(database, settings).prune_periodically
+        return SigninThrottle(database, settings).pruner()
 
     app = create_event_service_app(
         settings=settings,

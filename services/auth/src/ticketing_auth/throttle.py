@@ -52,10 +52,7 @@ at once (which could exhaust the pool under load and deadlock on it).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import logging
 import math
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,10 +63,9 @@ from ticketing_auth import repository
 from ticketing_auth.errors import TooManyFailedSignins
 from ticketing_auth.repository import Counter
 from ticketing_auth.settings import Settings
+from ticketing_common.app import Worker, every
 from ticketing_common.db import Database
 from ticketing_common.ratelimit import Limit, RateLimiter
-
-logger = logging.getLogger("ticketing.auth.throttle")
 
 TOO_MANY_SIGNUPS = "Too many sign-ups, try again later"
 TOO_MANY_SIGNINS = "Too many sign-in attempts, try again later"
@@ -157,16 +153,10 @@ class SigninThrottle:
         async with self.database.transaction() as session:
             return await repository.delete_expired_counters(session, self.window)
 
-    async def prune_periodically(self, stopping: asyncio.Event) -> None:
+    def pruner(self) -> Worker:
         """Background worker: delete expired counters so unknown emails do not pile up.
 
         Every replica may run it; deleting an expired row twice is harmless, and
         a row reset by a concurrent attempt is no longer expired when re-checked.
         """
-        while not stopping.is_set():
-            try:
-                await self.prune()
-            except Exception:
-                logger.warning("pruning sign-in counters failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.prune_interval)
+        return every(self.prune_interval, self.prune)
