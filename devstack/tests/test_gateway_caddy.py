@@ -294,6 +294,7 @@ def test_the_gateway_itself_cuts_a_body_over_the_limit(gateway: GatewayFactory) 
     """In front of a server that would read any body, Caddy passes on at most the
     limit and answers 413 in the shared error shape itself."""
     received: list[int] = []
+    finished = threading.Event()
 
     class Sink(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -302,6 +303,7 @@ def test_the_gateway_itself_cuts_a_body_over_the_limit(gateway: GatewayFactory) 
                 while chunk := self.rfile.read1(65536):
                     total += len(chunk)
             received.append(total)
+            finished.set()
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -315,6 +317,9 @@ def test_the_gateway_itself_cuts_a_body_over_the_limit(gateway: GatewayFactory) 
     url = gateway({"payments": server.server_address[1]})
 
     response = httpx.post(url + "/api/payments", content=_stream(20 * 1024 * 1024), timeout=60)
+    # Caddy answers the client as soon as the limit is crossed; the upstream's
+    # handler sees its side of the connection close a moment later.
+    finished.wait(timeout=10)
     server.shutdown()
     server.server_close()
 
