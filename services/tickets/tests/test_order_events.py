@@ -63,9 +63,7 @@ async def at_least(
 
 
 def listeners_of(served: ServedApp) -> ListenerGroup:
-    listeners = served.app.state.listeners
-    assert isinstance(listeners, ListenerGroup)
-    return listeners
+    return served.component(ListenerGroup)
 
 
 async def test_order_created_locks_the_ticket_and_publishes_ticket_updated(

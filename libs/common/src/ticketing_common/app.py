@@ -30,11 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ticketing_common.db import Database
 from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.listener import ListenerGroup, RetryPolicy
-from ticketing_common.events.outbox import OutboxRelay
 from ticketing_common.logs import configure_logging, request_id_var
 from ticketing_common.revocations import RevocationFollower
-from ticketing_common.settings import EventServiceSettings, ServiceSettings
+from ticketing_common.settings import ServiceSettings
+from ticketing_common.state import Components
 
 logger = logging.getLogger("ticketing.app")
 
@@ -134,7 +133,9 @@ class ServiceRuntime:
         on_shutdown: Sequence[Hook] = (),
         readiness: Sequence[ReadinessCheck] = (),
         revocations: RevocationFollower | None = None,
+        components: Components | None = None,
     ) -> None:
+        self.components = components or Components()
         self.database = database
         self.bus = bus
         self.workers = list(workers)
@@ -146,6 +147,7 @@ class ServiceRuntime:
         # before the server listens; followed by a worker.
         self.revocations = revocations
         if revocations is not None:
+            self.components.add(revocations)
             self.on_startup.append(revocations.catch_up)
             self.workers.append(revocations.follow)
             self.readiness.append(revocations.check_ready)
@@ -249,55 +251,6 @@ class BodyLimit:
         await self.app(scope, receive_within_limit, send)
 
 
-ListenersFactory = Callable[[EventBus, Database, RetryPolicy], ListenerGroup]
-WorkerFactory = Callable[[Database], Worker]
-
-
-def create_event_service_app(
-    *,
-    settings: EventServiceSettings,
-    title: str,
-    routers: Sequence[APIRouter],
-    listeners: ListenersFactory | None = None,
-    docs_prefix: str | None = None,
-    on_startup: Sequence[Hook] = (),
-    on_shutdown: Sequence[Hook] = (),
-    workers: Sequence[WorkerFactory] = (),
-) -> FastAPI:
-    """A service with a database, an outbox relay and listeners (tickets, orders, ...),
-    which refuses revoked sessions.
-
-    ``app.state.relay`` and ``app.state.listeners`` expose them (and their counters);
-    a service that only publishes (auth) has no listeners (``app.state.listeners`` None).
-    ``workers`` are the service's own background loops, made with its database.
-    ``on_startup`` hooks run before it serves (after the bus connected);
-    ``on_shutdown`` hooks close what the service opened itself (e.g. an HTTP client),
-    after the workers stopped.
-    """
-    database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
-    bus = EventBus.from_settings(settings)
-    relay = OutboxRelay(database, bus)
-    group = listeners(bus, database, RetryPolicy.from_settings(settings)) if listeners else None
-    runtime = ServiceRuntime(
-        database=database,
-        bus=bus,
-        workers=[
-            relay.run,
-            *([group.run] if group is not None else []),
-            *(make(database) for make in workers),
-        ],
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        revocations=RevocationFollower(bus, settings),
-    )
-    app = create_service_app(
-        settings=settings, title=title, routers=routers, runtime=runtime, docs_prefix=docs_prefix
-    )
-    app.state.relay = relay
-    app.state.listeners = group
-    return app
-
-
 def create_service_app(
     *,
     settings: ServiceSettings,
@@ -308,6 +261,7 @@ def create_service_app(
     docs_prefix: str | None = None,
     middleware: Sequence[Middleware] = (),
     error_handlers: Callable[[FastAPI], None] = install_error_handlers,
+    router_prefix: str = "",
 ) -> FastAPI:
     """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) is where its API lives:
     with ``API_DOCS_ENABLED``, the OpenAPI document and Swagger UI are served there (the
@@ -316,7 +270,7 @@ def create_service_app(
     is the service's own, run inside the request context (its request id) and the body
     limit, first listed outermost. ``error_handlers`` installs how errors are rendered
     (the shared JSON shape unless a service renders pages), including the innermost
-    ``UnexpectedErrors`` middleware."""
+    ``UnexpectedErrors`` middleware. ``router_prefix`` is put before every router's paths."""
     if configure_logs:
         configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
 
@@ -340,10 +294,10 @@ def create_service_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
     app.state.runtime = runtime
-    app.state.database = runtime.database
-    app.state.bus = runtime.bus
+    app.state.components = runtime.components
+    if runtime.components.find(ServiceSettings) is None:
+        runtime.components.add(settings)
     error_handlers(app)
 
     # add_middleware wraps what was added before: the last added runs first.
@@ -369,7 +323,7 @@ def create_service_app(
         # Before the routers: a route like ``{prefix}/{id}`` would otherwise shadow the docs.
         _mount_docs(app, docs_prefix)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, prefix=router_prefix)
     return app
 
 

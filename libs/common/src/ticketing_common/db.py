@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, registry
 
-from ticketing_common.state import app_state
+from ticketing_common.state import components_of
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -102,7 +102,7 @@ class Database:
 
 
 def database_of(request: Request) -> Database:
-    return app_state(request, "database", Database)
+    return components_of(request.app).get(Database)
 
 
 async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:

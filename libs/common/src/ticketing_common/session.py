@@ -18,11 +18,10 @@ import jwt
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 
-from ticketing_common.app import ServiceRuntime
 from ticketing_common.errors import NotAuthorized
 from ticketing_common.revocations import RevocationFollower
 from ticketing_common.settings import ServiceSettings
-from ticketing_common.state import app_state
+from ticketing_common.state import components_of
 
 COOKIE_NAME = "session"
 ALGORITHM = "HS256"
@@ -128,13 +127,12 @@ def clear_session_cookie(response: Response, settings: ServiceSettings) -> None:
 
 
 def settings_of(request: Request) -> ServiceSettings:
-    return app_state(request, "settings", ServiceSettings)
+    return components_of(request.app).get(ServiceSettings)
 
 
 def revocations_of(request: Request) -> RevocationFollower | None:
     """The revoked sessions the app follows; None for an app without (no bus)."""
-    runtime = getattr(request.app.state, "runtime", None)
-    return runtime.revocations if isinstance(runtime, ServiceRuntime) else None
+    return components_of(request.app).find(RevocationFollower)
 
 
 def current_user(request: Request) -> UserPayload | None:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ticketing_common.logs import request_id_var
+from ticketing_common.state import Components
 from ticketing_stripe_sandbox.errors import StripeError, unrecognized_url
 from ticketing_stripe_sandbox.repository import Sandbox
 from ticketing_stripe_sandbox.routes import router
@@ -62,7 +63,7 @@ def create_app(state_file: Path | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.sandbox = sandbox
+    app.state.components = Components([sandbox])
     app.include_router(router)
     app.add_exception_handler(StripeError, _stripe_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

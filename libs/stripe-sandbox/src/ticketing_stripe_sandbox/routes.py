@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from ticketing_common.state import app_state
+from ticketing_common.state import components_of
 from ticketing_stripe_sandbox.errors import StripeError, api_error, authentication_failed
 from ticketing_stripe_sandbox.forms import Form, FormError, Json, decode, fingerprint, pairs_of
 from ticketing_stripe_sandbox.idempotency import JSON, Outcome, run_once
@@ -64,7 +64,7 @@ def authenticated_account(request: Request) -> Account:
         )
     if not key.startswith("sk_test_") or len(key) <= len("sk_test_"):
         raise authentication_failed(f"Invalid API Key provided: {_masked(key)}")
-    return app_state(request, "sandbox", Sandbox).account(key)
+    return components_of(request.app).get(Sandbox).account(key)
 
 
 AccountDep = Annotated[Account, Depends(authenticated_account)]

@@ -1,24 +1,35 @@
-"""The tickets service's application: ``uvicorn --factory ticketing_tickets.app:create_app``."""
+"""The tickets service: ``uvicorn --factory ticketing_tickets.app:create_app``.
+
+Sellers list and edit tickets over HTTP; it follows orders' events to lock and
+release them, and publishes ``ticket:*`` through its outbox.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
-from ticketing_common.app import create_event_service_app
-from ticketing_tickets.listeners import order_listeners
+from ticketing_common.events.contracts import OrderCancelled, OrderCreated
+from ticketing_common.events.listener import Listener, transactional
+from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
+from ticketing_tickets.listeners import on_order_cancelled, on_order_created
 from ticketing_tickets.routes import router
 from ticketing_tickets.settings import Settings
 
-TITLE = "Ticketing tickets"
-# The gateway sends only /api/tickets/* to tickets, so the docs are served there too.
-DOCS_PREFIX = "/api/tickets"
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_event_service_app(
-        settings=settings or Settings(),
-        title=TITLE,
-        routers=[router],
-        listeners=order_listeners,
-        docs_prefix=DOCS_PREFIX,
+def parts(context: ServiceContext[Settings]) -> Parts:
+    return Parts(
+        listeners=[
+            Listener(OrderCreated, transactional(context.database, on_order_created)),
+            Listener(OrderCancelled, transactional(context.database, on_order_cancelled)),
+        ]
     )
+
+
+SPEC = ServiceSpec(
+    name="tickets",
+    package="ticketing_tickets",
+    title="Ticketing tickets",
+    settings=Settings,
+    api_prefix="/api/tickets",
+    routers=[router],
+    parts=parts,
+)
+create_app = SPEC.create_app

@@ -27,15 +27,10 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_common.db import Database
 from ticketing_common.events import outbox
-from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, OrderCancelled, OrderCreated
 from ticketing_common.events.listener import (
-    ListenerGroup,
     RetryLater,
-    RetryPolicy,
-    transactional,
 )
 from ticketing_common.events.replica import Applied, apply_versioned
 from ticketing_tickets import repository
@@ -43,8 +38,6 @@ from ticketing_tickets.models import OrderRef
 from ticketing_tickets.service import ticket_updated
 
 logger = logging.getLogger("ticketing.tickets.listeners")
-
-SERVICE = "tickets"  # durable consumers: tickets-order-created, tickets-order-cancelled
 
 # Waiting for the holder's cancel: it usually trails by milliseconds, and while it is
 # applied but the new order's lock is not, the ticket shows as for sale. So retry
@@ -111,10 +104,3 @@ async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSess
     ticket = await repository.release(session, order.ticket.id, order.id)
     if ticket is not None:
         await outbox.record(session, ticket_updated(ticket))
-
-
-def order_listeners(bus: EventBus, database: Database, policy: RetryPolicy) -> ListenerGroup:
-    listeners = ListenerGroup(bus, service=SERVICE, policy=policy)
-    listeners.add(OrderCreated, transactional(database, on_order_created))
-    listeners.add(OrderCancelled, transactional(database, on_order_cancelled))
-    return listeners

@@ -1,4 +1,5 @@
-"""Tickets' HTTP routes under ``/api/tickets`` (SPEC §3). Thin: parse, call the service, answer.
+"""Tickets' HTTP routes (SPEC §3), mounted under the spec's prefix ``/api/tickets``.
+Thin: parse, call the service, answer.
 
 Paging of ``GET /``: ``?limit=`` (1-100, default 20) and ``?offset=`` (default 0).
 The body is a plain JSON list; when the page is full, a ``Link: <...>; rel="next"``
@@ -19,7 +20,7 @@ from ticketing_tickets import service
 from ticketing_tickets.errors import TicketNotFound
 from ticketing_tickets.schemas import TicketRead, TicketWrite
 
-router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+router = APIRouter(tags=["tickets"])
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from ticketing_common.embedded import HOST, free_port
 from ticketing_common.session import COOKIE_NAME, UserPayload, issue_token
 from ticketing_common.settings import ServiceSettings
+from ticketing_common.state import components_of
 
 MakeMigratedDatabase = Callable[[str], Awaitable[str]]
 """The ``make_migrated_database`` fixture: ``await make("ticketing_orders")`` is a fresh
@@ -34,6 +35,10 @@ class ServedApp:
 
     def client(self, **kwargs: object) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def component(self, kind: type[T]) -> T:
+        """The app's component of type ``kind`` (its relay, listeners, throttle, ...)."""
+        return components_of(self.app).get(kind)
 
 
 @asynccontextmanager
