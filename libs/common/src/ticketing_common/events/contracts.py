@@ -199,7 +199,11 @@ class Subjects:
         return f"{self.namespace}.events.>"
 
     def of(self, event_type: EventType) -> str:
-        return f"{self.namespace}.events.{event_type.subject_suffix}"
+        return self.of_suffix(event_type.subject_suffix)
+
+    def of_suffix(self, subject_suffix: str) -> str:
+        """The subject of an event type's ``subject_suffix`` (as the outbox stores it)."""
+        return f"{self.namespace}.events.{subject_suffix}"
 
     @property
     def all_dead_letters(self) -> str:

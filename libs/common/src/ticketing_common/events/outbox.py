@@ -110,7 +110,7 @@ class OutboxRelay:
                 if not rows:
                     return total
                 for row in rows:
-                    subject = f"{self.bus.subjects.namespace}.events.{row.subject_suffix}"
+                    subject = self.bus.subjects.of_suffix(row.subject_suffix)
                     await self.bus.publish_raw(subject, row.body.encode(), msg_id=str(row.event_id))
                 await session.execute(
                     delete(outbox_table).where(outbox_table.c.seq.in_([row.seq for row in rows]))

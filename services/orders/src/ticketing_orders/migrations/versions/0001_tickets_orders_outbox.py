@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ticketing_common.migration_ops import create_outbox_table
+from ticketing_common.migration_ops import create_outbox_table, drop_outbox_table
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -64,7 +64,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("outbox")
+    drop_outbox_table()
     op.drop_index("ix_orders_user_id_created_at", table_name="orders")
     op.drop_index("uq_orders_ticket_id_reserving", table_name="orders")
     op.drop_table("orders")

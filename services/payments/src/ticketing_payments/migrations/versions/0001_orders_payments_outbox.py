@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ticketing_common.migration_ops import create_outbox_table
+from ticketing_common.migration_ops import create_outbox_table, drop_outbox_table
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -54,6 +54,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("outbox")
+    drop_outbox_table()
     op.drop_table("payments")
     op.drop_table("orders")
