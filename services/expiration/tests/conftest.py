@@ -20,6 +20,7 @@ from ticketing_common.events.contracts import (
     OrderStatus,
     PricedTicketRef,
 )
+from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, published_so_far, serve_app
 from ticketing_expiration.app import create_app
 from ticketing_expiration.jobs import JobWorker
@@ -73,16 +74,12 @@ async def expiration(serve_expiration: ServeExpiration) -> AsyncIterator[ServedA
 
 
 def worker_of(served: ServedApp) -> JobWorker:
-    worker = served.app.state.worker
-    assert isinstance(worker, JobWorker)
-    return worker
+    return served.component(JobWorker)
 
 
 def handled(served: ServedApp) -> int:
     """order:created events the served app's listener has acked."""
-    count = served.app.state.listeners.handled
-    assert isinstance(count, int)
-    return count
+    return served.component(ListenerGroup).handled
 
 
 def order_created(

@@ -12,6 +12,7 @@ import pytest
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, ExpirationComplete
 from ticketing_common.testing import ServedApp, published_so_far, wait_until
+from ticketing_expiration.repository import JobStore
 from ticketing_expiration.service import expiration_event_id
 
 from .conftest import ServeExpiration, expirations_of, handled, order_created, worker_of
@@ -126,12 +127,12 @@ async def test_shutdown_leaves_scheduled_jobs_in_redis(
     async with serve_expiration() as served:
         await bus.publish(Envelope.of(order))
         await wait_until(lambda: handled(served) == 1)
-        store = served.app.state.store
+        store = served.component(JobStore)
         assert await store.pending() == 1
 
     # The app closed its connections; a new one finds the job waiting.
     async with serve_expiration() as again:
-        assert await again.app.state.store.pending() == 1
+        assert await again.component(JobStore).pending() == 1
         assert worker_of(again).fired == 0
 
 

@@ -36,7 +36,7 @@ from ticketing_common.testing import (
     wait_until,
 )
 from ticketing_payments.app import create_app
-from ticketing_payments.models import Order, Payment, PaymentStatus
+from ticketing_payments.models import OrderReplica, Payment, PaymentStatus
 from ticketing_payments.settings import Settings
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
@@ -137,9 +137,9 @@ def users(settings: Settings) -> Users:
     return Users(settings)
 
 
-async def replica_order(db: Database, order_id: UUID) -> Order | None:
+async def replica_order(db: Database, order_id: UUID) -> OrderReplica | None:
     async with db.transaction() as session:
-        return await session.scalar(select(Order).where(Order.id == order_id))
+        return await session.scalar(select(OrderReplica).where(OrderReplica.id == order_id))
 
 
 async def payment_of(db: Database, order_id: UUID) -> Payment | None:

@@ -19,6 +19,7 @@ from ticketing_common.events.contracts import (
     PaymentCreated,
     PricedTicketRef,
 )
+from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, published, wait_until
 
 from .conftest import (
@@ -74,7 +75,7 @@ async def test_order_cancelled_arriving_before_its_order_created_is_applied_afte
     copy = await replica_order(db, order.id)
     assert copy is not None
     assert copy.version == 1
-    assert payments.app.state.listeners.dead_lettered == 0
+    assert payments.component(ListenerGroup).dead_lettered == 0
 
 
 async def test_duplicate_order_events_change_nothing(
@@ -82,7 +83,7 @@ async def test_duplicate_order_events_change_nothing(
 ) -> None:
     order = await orders.placed(price="10")
     await orders.cancel(order)
-    listeners = payments.app.state.listeners
+    listeners = payments.component(ListenerGroup)
     handled = listeners.handled
 
     # Redelivered with new event ids (so the broker does not de-duplicate them).
@@ -108,7 +109,7 @@ async def test_a_payment_sent_before_the_order_reaches_the_replica_waits_for_it_
 ) -> None:
     """The buyer pays the moment orders answered 201: order:created is still on its way
     to payments (its consumer is held back here), so the payment waits for it."""
-    listeners = payments.app.state.listeners
+    listeners = payments.component(ListenerGroup)
     held = listeners.durable_name(EventType.ORDER_CREATED)
     assert await bus.pause_consumer(held, datetime.now(UTC) + timedelta(minutes=5))
     order = order_created(buyer=uuid4(), price="12.00")

@@ -22,6 +22,7 @@ from ticketing_common.events.contracts import (
     PaymentCreated,
     PaymentRefunded,
 )
+from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, published_so_far, wait_until
 from ticketing_payments.models import Payment, PaymentStatus
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
@@ -83,7 +84,7 @@ async def test_order_cancelled_after_the_payment_was_recorded_refunds_it(
     await _assert_refunded_once(db, bus, stripe_client, payment)
 
     # The same order:cancelled delivered again refunds nothing more.
-    listeners = payments.app.state.listeners
+    listeners = payments.component(ListenerGroup)
     handled = listeners.handled
     await bus.publish(Envelope.of(order_cancelled(order)))
     await wait_until(lambda: listeners.handled > handled)
@@ -125,7 +126,7 @@ async def test_cancelling_an_order_whose_card_was_declined_voids_its_intent_for_
     await wait_until(lambda: outbox_drained(db))
     assert await published_so_far(bus, PaymentCreated) == []
     assert await published_so_far(bus, PaymentRefunded) == []
-    assert payments.app.state.listeners.dead_lettered == 0
+    assert payments.component(ListenerGroup).dead_lettered == 0
 
 
 ROUNDS = 6
@@ -162,7 +163,7 @@ async def test_payment_racing_the_cancellation_never_leaves_the_buyer_charged(
             return await outbox_drained(db)
 
         await wait_until(settled)
-        assert served.app.state.listeners.dead_lettered == 0
+        assert served.component(ListenerGroup).dead_lettered == 0
 
     sdk = stripe_client(account)
     intents = (await sdk.v1.payment_intents.list_async({"limit": 100})).data

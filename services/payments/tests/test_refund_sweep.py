@@ -10,7 +10,7 @@ from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import OrderStatus, PaymentRefunded
 from ticketing_common.testing import published, wait_until
-from ticketing_payments.models import Order, Payment, PaymentStatus
+from ticketing_payments.models import OrderReplica, Payment, PaymentStatus
 
 from .conftest import Orders, ServePayments, Users, charges_of, pay, payment_of
 
@@ -31,9 +31,9 @@ async def test_charge_on_a_cancelled_order_is_refunded_by_the_sweep(
         # before the charge was recorded) and the charge recorded, not refunded.
         async with db.transaction() as session:
             await session.execute(
-                update(Order)
-                .where(Order.id == order.id)
-                .values(status=OrderStatus.CANCELLED.value, version=1)
+                update(OrderReplica)
+                .where(OrderReplica.id == order.id)
+                .values(status=OrderStatus.CANCELLED, version=1)
             )
 
         async def refunded() -> Payment | None:

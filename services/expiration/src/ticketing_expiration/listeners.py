@@ -9,13 +9,10 @@ from __future__ import annotations
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, OrderCreated
-from ticketing_common.events.listener import Handler, ListenerGroup, RetryLater, RetryPolicy
+from ticketing_common.events.listener import Handler, RetryLater
 from ticketing_expiration import service
 from ticketing_expiration.repository import JobStore
-
-SERVICE = "expiration"
 
 
 def on_order_created(store: JobStore) -> Handler[OrderCreated]:
@@ -28,9 +25,3 @@ def on_order_created(store: JobStore) -> Handler[OrderCreated]:
             raise RetryLater(f"redis unavailable: {error}") from error
 
     return handle
-
-
-def listener_group(bus: EventBus, store: JobStore, policy: RetryPolicy) -> ListenerGroup:
-    listeners = ListenerGroup(bus, service=SERVICE, policy=policy)
-    listeners.add(OrderCreated, on_order_created(store))
-    return listeners

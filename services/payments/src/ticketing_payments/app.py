@@ -1,39 +1,47 @@
-"""The payments service's application: ``uvicorn --factory ticketing_payments.app:create_app``."""
+"""The payments service: ``uvicorn --factory ticketing_payments.app:create_app``.
+
+Buyers pay for their orders by card under ``/api/payments``; it follows orders'
+events to keep its order replica (settling the payment of a cancelled order),
+reconciles with Stripe in the background, and publishes ``payment:*`` through
+its outbox.
+"""
 
 from __future__ import annotations
 
-from functools import partial
-
-from fastapi import FastAPI
-
-from ticketing_common import faults
-from ticketing_common.app import create_event_service_app
-from ticketing_payments.listeners import listener_group
+from ticketing_common.events.contracts import OrderCancelled, OrderCreated
+from ticketing_common.events.listener import Listener, transactional
+from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
+from ticketing_payments.listeners import on_order_cancelled, on_order_created
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.routes import router
 from ticketing_payments.service import reconciler
 from ticketing_payments.settings import Settings
 from ticketing_payments.throttle import PaymentThrottle
 
-TITLE = "Ticketing payments"
-# The gateway sends only /api/payments/* to payments, so the docs are served there too.
-DOCS_PREFIX = "/api/payments"
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    faults.arm(settings.FAULT_POINTS)
+def parts(context: ServiceContext[Settings]) -> Parts:
+    settings, database = context.settings, context.database
     provider = PaymentProvider.from_settings(settings)
     throttle = PaymentThrottle.from_settings(settings)
-    app = create_event_service_app(
-        settings=settings,
-        title=TITLE,
-        routers=[router],
-        listeners=partial(listener_group, provider=provider),
-        docs_prefix=DOCS_PREFIX,
+    return Parts(
+        provides=[provider, throttle],
+        listeners=[
+            Listener(OrderCreated, transactional(database, on_order_created)),
+            Listener(OrderCancelled, transactional(database, on_order_cancelled(provider))),
+        ],
+        workers=[reconciler(database, provider, settings.REFUND_SWEEP_SECONDS)],
         on_shutdown=[provider.close, throttle.close],
-        workers=[reconciler(provider, settings.REFUND_SWEEP_SECONDS)],
     )
-    app.state.provider = provider
-    app.state.throttle = throttle
-    return app
+
+
+SPEC = ServiceSpec(
+    name="payments",
+    package="ticketing_payments",
+    title="Ticketing payments",
+    settings=Settings,
+    api_prefix="/api/payments",
+    routers=[router],
+    parts=parts,
+    stripe_secret=True,
+)
+create_app = SPEC.create_app

@@ -11,11 +11,13 @@ class OrderNotFound(NotFound):
     message = "Order not found"
 
 
-class OrderCancelled(BadRequest):
+class CancelledOrderNotPayable(BadRequest):
+    """The order was cancelled: it can no longer be paid."""
+
     message = "Order has been cancelled"
 
 
-class OrderCancelledRefunded(BadRequest):
+class CancelledOrderRefunded(BadRequest):
     """The order was cancelled (it expired) after the card was charged: the charge is
     refunded, and the buyer is told so rather than left wondering about the money."""
 

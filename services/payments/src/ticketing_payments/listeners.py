@@ -13,19 +13,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_common.db import Database
-from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, OrderCancelled, OrderCreated, OrderStatus
-from ticketing_common.events.listener import (
-    ListenerGroup,
-    RetryPolicy,
-    SessionHandler,
-    transactional,
-)
+from ticketing_common.events.listener import SessionHandler
 from ticketing_common.events.replica import apply_versioned
 from ticketing_common.money import to_cents
 from ticketing_payments import service
-from ticketing_payments.models import Order
+from ticketing_payments.models import OrderReplica
 from ticketing_payments.provider import PaymentProvider
 
 
@@ -33,12 +26,12 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
     order = event.data
     await apply_versioned(
         session,
-        Order,
+        OrderReplica,
         id=order.id,
         version=order.version,
         values={
             "user_id": order.user_id,
-            "status": order.status.value,
+            "status": order.status,
             # The ticket's price as the order was made: what the buyer pays.
             "price_cents": to_cents(order.ticket.price),
             "expires_at": order.expires_at,
@@ -51,10 +44,10 @@ def on_order_cancelled(provider: PaymentProvider) -> SessionHandler[OrderCancell
         order = event.data
         await apply_versioned(
             session,
-            Order,
+            OrderReplica,
             id=order.id,
             version=order.version,
-            values={"status": OrderStatus.CANCELLED.value},
+            values={"status": OrderStatus.CANCELLED},
         )
         # Also on a duplicate: settling is idempotent, and finds nothing to do when the
         # first delivery's transaction already settled. If Stripe fails, the
@@ -62,12 +55,3 @@ def on_order_cancelled(provider: PaymentProvider) -> SessionHandler[OrderCancell
         await service.settle_cancelled_order(session, provider, order.id)
 
     return handle
-
-
-def listener_group(
-    bus: EventBus, database: Database, policy: RetryPolicy, *, provider: PaymentProvider
-) -> ListenerGroup:
-    listeners = ListenerGroup(bus, service="payments", policy=policy)
-    listeners.add(OrderCreated, transactional(database, on_order_created))
-    listeners.add(OrderCancelled, transactional(database, on_order_cancelled(provider)))
-    return listeners

@@ -18,10 +18,14 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, func
+from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing_common.db import ServiceBase
+from ticketing_common.events.contracts import OrderStatus
+
+# The status columns' width, as the migrations made them.
+STATUS_LENGTH = 32
 
 
 class PaymentStatus(StrEnum):
@@ -36,11 +40,22 @@ class PaymentStatus(StrEnum):
     VOIDED = "voided"
 
 
+def stored_by_value(kind: type[StrEnum]) -> Enum:
+    """A status column typed with its enum, stored as the members' values in a plain
+    VARCHAR (no native type, no CHECK): the same strings as before, so no migration."""
+    return Enum(
+        kind,
+        native_enum=False,
+        values_callable=lambda members: [member.value for member in members],
+        length=STATUS_LENGTH,
+    )
+
+
 class Base(ServiceBase):
     """Payments' declarative base."""
 
 
-class Order(Base):
+class OrderReplica(Base):
     """An order as the orders service last published it (applied in version order)."""
 
     __tablename__ = "orders"
@@ -48,7 +63,7 @@ class Order(Base):
     id: Mapped[UUID] = mapped_column(primary_key=True)  # the orders service's id
     version: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[UUID]  # the buyer
-    status: Mapped[str] = mapped_column(String(32))  # an OrderStatus value
+    status: Mapped[OrderStatus] = mapped_column(stored_by_value(OrderStatus))
     price_cents: Mapped[int] = mapped_column(BigInteger)  # what the buyer pays
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -63,7 +78,7 @@ class Payment(Base):
     order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id"), unique=True)
     stripe_id: Mapped[str] = mapped_column(String(255))  # the PaymentIntent id
     amount_cents: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(32))  # a PaymentStatus value
+    status: Mapped[PaymentStatus] = mapped_column(stored_by_value(PaymentStatus))
     refund_id: Mapped[str | None] = mapped_column(String(255))
     # The latest attempt's confirmation key (None on rows older than attempts).
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

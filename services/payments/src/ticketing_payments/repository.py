@@ -10,16 +10,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.events.contracts import OrderStatus
-from ticketing_payments.models import Order, Payment, PaymentStatus
+from ticketing_payments.models import OrderReplica, Payment, PaymentStatus
 
 
-async def order_with_expiry(session: AsyncSession, order_id: UUID) -> tuple[Order, bool] | None:
+async def order_with_expiry(
+    session: AsyncSession, order_id: UUID
+) -> tuple[OrderReplica, bool] | None:
     """The order and whether it has expired, by the database's clock (the one orders set
     ``expires_at`` with), or None while the replica has not received it."""
     row = (
         await session.execute(
-            select(Order, Order.expires_at <= func.now())
-            .where(Order.id == order_id)
+            select(OrderReplica, OrderReplica.expires_at <= func.now())
+            .where(OrderReplica.id == order_id)
             .execution_options(populate_existing=True)
         )
     ).one_or_none()
@@ -29,7 +31,7 @@ async def order_with_expiry(session: AsyncSession, order_id: UUID) -> tuple[Orde
     return order, bool(expired)
 
 
-async def lock_order(session: AsyncSession, order_id: UUID) -> Order | None:
+async def lock_order(session: AsyncSession, order_id: UUID) -> OrderReplica | None:
     """The order, locked until the transaction ends.
 
     Race (payment vs expiry): the payment route's recording step and the
@@ -37,8 +39,8 @@ async def lock_order(session: AsyncSession, order_id: UUID) -> Order | None:
     the other's committed effect (the payment, or the cancellation).
     """
     return await session.scalar(
-        select(Order)
-        .where(Order.id == order_id)
+        select(OrderReplica)
+        .where(OrderReplica.id == order_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -68,7 +70,7 @@ async def insert_attempt(
             order_id=order_id,
             stripe_id=stripe_id,
             amount_cents=amount_cents,
-            status=PaymentStatus.PENDING.value,
+            status=PaymentStatus.PENDING,
             idempotency_key=idempotency_key,
         )
         .returning(Payment)
@@ -82,7 +84,7 @@ async def retry_attempt(session: AsyncSession, payment_id: UUID, idempotency_key
         update(Payment)
         .where(Payment.id == payment_id)
         .values(
-            status=PaymentStatus.PENDING.value,
+            status=PaymentStatus.PENDING,
             idempotency_key=idempotency_key,
             attempted_at=func.clock_timestamp(),
         )
@@ -114,9 +116,9 @@ async def mark_succeeded(session: AsyncSession, order_id: UUID) -> Payment | Non
         update(Payment)
         .where(
             Payment.order_id == order_id,
-            Payment.status.in_([PaymentStatus.PENDING.value, PaymentStatus.FAILED.value]),
+            Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.FAILED]),
         )
-        .values(status=PaymentStatus.SUCCEEDED.value)
+        .values(status=PaymentStatus.SUCCEEDED)
         .returning(Payment)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
@@ -128,7 +130,7 @@ async def mark_unpaid(session: AsyncSession, payment_id: UUID, status: PaymentSt
     statement = (
         update(Payment)
         .where(Payment.id == payment_id)
-        .values(status=status.value)
+        .values(status=status)
         .returning(Payment)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
@@ -139,7 +141,7 @@ async def mark_refunded(session: AsyncSession, payment_id: UUID, refund_id: str)
     statement = (
         update(Payment)
         .where(Payment.id == payment_id)
-        .values(status=PaymentStatus.REFUNDED.value, refund_id=refund_id)
+        .values(status=PaymentStatus.REFUNDED, refund_id=refund_id)
         .returning(Payment)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
@@ -156,14 +158,14 @@ async def unsettled_orders(session: AsyncSession, *, limit: int = 100) -> Sequen
     pending attempt (its process may have died after the charge), and every cancelled
     order whose payment is not refunded or voided (a refund or a void that failed, a
     charge recorded after the cancellation)."""
-    pending = Payment.status == PaymentStatus.PENDING.value
-    cancelled = (Order.status == OrderStatus.CANCELLED.value) & Payment.status.in_(
-        [status.value for status in UNSETTLED_WHEN_CANCELLED]
+    pending = Payment.status == PaymentStatus.PENDING
+    cancelled = (OrderReplica.status == OrderStatus.CANCELLED) & Payment.status.in_(
+        UNSETTLED_WHEN_CANCELLED
     )
     return (
         await session.scalars(
             select(Payment.order_id)
-            .join(Order, Order.id == Payment.order_id)
+            .join(OrderReplica, OrderReplica.id == Payment.order_id)
             .where(pending | cancelled)
             .order_by(Payment.attempted_at)
             .limit(limit)

@@ -1,40 +1,29 @@
-"""Payments' HTTP routes under ``/api/payments`` (SPEC §3). Thin: parse, call the service."""
+"""Payments' HTTP routes (SPEC §3), mounted under the spec's prefix ``/api/payments``.
+Thin: parse, call the service, answer.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, status
 
-from ticketing_common.db import Database, database_of
+from ticketing_common.db import Database
 from ticketing_common.session import RequiredUser
-from ticketing_common.state import app_state
+from ticketing_common.state import provided
 from ticketing_payments import service
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.schemas import PaymentCreate, PaymentRead
 from ticketing_payments.settings import Settings
 from ticketing_payments.throttle import PaymentThrottle
 
-router = APIRouter(prefix="/api/payments", tags=["payments"])
+router = APIRouter(tags=["payments"])
 
-
-def _provider(request: Request) -> PaymentProvider:
-    return app_state(request, "provider", PaymentProvider)
-
-
-def _settings(request: Request) -> Settings:
-    return app_state(request, "settings", Settings)
-
-
-def _throttle(request: Request) -> PaymentThrottle:
-    return app_state(request, "throttle", PaymentThrottle)
-
-
-Provider = Annotated[PaymentProvider, Depends(_provider)]
-Throttle = Annotated[PaymentThrottle, Depends(_throttle)]
-PaymentsSettings = Annotated[Settings, Depends(_settings)]
+Provider = Annotated[PaymentProvider, Depends(provided(PaymentProvider))]
+Throttle = Annotated[PaymentThrottle, Depends(provided(PaymentThrottle))]
+PaymentsSettings = Annotated[Settings, Depends(provided(Settings))]
 # Not DbSession: paying calls Stripe between its transactions, which the service owns.
-PaymentsDatabase = Annotated[Database, Depends(database_of)]
+PaymentsDatabase = Annotated[Database, Depends(provided(Database))]
 
 
 @router.post(

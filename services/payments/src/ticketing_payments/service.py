@@ -25,16 +25,14 @@ call it. Every charge thus ends recorded, and refunded if its order is cancelled
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_common.app import Worker
+from ticketing_common.app import Worker, every
 from ticketing_common.db import Database
 from ticketing_common.events import outbox
 from ticketing_common.events.contracts import OrderStatus, PaymentCreated, PaymentRefunded
@@ -42,17 +40,17 @@ from ticketing_common.faults import crash_point
 from ticketing_payments import repository
 from ticketing_payments.errors import (
     AmountNotChargeable,
+    CancelledOrderNotPayable,
+    CancelledOrderRefunded,
     CardDeclined,
     InvalidCardToken,
     OrderAlreadyPaid,
-    OrderCancelled,
-    OrderCancelledRefunded,
     OrderExpired,
     OrderNotFound,
     PaymentInProgress,
     PaymentProviderUnavailable,
 )
-from ticketing_payments.models import Order, Payment, PaymentStatus
+from ticketing_payments.models import OrderReplica, Payment, PaymentStatus
 from ticketing_payments.provider import (
     Intent,
     IntentNotConfirmable,
@@ -93,21 +91,27 @@ async def pay(
 ) -> Payment:
     """Charge the order's price to the card once; the recorded payment.
 
-    Raises OrderNotFound, OrderCancelled, OrderCancelledRefunded, OrderExpired,
+    Raises OrderNotFound, CancelledOrderNotPayable, CancelledOrderRefunded, OrderExpired,
     OrderAlreadyPaid, CardDeclined, InvalidCardToken, AmountNotChargeable,
     PaymentInProgress, PaymentProviderUnavailable, or TooManyRequests from
     ``throttle`` (None: no limit, for callers that are not a buyer's request).
     """
-    checked = await _payable_amount(
-        database, provider, user_id=user_id, order_id=order_id, wait=replica_wait_seconds
+    order, expired = await _buyers_order(
+        database, user_id=user_id, order_id=order_id, wait=replica_wait_seconds
     )
-    if isinstance(checked, Payment):
-        return checked  # an earlier attempt (its process died) had charged the card
+    async with database.transaction() as session:
+        payment = await repository.payment_of_order(session, order_id)
+    if payment is not None and _needs_settling(order, payment):
+        earlier = await _settle_earlier_attempt(database, provider, order_id)
+        if earlier.charge_to_answer is not None:
+            return earlier.charge_to_answer  # an earlier attempt (its process died) charged
+        order, expired, payment = earlier.order, earlier.expired, earlier.payment
+    _refuse_unless_payable(order, expired=expired, payment=payment)
     if throttle is not None:
         # Only now: an answer from what is recorded (paid, in progress, the charge of a
         # crashed request) is never refused, so a buyer who was charged learns it.
         await throttle.attempt(user_id=user_id, order_id=order_id)
-    intent = await provider.intent_for_order(order_id, checked)
+    intent = await provider.intent_for_order(order_id, order.price_cents)
     await _record_attempt(
         database, order_id=order_id, intent=intent, key=confirm_key(order_id, token)
     )
@@ -117,10 +121,11 @@ async def pay(
     return await _record(database, provider, order_id=order_id)
 
 
-async def _wait_for_order(
-    database: Database, order_id: UUID, wait: float
-) -> tuple[Order, bool] | None:
-    """The order and whether it expired, waiting up to ``wait`` seconds for the replica.
+async def _buyers_order(
+    database: Database, *, user_id: UUID, order_id: UUID, wait: float
+) -> tuple[OrderReplica, bool]:
+    """The buyer's order and whether it expired, waiting up to ``wait`` seconds for the
+    replica; OrderNotFound when there is none or it is someone else's.
 
     A buyer may pay the moment orders answered 201, before order:created reached
     this replica: that is lag, not a missing order, so it is waited out (SPEC §3
@@ -131,58 +136,67 @@ async def _wait_for_order(
         async with database.transaction() as session:
             found = await repository.order_with_expiry(session, order_id)
         if found is not None or time.monotonic() >= deadline:
-            return found
+            break
         await asyncio.sleep(REPLICA_POLL_SECONDS)
-
-
-async def _payable_amount(
-    database: Database, provider: PaymentProvider, *, user_id: UUID, order_id: UUID, wait: float
-) -> int | Payment:
-    """The amount to charge; or the payment an earlier attempt turned out to have made."""
-    found = await _wait_for_order(database, order_id, wait)
     if found is None or found[0].user_id != user_id:
         raise OrderNotFound(field="orderId")
-    order, expired = found
+    return found
+
+
+@dataclass(frozen=True)
+class EarlierAttempt:
+    """The order and its payment once an earlier attempt was settled with Stripe."""
+
+    order: OrderReplica
+    expired: bool
+    payment: Payment | None
+    charge_to_answer: Payment | None
+    """The earlier attempt's charge, when it is this request's to answer with (201)."""
+
+
+async def _settle_earlier_attempt(
+    database: Database, provider: PaymentProvider, order_id: UUID
+) -> EarlierAttempt:
+    """Settle what an earlier attempt left with Stripe: record its charge, or refund it
+    (void the intent) if the order was cancelled meanwhile.
+
+    A charge may exist that no row records as such (a crash, a failed refund): Stripe
+    is asked before anything is decided, so a retry after expiry finds it.
+    """
+    in_flight = provider.longest_call_seconds
     async with database.transaction() as session:
-        payment = await repository.payment_of_order(session, order_id)
-    if payment is not None and _needs_settling(order, payment):
-        # A charge may exist that no row records as such (a crash, a failed refund):
-        # ask Stripe before deciding anything, so a retry after expiry finds it.
-        in_flight = provider.longest_call_seconds
-        async with database.transaction() as session:
-            settled = await settle_order(session, provider, order_id, in_flight)
-            recorded = settled.payment if settled.recorded else None
-            # Race (retry vs the request that charged): the charge is this retry's to
-            # answer only once that request is surely gone (it crashed); while it may
-            # be alive it answers 201 itself, and this retry 409 already paid.
-            if (
-                recorded is not None
-                and recorded.status == PaymentStatus.SUCCEEDED
-                and await repository.attempt_age_seconds(session, recorded.id) >= in_flight
-            ):
-                return recorded
-            found = await repository.order_with_expiry(session, order_id)
-            assert found is not None  # replica rows are never deleted
-            order, expired = found
-            payment = settled.payment
-    _refuse_unless_payable(order, expired=expired, payment=payment)
-    return order.price_cents
+        settled = await settle_order(session, provider, order_id, in_flight)
+        recorded = settled.payment if settled.recorded else None
+        # Race (retry vs the request that charged): the charge is this retry's to
+        # answer only once that request is surely gone (it crashed); while it may
+        # be alive it answers 201 itself, and this retry 409 already paid.
+        its_request_is_gone = (
+            recorded is not None
+            and recorded.status == PaymentStatus.SUCCEEDED
+            and await repository.attempt_age_seconds(session, recorded.id) >= in_flight
+        )
+        found = await repository.order_with_expiry(session, order_id)
+    assert found is not None  # replica rows are never deleted
+    order, expired = found
+    return EarlierAttempt(
+        order, expired, settled.payment, charge_to_answer=recorded if its_request_is_gone else None
+    )
 
 
-def _needs_settling(order: Order, payment: Payment) -> bool:
+def _needs_settling(order: OrderReplica, payment: Payment) -> bool:
     if payment.status == PaymentStatus.PENDING:
         return True
     cancelled = order.status == OrderStatus.CANCELLED
     return cancelled and payment.status in repository.UNSETTLED_WHEN_CANCELLED
 
 
-def _refuse_unless_payable(order: Order, *, expired: bool, payment: Payment | None) -> None:
+def _refuse_unless_payable(order: OrderReplica, *, expired: bool, payment: Payment | None) -> None:
     """Raise the reason the order cannot be charged now, if there is one."""
-    status = None if payment is None else PaymentStatus(payment.status)
+    status = None if payment is None else payment.status
     if order.status == OrderStatus.CANCELLED:
         if status is PaymentStatus.REFUNDED:
-            raise OrderCancelledRefunded()
-        raise OrderCancelled()
+            raise CancelledOrderRefunded()
+        raise CancelledOrderNotPayable()
     if status in {PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED}:
         raise OrderAlreadyPaid()
     if status is PaymentStatus.PENDING:
@@ -234,7 +248,7 @@ async def _charged(
         if current.succeeded:
             return current
         if current.status is IntentStatus.CANCELED:
-            raise OrderCancelled() from None
+            raise CancelledOrderNotPayable() from None
         raise PaymentInProgress() from None
     except (CardDeclined, InvalidCardToken, AmountNotChargeable):
         await _attempt_failed(database, order_id)
@@ -280,8 +294,8 @@ async def _record(database: Database, provider: PaymentProvider, *, order_id: UU
         async with database.transaction() as session:
             settled = await settle_order(session, provider, order_id, 0)
         if settled.payment is not None and settled.payment.status == PaymentStatus.REFUNDED:
-            raise OrderCancelledRefunded()
-        raise OrderCancelled()
+            raise CancelledOrderRefunded()
+        raise CancelledOrderNotPayable()
     assert payment is not None  # the attempt was recorded before the charge; never deleted
     return payment
 
@@ -406,18 +420,12 @@ async def reconcile(database: Database, provider: PaymentProvider) -> int:
     return changed
 
 
-def reconciler(provider: PaymentProvider, interval: float) -> Callable[[Database], Worker]:
+def reconciler(database: Database, provider: PaymentProvider, interval: float) -> Worker:
     """A background loop that runs :func:`reconcile` at start-up, then every ``interval`` s."""
 
-    def make(database: Database) -> Worker:
-        async def run(stopping: asyncio.Event) -> None:
-            while not stopping.is_set():
-                changed = await reconcile(database, provider)
-                if changed:
-                    logger.info("settled payments", extra={"settled": changed})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=interval)
+    async def reconcile_and_log() -> None:
+        changed = await reconcile(database, provider)
+        if changed:
+            logger.info("settled payments", extra={"settled": changed})
 
-        return run
-
-    return make
+    return every(interval, reconcile_and_log)
