@@ -1,7 +1,7 @@
 """Orders' tables: orders, and the replica of tickets that orders may reserve.
 
-The ``tickets`` rows (``TicketReplica``) are a copy of the tickets service's records (same id and
-version), written only by the ticket:created / ticket:updated listeners.
+The ``tickets`` rows (``TicketReplica``) are a copy of the tickets service's records
+(same id and version), written only by the ticket:created / ticket:updated listeners.
 """
 
 from __future__ import annotations
