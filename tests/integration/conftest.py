@@ -33,7 +33,7 @@ from ticketing_common.testing import (
     signed_in_cookie,
     wait_until,
 )
-from ticketing_orders.models import Ticket as ReplicaTicket
+from ticketing_orders.models import TicketReplica
 from ticketing_stripe_sandbox.testing import StripeApi
 
 # Generous: several services, retries with back-off, a shared test machine.
@@ -151,9 +151,9 @@ async def orders_db(
         await database.dispose()
 
 
-async def replica_of(db: Database, ticket_id: UUID) -> ReplicaTicket | None:
+async def replica_of(db: Database, ticket_id: UUID) -> TicketReplica | None:
     async with db.transaction() as session:
-        return await session.scalar(select(ReplicaTicket).where(ReplicaTicket.id == ticket_id))
+        return await session.scalar(select(TicketReplica).where(TicketReplica.id == ticket_id))
 
 
 def cookie_header(settings: ticketing_tickets.settings.Settings, user_id: UUID) -> dict[str, str]:
@@ -188,19 +188,19 @@ class Marketplace:
         body: dict[str, Any] = response.json()
         return body
 
-    async def replica_at(self, ticket_id: UUID, version: int) -> ReplicaTicket:
+    async def replica_at(self, ticket_id: UUID, version: int) -> TicketReplica:
         """Orders' copy once it has reached ``version`` (fails after SETTLE_SECONDS)."""
 
-        async def reached() -> ReplicaTicket | None:
+        async def reached() -> TicketReplica | None:
             replica = await replica_of(self.orders_db, ticket_id)
             return replica if replica is not None and replica.version >= version else None
 
         return await wait_until(reached, timeout=SETTLE_SECONDS)
 
-    async def settled(self, ticket_id: UUID) -> tuple[dict[str, Any], ReplicaTicket]:
+    async def settled(self, ticket_id: UUID) -> tuple[dict[str, Any], TicketReplica]:
         """The owner's ticket and orders' copy once the copy caught up with the owner."""
 
-        async def caught_up() -> tuple[dict[str, Any], ReplicaTicket] | None:
+        async def caught_up() -> tuple[dict[str, Any], TicketReplica] | None:
             owner = await self.ticket(ticket_id)
             replica = await replica_of(self.orders_db, ticket_id)
             if replica is None or replica.version != owner["version"]:

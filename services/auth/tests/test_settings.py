@@ -7,6 +7,7 @@ import secrets
 import pytest
 from pydantic import ValidationError
 
+from ticketing_auth.app import SPEC
 from ticketing_auth.settings import Settings
 from ticketing_common.settings import DEVELOPMENT_JWT_KEY
 
@@ -42,11 +43,21 @@ def test_settings_accept_the_development_key_in_tests() -> None:
 def test_settings_default_to_5_failures_per_email_in_15_minutes_and_no_proxy_trust() -> None:
     settings = Settings(DATABASE_URL=URL, REDIS_URL=REDIS, ENVIRONMENT="test")
 
-    assert settings.SERVICE_NAME == "auth"
     assert settings.SIGNIN_MAX_FAILURES_PER_EMAIL == 5
     assert settings.SIGNIN_MAX_FAILURES_PER_CLIENT > settings.SIGNIN_MAX_FAILURES_PER_EMAIL
     assert settings.SIGNIN_WINDOW_SECONDS == 900
     assert settings.TRUST_PROXY_HEADERS is False
+
+
+def test_service_name_is_the_specs_name_unless_the_environment_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = {"DATABASE_URL": URL, "REDIS_URL": REDIS, "ENVIRONMENT": "test"}
+    monkeypatch.delenv("SERVICE_NAME", raising=False)
+    assert SPEC.load_settings(**values).SERVICE_NAME == "auth"
+
+    monkeypatch.setenv("SERVICE_NAME", "auth-canary")
+    assert SPEC.load_settings(**values).SERVICE_NAME == "auth-canary"
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

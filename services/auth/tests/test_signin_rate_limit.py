@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import func, select
@@ -14,6 +15,7 @@ from ticketing_auth.models import SigninCounter
 from ticketing_auth.settings import Settings
 from ticketing_auth.throttle import SigninThrottle
 from ticketing_common.db import Database
+from ticketing_common.testing import wait_until
 
 ServeAuth = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 PASSWORD = "correct horse battery"
@@ -220,3 +222,31 @@ async def test_expired_counters_are_pruned(
         keys = set(await session.scalars(select(SigninCounter.key)))
         assert keys == {"email:new@example.com", "client:198.51.100.7"}
         assert await session.scalar(select(func.count()).select_from(SigninCounter)) == 2
+
+
+async def test_the_running_service_prunes_counters_whose_window_ended(
+    serve_auth: ServeAuth, db: Database
+) -> None:
+    async with db.transaction() as session:
+        session.add(
+            SigninCounter(
+                key="email:old@example.com",
+                failures=3,
+                window_started_at=func.now() - timedelta(days=1),
+            )
+        )
+
+    async def keys() -> set[str]:
+        async with db.transaction() as session:
+            return set(await session.scalars(select(SigninCounter.key)))
+
+    async with serve_auth(SIGNIN_THROTTLE_PRUNE_SECONDS=0.1) as client:
+        # Counted by the throttle that serves sign-ins, in a window that is still open.
+        assert (await _sign_in(client, email="new@example.com")).status_code == 401
+
+        async def pruned() -> bool:
+            return "email:old@example.com" not in await keys()
+
+        await wait_until(pruned)
+
+    assert await keys() == {"email:new@example.com", "client:127.0.0.1"}

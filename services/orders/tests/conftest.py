@@ -24,7 +24,7 @@ from ticketing_common.testing import (
     wait_until,
 )
 from ticketing_orders.app import create_app
-from ticketing_orders.models import Ticket
+from ticketing_orders.models import TicketReplica
 from ticketing_orders.settings import Settings
 
 ServeOrders = Callable[..., AbstractAsyncContextManager[ServedApp]]
@@ -118,9 +118,9 @@ def users(settings: Settings) -> Users:
     return Users(settings)
 
 
-async def replica_ticket(db: Database, ticket_id: UUID) -> Ticket | None:
+async def replica_ticket(db: Database, ticket_id: UUID) -> TicketReplica | None:
     async with db.transaction() as session:
-        return await session.scalar(select(Ticket).where(Ticket.id == ticket_id))
+        return await session.scalar(select(TicketReplica).where(TicketReplica.id == ticket_id))
 
 
 @dataclass

@@ -18,8 +18,9 @@ from ticketing_common.events.contracts import (
     PaymentCreated,
     TicketUpdated,
 )
+from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, published, published_so_far, wait_until
-from ticketing_orders.models import Ticket
+from ticketing_orders.models import TicketReplica
 
 from .conftest import Tickets, Users
 
@@ -41,7 +42,7 @@ async def _status(client: httpx.AsyncClient, users: Users, buyer: UUID, order_id
 
 
 async def _settled(orders: ServedApp, handled: int) -> None:
-    listeners = orders.app.state.listeners
+    listeners = orders.component(ListenerGroup)
     await wait_until(lambda: listeners.handled >= handled)
 
 
@@ -85,7 +86,7 @@ async def test_repeated_expiration_publishes_order_cancelled_once(
 ) -> None:
     buyer = uuid4()
     order_id = await _order(client, tickets, users, buyer)
-    handled = orders.app.state.listeners.handled
+    handled = orders.component(ListenerGroup).handled
 
     # Different event ids, so the broker does not de-duplicate them: orders must.
     for _ in range(3):
@@ -105,7 +106,7 @@ async def test_payment_completes_the_order_and_it_never_expires(
 
     await bus.publish(_paid(order_id))
     await wait_until(lambda: _is(client, users, buyer, order_id, "complete"))
-    handled = orders.app.state.listeners.handled
+    handled = orders.component(ListenerGroup).handled
     await bus.publish(Envelope.of(ExpirationComplete(order_id=order_id)))
     await _settled(orders, handled + 1)
 
@@ -121,13 +122,13 @@ async def test_payment_after_expiry_leaves_the_order_cancelled(
     order_id = await _order(client, tickets, users, buyer)
     await bus.publish(Envelope.of(ExpirationComplete(order_id=order_id)))
     await published(bus, OrderCancelled, 1)
-    handled = orders.app.state.listeners.handled
+    handled = orders.component(ListenerGroup).handled
 
     await bus.publish(_paid(order_id))
     await _settled(orders, handled + 1)
 
     assert await _status(client, users, buyer, order_id) == "cancelled"
-    assert orders.app.state.listeners.dead_lettered == 0
+    assert orders.component(ListenerGroup).dead_lettered == 0
 
 
 async def test_paid_order_cannot_be_cancelled_by_its_buyer(
@@ -146,13 +147,13 @@ async def test_paid_order_cannot_be_cancelled_by_its_buyer(
 async def test_events_for_unknown_orders_are_acked_and_change_nothing(
     bus: EventBus, orders: ServedApp
 ) -> None:
-    handled = orders.app.state.listeners.handled
+    handled = orders.component(ListenerGroup).handled
 
     await bus.publish(Envelope.of(ExpirationComplete(order_id=uuid4())))
     await bus.publish(_paid(uuid4()))
     await _settled(orders, handled + 2)
 
-    assert orders.app.state.listeners.dead_lettered == 0
+    assert orders.component(ListenerGroup).dead_lettered == 0
     assert await _count(bus, OrderCancelled) == 0
 
 
@@ -179,7 +180,7 @@ async def test_order_keeps_the_price_it_was_accepted_at_when_the_seller_edit_arr
 
     async def edited() -> bool:
         async with db.transaction() as session:
-            copy = await session.get(Ticket, ticket.id)
+            copy = await session.get(TicketReplica, ticket.id)
             return copy is not None and copy.version == 1
 
     await wait_until(edited)

@@ -9,6 +9,7 @@ from uuid import uuid4
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
+from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, wait_until
 
 from .conftest import Tickets, replica_ticket
@@ -63,7 +64,7 @@ async def test_update_arriving_before_its_predecessor_is_applied_only_after_it(
     copy = await replica_ticket(db, ticket.id)
     assert copy is not None
     assert (copy.title, copy.price_cents) == ("v2", 3000)
-    assert orders.app.state.listeners.dead_lettered == 0
+    assert orders.component(ListenerGroup).dead_lettered == 0
 
 
 async def test_duplicate_and_older_events_change_nothing(
@@ -78,7 +79,7 @@ async def test_duplicate_and_older_events_change_nothing(
         return copy is not None and copy.version == 1
 
     await wait_until(at_v1)
-    listeners = orders.app.state.listeners
+    listeners = orders.component(ListenerGroup)
     handled = listeners.handled
 
     # Redelivered with new event ids (so the broker does not de-duplicate them).

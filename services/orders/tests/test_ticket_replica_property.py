@@ -9,14 +9,13 @@ from uuid import UUID, uuid4
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from ticketing_common.db import Database
 from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
 from ticketing_common.events.replica import VersionGap
 from ticketing_common.money import to_cents
 from ticketing_orders.listeners import on_ticket_created, on_ticket_updated
-from ticketing_orders.models import Ticket
+from ticketing_orders.models import TicketReplica
 
 SELLER = uuid4()
 
@@ -71,9 +70,7 @@ def test_any_order_and_duplicates_of_ticket_events_end_in_the_in_order_state(
                 except VersionGap:
                     queue.append(event)
             async with database.transaction() as session:
-                copy = (
-                    await session.execute(select(Ticket).where(Ticket.id == ticket_id))
-                ).scalar_one()
+                copy = await session.get_one(TicketReplica, ticket_id)
                 return copy.version, copy.title, copy.price_cents
         finally:
             await database.dispose()

@@ -1,5 +1,5 @@
-"""Auth's HTTP routes under ``/api/users`` (SPEC §3, docs/sessions.md). Thin: parse, call
-the service, answer."""
+"""Auth's HTTP routes (SPEC §3, docs/sessions.md), mounted under the spec's prefix
+``/api/users``. Thin: parse, call the service, answer."""
 
 from __future__ import annotations
 
@@ -22,47 +22,31 @@ from ticketing_common.session import (
     read_token,
     set_session_cookie,
 )
-from ticketing_common.state import app_state
+from ticketing_common.state import provided
 
-router = APIRouter(prefix="/api/users", tags=["users"])
-
-
-def _settings(request: Request) -> Settings:
-    return app_state(request, "settings", Settings)
+router = APIRouter(tags=["users"])
 
 
-def _passwords(request: Request) -> Passwords:
-    return app_state(request, "passwords", Passwords)
+AuthSettings = Annotated[Settings, Depends(provided(Settings))]
+PasswordsDep = Annotated[Passwords, Depends(provided(Passwords))]
+ThrottleDep = Annotated[SigninThrottle, Depends(provided(SigninThrottle))]
+AttemptLimitsDep = Annotated[AttemptLimits, Depends(provided(AttemptLimits))]
 
 
-def _throttle(request: Request) -> SigninThrottle:
-    return app_state(request, "throttle", SigninThrottle)
-
-
-def _attempt_limits(request: Request) -> AttemptLimits:
-    return app_state(request, "attempt_limits", AttemptLimits)
-
-
-def _client(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:
+def _client(request: Request, settings: AuthSettings) -> str:
     # The web client's pages vouch for their visitor with the shared key.
     return client_address(
         request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS, vouching_key=settings.JWT_KEY
     )
 
 
-def _session_token(
-    request: Request, settings: Annotated[Settings, Depends(_settings)]
-) -> SessionToken | None:
+def _session_token(request: Request, settings: AuthSettings) -> SessionToken | None:
     """The cookie's token if we signed it, expired or not: whether its session is live
     is the service's question."""
     token = request.cookies.get(COOKIE_NAME)
     return read_token(token, settings) if token else None
 
 
-AuthSettings = Annotated[Settings, Depends(_settings)]
-PasswordsDep = Annotated[Passwords, Depends(_passwords)]
-ThrottleDep = Annotated[SigninThrottle, Depends(_throttle)]
-AttemptLimitsDep = Annotated[AttemptLimits, Depends(_attempt_limits)]
 ClientAddress = Annotated[str, Depends(_client)]
 SessionTokenDep = Annotated[SessionToken | None, Depends(_session_token)]
 

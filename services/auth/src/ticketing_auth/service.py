@@ -12,7 +12,7 @@ every service hears of it exactly when it is committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -173,17 +173,14 @@ async def _publish_revocations(session: AsyncSession, revoked: Sequence[UserSess
         )
 
 
-def session_pruner(settings: Settings) -> Callable[[Database], Worker]:
+def session_pruner(database: Database, settings: Settings) -> Worker:
     """Background housekeeping: delete spent sessions every ``SESSION_PRUNE_SECONDS``.
 
     Every replica may run it: deleting a spent row twice is harmless.
     """
 
-    def make(database: Database) -> Worker:
-        async def prune() -> int:
-            async with database.transaction() as session:
-                return await repository.delete_spent_sessions(session, _now())
+    async def prune() -> int:
+        async with database.transaction() as session:
+            return await repository.delete_spent_sessions(session, _now())
 
-        return every(settings.SESSION_PRUNE_SECONDS, prune)
-
-    return make
+    return every(settings.SESSION_PRUNE_SECONDS, prune)

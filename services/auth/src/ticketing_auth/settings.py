@@ -22,8 +22,6 @@ class SessionExpiry(StrEnum):
 
 
 class Settings(EventServiceSettings, RedisSettings):
-    SERVICE_NAME: str = "auth"
-
     # Whether a session ends SESSION_TTL_SECONDS after sign-in, or after its last
     # renewal (docs/security.md, "Sessions").
     SESSION_EXPIRY: SessionExpiry = SessionExpiry.ABSOLUTE

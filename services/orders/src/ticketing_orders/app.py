@@ -1,30 +1,53 @@
-"""The orders service's application: ``uvicorn --factory ticketing_orders.app:create_app``."""
+"""The orders service: ``uvicorn --factory ticketing_orders.app:create_app``.
+
+Buyers reserve tickets by ordering them over HTTP; it follows ticket events into its
+replica, and expiration and payment events to cancel or complete orders, and
+publishes ``order:*`` through its outbox.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
-from ticketing_common.app import create_event_service_app
-from ticketing_orders.listeners import listener_group
+from ticketing_common.events.contracts import (
+    ExpirationComplete,
+    PaymentCreated,
+    TicketCreated,
+    TicketUpdated,
+)
+from ticketing_common.events.listener import Listener, transactional
+from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
+from ticketing_orders.listeners import (
+    on_expiration_complete,
+    on_payment_created,
+    on_ticket_created,
+    on_ticket_updated,
+)
 from ticketing_orders.routes import router
 from ticketing_orders.settings import Settings
 from ticketing_orders.throttle import OrderThrottle
 
-TITLE = "Ticketing orders"
-# The gateway sends only /api/orders/* to orders, so the docs are served there too.
-DOCS_PREFIX = "/api/orders"
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    throttle = OrderThrottle(settings)
-    app = create_event_service_app(
-        settings=settings,
-        title=TITLE,
-        routers=[router],
-        listeners=listener_group,
-        docs_prefix=DOCS_PREFIX,
+def parts(context: ServiceContext[Settings]) -> Parts:
+    database = context.database
+    throttle = OrderThrottle(context.settings)
+    return Parts(
+        provides=[throttle],
+        listeners=[
+            Listener(TicketCreated, transactional(database, on_ticket_created)),
+            Listener(TicketUpdated, transactional(database, on_ticket_updated)),
+            Listener(ExpirationComplete, transactional(database, on_expiration_complete)),
+            Listener(PaymentCreated, transactional(database, on_payment_created)),
+        ],
         on_shutdown=[throttle.close],
     )
-    app.state.throttle = throttle
-    return app
+
+
+SPEC = ServiceSpec(
+    name="orders",
+    package="ticketing_orders",
+    title="Ticketing orders",
+    settings=Settings,
+    api_prefix="/api/orders",
+    routers=[router],
+    parts=parts,
+)
+create_app = SPEC.create_app

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_common.db import Database
-from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
     Envelope,
     ExpirationComplete,
@@ -19,11 +17,10 @@ from ticketing_common.events.contracts import (
     TicketCreated,
     TicketUpdated,
 )
-from ticketing_common.events.listener import ListenerGroup, RetryPolicy, transactional
 from ticketing_common.events.replica import apply_versioned
 from ticketing_common.money import to_cents
 from ticketing_orders import service
-from ticketing_orders.models import Ticket
+from ticketing_orders.models import TicketReplica
 
 
 async def on_ticket_created(event: Envelope[TicketCreated], session: AsyncSession) -> None:
@@ -38,7 +35,7 @@ async def on_ticket_updated(event: Envelope[TicketUpdated], session: AsyncSessio
 async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSession) -> None:
     await apply_versioned(
         session,
-        Ticket,
+        TicketReplica,
         id=ticket.id,
         version=ticket.version,
         values={
@@ -59,12 +56,3 @@ async def on_expiration_complete(
 async def on_payment_created(event: Envelope[PaymentCreated], session: AsyncSession) -> None:
     # Paid after the order was cancelled: it stays cancelled, and payments refunds.
     await service.complete_order(session, order_id=event.data.order_id)
-
-
-def listener_group(bus: EventBus, database: Database, policy: RetryPolicy) -> ListenerGroup:
-    listeners = ListenerGroup(bus, service="orders", policy=policy)
-    listeners.add(TicketCreated, transactional(database, on_ticket_created))
-    listeners.add(TicketUpdated, transactional(database, on_ticket_updated))
-    listeners.add(ExpirationComplete, transactional(database, on_expiration_complete))
-    listeners.add(PaymentCreated, transactional(database, on_payment_created))
-    return listeners

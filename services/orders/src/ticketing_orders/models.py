@@ -1,7 +1,7 @@
 """Orders' tables: orders, and the replica of tickets that orders may reserve.
 
-The ``tickets`` rows are a copy of the tickets service's records (same id and
-version), written only by the ticket:created / ticket:updated listeners.
+The ``tickets`` rows (``TicketReplica``) are a copy of the tickets service's records
+(same id and version), written only by the ticket:created / ticket:updated listeners.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ticketing_common.db import ServiceBase
@@ -25,11 +25,23 @@ HOLDING_PREDICATE = text(
 )
 
 
+# Stored as the status's value in the VARCHAR(32) the first migration made (no
+# database enum type, no CHECK), so the column is typed without a data migration.
+ORDER_STATUS = Enum(
+    OrderStatus,
+    native_enum=False,
+    create_constraint=False,
+    length=32,
+    values_callable=lambda statuses: [status.value for status in statuses],
+    validate_strings=True,
+)
+
+
 class Base(ServiceBase):
     """Orders' declarative base."""
 
 
-class Ticket(Base):
+class TicketReplica(Base):
     """A ticket as the tickets service last published it (applied in version order)."""
 
     __tablename__ = "tickets"
@@ -46,7 +58,7 @@ class Order(Base):
 
     id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
     user_id: Mapped[UUID]  # the buyer
-    status: Mapped[str] = mapped_column(String(32))  # an OrderStatus value
+    status: Mapped[OrderStatus] = mapped_column(ORDER_STATUS)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id"))
     # The price the order was accepted at: what order:created carries and the buyer pays,
@@ -61,7 +73,7 @@ class Order(Base):
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
 
-    ticket: Mapped[Ticket] = relationship(lazy="raise")
+    ticket: Mapped[TicketReplica] = relationship(lazy="raise")
 
 
 # The reservation lock. Of any number of concurrent orders for one ticket, only

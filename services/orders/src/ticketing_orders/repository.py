@@ -14,13 +14,13 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ticketing_common.events.contracts import OrderStatus
-from ticketing_orders.models import HOLDING_PREDICATE, Order, Ticket
+from ticketing_orders.models import HOLDING_PREDICATE, Order, TicketReplica
 
-PAYABLE_STATUSES = (OrderStatus.CREATED.value, OrderStatus.AWAITING_PAYMENT.value)
+PAYABLE_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
 
 
-async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> Ticket | None:
-    return await session.get(Ticket, ticket_id)
+async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> TicketReplica | None:
+    return await session.get(TicketReplica, ticket_id)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ async def reorder_cooldown_left(
             select(func.max(Order.cancelled_at), func.now()).where(
                 Order.user_id == user_id,
                 Order.ticket_id == ticket_id,
-                Order.status == OrderStatus.CANCELLED.value,
+                Order.status == OrderStatus.CANCELLED,
                 Order.cancelled_at > func.now() - cooldown,
             )
         )
@@ -87,7 +87,7 @@ async def reorder_cooldown_left(
 
 
 async def insert_reserving_order(
-    session: AsyncSession, *, ticket: Ticket, user_id: UUID, window: timedelta
+    session: AsyncSession, *, ticket: TicketReplica, user_id: UUID, window: timedelta
 ) -> Order | None:
     """The new order holding ``ticket``, or None when another order already holds it.
 
@@ -104,7 +104,7 @@ async def insert_reserving_order(
             user_id=user_id,
             ticket_id=ticket.id,
             price_cents=ticket.price_cents,
-            status=OrderStatus.CREATED.value,
+            status=OrderStatus.CREATED,
             expires_at=func.now() + window,  # the database's clock, shared by every replica
             version=0,
         )
@@ -153,16 +153,14 @@ async def cancel_order(
     """
     conditions = [
         Order.id == order_id,
-        Order.status.not_in([OrderStatus.CANCELLED.value, OrderStatus.COMPLETE.value]),
+        Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.COMPLETE]),
     ]
     if user_id is not None:
         conditions.append(Order.user_id == user_id)
     statement = (
         update(Order)
         .where(*conditions)
-        .values(
-            status=OrderStatus.CANCELLED.value, version=Order.version + 1, cancelled_at=func.now()
-        )
+        .values(status=OrderStatus.CANCELLED, version=Order.version + 1, cancelled_at=func.now())
         .returning(Order)
         .execution_options(synchronize_session=False)
     )
@@ -180,7 +178,7 @@ async def complete_order(session: AsyncSession, order_id: UUID) -> Order | None:
     statement = (
         update(Order)
         .where(Order.id == order_id, Order.status.in_(PAYABLE_STATUSES))
-        .values(status=OrderStatus.COMPLETE.value)
+        .values(status=OrderStatus.COMPLETE)
         .returning(Order)
         .execution_options(synchronize_session=False)
     )

@@ -1,4 +1,5 @@
-"""Orders' HTTP routes under ``/api/orders`` (SPEC §3). Thin: parse, call the service, answer."""
+"""Orders' HTTP routes (SPEC §3), mounted under the spec's prefix ``/api/orders``.
+Thin: parse, call the service, answer."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from ticketing_common.db import DbSession
 from ticketing_common.session import RequiredUser
-from ticketing_common.state import app_state
+from ticketing_common.state import provided
 from ticketing_common.validation import path_id
 from ticketing_orders import service
 from ticketing_orders.errors import OrderNotFound
@@ -18,24 +19,24 @@ from ticketing_orders.service import HoldRules
 from ticketing_orders.settings import Settings
 from ticketing_orders.throttle import OrderThrottle
 
-router = APIRouter(prefix="/api/orders", tags=["orders"])
+router = APIRouter(tags=["orders"])
 
 
-def _settings(request: Request) -> Settings:
-    return app_state(request, "settings", Settings)
+OrdersSettings = Annotated[Settings, Depends(provided(Settings))]
+Throttle = Annotated[OrderThrottle, Depends(provided(OrderThrottle))]
 
 
 def _order_id(order_id: str) -> UUID:
     return path_id(order_id, OrderNotFound())
 
 
-def _hold_rules(request: Request) -> HoldRules:
-    return HoldRules.from_settings(_settings(request))
+def _hold_rules(settings: OrdersSettings) -> HoldRules:
+    return HoldRules.from_settings(settings)
 
 
-async def _order_rate(request: Request, user: RequiredUser) -> None:
+async def _order_rate(request: Request, user: RequiredUser, throttle: Throttle) -> None:
     """429 before any work when the buyer or their address orders too fast."""
-    await app_state(request, "throttle", OrderThrottle).order_attempt(request, user.id)
+    await throttle.order_attempt(request, user.id)
 
 
 Rules = Annotated[HoldRules, Depends(_hold_rules)]

@@ -41,7 +41,7 @@ class OrderRead(CamelModel):
         return cls(
             id=order.id,
             user_id=order.user_id,
-            status=OrderStatus(order.status),
+            status=order.status,
             expires_at=order.expires_at,
             version=order.version,
             ticket=OrderTicketRead.of(order),

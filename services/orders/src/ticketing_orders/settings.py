@@ -13,8 +13,6 @@ from ticketing_common.settings import EventServiceSettings, RedisSettings
 
 
 class Settings(EventServiceSettings, RedisSettings):
-    SERVICE_NAME: str = "orders"
-
     # How long a new order holds its ticket before it expires (15 minutes; 30 s in demos).
     EXPIRATION_WINDOW_SECONDS: int = Field(default=900, gt=0)
 
