@@ -252,16 +252,19 @@ async def test_crashed_worker_is_restarted_and_stopped_on_shutdown() -> None:
     assert runtime.stopping.is_set()
 
 
-def test_app_state_is_read_typed_and_a_wrong_type_fails_loudly() -> None:
-    from fastapi import FastAPI
-    from starlette.requests import Request
+def test_components_are_found_by_type_and_a_wiring_mistake_fails_loudly() -> None:
+    from ticketing_common.state import Components
 
-    from ticketing_common.state import app_state
+    class Special(ServiceSettings):
+        pass
 
-    app = FastAPI()
-    app.state.settings = SETTINGS
-    app.state.database = "not a database"
-    request = Request({"type": "http", "app": app})
-    assert app_state(request, "settings", ServiceSettings) is SETTINGS
-    with pytest.raises(TypeError, match=r"app\.state\.database is str"):
-        app_state(request, "database", Database)
+    special = Special(ENVIRONMENT="test")
+    components = Components([special, "a string"])
+    # By its own type, and by a base type when exactly one component is one.
+    assert components.get(Special) is special
+    assert components.get(ServiceSettings) is special
+    assert components.find(Database) is None
+    with pytest.raises(LookupError, match="no components of type Database"):
+        components.get(Database)
+    with pytest.raises(ValueError, match="two components of type str"):
+        components.add("another string")

@@ -238,7 +238,7 @@ class ServiceSpec(Generic[S]):
             settings=settings,
             title=self.title,
             routers=self.routers,
-            router_prefix=self.api_prefix if routed else "",
+            router_prefix=self.api_prefix if routed and self.api_prefix else "",
             runtime=runtime,
             docs_prefix=self.api_prefix if routed and self.api_docs else None,
             middleware=parts.middleware,

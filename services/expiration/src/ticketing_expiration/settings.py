@@ -12,8 +12,6 @@ from ticketing_common.settings import BusSettings, RedisSettings
 
 
 class Settings(BusSettings, RedisSettings):
-    SERVICE_NAME: str = "expiration"
-
     # The arq queue (a sorted set in Redis). Empty: derived from NATS_NAMESPACE, so two
     # namespaces sharing one Redis (tests, tenants) never run each other's jobs.
     EXPIRATION_QUEUE: str = ""

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ticketing_common.db import ServiceBase
+from ticketing_common.db import ServiceBase, stored_by_value
 from ticketing_common.events.contracts import OrderStatus
 
 # Statuses in which an order keeps its ticket from every other buyer.
@@ -22,18 +22,6 @@ HOLDING_STATUSES = tuple(status.value for status in OrderStatus if status.holds_
 # generic plan) cannot prove. The values are our own constants.
 HOLDING_PREDICATE = text(
     "status IN (" + ", ".join(f"'{status}'" for status in HOLDING_STATUSES) + ")"
-)
-
-
-# Stored as the status's value in the VARCHAR(32) the first migration made (no
-# database enum type, no CHECK), so the column is typed without a data migration.
-ORDER_STATUS = Enum(
-    OrderStatus,
-    native_enum=False,
-    create_constraint=False,
-    length=32,
-    values_callable=lambda statuses: [status.value for status in statuses],
-    validate_strings=True,
 )
 
 
@@ -58,7 +46,7 @@ class Order(Base):
 
     id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
     user_id: Mapped[UUID]  # the buyer
-    status: Mapped[OrderStatus] = mapped_column(ORDER_STATUS)
+    status: Mapped[OrderStatus] = mapped_column(stored_by_value(OrderStatus))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id"))
     # The price the order was accepted at: what order:created carries and the buyer pays,

@@ -18,14 +18,13 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Integer, String, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ticketing_common.db import ServiceBase
+from ticketing_common.db import ServiceBase, stored_by_value
 from ticketing_common.events.contracts import OrderStatus
 
 # The status columns' width, as the migrations made them.
-STATUS_LENGTH = 32
 
 
 class PaymentStatus(StrEnum):
@@ -38,17 +37,6 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
     # The order was cancelled and its intent cancelled at Stripe: it can never charge.
     VOIDED = "voided"
-
-
-def stored_by_value(kind: type[StrEnum]) -> Enum:
-    """A status column typed with its enum, stored as the members' values in a plain
-    VARCHAR (no native type, no CHECK): the same strings as before, so no migration."""
-    return Enum(
-        kind,
-        native_enum=False,
-        values_callable=lambda members: [member.value for member in members],
-        length=STATUS_LENGTH,
-    )
 
 
 class Base(ServiceBase):

@@ -13,8 +13,6 @@ from ticketing_common.settings import EventServiceSettings, RedisSettings
 
 
 class Settings(EventServiceSettings, RedisSettings):
-    SERVICE_NAME: str = "payments"
-
     # A real key talks to Stripe; ``ticketing up`` and the tests pass the sandbox's.
     STRIPE_SECRET_KEY: SecretStr
     # Unset: Stripe's own API. Set: a Stripe-compatible server (the local sandbox).

@@ -9,4 +9,4 @@ from ticketing_common.settings import EventServiceSettings
 
 
 class Settings(EventServiceSettings):
-    SERVICE_NAME: str = "tickets"
+    """Nothing of its own: the shared settings say what tickets needs."""
