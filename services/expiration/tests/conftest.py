@@ -22,7 +22,7 @@ from ticketing_common.events.contracts import (
 )
 from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.spec import ServiceSpec
-from ticketing_common.testing import Serve, ServedApp, published_so_far
+from ticketing_common.testing import MakeSettings, Serve, ServedApp, published_so_far
 from ticketing_expiration.app import SPEC
 from ticketing_expiration.jobs import JobWorker
 from ticketing_expiration.settings import Settings
@@ -35,13 +35,15 @@ def service_spec() -> ServiceSpec[Settings]:
     return SPEC
 
 
-@pytest.fixture(autouse=True)
-async def drop_the_queue(settings: Settings, redis_url: str) -> AsyncIterator[None]:
-    """The namespace's queue and its job/result keys go with the test (after the app)."""
-    yield
+@pytest.fixture
+async def make_settings(make_settings: MakeSettings, redis_url: str) -> AsyncIterator[MakeSettings]:
+    """The harness' settings; the namespace's queue and its job/result keys go with the
+    test (after the app stopped)."""
+    yield make_settings
+    queue = make_settings().queue_name
     redis = Redis.from_url(redis_url)
     try:
-        keys = [key async for key in redis.scan_iter(match=f"*{settings.queue_name}*")]
+        keys = [key async for key in redis.scan_iter(match=f"*{queue}*")]
         if keys:
             await redis.delete(*keys)
     finally:

@@ -83,10 +83,10 @@ class ServiceUnderTest(Generic[S]):
     """One service as a test runs it: its spec and the settings the test gives it."""
 
     spec: ServiceSpec[S]
-    values: Mapping[str, object]
+    values: Mapping[str, Any]
     """What the harness fills in, with the test's own defaults over it."""
 
-    def settings(self, **overrides: object) -> S:
+    def settings(self, **overrides: Any) -> S:
         return self.spec.settings(**{**self.values, **overrides})
 
     @asynccontextmanager
@@ -190,8 +190,13 @@ def settings(make_settings: MakeSettings) -> Any:
 
 
 @pytest.fixture
-def serve(service_under_test: ServiceUnderTest[Any]) -> Serve:
-    return service_under_test.serve
+def serve(service_spec: ServiceSpec[Any], make_settings: MakeSettings) -> Serve:
+    @asynccontextmanager
+    async def serve_with(**overrides: object) -> AsyncIterator[ServedApp]:
+        async with serve_app(service_spec.create_app(make_settings(**overrides))) as served:
+            yield served
+
+    return serve_with
 
 
 @pytest.fixture
