@@ -30,7 +30,7 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.testing import (
     ServedApp,
     ServiceHarness,
-    serve_app,
+    serve_spec,
     signed_in_headers,
     wait_until,
 )
@@ -72,7 +72,7 @@ async def payments_settings(harness: ServiceHarness) -> ticketing_payments.setti
 async def payments_app(
     payments_settings: ticketing_payments.settings.Settings,
 ) -> AsyncIterator[ServedApp]:
-    async with serve_app(ticketing_payments.app.SPEC.create_app(payments_settings)) as served:
+    async with serve_spec(ticketing_payments.app.SPEC, payments_settings) as served:
         yield served
 
 
@@ -81,7 +81,7 @@ async def tickets_app(
     tickets_settings: ticketing_tickets.settings.Settings,
 ) -> AsyncIterator[ServedApp]:
     """Tickets with its relay and listeners."""
-    async with serve_app(ticketing_tickets.app.SPEC.create_app(tickets_settings)) as served:
+    async with serve_spec(ticketing_tickets.app.SPEC, tickets_settings) as served:
         yield served
 
 
@@ -91,7 +91,7 @@ def serve_orders(orders_settings: ticketing_orders.settings.Settings) -> ServeOr
 
     @asynccontextmanager
     async def serve() -> AsyncIterator[ServedApp]:
-        async with serve_app(ticketing_orders.app.SPEC.create_app(orders_settings)) as served:
+        async with serve_spec(ticketing_orders.app.SPEC, orders_settings) as served:
             yield served
 
     return serve

@@ -27,6 +27,7 @@ from ticketing_common.testing.service import (
     ServiceHarness,
     ServiceUnderTest,
     Users,
+    serve_spec,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "published_so_far",
     "revoke_session",
     "serve_app",
+    "serve_spec",
     "signed_in_cookie",
     "signed_in_headers",
     "tried_and_not_acked",

@@ -29,7 +29,8 @@ deleted (the ``bus`` fixture comes first).
 
 Tests of several services at once use ``harness``: ``harness.serve(SPEC, **overrides)``,
 ``await harness.settings(SPEC, **overrides)``, ``await harness.database_url(SPEC)``.
-Each spec gets one database per test, shared by every instance of it served.
+Each spec gets one database per test, shared by every instance of it served;
+``serve_spec(SPEC, settings)`` serves the app of settings a test made itself.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ Serve = Callable[..., AbstractAsyncContextManager[ServedApp]]
 """The ``serve`` fixture: ``async with serve(RATE_LIMIT="1/minute") as served: ...``."""
 
 
+def serve_spec(spec: ServiceSpec[S], settings: S) -> AbstractAsyncContextManager[ServedApp]:
+    """The spec's app built with ``settings``, served over real HTTP (``serve_app``)."""
+    return serve_app(spec.create_app(settings))
+
+
 class StripeApi(Protocol):
     """Where the tests' Stripe is (the ``stripe_api`` fixture of the sandbox's plugin)."""
 
@@ -91,7 +97,7 @@ class ServiceUnderTest(Generic[S]):
 
     @asynccontextmanager
     async def serve(self, **overrides: object) -> AsyncIterator[ServedApp]:
-        async with serve_app(self.spec.create_app(self.settings(**overrides))) as served:
+        async with serve_spec(self.spec, self.settings(**overrides)) as served:
             yield served
 
 
@@ -193,7 +199,7 @@ def settings(make_settings: MakeSettings) -> Any:
 def serve(service_spec: ServiceSpec[Any], make_settings: MakeSettings) -> Serve:
     @asynccontextmanager
     async def serve_with(**overrides: object) -> AsyncIterator[ServedApp]:
-        async with serve_app(service_spec.create_app(make_settings(**overrides))) as served:
+        async with serve_spec(service_spec, make_settings(**overrides)) as served:
             yield served
 
     return serve_with
@@ -204,7 +210,7 @@ async def served(
     service_spec: ServiceSpec[Any], settings: ServiceSettings
 ) -> AsyncIterator[ServedApp]:
     """The app with its workers (relay, listeners), served with ``settings``."""
-    async with serve_app(service_spec.create_app(settings)) as app:
+    async with serve_spec(service_spec, settings) as app:
         yield app
 
 
