@@ -1,6 +1,7 @@
 """Fixtures: the real tickets, orders and payments services side by side, each on its own
-fresh, migrated PostgreSQL database, on one fresh NATS namespace; they talk only through
-events. Payments talks to the Stripe sandbox (or Stripe) given by ``stripe_api``."""
+fresh, migrated PostgreSQL database, on one fresh NATS namespace (the shared harness,
+``ticketing_common.testing.service``); they talk only through events. Payments talks to
+the Stripe sandbox (or Stripe) given by ``stripe_api``."""
 
 from __future__ import annotations
 
@@ -27,14 +28,13 @@ import ticketing_tickets.settings
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.testing import (
-    MakeMigratedDatabase,
     ServedApp,
-    serve_app,
-    signed_in_cookie,
+    ServiceHarness,
+    serve_spec,
+    signed_in_headers,
     wait_until,
 )
 from ticketing_orders.models import TicketReplica
-from ticketing_stripe_sandbox.testing import StripeApi
 
 # Generous: several services, retries with back-off, a shared test machine.
 SETTLE_SECONDS = 30.0
@@ -48,34 +48,14 @@ def cents(price: object) -> int:
 
 
 @pytest.fixture
-async def tickets_settings(
-    make_migrated_database: MakeMigratedDatabase, nats_url: str, namespace: str
-) -> ticketing_tickets.settings.Settings:
-    url = await make_migrated_database("ticketing_tickets")
-    return ticketing_tickets.settings.Settings(
-        DATABASE_URL=url,
-        NATS_URL=nats_url,
-        NATS_NAMESPACE=namespace,
-        ENVIRONMENT="test",
-        SERVICE_NAME="tickets",
-    )
+async def tickets_settings(harness: ServiceHarness) -> ticketing_tickets.settings.Settings:
+    return await harness.settings(ticketing_tickets.app.SPEC)
 
 
 @pytest.fixture
-async def orders_settings(
-    make_migrated_database: MakeMigratedDatabase,
-    nats_url: str,
-    namespace: str,
-    redis_url: str,
-) -> ticketing_orders.settings.Settings:
-    url = await make_migrated_database("ticketing_orders")
-    return ticketing_orders.settings.Settings(
-        DATABASE_URL=url,
-        NATS_URL=nats_url,
-        NATS_NAMESPACE=namespace,
-        REDIS_URL=redis_url,
-        ENVIRONMENT="test",
-        SERVICE_NAME="orders",
+async def orders_settings(harness: ServiceHarness) -> ticketing_orders.settings.Settings:
+    return await harness.settings(
+        ticketing_orders.app.SPEC,
         EXPIRATION_WINDOW_SECONDS=900,
         # The races below send many orders from one address, some from one buyer.
         ORDER_RATE_PER_USER=UNLIMITED_RATE,
@@ -84,50 +64,34 @@ async def orders_settings(
 
 
 @pytest.fixture
-async def payments_settings(
-    make_migrated_database: MakeMigratedDatabase,
-    nats_url: str,
-    redis_url: str,
-    namespace: str,
-    stripe_api: StripeApi,
-) -> ticketing_payments.settings.Settings:
-    url = await make_migrated_database("ticketing_payments")
-    return ticketing_payments.settings.Settings(
-        DATABASE_URL=url,
-        NATS_URL=nats_url,
-        NATS_NAMESPACE=namespace,
-        REDIS_URL=redis_url,
-        ENVIRONMENT="test",
-        SERVICE_NAME="payments",
-        STRIPE_SECRET_KEY=stripe_api.secret_key,
-        STRIPE_API_BASE=stripe_api.api_base,
-    )
+async def payments_settings(harness: ServiceHarness) -> ticketing_payments.settings.Settings:
+    return await harness.settings(ticketing_payments.app.SPEC)
 
 
 @pytest.fixture
 async def payments_app(
-    payments_settings: ticketing_payments.settings.Settings, bus: EventBus
+    payments_settings: ticketing_payments.settings.Settings,
 ) -> AsyncIterator[ServedApp]:
-    async with serve_app(ticketing_payments.app.create_app(payments_settings)) as served:
+    async with serve_spec(ticketing_payments.app.SPEC, payments_settings) as served:
         yield served
 
 
 @pytest.fixture
 async def tickets_app(
-    tickets_settings: ticketing_tickets.settings.Settings, bus: EventBus
+    tickets_settings: ticketing_tickets.settings.Settings,
 ) -> AsyncIterator[ServedApp]:
-    """Tickets with its relay and listeners (``bus`` first, so its streams go afterwards)."""
-    async with serve_app(ticketing_tickets.app.create_app(tickets_settings)) as served:
+    """Tickets with its relay and listeners."""
+    async with serve_spec(ticketing_tickets.app.SPEC, tickets_settings) as served:
         yield served
 
 
 @pytest.fixture
-def serve_orders(orders_settings: ticketing_orders.settings.Settings, bus: EventBus) -> ServeOrders:
+def serve_orders(orders_settings: ticketing_orders.settings.Settings) -> ServeOrders:
     """Serve one more orders instance on the same database and namespace."""
 
     @asynccontextmanager
     async def serve() -> AsyncIterator[ServedApp]:
-        async with serve_app(ticketing_orders.app.create_app(orders_settings)) as served:
+        async with serve_spec(ticketing_orders.app.SPEC, orders_settings) as served:
             yield served
 
     return serve
@@ -156,12 +120,6 @@ async def replica_of(db: Database, ticket_id: UUID) -> TicketReplica | None:
         return await session.scalar(select(TicketReplica).where(TicketReplica.id == ticket_id))
 
 
-def cookie_header(settings: ticketing_tickets.settings.Settings, user_id: UUID) -> dict[str, str]:
-    """A Cookie header for one request (per-request ``cookies=`` is deprecated in httpx)."""
-    cookies = signed_in_cookie(settings, user_id=user_id)
-    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
-
-
 @dataclass
 class Marketplace:
     """Both services over real HTTP, and orders' replica read straight from its database."""
@@ -172,7 +130,7 @@ class Marketplace:
     settings: ticketing_tickets.settings.Settings
 
     def as_user(self, user_id: UUID) -> dict[str, str]:
-        return cookie_header(self.settings, user_id)
+        return signed_in_headers(self.settings, user_id=user_id)
 
     async def list_ticket(self, seller: UUID, *, price: str = "20.50") -> dict[str, Any]:
         response = await self.tickets.post(

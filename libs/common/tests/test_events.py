@@ -304,9 +304,9 @@ async def test_two_replicas_in_one_queue_group_handle_each_event_exactly_once(
 
         return handle
 
-    first = ListenerGroup(bus, "orders", FAST, fetch_batch=1)
+    first = ListenerGroup(bus, "orders", FAST)
     first.add(TicketCreated, handler_for("a"))
-    second = ListenerGroup(bus, "orders", FAST, fetch_batch=1)
+    second = ListenerGroup(bus, "orders", FAST)
     second.add(TicketCreated, handler_for("b"))
     events = [Envelope.of(ticket_created()) for _ in range(60)]
     async with running(first, second):
@@ -367,3 +367,58 @@ async def test_paused_consumer_holds_events_until_it_is_resumed(bus: EventBus) -
         assert not await bus.pause_consumer(durable, None)
         await wait_until(lambda: received)
     assert received == [sent]
+
+
+async def test_a_stop_lets_the_handler_in_flight_finish_and_ack_its_event(bus: EventBus) -> None:
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handle(event: Envelope[TicketCreated]) -> None:
+        entered.set()
+        await release.wait()
+
+    group = ListenerGroup(bus, "orders", FAST)
+    group.add(TicketCreated, handle)
+    stopping = asyncio.Event()
+    run = asyncio.create_task(group.run(stopping))
+    await bus.publish(Envelope.of(ticket_created()))
+    await asyncio.wait_for(entered.wait(), timeout=10)
+    stopping.set()
+    await asyncio.sleep(0.1)
+    assert not run.done()  # still handling the event it took
+    release.set()
+    await asyncio.wait_for(run, timeout=10)
+    assert group.handled == 1
+    info = await bus.js.consumer_info(
+        bus.subjects.stream, group.durable_name(TicketCreated.event_type)
+    )
+    assert info.num_ack_pending == 0
+    assert info.num_pending == 0
+
+
+async def test_an_event_published_after_a_stop_goes_to_the_next_consumer_at_once(
+    bus: EventBus,
+) -> None:
+    # An ack wait far beyond the test's wait: an event the stopped group's last fetch
+    # had swallowed would come back only after it.
+    policy = RetryPolicy(ack_wait=300)
+    handled_by: list[str] = []
+
+    def handler_for(replica: str):  # type: ignore[no-untyped-def]
+        async def handle(event: Envelope[TicketCreated]) -> None:
+            handled_by.append(replica)
+
+        return handle
+
+    first = ListenerGroup(bus, "orders", policy)
+    first.add(TicketCreated, handler_for("first"))
+    async with running(first):
+        await bus.publish(Envelope.of(ticket_created()))
+        await wait_until(lambda: first.handled == 1)
+    # Stopped while its next fetch waited for events.
+    await bus.publish(Envelope.of(ticket_created()))
+    second = ListenerGroup(bus, "orders", policy)
+    second.add(TicketCreated, handler_for("second"))
+    async with running(second):
+        await wait_until(lambda: second.handled == 1, timeout=20)
+    assert handled_by == ["first", "second"]

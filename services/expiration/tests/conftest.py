@@ -1,10 +1,10 @@
 """Fixtures: expiration served over real HTTP on real NATS and Redis, a fresh namespace
-(streams and arq queue) per test; orders are simulated by publishing order:created."""
+(streams and arq queue) per test (the shared harness,
+``ticketing_common.testing.service``); orders are simulated by publishing order:created."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -21,31 +21,26 @@ from ticketing_common.events.contracts import (
     PricedTicketRef,
 )
 from ticketing_common.events.listener import ListenerGroup
-from ticketing_common.testing import ServedApp, published_so_far, serve_app
-from ticketing_expiration.app import create_app
+from ticketing_common.spec import ServiceSpec
+from ticketing_common.testing import MakeSettings, Serve, ServedApp, published_so_far
+from ticketing_expiration.app import SPEC
 from ticketing_expiration.jobs import JobWorker
 from ticketing_expiration.settings import Settings
 
-ServeExpiration = Callable[..., AbstractAsyncContextManager[ServedApp]]
+ServeExpiration = Serve
+
+
+@pytest.fixture(scope="session")
+def service_spec() -> ServiceSpec[Settings]:
+    return SPEC
 
 
 @pytest.fixture
-async def make_settings(
-    redis_url: str, nats_url: str, namespace: str
-) -> AsyncIterator[Callable[..., Settings]]:
-    def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "REDIS_URL": redis_url,
-            "NATS_URL": nats_url,
-            "NATS_NAMESPACE": namespace,
-            "ENVIRONMENT": "test",
-        }
-        values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
-
-    yield make
-    # The namespace's queue and its job/result keys go with the test.
-    queue = make().queue_name
+async def make_settings(make_settings: MakeSettings, redis_url: str) -> AsyncIterator[MakeSettings]:
+    """The harness' settings; the namespace's queue and its job/result keys go with the
+    test (after the app stopped)."""
+    yield make_settings
+    queue = make_settings().queue_name
     redis = Redis.from_url(redis_url)
     try:
         keys = [key async for key in redis.scan_iter(match=f"*{queue}*")]
@@ -56,21 +51,13 @@ async def make_settings(
 
 
 @pytest.fixture
-def serve_expiration(make_settings: Callable[..., Settings], bus: EventBus) -> ServeExpiration:
-    """Serve expiration with some settings overridden (the test's bus is connected first)."""
-
-    @asynccontextmanager
-    async def serve(**overrides: object) -> AsyncIterator[ServedApp]:
-        async with serve_app(create_app(make_settings(**overrides))) as served:
-            yield served
-
+def serve_expiration(serve: Serve) -> ServeExpiration:
     return serve
 
 
 @pytest.fixture
-async def expiration(serve_expiration: ServeExpiration) -> AsyncIterator[ServedApp]:
-    async with serve_expiration() as served:
-        yield served
+def expiration(served: ServedApp) -> ServedApp:
+    return served
 
 
 def worker_of(served: ServedApp) -> JobWorker:

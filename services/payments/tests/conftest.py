@@ -1,12 +1,11 @@
 """Fixtures: payments served over real HTTP on a fresh, migrated PostgreSQL database and a
-fresh NATS namespace, talking through the real Stripe SDK to the ``stripe_api`` fixture
-(the Stripe sandbox, or Stripe itself when ``STRIPE_SECRET_KEY`` is set). Orders reach its
-replica through real order events on the bus."""
+fresh NATS namespace (the shared harness, ``ticketing_common.testing.service``), talking
+through the real Stripe SDK to the ``stripe_api`` fixture (the Stripe sandbox, or Stripe
+itself when ``STRIPE_SECRET_KEY`` is set). Orders reach its replica through real order
+events on the bus."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,84 +27,44 @@ from ticketing_common.events.contracts import (
     TicketRef,
 )
 from ticketing_common.events.outbox import outbox_table
-from ticketing_common.testing import (
-    MakeMigratedDatabase,
-    ServedApp,
-    serve_app,
-    signed_in_cookie,
-    wait_until,
-)
-from ticketing_payments.app import create_app
+from ticketing_common.spec import ServiceSpec
+from ticketing_common.testing import Serve, ServedApp, Users, wait_until
+from ticketing_payments.app import SPEC
 from ticketing_payments.models import OrderReplica, Payment, PaymentStatus
 from ticketing_payments.settings import Settings
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
-ServePayments = Callable[..., AbstractAsyncContextManager[ServedApp]]
+# What the test modules import from here.
+__all__ = [
+    "Orders",
+    "ServePayments",
+    "Users",
+    "charges_of",
+    "order_cancelled",
+    "order_created",
+    "outbox_drained",
+    "pay",
+    "payment_count",
+    "payment_of",
+    "replica_order",
+]
+
+ServePayments = Serve
+
+
+@pytest.fixture(scope="session")
+def service_spec() -> ServiceSpec[Settings]:
+    return SPEC
 
 
 @pytest.fixture
-async def migrated_url(make_migrated_database: MakeMigratedDatabase) -> str:
-    return await make_migrated_database("ticketing_payments")
-
-
-@pytest.fixture
-def make_settings(
-    migrated_url: str, nats_url: str, redis_url: str, namespace: str, stripe_api: StripeApi
-) -> Callable[..., Settings]:
-    def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "DATABASE_URL": migrated_url,
-            "NATS_URL": nats_url,
-            "NATS_NAMESPACE": namespace,  # also the rate limits' namespace in Redis
-            "REDIS_URL": redis_url,
-            "ENVIRONMENT": "test",
-            "SERVICE_NAME": "payments",
-            "STRIPE_SECRET_KEY": stripe_api.secret_key,
-            "STRIPE_API_BASE": stripe_api.api_base,
-        }
-        values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
-
-    return make
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings()
-
-
-@pytest.fixture
-def serve_payments(make_settings: Callable[..., Settings], bus: EventBus) -> ServePayments:
-    """Serve payments with some settings overridden (the test's bus is connected first)."""
-
-    @asynccontextmanager
-    async def serve(**overrides: object) -> AsyncIterator[ServedApp]:
-        async with serve_app(create_app(make_settings(**overrides))) as served:
-            yield served
-
+def serve_payments(serve: Serve) -> ServePayments:
     return serve
 
 
 @pytest.fixture
-async def payments(serve_payments: ServePayments) -> AsyncIterator[ServedApp]:
-    async with serve_payments() as served:
-        yield served
-
-
-@pytest.fixture
-async def client(payments: ServedApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with payments.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    """Direct access to payments' database, to check rows."""
-    database = Database(migrated_url, pool_size=2)
-    try:
-        yield database
-    finally:
-        await database.dispose()
+def payments(served: ServedApp) -> ServedApp:
+    return served
 
 
 @pytest.fixture(name="stripe_client")
@@ -118,23 +77,6 @@ async def charges_of(client: stripe.StripeClient, intent_id: str) -> list[stripe
     """Every charge the provider made for one PaymentIntent."""
     listed = await client.v1.charges.list_async({"payment_intent": intent_id, "limit": 100})
     return list(listed.data)
-
-
-@dataclass
-class Users:
-    """Session cookies of made-up users, signed the way auth signs them."""
-
-    settings: Settings
-
-    def headers(self, user_id: UUID) -> dict[str, str]:
-        """A Cookie header (per-request ``cookies=`` is deprecated in httpx)."""
-        cookies = signed_in_cookie(self.settings, user_id=user_id)
-        return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
-
-
-@pytest.fixture
-def users(settings: Settings) -> Users:
-    return Users(settings)
 
 
 async def replica_order(db: Database, order_id: UUID) -> OrderReplica | None:

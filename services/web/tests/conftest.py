@@ -2,9 +2,10 @@
 (and payments, for a module that sets ``with_payments``).
 
 Each test gets fresh, migrated databases and a fresh NATS namespace (which also
-names its rate-limit counters in Redis); the APIs are served over real HTTP with
-their relays and listeners, behind a tiny path router that plays the gateway
-(``/api/users`` → auth, ...). A module may override ``api_settings`` to give a
+names its rate-limit counters in Redis), from the shared harness
+(``ticketing_common.testing.service``); the APIs are served over real HTTP with
+their relays and listeners, behind a tiny path router that plays the gateway (each
+spec's ``api_prefix`` → that service). A module may override ``api_settings`` to give a
 service other settings (e.g. low rate limits). The web service is
 served with ``GATEWAY_URL`` pointing at that router, and tests drive it like a
 browser without JavaScript: GET a form, post it back with the page's CSRF token.
@@ -17,6 +18,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from html import unescape
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -24,18 +26,12 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 import ticketing_auth.app
-import ticketing_auth.settings
 import ticketing_orders.app
-import ticketing_orders.settings
 import ticketing_payments.app
-import ticketing_payments.settings
 import ticketing_tickets.app
-import ticketing_tickets.settings
-from ticketing_common.events.bus import EventBus
-from ticketing_common.testing import MakeMigratedDatabase, ServedApp, serve_app, wait_until
-from ticketing_stripe_sandbox.testing import StripeApi
-from ticketing_web.app import create_app
-from ticketing_web.settings import Settings
+from ticketing_common.spec import ServiceSpec
+from ticketing_common.testing import ServedApp, ServiceHarness, serve_app, wait_until
+from ticketing_web.app import SPEC as WEB
 
 PASSWORD = "correct horse battery"
 UNLIMITED_RATE = "100000/minute"
@@ -166,78 +162,37 @@ def with_payments() -> bool:
 
 @pytest.fixture
 async def stack(
-    request: pytest.FixtureRequest,
-    make_migrated_database: MakeMigratedDatabase,
-    nats_url: str,
-    redis_url: str,
-    namespace: str,
-    bus: EventBus,
+    harness: ServiceHarness,
     api_settings: dict[str, dict[str, object]],
     with_payments: bool,
     auth_settings: dict[str, object],
 ) -> AsyncIterator[Stack]:
-    """auth, tickets, orders, the router and the web app (``bus`` first: its streams go last)."""
-    # One at a time: Alembic's migration context is process-global.
-    auth_url = await make_migrated_database("ticketing_auth")
-    tickets_url = await make_migrated_database("ticketing_tickets")
-    orders_url = await make_migrated_database("ticketing_orders")
-    payments_url = await make_migrated_database("ticketing_payments") if with_payments else ""
-    bus_settings: dict[str, object] = {
-        "NATS_URL": nats_url,
-        "NATS_NAMESPACE": namespace,
-        "ENVIRONMENT": "test",
-    }
-    auth = ticketing_auth.app.create_app(
-        ticketing_auth.settings.Settings(
-            DATABASE_URL=auth_url,
-            REDIS_URL=redis_url,
-            **bus_settings,  # type: ignore[arg-type]
-            **api_settings.get("auth", {}),  # type: ignore[arg-type]
-            **auth_settings,  # type: ignore[arg-type]
-        )
-    )
-    tickets = ticketing_tickets.app.create_app(
-        ticketing_tickets.settings.Settings(DATABASE_URL=tickets_url, **bus_settings)  # type: ignore[arg-type]
-    )
-    orders = ticketing_orders.app.create_app(
-        ticketing_orders.settings.Settings(
-            DATABASE_URL=orders_url,
-            REDIS_URL=redis_url,
-            # Purchases are retried until orders has the ticket, all from one address.
-            ORDER_RATE_PER_USER=UNLIMITED_RATE,
-            ORDER_RATE_PER_CLIENT=UNLIMITED_RATE,
-            **bus_settings,  # type: ignore[arg-type]
-        )
-    )
-    apps = {"/api/users": auth, "/api/tickets": tickets, "/api/orders": orders}
+    """auth, tickets, orders, the router and the web app, all on the test's namespace."""
+    apis: list[tuple[ServiceSpec[Any], dict[str, object]]] = [
+        (ticketing_auth.app.SPEC, auth_settings),
+        (ticketing_tickets.app.SPEC, {}),
+        # Purchases are retried until orders has the ticket, all from one address.
+        (
+            ticketing_orders.app.SPEC,
+            {"ORDER_RATE_PER_USER": UNLIMITED_RATE, "ORDER_RATE_PER_CLIENT": UNLIMITED_RATE},
+        ),
+    ]
     if with_payments:
-        stripe_api: StripeApi = request.getfixturevalue("stripe_api")
-        apps["/api/payments"] = ticketing_payments.app.create_app(
-            ticketing_payments.settings.Settings(
-                DATABASE_URL=payments_url,
-                REDIS_URL=redis_url,
-                STRIPE_SECRET_KEY=stripe_api.secret_key,
-                STRIPE_API_BASE=stripe_api.api_base,
-                **bus_settings,  # type: ignore[arg-type]
-                **api_settings.get("payments", {}),  # type: ignore[arg-type]
-            )
-        )
+        apis.append((ticketing_payments.app.SPEC, {}))
     seen = Seen()
     async with contextlib.AsyncExitStack() as served:
-        routes = {
-            prefix: (await served.enter_async_context(serve_app(app))).url
-            for prefix, app in apps.items()
-        }
-        async with serve_app(path_router(routes, seen)) as gateway:
-            web = create_app(
-                Settings(
-                    GATEWAY_URL=gateway.url,
-                    **bus_settings,  # type: ignore[arg-type]
-                    **api_settings.get("web", {}),  # type: ignore[arg-type]
-                )
-            )
-            async with serve_app(web) as web_served:
-                yield Stack(web_served, gateway, seen)
+        routes: dict[str, str] = {}
+        for spec, own in apis:
+            assert spec.api_prefix is not None, spec.name
+            overrides = {**api_settings.get(spec.name, {}), **own}
+            routes[spec.api_prefix] = (
+                await served.enter_async_context(harness.serve(spec, **overrides))
+            ).url
+        async with (
+            serve_app(path_router(routes, seen)) as gateway,
+            harness.serve(WEB, GATEWAY_URL=gateway.url, **api_settings.get(WEB.name, {})) as web,
+        ):
+            yield Stack(web, gateway, seen)
 
 
 @pytest.fixture

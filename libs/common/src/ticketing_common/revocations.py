@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -35,6 +34,7 @@ from pydantic import ValidationError
 from ticketing_common.backoff import backoff
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import SessionRevoked, decode
+from ticketing_common.events.listener import fetch_unless_stopping
 from ticketing_common.settings import ServiceSettings
 
 logger = logging.getLogger("ticketing.revocations")
@@ -130,7 +130,7 @@ class RevocationFollower:
                     self.prune()
                 try:
                     subscription = self._subscription or await self._resubscribe()
-                    messages = await _fetch_unless_stopping(
+                    messages = await fetch_unless_stopping(
                         subscription.fetch(
                             1, timeout=FETCH_WAIT_SECONDS, heartbeat=HEARTBEAT_SECONDS
                         ),
@@ -204,21 +204,3 @@ class RevocationFollower:
         if subscription is not None:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
-
-
-async def _fetch_unless_stopping(
-    fetch: Coroutine[object, object, list[Msg]], stopping: asyncio.Event
-) -> list[Msg]:
-    """The fetch's messages, or none once ``stopping`` is set: a shutdown does not
-    wait out a fetch's wait."""
-    task = asyncio.ensure_future(fetch)
-    stop = asyncio.ensure_future(stopping.wait())
-    try:
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    return [] if task.cancelled() else task.result()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
@@ -33,6 +33,9 @@ from ticketing_common.events.contracts import Envelope, EventType, P, decode
 from ticketing_common.settings import BusSettings
 
 logger = logging.getLogger("ticketing.listener")
+
+# How long one fetch waits for an event before asking again (a stop does not wait it out).
+FETCH_WAIT_SECONDS = 1.0
 
 Handler = Callable[[Envelope[P]], Awaitable[None]]
 SessionHandler = Callable[[Envelope[P], AsyncSession], Awaitable[None]]
@@ -124,7 +127,6 @@ class ListenerGroup:
     bus: EventBus
     service: str
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    fetch_batch: int = 16
     listeners: list[Listener[Any]] = field(default_factory=list)
     handled: int = 0
     dead_lettered: int = 0
@@ -170,20 +172,28 @@ class ListenerGroup:
             stream=self.bus.subjects.stream,
             config=self.consumer_config(event_type),
         )
-        while not stopping.is_set():
-            try:
-                messages = await subscription.fetch(self.fetch_batch, timeout=1)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except Exception:
-                logger.exception("fetch failed", extra={"event_type": event_type.value})
-                await asyncio.sleep(1)
-                continue
-            for message in messages:
-                # In-flight work is finished even when stopping: the batch is ours.
-                await self._deliver(listener, message)
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()
+        try:
+            while not stopping.is_set():
+                try:
+                    # One event per fetch (see fetch_unless_stopping).
+                    messages = await fetch_unless_stopping(
+                        subscription.fetch(1, timeout=FETCH_WAIT_SECONDS), stopping
+                    )
+                except (TimeoutError, NatsTimeoutError):
+                    continue
+                except Exception:
+                    logger.exception("fetch failed", extra={"event_type": event_type.value})
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), timeout=1)
+                    continue
+                for message in messages:
+                    # In-flight work is finished even when stopping: the message is ours.
+                    await self._deliver(listener, message)
+        finally:
+            # Without our inbox's interest the broker hands the stopped fetch's pull
+            # request nothing more: what it would have sent goes to another replica.
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def _deliver(self, listener: Listener[P], message: Msg) -> None:
         delivery = message.metadata.num_delivered or 1
@@ -264,6 +274,29 @@ class ListenerGroup:
             "dead-lettered",
             extra={"event_type": listener.event_type.value, "reason": reason, "delivery": delivery},
         )
+
+
+async def fetch_unless_stopping(
+    fetch: Coroutine[object, object, list[Msg]], stopping: asyncio.Event
+) -> list[Msg]:
+    """The fetch's messages, or none once ``stopping`` is set: a stop does not wait
+    out the fetch's wait for events.
+
+    Meant for one-message fetches, which nats-py returns as soon as the message has
+    come. A batch fetch holds what it has until the batch is full or its wait ends;
+    cancelled then, its messages would come back only after the ack wait.
+    """
+    task = asyncio.ensure_future(fetch)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return [] if task.cancelled() else task.result()
 
 
 async def replay_dead_letters(bus: EventBus, service: str, event_type: EventType) -> int:

@@ -80,6 +80,13 @@ def signed_in_cookie(
     return {COOKIE_NAME: issue_token(user, settings)}
 
 
+def signed_in_headers(settings: ServiceSettings, *, user_id: UUID | None = None) -> dict[str, str]:
+    """A Cookie header of a signed-in user, for one request (httpx deprecates a
+    request's own ``cookies=``)."""
+    cookies = signed_in_cookie(settings, user_id=user_id)
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
 # The result is the probe's first truthy answer, so never None: the overloads say so.
 @overload
 async def wait_until(

@@ -28,6 +28,9 @@ from ticketing_common.embedded import EmbeddedStack
 from ticketing_common.events.bus import EventBus
 from ticketing_common.testing.helpers import MakeMigratedDatabase
 
+# The spec-driven fixtures (settings, migrated database, served app) for every service.
+pytest_plugins = ["ticketing_common.testing.service"]
+
 T = TypeVar("T")
 
 
