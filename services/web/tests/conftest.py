@@ -32,7 +32,6 @@ import ticketing_payments.settings
 import ticketing_tickets.app
 import ticketing_tickets.settings
 from ticketing_common.events.bus import EventBus
-from ticketing_common.spec import installed_specs
 from ticketing_common.testing import MakeMigratedDatabase, ServedApp, serve_app, wait_until
 from ticketing_stripe_sandbox.testing import StripeApi
 from ticketing_web.app import create_app
@@ -210,10 +209,10 @@ async def stack(
             **bus_settings,  # type: ignore[arg-type]
         )
     )
-    apps = {"auth": auth, "tickets": tickets, "orders": orders}
+    apps = {"/api/users": auth, "/api/tickets": tickets, "/api/orders": orders}
     if with_payments:
         stripe_api: StripeApi = request.getfixturevalue("stripe_api")
-        apps["payments"] = ticketing_payments.app.create_app(
+        apps["/api/payments"] = ticketing_payments.app.create_app(
             ticketing_payments.settings.Settings(
                 DATABASE_URL=payments_url,
                 REDIS_URL=redis_url,
@@ -223,13 +222,11 @@ async def stack(
                 **api_settings.get("payments", {}),  # type: ignore[arg-type]
             )
         )
-    # The gateway's route table, from the prefixes the services' specs state.
-    prefixes = {spec.name: spec.api_prefix for spec in installed_specs() if spec.api_prefix}
     seen = Seen()
     async with contextlib.AsyncExitStack() as served:
         routes = {
-            prefixes[name]: (await served.enter_async_context(serve_app(app))).url
-            for name, app in apps.items()
+            prefix: (await served.enter_async_context(serve_app(app))).url
+            for prefix, app in apps.items()
         }
         async with serve_app(path_router(routes, seen)) as gateway:
             web = create_app(
