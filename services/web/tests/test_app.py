@@ -77,6 +77,7 @@ async def test_the_pages_reach_the_api_client_the_app_opened(
 ) -> None:
     app = create_app(web_settings(nats_url, namespace))
     async with serve_app(app) as served:
+        assert served.component(Settings).SERVICE_NAME == "web"  # the spec's name
         api = served.component(MarketplaceApi)
         assert not api.client.is_closed
         # A page that calls the API answers through it: the gateway is unreachable.
