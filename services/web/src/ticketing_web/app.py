@@ -1,4 +1,4 @@
-"""The web client's application: ``uvicorn --factory ticketing_web.app:create_app``.
+"""The web client, described by its ``SPEC``: ``uvicorn --factory ticketing_web.app:create_app``.
 
 Server-side rendered pages over the marketplace APIs, which it reaches through
 the gateway with one shared HTTP client opened and closed with the app. It owns
@@ -18,22 +18,19 @@ for no longer than a token lives.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticketing_common.app import ServiceRuntime, create_service_app
-from ticketing_common.events.bus import EventBus
-from ticketing_common.revocations import RevocationFollower
+from ticketing_common.spec import CATCH_ALL, Parts, ServiceContext, ServiceSpec
 from ticketing_web.api_client import MarketplaceApi
 from ticketing_web.rendering import STATIC_DIR, install_html_error_handlers
 from ticketing_web.renewal import SessionRenewal
 from ticketing_web.routes import router
 from ticketing_web.settings import Settings
 
-TITLE = "Ticketing web"
 STRIPE_ORIGIN = "https://js.stripe.com"
 
 
@@ -86,31 +83,34 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def parts(context: ServiceContext[Settings]) -> Parts:
+    settings = context.settings
     api = MarketplaceApi(settings)
-    bus = EventBus.from_settings(settings)
-
-    async def connect_bus() -> None:
-        # A start-up hook rather than the runtime's bus, whose outage would make it unready.
-        await bus.connect()
-
-    runtime = ServiceRuntime(
-        on_startup=[api.open, connect_bus],
-        on_shutdown=[api.close, bus.close],
-        revocations=RevocationFollower(bus, settings),
-    )
-    app = create_service_app(
-        settings=settings,
-        title=TITLE,
-        routers=[router],
-        runtime=runtime,
+    return Parts(
+        provides=[api],
+        on_startup=[api.open],
+        on_shutdown=[api.close],
         middleware=[
             Middleware(SecurityHeaders, policy=content_security_policy(settings)),
             Middleware(SessionRenewal, api=api, settings=settings),
         ],
-        error_handlers=install_html_error_handlers,
     )
-    app.state.api = api
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
+
+
+# Pages at every path no API prefix takes; the bus only for session revocations, so
+# not required: connected at start-up, its later outage leaves the pages ready.
+SPEC = ServiceSpec(
+    name="web",
+    package="ticketing_web",
+    title="Ticketing web",
+    settings=Settings,
+    api_prefix=CATCH_ALL,
+    routers=[router],
+    mounts=[Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
+    parts=parts,
+    error_handlers=install_html_error_handlers,
+    bus_is_required=False,
+    stripe_publishable=True,
+    api_docs=False,
+)
+create_app = SPEC.create_app

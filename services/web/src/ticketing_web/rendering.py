@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ticketing_common.errors import AppError, UnexpectedErrors
 from ticketing_common.session import current_user
-from ticketing_common.state import app_state
 from ticketing_web import csrf
 from ticketing_web.errors import (
     ApiError,
@@ -26,7 +25,6 @@ from ticketing_web.errors import (
     SignInRequired,
 )
 from ticketing_web.service import format_money
-from ticketing_web.settings import Settings
 
 logger = logging.getLogger("ticketing.web")
 
@@ -35,10 +33,6 @@ STATIC_DIR = PACKAGE_DIR / "static"
 
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
 templates.env.filters["money"] = format_money
-
-
-def settings_of(request: Request) -> Settings:
-    return app_state(request, "settings", Settings)
 
 
 def render(
@@ -154,7 +148,7 @@ async def _unexpected(request: Request, exc: Exception) -> HTMLResponse:
 
 def install_html_error_handlers(app: FastAPI) -> None:
     """Errors of this service are pages, not the APIs' JSON bodies: given to
-    ``create_service_app(error_handlers=...)`` instead of the shared handlers."""
+    the spec's ``error_handlers`` instead of the shared handlers."""
     app.add_exception_handler(SignInRequired, _sign_in_first)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(ApiError, _api_error)

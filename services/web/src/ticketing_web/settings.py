@@ -12,8 +12,6 @@ from ticketing_common.settings import BusSettings
 
 
 class Settings(BusSettings):
-    SERVICE_NAME: str = "web"
-
     # Base URL of the gateway; every API is reached under it (``/api/users``, ...).
     GATEWAY_URL: str = Field(pattern=r"^https?://[^/\s]+/?$")
     # With a publishable key the pay form tokenises cards with Stripe.js; without one

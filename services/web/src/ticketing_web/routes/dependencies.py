@@ -1,5 +1,5 @@
-"""What the pages take from a request: the API client, the caller, the signed-in
-visitor, the ids in a path and the text of a form field."""
+"""What the pages take from a request: the settings, the API client, the caller, the
+signed-in visitor, the ids in a path and the text of a form field."""
 
 from __future__ import annotations
 
@@ -13,27 +13,24 @@ from fastapi.responses import Response
 
 from ticketing_common.ratelimit import client_address, vouch_for_client
 from ticketing_common.session import COOKIE_NAME, CurrentUser, UserPayload
-from ticketing_common.state import app_state
+from ticketing_common.state import provided
 from ticketing_common.validation import path_id
 from ticketing_web.api_client import Authenticated, Caller, MarketplaceApi
 from ticketing_web.errors import PageNotFound, SignInRequired
-from ticketing_web.rendering import settings_of
+from ticketing_web.settings import Settings
+
+Api = Annotated[MarketplaceApi, Depends(provided(MarketplaceApi))]
+WebSettings = Annotated[Settings, Depends(provided(Settings))]
 
 
-def _api(request: Request) -> MarketplaceApi:
-    return app_state(request, "api", MarketplaceApi)
-
-
-def _caller(request: Request, user: CurrentUser) -> Caller:
+def _caller(request: Request, user: CurrentUser, settings: WebSettings) -> Caller:
     # Only a session this service verified is forwarded; anything else is not a session.
     session = request.cookies.get(COOKIE_NAME) if user is not None else None
-    settings = settings_of(request)
     address = client_address(request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS)
     vouched = vouch_for_client(address, key=settings.JWT_KEY)
     return Caller(session=session, client_address=address, vouched_client=vouched)
 
 
-Api = Annotated[MarketplaceApi, Depends(_api)]
 CallerDep = Annotated[Caller, Depends(_caller)]
 FormText = Annotated[str, Form()]
 

@@ -12,13 +12,14 @@ from fastapi.responses import Response
 
 from ticketing_web.api_client import Caller, MarketplaceApi
 from ticketing_web.errors import ApiError, found
-from ticketing_web.rendering import redirect, render, settings_of
+from ticketing_web.rendering import redirect, render
 from ticketing_web.routes.dependencies import (
     Api,
     FormText,
     OrderId,
     SignedIn,
     SignedInCaller,
+    WebSettings,
     signed_in,
 )
 from ticketing_web.service import OrderState, order_view
@@ -57,6 +58,7 @@ async def my_orders(request: Request, api: Api, me: SignedIn, paid: str | None =
 async def _order_page(
     request: Request,
     api: MarketplaceApi,
+    stripe_key: str | None,
     caller: Caller,
     order_id: UUID,
     error: ApiError | None = None,
@@ -69,7 +71,7 @@ async def _order_page(
         "order.html",
         {
             "view": order_view(order, datetime.now(UTC)),
-            "stripe_key": settings_of(request).STRIPE_PUBLISHABLE_KEY,
+            "stripe_key": stripe_key,
             "test_cards": TEST_CARDS,
             "chosen_token": chosen_token,
             "field_errors": field_errors,
@@ -81,13 +83,20 @@ async def _order_page(
 
 
 @router.get("/orders/{order_id}")
-async def order_page(request: Request, api: Api, order_id: OrderId, me: SignedIn) -> Response:
-    return await _order_page(request, api, me.caller, order_id)
+async def order_page(
+    request: Request, api: Api, settings: WebSettings, order_id: OrderId, me: SignedIn
+) -> Response:
+    return await _order_page(request, api, settings.STRIPE_PUBLISHABLE_KEY, me.caller, order_id)
 
 
 @router.post("/orders/{order_id}/pay")
 async def pay(
-    request: Request, api: Api, order_id: OrderId, payer: Payer, token: FormText = ""
+    request: Request,
+    api: Api,
+    settings: WebSettings,
+    order_id: OrderId,
+    payer: Payer,
+    token: FormText = "",
 ) -> Response:
     try:
         await api.pay(payer.caller, order_id=order_id, token=token)
@@ -95,5 +104,13 @@ async def pay(
         if error.status_code == 409:
             # Already paid (a second click, a retried post): the order is done.
             return redirect(f"/orders?{urlencode({'paid': str(order_id)})}")
-        return await _order_page(request, api, payer.caller, order_id, error, chosen_token=token)
+        return await _order_page(
+            request,
+            api,
+            settings.STRIPE_PUBLISHABLE_KEY,
+            payer.caller,
+            order_id,
+            error,
+            chosen_token=token,
+        )
     return redirect(f"/orders?{urlencode({'paid': str(order_id)})}")
