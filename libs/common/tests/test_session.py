@@ -23,6 +23,7 @@ from ticketing_common.session import (
     verify_token,
 )
 from ticketing_common.settings import DEVELOPMENT_JWT_KEY, ServiceSettings
+from ticketing_common.state import Components
 
 SETTINGS = ServiceSettings(ENVIRONMENT="test", JWT_KEY="a-test-signing-key-of-at-least-32-bytes")
 USER = UserPayload(id=uuid4(), email="buyer@example.com", sid=uuid4())
@@ -48,7 +49,7 @@ async def signin(response: Response) -> dict[str, str]:
 
 def make_client() -> httpx.AsyncClient:
     app = FastAPI()
-    app.state.settings = SETTINGS
+    app.state.components = Components([SETTINGS])
     install_error_handlers(app)
     app.include_router(router)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
