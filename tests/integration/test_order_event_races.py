@@ -35,7 +35,7 @@ from .conftest import (
 
 
 def durable(served: ServedApp, event_type: EventType) -> str:
-    listeners = served.app.state.listeners
+    listeners = served.component(ListenerGroup)
     assert isinstance(listeners, ListenerGroup)
     return listeners.durable_name(event_type)
 
@@ -173,7 +173,7 @@ async def test_an_order_cancel_overtaking_its_created_in_payments_leaves_it_canc
     await retried(bus, payments_app, EventType.ORDER_CANCELLED)
 
     await resume(bus, creates)
-    listeners = payments_app.app.state.listeners
+    listeners = payments_app.component(ListenerGroup)
     await wait_until(lambda: listeners.handled >= 2, timeout=SETTLE_SECONDS)
     async with payments_app.client() as payments:
         paid = await payments.post(

@@ -25,6 +25,7 @@ from ticketing_common.events.contracts import (
     OrderCancelled,
     PaymentRefunded,
 )
+from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, wait_until
 from ticketing_common.testing.events import published, published_so_far
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
@@ -113,7 +114,7 @@ async def test_payment_before_expiry_completes_the_order_and_keeps_the_ticket(
     await wait_until(complete, timeout=SETTLE_SECONDS)
 
     # The expiry fires after the payment reached orders.
-    listeners = orders_app.app.state.listeners
+    listeners = orders_app.component(ListenerGroup)
     handled = listeners.handled
     await bus.publish(Envelope.of(ExpirationComplete(order_id=order_id)))
     await wait_until(lambda: listeners.handled > handled, timeout=SETTLE_SECONDS)
@@ -136,7 +137,7 @@ async def test_expiry_before_payment_cancels_the_order_and_refunds_the_charge(
 ) -> None:
     buyer = uuid4()
     ticket_id, order_id = await _reserved(marketplace, buyer)
-    payments_listeners = payments_app.app.state.listeners
+    payments_listeners = payments_app.component(ListenerGroup)
     # Payments has the order (and is ready to charge it) before the expiry is held back.
     await wait_until(lambda: payments_listeners.handled >= 1, timeout=SETTLE_SECONDS)
     held = payments_listeners.durable_name(EventType.ORDER_CANCELLED)
@@ -160,7 +161,7 @@ async def test_expiry_before_payment_cancels_the_order_and_refunds_the_charge(
     assert charge.status == "succeeded"
 
     # payment:created reaches orders: a cancelled order stays cancelled.
-    await _acked(bus, orders_app.app.state.listeners.durable_name(EventType.PAYMENT_CREATED))
+    await _acked(bus, orders_app.component(ListenerGroup).durable_name(EventType.PAYMENT_CREATED))
     assert (await _order(marketplace, buyer, order_id))["status"] == "cancelled"
 
     # order:cancelled reaches payments: the charge is refunded, payment:refunded published.

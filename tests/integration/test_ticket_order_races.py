@@ -167,7 +167,7 @@ def ticket_history(ticket_id: UUID, seller: UUID, last: int) -> list[Envelope[An
 def handled(*served: ServedApp) -> int:
     total = 0
     for app in served:
-        listeners = app.app.state.listeners
+        listeners = app.component(ListenerGroup)
         assert isinstance(listeners, ListenerGroup)
         total += listeners.handled
     return total
@@ -208,7 +208,7 @@ async def test_two_orders_instances_apply_each_ticket_event_exactly_once(
         # Every event was acked exactly once between the two instances, none given up on.
         assert handled(first, second) == len(events)
         for served in (first, second):
-            assert served.app.state.listeners.dead_lettered == 0
+            assert served.component(ListenerGroup).dead_lettered == 0
     assert await dead_letters(bus) == 0
 
 
@@ -250,5 +250,5 @@ async def test_ticket_updates_in_any_order_with_duplicates_end_in_order_state(
             (10 + last) * 100,
             sellers[ticket_id],
         )
-    assert orders_app.app.state.listeners.dead_lettered == 0
+    assert orders_app.component(ListenerGroup).dead_lettered == 0
     assert await dead_letters(bus) == 0

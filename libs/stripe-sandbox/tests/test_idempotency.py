@@ -169,7 +169,7 @@ async def test_a_request_whose_key_is_in_flight_gets_409_then_the_replay(
     sandbox: ServedApp, api: StripeApi, client: stripe.StripeClient, raw: httpx.AsyncClient
 ) -> None:
     intent = await client.v1.payment_intents.create_async(PARAMS)
-    account = app_state_of(sandbox).account(api.secret_key)
+    account = sandbox.component(Sandbox).account(api.secret_key)
     url = f"/v1/payment_intents/{intent.id}/confirm"
     body = {"payment_method": "pm_card_visa"}
     headers = {"Idempotency-Key": "pay-in-flight"}
@@ -190,19 +190,13 @@ async def test_a_request_whose_key_is_in_flight_gets_409_then_the_replay(
     assert replay.json()["latest_charge"] == original.json()["latest_charge"]
 
 
-def app_state_of(served: ServedApp) -> Sandbox:
-    sandbox = served.app.state.sandbox
-    assert isinstance(sandbox, Sandbox)
-    return sandbox
-
-
 async def test_through_the_sdk_an_in_flight_key_is_an_api_error_409_once_retries_run_out(
     sandbox: ServedApp, api: StripeApi, client: stripe.StripeClient
 ) -> None:
     from ticketing_stripe_sandbox.testing import stripe_client
 
     intent = await client.v1.payment_intents.create_async(PARAMS)
-    account = app_state_of(sandbox).account(api.secret_key)
+    account = sandbox.component(Sandbox).account(api.secret_key)
     impatient = stripe_client(api, max_network_retries=0)
     confirm: PaymentIntentConfirmParams = {"payment_method": "pm_card_visa"}
 
