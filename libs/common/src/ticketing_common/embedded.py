@@ -358,6 +358,9 @@ class PostgresServer(EmbeddedServer):
             return {}
         import pwd
 
+        from pgserver.utils import ensure_user_exists
+
+        ensure_user_exists(self.system_user)
         return {"user": self.system_user, "group": pwd.getpwnam(self.system_user).pw_gid}
 
     def prepare(self) -> None:
@@ -429,7 +432,15 @@ class PostgresServer(EmbeddedServer):
         if (not_listening := listening(self.port)) is not None:
             return not_listening
         result = subprocess.run(  # noqa: S603
-            [str(POSTGRES_BIN_PATH / "pg_isready"), "-h", HOST, "-p", str(self.port), "-U", self.user],
+            [
+                str(POSTGRES_BIN_PATH / "pg_isready"),
+                "-h",
+                HOST,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+            ],
             capture_output=True,
             check=False,
         )
