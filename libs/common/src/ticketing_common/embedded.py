@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -269,7 +269,7 @@ class EmbeddedServer:
         )
         return self.process
 
-    def start(self, timeout: float = 30) -> EmbeddedServer:
+    def start(self, timeout: float = 30) -> Self:
         """Start it and return once it serves."""
         self.prepare()
         process = self.child()
