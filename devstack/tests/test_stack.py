@@ -25,7 +25,7 @@ import pytest
 
 from ticketing_common.embedded import free_port, with_database
 from ticketing_common.settings import BusSettings, EventServiceSettings, ServiceSettings
-from ticketing_common.spec import CATCH_ALL, ServiceSpec
+from ticketing_common.spec import CATCH_ALL, ServiceSpec, installed_specs
 from ticketing_devstack.environment import (
     Addresses,
     Settings,
@@ -686,6 +686,9 @@ def test_by_default_one_line_per_process_then_the_url_and_logs_go_to_the_data_di
 def test_the_whole_system_heals_a_killed_service_and_server_and_dies_with_ticketing_up(
     tmp_path: Path,
 ) -> None:
+    missing = sorted({"auth", "tickets", "orders", "web"} - {s.name for s in installed_specs()})
+    if missing:
+        pytest.skip(f"needs the whole system; the specs of {', '.join(missing)} do not load here")
     port = free_port()
     up = ["up", "--port", str(port), "--data-dir", str(tmp_path / "data")]
     proc = subprocess.Popen(
