@@ -55,18 +55,6 @@ def listening(port: int) -> str | None:
     return None if port_open(port) else f"nothing listens on {HOST}:{port}"
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
-    """For a process started by other means than ``ChildProcess`` (tests)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {proc.returncode} before listening")
-        if port_open(port):
-            return
-        time.sleep(POLL_SECONDS)
-    raise TimeoutError(f"{name} did not listen on {HOST}:{port} within {timeout}s")
-
-
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
