@@ -28,7 +28,7 @@ from ticketing_common.settings import BusSettings, EventServiceSettings, Service
 from ticketing_common.spec import CATCH_ALL, ServiceSpec, installed_specs
 from ticketing_devstack.environment import (
     Addresses,
-    Settings,
+    Shared,
     Specs,
     needs_stripe_sandbox,
     service_environments,
@@ -315,7 +315,7 @@ def test_each_database_service_gets_its_own_database_and_others_none() -> None:
         [AUTH, WEB],
         {"DATABASE_URL": admin},
         addresses,
-        Settings(jwt_key="k" * 32, expiration_window=60),
+        Shared(jwt_key="k" * 32, expiration_window=60),
     )
 
     assert envs["auth"]["DATABASE_URL"] == "postgresql://u:pw@db:5432/ticketing_auth?ssl=require"
@@ -430,9 +430,7 @@ def _envs(environ: dict[str, str], sandbox_url: str | None) -> dict[str, dict[st
     addresses = Addresses(
         gateway_url="http://127.0.0.1:8000", ports=PORTS, stripe_sandbox_url=sandbox_url
     )
-    return service_environments(
-        [PAYMENTS, WEB, AUTH], environ, addresses, Settings(jwt_key="k" * 32)
-    )
+    return service_environments([PAYMENTS, WEB, AUTH], environ, addresses, Shared(jwt_key="k" * 32))
 
 
 @pytest.mark.parametrize(

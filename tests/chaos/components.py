@@ -17,10 +17,9 @@ from pathlib import Path
 import psutil
 
 from ticketing_common.embedded import HOST, with_database
-from ticketing_devstack.environment import STRIPE_SANDBOX_PACKAGE
 from ticketing_devstack.instance import LOCK_FILE, InstanceInfo
 from ticketing_devstack.registry import gateway_routes, installed_specs
-from ticketing_devstack.stack import STRIPE_SANDBOX_NAME
+from ticketing_devstack.stack import STRIPE_SANDBOX_NAME, STRIPE_SANDBOX_PACKAGE
 
 UP = "ticketing up"
 """The name the chaos suite gives ``ticketing up`` itself among the components."""

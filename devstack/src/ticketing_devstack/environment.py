@@ -10,7 +10,6 @@ Stripe setting.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 from ticketing_common.embedded import with_database
 from ticketing_common.spec import ServiceSpec
 
-STRIPE_SANDBOX_PACKAGE = "ticketing_stripe_sandbox"
 # The sandbox takes any test-mode secret key (each is an account of its own there).
 SANDBOX_SECRET_KEY = "sk_test_sandbox"  # noqa: S105 - not a secret: the sandbox's test key
 # Given to the services that need them only (see stripe_environment), never to all.
@@ -41,8 +39,8 @@ class Addresses:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """What the caller chose for every service."""
+class Shared:
+    """What every service gets alike."""
 
     jwt_key: str
     expiration_window: int = 900
@@ -57,10 +55,6 @@ def needs_stripe_sandbox(environ: Mapping[str, str], specs: Specs) -> bool:
     given; with a key, Stripe itself is used and no sandbox starts."""
     has_key = bool(environ.get("STRIPE_SECRET_KEY", "").strip())
     return not has_key and charges_cards(specs)
-
-
-def stripe_sandbox_installed() -> bool:
-    return importlib.util.find_spec(STRIPE_SANDBOX_PACKAGE) is not None
 
 
 def stripe_environment(
@@ -93,7 +87,7 @@ def sandbox_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def service_environments(
-    specs: Specs, environ: Mapping[str, str], addresses: Addresses, settings: Settings
+    specs: Specs, environ: Mapping[str, str], addresses: Addresses, shared: Shared
 ) -> dict[str, dict[str, str]]:
     """Each service's environment, by name: ``environ`` plus what the stack decided."""
     common = without_stripe(environ)
@@ -101,8 +95,8 @@ def service_environments(
     common.pop("DATABASE_URL", None)
     common.update(
         ENVIRONMENT="development",
-        JWT_KEY=settings.jwt_key,
-        EXPIRATION_WINDOW_SECONDS=str(settings.expiration_window),
+        JWT_KEY=shared.jwt_key,
+        EXPIRATION_WINDOW_SECONDS=str(shared.expiration_window),
         GATEWAY_URL=addresses.gateway_url,
         PYTHONUNBUFFERED="1",
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import secrets
 import signal
@@ -42,6 +43,9 @@ from rich.text import Text
 
 from ticketing_common.embedded import (
     HOST,
+    NATS,
+    POSTGRES,
+    REDIS,
     ChildProcess,
     EmbeddedServer,
     NotReadyError,
@@ -56,15 +60,13 @@ from ticketing_common.embedded import (
 from ticketing_common.spec import ServiceSpec
 from ticketing_devstack import gateway
 from ticketing_devstack.environment import (
-    STRIPE_SANDBOX_PACKAGE,
     Addresses,
-    Settings,
+    Shared,
     Specs,
     charges_cards,
     needs_stripe_sandbox,
     sandbox_environment,
     service_environments,
-    stripe_sandbox_installed,
 )
 from ticketing_devstack.healing import (
     READY,
@@ -87,11 +89,12 @@ from ticketing_devstack.registry import gateway_routes
 READY_LINE = "Ticketing is up at {url}"
 MIGRATION_TIMEOUT = 180.0
 STRIPE_SANDBOX_NAME = "Stripe sandbox"
+STRIPE_SANDBOX_PACKAGE = "ticketing_stripe_sandbox"
 STRIPE_SANDBOX_HEALTH = "/_sandbox/health"
 STRIPE_SANDBOX_TIMEOUT = 30.0
 SERVER_TIMEOUT = 30.0
 GATEWAY_TIMEOUT = 15.0
-INFRA_NAMES = ("nats", "postgres", "redis", "gateway", STRIPE_SANDBOX_NAME)
+INFRA_NAMES = (NATS.name, POSTGRES.name, REDIS.name, "gateway", STRIPE_SANDBOX_NAME)
 # Longer than the gateway keeps an idle connection to a service, so it is always the
 # gateway that closes one: a service closing it first races with the gateway reusing it
 # ("use of closed network connection" 502s).
@@ -246,7 +249,7 @@ class Stack:
             self.specs,
             self.config.environ,
             addresses,
-            Settings(jwt_key=jwt_key, expiration_window=self.config.expiration_window),
+            Shared(jwt_key=jwt_key, expiration_window=self.config.expiration_window),
         )
         if servers.postgres is not None:
             self._create_databases(servers.postgres)
@@ -375,7 +378,7 @@ class Stack:
             if charges_cards(self.specs):
                 self.printer.say("Payments use Stripe with the key in STRIPE_SECRET_KEY.")
             return None
-        if not stripe_sandbox_installed():
+        if importlib.util.find_spec(STRIPE_SANDBOX_PACKAGE) is None:
             raise StartupError(
                 "STRIPE_SECRET_KEY is not set and the Stripe sandbox (ticketing-stripe-sandbox) "
                 "is not installed: set a test key or install the sandbox."
