@@ -323,6 +323,15 @@ def test_skaffold_builds_exactly_the_images_each_deployment_runs_from_their_dock
             assert artifact["docker"]["buildArgs"] == {"PACKAGE": package}, image
 
 
+@pytest.mark.parametrize("image", IMAGES, ids=IMAGE_IDS)
+def test_skaffold_writes_each_image_once_and_refers_to_it_by_its_alias(image: str) -> None:
+    """Under ``.images`` (a key Skaffold ignores, holding YAML anchors): the builds list
+    aliases, so an image's build arguments cannot differ from one build to another."""
+    text = (ROOT / "skaffold.yaml").read_text()
+    assert text.count(f"image: {image}\n") == 1
+    assert image.removeprefix("ticketing/") in skaffold()[".images"]
+
+
 def test_every_build_makes_one_image_per_service_spec_and_no_other_service_image() -> None:
     needs_every_spec()
     services = {f"ticketing/{service.name}": service.package for service in SERVICES}
