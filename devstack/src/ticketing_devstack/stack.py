@@ -23,16 +23,14 @@ import contextlib
 import importlib.util
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,6 +83,7 @@ from ticketing_devstack.instance import (
 )
 from ticketing_devstack.processes import LOG_DIR, LogPrinter, Supervisor
 from ticketing_devstack.registry import gateway_routes
+from ticketing_devstack.signals import StopRequestedError, signals_raise_stop
 
 READY_LINE = "Ticketing is up at {url}"
 MIGRATION_TIMEOUT = 180.0
@@ -124,15 +123,6 @@ class StartupError(Exception):
     def __init__(self, message: str, tail: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.tail = list(tail)
-
-
-class StopRequestedError(BaseException):
-    """Raised in the main thread by SIGINT/SIGTERM/SIGHUP; a BaseException like
-    KeyboardInterrupt so no ``except Exception`` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def load_jwt_key(data_dir: Path) -> str:
@@ -254,23 +244,22 @@ class Stack:
         if servers.postgres is not None:
             self._create_databases(servers.postgres)
             self._migrate(envs)
-        services = [
-            self._add(
-                self.supervisor.child(
-                    spec.name,
-                    service_argv(spec, ports[spec.name]),
-                    env=envs[spec.name],
-                    probe=partial(answers_200, f"http://{HOST}:{ports[spec.name]}/readyz"),
-                ),
-                Role.SERVICE,
-                f"http://{HOST}:{ports[spec.name]}",
-            )
-            for spec in self.specs
-        ]
+        # Started together: no service waits for another (they meet through events).
+        services = [self._service(spec, ports[spec.name], envs[spec.name]) for spec in self.specs]
         for unit in services:
             self._launch(unit)
         self._wait_ready(services, self.config.ready_timeout)
         self._start_gateway(ports)
+
+    def _service(self, spec: ServiceSpec[Any], port: int, env: Mapping[str, str]) -> Unit:
+        url = f"http://{HOST}:{port}"
+        process = self.supervisor.child(
+            spec.name,
+            service_argv(spec, port),
+            env=env,
+            probe=partial(answers_200, f"{url}/readyz"),
+        )
+        return self._add(process, Role.SERVICE, url)
 
     def _stop_leftovers(self) -> None:
         for record in stop_leftovers(self.lock.previous):
@@ -520,44 +509,6 @@ class Stack:
                 self.printer.error(f"Stopping {unit.name} failed: {exc}")
         self.supervisor.close()
         self.lock.record([])
-
-
-@dataclass
-class StopState:
-    """What the signal handler knows: whether stopping has begun, and how many signals
-    arrived (the handler only counts; it never prints nor takes a lock)."""
-
-    stopping: bool = False
-    signals: int = 0
-
-
-@contextlib.contextmanager
-def signals_raise_stop() -> Iterator[StopState]:
-    """While inside, the first SIGINT/SIGTERM/SIGHUP raises ``StopRequestedError`` in the
-    main thread; later ones are only counted, so cleanup is never cut short. Set
-    ``stopping`` before cleaning up for any other reason.
-
-    The handler must not print: it runs between two bytecodes of the main thread, which
-    may be holding the printer's lock at that moment (a signal forwarded twice, by
-    ``uv run`` and by the terminal, hung the stop that way)."""
-    state = StopState()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        state.signals += 1
-        if state.stopping:
-            return
-        state.stopping = True
-        raise StopRequestedError(signum)
-
-    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, handler) for sig in watched}
-    try:
-        yield state
-    finally:
-        for sig, old in previous.items():
-            # Once stopped, a late duplicate of the signal that stopped us must not turn
-            # a clean exit into a death by signal: ignored until the process exits.
-            signal.signal(sig, signal.SIG_IGN if state.stopping else old)
 
 
 def run(config: StackConfig, specs: Specs, printer: LogPrinter) -> int:
