@@ -1,4 +1,5 @@
-"""The services the deployment lists must agree with: their specs.
+"""The services the deployment lists must agree with: their specs (the chaos run also
+skips, naming them, while some spec is missing).
 
 Every directory under ``services/`` registers its ``ServiceSpec`` under the
 ``ticketing.services`` entry point; the deploy tests take the names, prefixes,
