@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,7 +19,13 @@ import psutil
 import pytest
 
 from ticketing_common.app import MAX_BODY_BYTES
-from ticketing_common.embedded import free_port, scripts_binary, wait_for_port
+from ticketing_common.embedded import (
+    ChildProcess,
+    free_port,
+    listening,
+    scripts_binary,
+    wait_until_ready,
+)
 from ticketing_devstack.gateway import (
     UNAVAILABLE_BODY,
     caddy_argv,
@@ -27,9 +33,17 @@ from ticketing_devstack.gateway import (
     caddy_env,
     write_caddy_config,
 )
-from ticketing_devstack.registry import gateway_routes
 
 SERVICES = ("auth", "tickets", "orders", "payments", "web")
+
+# The route table of SPEC §2, as ``registry.gateway_routes`` orders it.
+ROUTES = [
+    ("/api/users", "auth"),
+    ("/api/tickets", "tickets"),
+    ("/api/orders", "orders"),
+    ("/api/payments", "payments"),
+    ("/", "web"),
+]
 
 
 def _backend(name: str, port: int = 0) -> ThreadingHTTPServer:
@@ -74,7 +88,7 @@ GatewayFactory = Callable[[dict[str, int]], str]
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
     """Starts Caddy for the given upstreams (once per distinct set) and stops it by PID."""
     tmp_path = tmp_path_factory.mktemp("gateway")
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[ChildProcess] = []
     urls: dict[tuple[tuple[str, int], ...], str] = {}
 
     def start(upstreams: dict[str, int]) -> str:
@@ -85,26 +99,27 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory
         caddy_dir = tmp_path / f"caddy-{port}"
         config = caddy_config(
             listen_port=port,
-            routes=gateway_routes(),
+            routes=ROUTES,
             upstreams=upstreams,
             storage_dir=caddy_dir / "data",
         )
         path = write_caddy_config(caddy_dir, config)
-        proc = subprocess.Popen(
+        caddy = ChildProcess(
+            "caddy",
             caddy_argv(scripts_binary("caddy"), path),
+            caddy_dir / "caddy.log",
             env=caddy_env(caddy_dir),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            probe=partial(listening, port),
         )
-        started.append(proc)
-        wait_for_port(port, proc, "caddy", timeout=15)
+        started.append(caddy)
+        caddy.start()
+        wait_until_ready([caddy], 15)
         urls[key] = f"http://127.0.0.1:{port}"
         return urls[key]
 
     yield start
-    for proc in started:
-        proc.terminate()
-        proc.wait(10)
+    for caddy in started:
+        caddy.stop(10)
 
 
 @pytest.mark.parametrize(
@@ -194,10 +209,13 @@ def test_a_request_that_arrives_while_its_service_restarts_waits_and_succeeds(
 
 
 @pytest.fixture(scope="module")
-def probe_service() -> Iterator[tuple[int, psutil.Process]]:
+def probe_service(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, psutil.Process]]:
     """A real service process (the shared app under uvicorn) and its port."""
     port = free_port()
-    proc = subprocess.Popen(
+    probe = ChildProcess(
+        "probe",
         [
             sys.executable,
             "-m",
@@ -212,13 +230,14 @@ def probe_service() -> Iterator[tuple[int, psutil.Process]]:
             str(port),
             "--no-access-log",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        tmp_path_factory.mktemp("probe") / "probe.log",
+        probe=partial(listening, port),
     )
-    wait_for_port(port, proc, "probe", timeout=30)
-    yield port, psutil.Process(proc.pid)
-    proc.terminate()
-    proc.wait(10)
+    probe.start()
+    wait_until_ready([probe], 30)
+    assert probe.pid is not None
+    yield port, psutil.Process(probe.pid)
+    probe.stop(10)
 
 
 BIG_BODY_BYTES = 100 * 1024 * 1024

@@ -6,19 +6,21 @@ import io
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from ticketing_common.embedded import free_port
+from ticketing_common.embedded import free_port, listening
 from ticketing_devstack.healing import (
     FAILED,
     READY,
     CrashLoopError,
     Healer,
-    ProcessUnit,
     RestartPolicy,
+    Role,
+    Unit,
 )
 from ticketing_devstack.processes import LogPrinter, Supervisor
 
@@ -49,13 +51,7 @@ def test_a_process_that_keeps_exiting_is_restarted_then_reported_as_a_crash_loop
     printer, out = _printer()
     supervisor = Supervisor(printer, tmp_path)
     script = "print('cannot start: no config'); raise SystemExit(2)"
-    unit = ProcessUnit(
-        "orders",
-        supervisor=supervisor,
-        argv=[sys.executable, "-c", script],
-        env=os.environ,
-        port=free_port(),
-    )
+    unit = _unit("orders", supervisor, [sys.executable, "-c", script], free_port())
     unit.launch()
     healer = Healer([unit], printer, ready_timeout=10, on_change=lambda: None, policy=FAST)
 
@@ -76,20 +72,20 @@ def test_a_process_that_keeps_exiting_is_restarted_then_reported_as_a_crash_loop
     assert unit.state == FAILED
 
 
-def _listening_unit(name: str, supervisor: Supervisor) -> ProcessUnit:
+def _unit(name: str, supervisor: Supervisor, argv: list[str], port: int) -> Unit:
+    """A unit ready once its port accepts connections."""
+    process = supervisor.child(name, argv, env=os.environ, probe=partial(listening, port))
+    return Unit(process, Role.SERVICE, supervisor.follow(name), f"port {port}")
+
+
+def _listening_unit(name: str, supervisor: Supervisor) -> Unit:
     """A unit whose process listens on its port (ready) until it is killed."""
     port = free_port()
     serve = (
         "import http.server as h; "
         f"h.HTTPServer(('127.0.0.1', {port}), h.BaseHTTPRequestHandler).serve_forever()"
     )
-    return ProcessUnit(
-        name,
-        supervisor=supervisor,
-        argv=[sys.executable, "-c", serve],
-        env=os.environ,
-        port=port,
-    )
+    return _unit(name, supervisor, [sys.executable, "-c", serve], port)
 
 
 def test_a_restarted_process_is_ready_again_once_it_listens(tmp_path: Path) -> None:
@@ -105,7 +101,7 @@ def test_a_restarted_process_is_ready_again_once_it_listens(tmp_path: Path) -> N
     while "gateway is ready again" not in out.getvalue() and time.monotonic() < deadline:
         healer.tick()
         time.sleep(0.02)
-    supervisor.stop(supervisor.processes)
+    supervisor.stop([unit.process])
     supervisor.close()
 
     assert out.getvalue().splitlines() == [
@@ -135,7 +131,7 @@ def test_a_process_killed_each_time_after_it_got_ready_is_healed_not_a_crash_loo
         while out.getvalue().count("is ready again") < kill and time.monotonic() < deadline:
             healer.tick()
             time.sleep(0.02)
-    supervisor.stop(supervisor.processes)
+    supervisor.stop([unit.process])
     supervisor.close()
 
     assert out.getvalue().count("payments is ready again") == kills

@@ -84,7 +84,7 @@ def test_child_output_goes_to_its_log_file_is_streamed_with_its_name_and_kept_as
         [sys.executable, "-c", "import sys; print('hello'); print('oops', file=sys.stderr)"],
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
-    child.popen.wait(10)
+    child.wait(10)
     lines = _wait_for_lines(supervisor, "tickets", 2)
     supervisor.close()
 
@@ -98,7 +98,7 @@ def test_a_restarted_process_appends_to_the_same_log(tmp_path: Path) -> None:
     supervisor = Supervisor(printer, tmp_path)
 
     for word in ("first", "second"):
-        supervisor.spawn("Stripe sandbox", ["echo", word], env=os.environ).popen.wait(10)
+        supervisor.spawn("Stripe sandbox", ["echo", word], env=os.environ).wait(10)
     lines = _wait_for_lines(supervisor, "Stripe sandbox", 2)
     supervisor.close()
 
@@ -135,7 +135,7 @@ def test_lines_appended_to_a_followed_log_file_are_streamed(tmp_path: Path) -> N
     log = tmp_path / "postgres.log"
     log.write_text("written before we started following\n")
 
-    follower = supervisor.follow("postgres", log)
+    follower = supervisor.follow("postgres")
     with log.open("a") as file:
         file.write("ready to accept connections\n")
     time.sleep(0.5)
@@ -162,6 +162,6 @@ def test_stop_kills_a_child_that_ignores_sigterm_and_the_process_it_started(
 
     supervisor.stop([child], timeout=1)
 
-    assert child.popen.returncode is not None
+    assert child.exit_code() is not None
     assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
     assert "orders did not stop in 1s; killing it" in out.getvalue()

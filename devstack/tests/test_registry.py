@@ -1,76 +1,46 @@
-"""The registry is the single route table: prefixes per SPEC §2, catch-all last."""
+"""The stack's services are the installed specs; the route table comes from their prefixes
+(SPEC §2), deepest first, catch-all last."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from ticketing_devstack.registry import (
-    CATCH_ALL,
-    KNOWN_SERVICES,
-    Service,
-    gateway_routes,
-    installed_services,
-)
+from ticketing_common.settings import ServiceSettings
+from ticketing_common.spec import CATCH_ALL, ServiceSpec
+from ticketing_devstack.registry import gateway_routes, installed_specs
 
 
-def test_gateway_routes_follow_spec_prefixes_with_web_as_catch_all_last() -> None:
-    routes = gateway_routes()
-
-    assert routes[-1] == (CATCH_ALL, "web")
-    assert sorted(routes[:-1]) == sorted(
-        [
-            ("/api/users", "auth"),
-            ("/api/tickets", "tickets"),
-            ("/api/orders", "orders"),
-            ("/api/payments", "payments"),
-        ]
+def _spec(name: str, prefix: str | None) -> ServiceSpec[ServiceSettings]:
+    return ServiceSpec(
+        name=name,
+        package=f"ticketing_{name}",
+        title=name,
+        settings=ServiceSettings,
+        api_prefix=prefix,
     )
 
 
-def test_services_without_a_path_prefix_are_not_routed() -> None:
-    routed = {name for _, name in gateway_routes()}
+def test_the_installed_services_include_tickets_routed_at_its_prefix() -> None:
+    routes = dict(gateway_routes(installed_specs()))
 
-    assert "expiration" not in routed
+    assert routes["/api/tickets"] == "tickets"
 
 
-def test_deeper_prefix_is_matched_before_its_parent_whatever_the_registry_order() -> None:
-    services = [
-        Service(name="web", package="w", path_prefix=CATCH_ALL),
-        Service(name="users", package="u", path_prefix="/api/users"),
-        Service(name="admin", package="a", path_prefix="/api/users/admin"),
+def test_deeper_prefix_is_matched_before_its_parent_and_catch_all_last_whatever_the_order() -> None:
+    specs = [
+        _spec("web", CATCH_ALL),
+        _spec("users", "/api/users"),
+        _spec("admin", "/api/users/admin"),
+        _spec("tickets", "/api/tickets"),
     ]
 
-    assert gateway_routes(services) == [
+    assert gateway_routes(specs) == [
         ("/api/users/admin", "admin"),
         ("/api/users", "users"),
+        ("/api/tickets", "tickets"),
         ("/", "web"),
     ]
 
 
-def test_every_service_owning_a_database_gets_its_own_database_name() -> None:
-    names = [s.database_name for s in KNOWN_SERVICES if s.database]
-
-    assert len(names) == len(set(names)) == 4
-    assert "ticketing_auth" in names
-
-
-def test_a_service_whose_package_is_not_installed_is_absent() -> None:
-    ghost = Service(name="ghost", package="ticketing_no_such_service_xyz", path_prefix="/api/x")
-
-    assert installed_services([ghost]) == ()
-
-
-def test_a_service_whose_app_module_is_importable_is_present(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    package = tmp_path / "ticketing_fake_service"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "app.py").write_text("def create_app(): ...\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    fake = Service(name="fake", package="ticketing_fake_service", path_prefix="/api/fake")
-    half_written = Service(name="half", package="ticketing_devstack", path_prefix="/api/half")
-
-    assert installed_services([fake, half_written]) == (fake,)
+def test_services_without_a_prefix_are_not_routed() -> None:
+    assert gateway_routes([_spec("expiration", None), _spec("tickets", "/api/tickets")]) == [
+        ("/api/tickets", "tickets")
+    ]

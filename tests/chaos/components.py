@@ -16,18 +16,19 @@ from pathlib import Path
 
 import psutil
 
-from ticketing_common.embedded import HOST
+from ticketing_common.embedded import HOST, with_database
 from ticketing_devstack.instance import LOCK_FILE, InstanceInfo
-from ticketing_devstack.registry import KNOWN_SERVICES
-from ticketing_devstack.stack import STRIPE_SANDBOX_NAME, STRIPE_SANDBOX_PACKAGE, postgres_url
+from ticketing_devstack.registry import gateway_routes, installed_specs
+from ticketing_devstack.stack import STRIPE_SANDBOX_NAME, STRIPE_SANDBOX_PACKAGE
 
 UP = "ticketing up"
 """The name the chaos suite gives ``ticketing up`` itself among the components."""
-SERVICES = tuple(service.name for service in KNOWN_SERVICES)
+SPECS = installed_specs()
+SERVICES = tuple(spec.name for spec in SPECS)
 SERVERS = ("nats", "postgres", "redis", STRIPE_SANDBOX_NAME)
 LOCK_READS = 5
 LOCK_REREAD_PAUSE = 0.02
-PATH_SERVICES = tuple((s.path_prefix, s.name) for s in KNOWN_SERVICES if s.path_prefix)
+PATH_SERVICES = tuple(gateway_routes(SPECS))
 
 
 def instance(data_dir: Path) -> InstanceInfo | None:
@@ -89,9 +90,9 @@ def _component(argv: list[str]) -> str | None:
         return "redis"
     if STRIPE_SANDBOX_PACKAGE in line:
         return STRIPE_SANDBOX_NAME
-    for service in KNOWN_SERVICES:
-        if service.app_factory in line:
-            return service.name
+    for spec in SPECS:
+        if spec.app_factory in line:
+            return spec.name
     return None
 
 
@@ -131,10 +132,10 @@ def postgres_admin_url(data_dir: Path) -> str | None:
 def database_url(data_dir: Path, service: str) -> str | None:
     """The URL of one service's own database on the data dir's PostgreSQL."""
     admin = postgres_admin_url(data_dir)
-    found = [s for s in KNOWN_SERVICES if s.name == service]
+    found = [spec for spec in SPECS if spec.name == service]
     if admin is None or not found:
         return None
-    return postgres_url(admin, found[0].database_name)
+    return with_database(admin, found[0].database_name)
 
 
 def nats_url(data_dir: Path) -> str | None:

@@ -23,7 +23,8 @@ import stripe
 from tests.chaos import components
 from tests.chaos.workload import History
 from ticketing_common.events.contracts import OrderStatus, Subjects
-from ticketing_devstack.stack import SANDBOX_SECRET_KEY, STRIPE_SANDBOX_NAME
+from ticketing_devstack.environment import SANDBOX_SECRET_KEY
+from ticketing_devstack.stack import STRIPE_SANDBOX_NAME
 
 NAMESPACE = "ticketing"  # what `ticketing up` runs with (NATS_NAMESPACE's default)
 OUTBOX_SERVICES = ("tickets", "orders", "payments")

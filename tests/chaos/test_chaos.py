@@ -8,20 +8,18 @@ orders killed with SIGKILL mid-way. The full matrix (one run per fault) is marke
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.components import SERVICES
 from tests.chaos.faults import AFTER_CHARGE, MATRIX, Fault
 from tests.chaos.scenario import RunResult, Scenario, run
 from tests.chaos.workload import WorkloadConfig
+from tests.deploy.specs import MISSING
 
-MISSING = [name for name in SERVICES if importlib.util.find_spec(f"ticketing_{name}.app") is None]
 if MISSING:
-    pytest.skip(f"services not installed: {', '.join(MISSING)}", allow_module_level=True)
+    pytest.skip(f"service specs not installed: {', '.join(MISSING)}", allow_module_level=True)
 
 pytestmark = [
     pytest.mark.e2e,

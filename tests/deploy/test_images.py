@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import importlib
 import re
 import tomllib
 from pathlib import Path
@@ -16,28 +17,17 @@ from typing import Any
 import pytest
 import yaml
 
-from ticketing_devstack.registry import KNOWN_SERVICES, Service, installed_services
+from tests.deploy.specs import ROOT, SPEC_IDS, SPECS, needs_every_spec
+from ticketing_common.spec import ServiceSpec
 
-ROOT = Path(__file__).resolve().parents[2]
 # The image's virtual environment and its site-packages, where Skaffold syncs source files.
 VENV = "/app/.venv"
 SITE_PACKAGES = f"{VENV}/lib/python3.11/site-packages"
 APP_USER = "10001"
 
 
-def deployed_services() -> tuple[Service, ...]:
-    """Installed services and those with a workspace directory (as in test_manifests)."""
-    installed = {service.name for service in installed_services()}
-    return tuple(
-        service
-        for service in KNOWN_SERVICES
-        if service.name in installed
-        or (ROOT / "services" / service.name / "pyproject.toml").exists()
-    )
-
-
-SERVICES = deployed_services()
-SERVICE_IDS = [service.name for service in SERVICES]
+SERVICES = SPECS
+SERVICE_IDS = SPEC_IDS
 
 
 def read_pyproject(directory: str) -> dict[str, Any]:
@@ -184,8 +174,16 @@ def test_every_image_package_is_a_workspace_member_with_an_app_factory(
     the project name (it normalises ``_`` and ``-``)."""
     package = Path(package_path(directory)).name
     assert project_name(directory).replace("-", "_") == package
-    app = ROOT / directory / package_path(directory) / "app.py"
-    assert "def create_app(" in app.read_text(), f"{image}: no {package}.app:create_app"
+    app = ast.parse((ROOT / directory / package_path(directory) / "app.py").read_text())
+    defined = {node.name for node in app.body if isinstance(node, ast.FunctionDef)} | {
+        target.id
+        for node in app.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    # A function, or a service's ``create_app = SPEC.create_app``.
+    assert "create_app" in defined, f"{image}: no {package}.app:create_app"
 
 
 def imported_workspace_packages(directory: str) -> set[str]:
@@ -240,8 +238,13 @@ def test_the_image_runs_uvicorn_with_the_package_app_factory() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
-def test_every_service_runs_the_app_factory_the_image_serves(service: Service) -> None:
+def test_every_service_runs_the_app_factory_the_image_serves(service: ServiceSpec[Any]) -> None:
+    """The image serves ``<PACKAGE>.app:create_app``, the stack ``spec.app_factory``: both
+    build the app its spec describes, from the package its directory holds."""
     assert service.app_factory == f"{service.package}.app:create_app"
+    assert Path(package_path(f"services/{service.name}")).name == service.package
+    module = importlib.import_module(f"{service.package}.app")
+    assert module.create_app == service.create_app
 
 
 def _containers(image: str) -> list[dict[str, Any]]:
@@ -306,6 +309,11 @@ def test_skaffold_builds_exactly_the_images_each_deployment_runs_from_their_dock
         used = set().union(*(images_in(ROOT / path) for path in paths))
         built = artifacts(build)
         assert services <= set(built)
+        for image, artifact in built.items():
+            # The package built into each service's image is its spec's.
+            spec = next((s for s in SERVICES if f"ticketing/{s.name}" == image), None)
+            if spec is not None:
+                assert artifact["docker"]["buildArgs"] == {"PACKAGE": spec.package}, image
         # Ours are named ticketing/<name>; postgres, nats and redis are pulled.
         assert set(built) == {image for image in used if image.startswith("ticketing/")}, paths
         for image, artifact in built.items():
@@ -313,6 +321,28 @@ def test_skaffold_builds_exactly_the_images_each_deployment_runs_from_their_dock
             assert artifact["docker"]["dockerfile"] == "Dockerfile"
             package = Path(package_path(IMAGES[image])).name
             assert artifact["docker"]["buildArgs"] == {"PACKAGE": package}, image
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=IMAGE_IDS)
+def test_skaffold_writes_each_image_once_and_refers_to_it_by_its_alias(image: str) -> None:
+    """Under ``.images`` (a key Skaffold ignores, holding YAML anchors): the builds list
+    aliases, so an image's build arguments cannot differ from one build to another."""
+    text = (ROOT / "skaffold.yaml").read_text()
+    assert text.count(f"image: {image}\n") == 1
+    assert image.removeprefix("ticketing/") in skaffold()[".images"]
+
+
+def test_every_build_makes_one_image_per_service_spec_and_no_other_service_image() -> None:
+    needs_every_spec()
+    services = {f"ticketing/{service.name}": service.package for service in SERVICES}
+    directories = package_directories()
+    for build, _ in builds_and_their_manifests():
+        packaged = {
+            image: artifact["docker"]["buildArgs"]["PACKAGE"]
+            for image, artifact in artifacts(build).items()
+            if directories[artifact["docker"]["buildArgs"]["PACKAGE"]].startswith("services/")
+        }
+        assert packaged == services
 
 
 def test_skaffold_deploys_the_dev_overlay_and_prod_with_a_profile() -> None:
@@ -326,7 +356,7 @@ def test_skaffold_deploys_the_dev_overlay_and_prod_with_a_profile() -> None:
 
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_skaffold_dev_syncs_python_sources_into_the_image_site_packages(
-    service: Service,
+    service: ServiceSpec[Any],
 ) -> None:
     profiles = {profile["name"]: profile for profile in skaffold()["profiles"]}
     dev = profiles["dev"]
@@ -374,5 +404,5 @@ def test_the_deploy_guide_covers_an_empty_cluster_to_a_working_site() -> None:
         assert needle in guide, needle
     assert "--build-arg PACKAGE=" in guide
     for service in SERVICES:
-        if service.database:
+        if service.needs_database:
             assert f"create secret generic {service.name}-db" in guide

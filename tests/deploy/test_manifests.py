@@ -1,18 +1,17 @@
-"""The Kubernetes manifests agree with the Kubernetes schemas, the registry and the services.
+"""The Kubernetes manifests agree with the Kubernetes schemas and the services' specs.
 
-Every rule reads the real files under ``infra/k8s`` and the service registry, so adding a
-service without its manifests fails here. ``kubectl``/``kustomize`` are not available
-offline, so the module renders the kustomizations itself: the renderer understands exactly
-the Kustomize features the manifests use (resources, namespace, labels, images,
-strategic-merge and JSON 6902 patches with targets) and refuses any other field, so it
-cannot silently render something different from what ``kubectl apply -k`` applies.
+Every rule reads the real files under ``infra/k8s`` and the services' specs
+(``tests/deploy/specs.py``), so adding a service without its manifests fails here.
+``kubectl``/``kustomize`` are not available offline, so the module renders the
+kustomizations itself: the renderer understands exactly the Kustomize features the
+manifests use (resources, namespace, labels, images, strategic-merge and JSON 6902
+patches with targets) and refuses any other field, so it cannot silently render
+something different from what ``kubectl apply -k`` applies.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,17 +22,19 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
-from pydantic_settings import BaseSettings
 
-from ticketing_devstack.registry import (
-    CATCH_ALL,
-    KNOWN_SERVICES,
-    Service,
-    gateway_routes,
-    installed_services,
+from tests.deploy.specs import (
+    MISSING,
+    ROOT,
+    SPEC_IDS,
+    SPECS,
+    declared_entry_points,
+    needs_every_spec,
+    service_directories,
 )
+from ticketing_common.spec import CATCH_ALL, ServiceSpec
+from ticketing_devstack.registry import gateway_routes
 
-ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "infra" / "k8s"
 OVERLAYS = ("dev", "prod")
 TARGETS = ("base", *(f"overlays/{name}" for name in OVERLAYS))
@@ -222,21 +223,6 @@ class Rendered:
         return doc
 
 
-def deployed_services() -> tuple[Service, ...]:
-    """Services that must be deployable: installed ones and those with a workspace directory.
-
-    The directory counts too, so a service whose app module is still being written
-    cannot make these tests pass vacuously.
-    """
-    installed = {service.name for service in installed_services()}
-    return tuple(
-        service
-        for service in KNOWN_SERVICES
-        if service.name in installed
-        or (ROOT / "services" / service.name / "pyproject.toml").exists()
-    )
-
-
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, Rendered]:
     return {target: Rendered(target, render(K8S / target)) for target in TARGETS}
@@ -256,8 +242,8 @@ def dev_secrets() -> dict[str, dict[str, str]]:
 # The oldest Kubernetes the manifests support (preStop `sleep` is GA from 1.30) and the
 # newest schema kubernetes-validate ships offline.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
-SERVICES = deployed_services()
-SERVICE_IDS = [service.name for service in SERVICES]
+SERVICES = SPECS
+SERVICE_IDS = SPEC_IDS
 PLACEHOLDER_SECRET = "s" * 64
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
@@ -268,7 +254,7 @@ def is_app(workload: Doc) -> bool:
     return bool(workload["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "api")
 
 
-def api_container(deployment: Doc, service: Service) -> Doc:
+def api_container(deployment: Doc, service: ServiceSpec[Any]) -> Doc:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     matching = [c for c in containers if c["name"] == service.name]
     assert len(matching) == 1, f"{service.name}: no container named after the service"
@@ -310,41 +296,24 @@ def environment(
     return values
 
 
-def settings_class(service: Service) -> type[BaseSettings] | None:
-    """The service's ``Settings``, or None while its settings module does not exist yet.
-
-    Only a missing module counts as "not yet": a module that fails to import fails the test.
-    """
-    if importlib.util.find_spec(service.package) is None:
-        return None
-    if importlib.util.find_spec(f"{service.package}.settings") is None:
-        return None
-    settings = importlib.import_module(f"{service.package}.settings").Settings
-    assert isinstance(settings, type)
-    assert issubclass(settings, BaseSettings)
-    return settings
-
-
 def points_at_this_machine(value: object) -> bool:
     return isinstance(value, str) and urlsplit(value).hostname in LOOPBACK_HOSTS
 
 
-def needed_variables(service: Service) -> set[str]:
-    """Variables a Deployment must set: JWT_KEY, what the registry says the service uses
+def needed_variables(service: ServiceSpec[Any]) -> set[str]:
+    """Variables a Deployment must set: JWT_KEY, what the spec says the service uses
     (database, bus, Redis), every required setting, and every setting whose default points
     at this machine (localhost is never right in a cluster)."""
     needed = {"JWT_KEY"}
-    if service.database:
+    if service.needs_database:
         needed.add("DATABASE_URL")
     if service.uses_nats:
         needed.add("NATS_URL")
     if service.uses_redis:
         needed.add("REDIS_URL")
-    settings = settings_class(service)
-    if settings is not None:
-        for name, field in settings.model_fields.items():
-            if field.is_required() or points_at_this_machine(field.default):
-                needed.add(name)
+    for name, field in service.settings.model_fields.items():
+        if field.is_required() or points_at_this_machine(field.default):
+            needed.add(name)
     return needed
 
 
@@ -352,7 +321,22 @@ def needed_variables(service: Service) -> set[str]:
 
 
 def test_there_is_at_least_one_service_to_deploy() -> None:
-    assert SERVICES, "no service found: the registry or the services/ directory is broken"
+    assert SERVICES, "no service spec installed: the entry points or services/ are broken"
+
+
+@pytest.mark.parametrize("name", sorted(service_directories()))
+def test_every_service_directory_registers_a_spec_that_loads(name: str) -> None:
+    """Its pyproject declares ``{name} = "ticketing_{name}.app:SPEC"`` in the
+    ``ticketing.services`` group, and the spec loads: else the stack, the gateway and
+    these tests would silently leave the service out."""
+    declared = declared_entry_points(service_directories()[name])
+    assert declared == {name: f"ticketing_{name}.app:SPEC"}
+    assert name not in MISSING, (
+        f"ticketing_{name}.app:SPEC does not load as a ServiceSpec (the log of "
+        "ticketing.spec says why): the service is not described by its spec yet"
+    )
+    spec = next(spec for spec in SERVICES if spec.name == name)
+    assert spec.package == f"ticketing_{name}"
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -402,7 +386,7 @@ def test_every_yaml_file_under_infra_k8s_is_used_by_a_kustomization() -> None:
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_every_service_has_a_deployment_a_service_and_a_pdb(
-    rendered: dict[str, Rendered], service: Service, target: str
+    rendered: dict[str, Rendered], service: ServiceSpec[Any], target: str
 ) -> None:
     manifests = rendered[target]
     deployment = manifests.get("Deployment", service.name)
@@ -424,6 +408,7 @@ def test_every_service_has_a_deployment_a_service_and_a_pdb(
 def test_every_deployment_of_an_app_belongs_to_a_known_service(
     rendered: dict[str, Rendered], target: str
 ) -> None:
+    needs_every_spec()
     known = {service.name for service in SERVICES}
     apps = {
         doc["metadata"]["name"] for doc in rendered[target].of_kind("Deployment") if is_app(doc)
@@ -431,18 +416,12 @@ def test_every_deployment_of_an_app_belongs_to_a_known_service(
     assert apps == known
 
 
-def test_every_service_directory_is_in_the_registry() -> None:
-    known = {service.name for service in KNOWN_SERVICES}
-    directories = {path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml")}
-    assert directories <= known
-
-
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_every_variable_a_service_requires_is_set_in_its_deployment(
     rendered: dict[str, Rendered],
     dev_secrets: dict[str, dict[str, str]],
-    service: Service,
+    service: ServiceSpec[Any],
     target: str,
 ) -> None:
     manifests = rendered[target]
@@ -456,15 +435,13 @@ def test_every_variable_a_service_requires_is_set_in_its_deployment(
 def test_the_settings_class_accepts_the_environment_of_each_overlay(
     rendered: dict[str, Rendered],
     dev_secrets: dict[str, dict[str, str]],
-    service: Service,
+    service: ServiceSpec[Any],
     overlay: str,
 ) -> None:
     manifests = rendered[f"overlays/{overlay}"]
     container = api_container(manifests.get("Deployment", service.name), service)
     values = environment(container, manifests, dev_secrets)
-    cls = settings_class(service)
-    if cls is None:
-        pytest.skip(f"{service.package}.settings does not exist yet")
+    cls = service.settings
     known = {name: value for name, value in values.items() if name in cls.model_fields}
     if overlay == "prod":
         # Production refuses every key written in the repository (the dev overlay's
@@ -499,11 +476,11 @@ def test_prod_secrets_are_all_created_by_the_documented_commands(
 
 @pytest.mark.parametrize(
     "service",
-    [service for service in SERVICES if service.database],
+    [service for service in SERVICES if service.needs_database],
     ids=lambda service: service.name,
 )
 def test_services_with_a_database_migrate_it_before_serving(
-    rendered: dict[str, Rendered], service: Service
+    rendered: dict[str, Rendered], service: ServiceSpec[Any]
 ) -> None:
     manifests = rendered["base"]
     pod = manifests.get("Deployment", service.name)["spec"]["template"]["spec"]
@@ -525,16 +502,17 @@ def test_services_with_a_database_migrate_it_before_serving(
 def test_services_without_a_database_get_neither_postgres_nor_migrations(
     rendered: dict[str, Rendered], target: str
 ) -> None:
-    """The other half of the rule above: a database appears exactly where the registry says
+    """The other half of the rule above: a database appears exactly where the spec says
     a service owns one, so a copied manifest does not start a PostgreSQL nobody uses."""
+    needs_every_spec()
     manifests = rendered[target]
     for service in SERVICES:
         pod = manifests.get("Deployment", service.name)["spec"]["template"]["spec"]
         migrates = [c for c in pod.get("initContainers", []) if c["name"] == "migrate"]
         has_postgres = manifests.find("StatefulSet", f"postgres-{service.name}") is not None
-        assert bool(migrates) == service.database, f"{service.name}: migrate initContainer"
-        assert has_postgres == service.database, f"{service.name}: postgres-{service.name}"
-    owners = {f"postgres-{service.name}" for service in SERVICES if service.database}
+        assert bool(migrates) == service.needs_database, f"{service.name}: migrate"
+        assert has_postgres == service.needs_database, f"{service.name}: postgres-{service.name}"
+    owners = {f"postgres-{service.name}" for service in SERVICES if service.needs_database}
     databases = {
         doc["metadata"]["name"]
         for doc in manifests.of_kind("StatefulSet")
@@ -548,6 +526,7 @@ def test_services_without_a_database_get_neither_postgres_nor_migrations(
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_ingress_paths_equal_the_gateway_routes(rendered: dict[str, Rendered], target: str) -> None:
+    needs_every_spec()
     routes: dict[str, str] = {}
     for ingress in rendered[target].of_kind("Ingress"):
         assert ingress["spec"]["ingressClassName"] == "nginx"
@@ -605,7 +584,7 @@ def test_every_workload_runs_non_root_with_limits_and_a_restricted_security_cont
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_every_service_has_readiness_and_liveness_probes_on_its_http_port(
-    rendered: dict[str, Rendered], service: Service, target: str
+    rendered: dict[str, Rendered], service: ServiceSpec[Any], target: str
 ) -> None:
     container = api_container(rendered[target].get("Deployment", service.name), service)
     port = next(p for p in container["ports"] if p["name"] == "http")
@@ -617,7 +596,7 @@ def test_every_service_has_readiness_and_liveness_probes_on_its_http_port(
 @pytest.mark.parametrize("target", ["base", "overlays/prod"])
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_stateless_services_run_at_least_two_replicas_with_a_pdb(
-    rendered: dict[str, Rendered], service: Service, target: str
+    rendered: dict[str, Rendered], service: ServiceSpec[Any], target: str
 ) -> None:
     deployment = rendered[target].get("Deployment", service.name)
     assert deployment["spec"]["replicas"] >= 2
@@ -636,7 +615,7 @@ def test_the_prod_overlay_runs_in_production_with_secure_cookies(
 
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_the_prod_overlay_pins_a_registry_image_and_tag_for_every_service(
-    rendered: dict[str, Rendered], service: Service
+    rendered: dict[str, Rendered], service: ServiceSpec[Any]
 ) -> None:
     deployment = rendered["overlays/prod"].get("Deployment", service.name)
     for container in pod_containers(deployment):

@@ -8,16 +8,18 @@ import os
 import signal
 import time
 import warnings
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from ticketing_common.spec import ENTRY_POINT_GROUP
 from ticketing_devstack import logs as log_files
 from ticketing_devstack.instance import ChildRecord, InstanceInfo, running_instance, stop_leftovers
 from ticketing_devstack.processes import LogPrinter
-from ticketing_devstack.registry import KNOWN_SERVICES, gateway_routes, installed_services
+from ticketing_devstack.registry import gateway_routes, installed_specs
 from ticketing_devstack.stack import INFRA_NAMES, StackConfig, run
 
 app = typer.Typer(
@@ -45,7 +47,9 @@ DataDir = Annotated[
 
 def _name_width() -> int:
     """Width of the process-name column: the longest name a child of ``up`` can have."""
-    return max(len(name) for name in (*INFRA_NAMES, *(s.name for s in KNOWN_SERVICES)))
+    # The entry points' names, not the specs: reading them imports no service.
+    services = (entry.name for entry in entry_points(group=ENTRY_POINT_GROUP))
+    return max(len(name) for name in (*INFRA_NAMES, *services))
 
 
 @app.command()
@@ -101,7 +105,7 @@ def up(
     """
     # pgserver's platformdirs warns about XDG_RUNTIME_DIR, which nothing here uses.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    services = installed_services()
+    specs = installed_specs()
     printer = LogPrinter(
         Console(highlight=False), prefix_width=_name_width(), raw=raw_logs, verbose=verbose
     )
@@ -111,7 +115,7 @@ def up(
         expiration_window=expiration_window,
         ready_timeout=ready_timeout,
     )
-    raise typer.Exit(run(config, services, printer))
+    raise typer.Exit(run(config, specs, printer))
 
 
 def _state(child: ChildRecord) -> str:
@@ -251,12 +255,11 @@ def logs(
 
 @app.command()
 def routes() -> None:
-    """Print the gateway's route table (path prefix → service), as the registry defines it."""
-    installed = {s.name for s in installed_services()}
+    """Print the gateway's route table (path prefix → service), from the installed
+    services' specs."""
     console = Console(highlight=False)
-    for prefix, name in gateway_routes():
-        note = "" if name in installed else "  [dim](not installed)[/]"
-        console.print(f"{prefix:<16} → {name}{note}")
+    for prefix, name in gateway_routes(installed_specs()):
+        console.print(f"{prefix:<16} → {name}")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The local gateway: Caddy's JSON config generated from the registry's route table.
+"""The local gateway: Caddy's JSON config generated from the services' route table.
 
 Owns the config only (what Caddy listens on, where each path goes, where Caddy
 may write); starting the process is ``stack.py``'s job. Caddy runs with its
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from ticketing_common.app import MAX_BODY_BYTES
-from ticketing_devstack.registry import CATCH_ALL
+from ticketing_common.spec import CATCH_ALL
 
 HOST = "127.0.0.1"
 

@@ -11,26 +11,15 @@ getting ready (a crash loop) so the stack can stop. The others keep running mean
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import httpx
+from enum import IntEnum
 
 from ticketing_common.backoff import backoff
-from ticketing_common.embedded import (
-    HOST,
-    NatsServer,
-    PostgresServer,
-    RedisServer,
-    port_open,
-)
-from ticketing_devstack.processes import LogPrinter, Managed, Supervisor
-
-Server = NatsServer | PostgresServer | RedisServer
+from ticketing_common.embedded import ChildProcess
+from ticketing_devstack.processes import LogFollower, LogPrinter
 
 STARTING = "starting"
 READY = "ready"
@@ -53,12 +42,33 @@ class RestartPolicy:
         return backoff(crashes_in_a_row, self.first_delay, self.max_delay)
 
 
-@dataclass(eq=False)
-class Unit(ABC):
-    """One process the stack keeps running, and its restart bookkeeping."""
+class Role(IntEnum):
+    """What a unit is to the stack; the stack stops them in this order, services first
+    and servers last (each role's units together, servers one by one, last started first)."""
 
-    name: str
-    state: str = READY
+    SERVICE = 0
+    GATEWAY = 1
+    STRIPE_SANDBOX = 2
+    SERVER = 3
+
+
+def nothing_to_prepare() -> None:
+    return None
+
+
+@dataclass(eq=False)
+class Unit:
+    """One process the stack keeps running, and its restart bookkeeping. Every kind of
+    child (server, Stripe sandbox, service, gateway) is one of these."""
+
+    process: ChildProcess
+    role: Role
+    logs: LogFollower
+    address: str
+    """Where it serves, as shown to the user."""
+    prepare: Callable[[], None] = nothing_to_prepare
+    """Run before each start (a server's data directory)."""
+    state: str = STARTING
     restarts: int = 0
     crashes_in_a_row: int = 0
     """Crashes since it was last ready for ``stable_after`` s: sets the back-off."""
@@ -69,112 +79,33 @@ class Unit(ABC):
     restart_at: float = 0.0
 
     @property
-    @abstractmethod
-    def pid(self) -> int | None: ...
+    def name(self) -> str:
+        return self.process.name
 
-    @abstractmethod
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
     def exit_code(self) -> int | None:
         """None while the process runs."""
+        return self.process.exit_code()
 
-    @abstractmethod
     def launch(self) -> None:
-        """Start the process again (same port, same data); may wait until it listens."""
+        """Start the process (again: same port, same data)."""
+        self.started_at = time.monotonic()
+        self.prepare()
+        self.process.start()
 
-    @abstractmethod
-    def probe(self, client: httpx.Client) -> bool:
+    def probe(self) -> bool:
         """True once the process serves."""
-
-    @abstractmethod
-    def kill(self) -> None: ...
-
-    @abstractmethod
-    def last_lines(self) -> list[str]: ...
-
-
-@dataclass(eq=False)
-class ServerUnit(Unit):
-    """An embedded server; ``launch`` returns once it accepts connections."""
-
-    server: Server | None = None
-    supervisor: Supervisor | None = None
-
-    @property
-    def _server(self) -> Server:
-        assert self.server is not None
-        return self.server
-
-    @property
-    def pid(self) -> int | None:
-        return self._server.pid
-
-    def exit_code(self) -> int | None:
-        proc = self._server.proc
-        return proc.poll() if proc is not None else -1
-
-    def launch(self) -> None:
-        self._server.stop()  # releases what the dead process left (its log handle)
-        self._server.start()
-
-    def probe(self, client: httpx.Client) -> bool:
-        return True
+        return self.process.probe() is None
 
     def kill(self) -> None:
-        proc = self._server.proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
+        self.process.kill()
 
     def last_lines(self) -> list[str]:
-        assert self.supervisor is not None
-        return self.supervisor.settle(self.name)
-
-
-@dataclass(eq=False)
-class ProcessUnit(Unit):
-    """A process started through the supervisor (service, Stripe sandbox, gateway);
-    ready when ``ready_url`` answers 200, or, without one, when ``port`` accepts."""
-
-    supervisor: Supervisor | None = None
-    process: Managed | None = None
-    argv: Sequence[str] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    port: int = 0
-    ready_url: str | None = None
-
-    @property
-    def _supervisor(self) -> Supervisor:
-        assert self.supervisor is not None
-        return self.supervisor
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    def exit_code(self) -> int | None:
-        return self.process.returncode if self.process is not None else -1
-
-    def launch(self) -> None:
-        if self.process is not None:
-            self._supervisor.forget(self.process)
-        self.process = self._supervisor.spawn(self.name, self.argv, env=self.env)
-
-    def probe(self, client: httpx.Client) -> bool:
-        if self.ready_url is None:
-            return port_open(self.port, HOST)
-        try:
-            return client.get(self.ready_url).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.popen.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.popen.wait(5)
-
-    def last_lines(self) -> list[str]:
-        return self._supervisor.settle(self.name)
+        self.logs.pump()
+        return self.logs.tail.snapshot()
 
 
 class CrashLoopError(Exception):
@@ -207,10 +138,6 @@ class Healer:
         self.ready_timeout = ready_timeout
         self.on_change = on_change
         self.policy = policy or RestartPolicy()
-        self._client = httpx.Client(timeout=1.0)
-
-    def close(self) -> None:
-        self._client.close()
 
     def tick(self) -> None:
         """One pass over every unit. Raises ``CrashLoopError`` when one gives up."""
@@ -224,7 +151,7 @@ class Healer:
             if code is not None:
                 self._crashed(unit, f"exited with code {code}")
             elif unit.state == STARTING:
-                if unit.probe(self._client):
+                if unit.probe():
                     unit.state = READY
                     unit.ready_since = time.monotonic()
                     unit.crashes_unready = 0
@@ -237,7 +164,6 @@ class Healer:
                 unit.crashes_in_a_row = 0
 
     def _restart(self, unit: Unit) -> None:
-        unit.started_at = time.monotonic()
         unit.state = STARTING
         try:
             unit.launch()

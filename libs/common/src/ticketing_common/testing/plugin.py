@@ -17,14 +17,18 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
-import asyncpg
 import pytest
 
-from ticketing_common.db import plain_url, upgrade_to_head
-from ticketing_common.embedded import EmbeddedStack
+from ticketing_common.db import upgrade_to_head
+from ticketing_common.embedded import (
+    EmbeddedStack,
+    configured_or_embedded,
+    create_database,
+    drop_database,
+    with_database,
+)
 from ticketing_common.events.bus import EventBus
 from ticketing_common.testing.helpers import MakeMigratedDatabase
 
@@ -60,29 +64,16 @@ class Infrastructure:
     redis_url: str
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(plain_url(url))
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[Infrastructure]:
-    wanted = {
-        "nats": "NATS_URL" not in os.environ,
-        "postgres": "DATABASE_URL" not in os.environ,
-        "redis": "REDIS_URL" not in os.environ,
-    }
     # Not under pytest's basetemp: pytest prunes old basetemps, and a concurrent run's
     # pruning would delete the data directory of servers that are still running.
     data_dir = Path(tempfile.mkdtemp(prefix="ticketing-test-servers-"))
     stack = EmbeddedStack(data_dir)
-    stack.start(**wanted)
     try:
+        urls = configured_or_embedded(os.environ, data_dir, stack.run)
         yield Infrastructure(
-            nats_url=os.environ.get("NATS_URL") or (stack.nats.url if stack.nats else ""),
-            postgres_url=os.environ.get("DATABASE_URL")
-            or (stack.postgres.url if stack.postgres else ""),
-            redis_url=os.environ.get("REDIS_URL") or (stack.redis.url if stack.redis else ""),
+            nats_url=urls.nats or "", postgres_url=urls.postgres or "", redis_url=urls.redis or ""
         )
     finally:
         stack.stop()
@@ -129,24 +120,6 @@ async def bus(nats_url: str, namespace: str) -> AsyncIterator[EventBus]:
         await _delete_streams(nats_url, namespace)
 
 
-async def _create_database(admin_url: str, name: str, template: str | None = None) -> None:
-    connection = await asyncpg.connect(plain_url(admin_url))
-    try:
-        # Names are made here (uuid hex), never taken from input.
-        copy_of = f' TEMPLATE "{template}"' if template else ""
-        await connection.execute(f'CREATE DATABASE "{name}"{copy_of}')
-    finally:
-        await connection.close()
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(plain_url(admin_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 class MigratedTemplates:
     """One database per service package migrated to head once per test session, to be
     copied (``CREATE DATABASE … TEMPLATE``) instead of running the migration chain
@@ -163,7 +136,7 @@ class MigratedTemplates:
         with self._lock:
             if package not in self.names:
                 name = f"template_{package}_{uuid4().hex[:8]}"
-                run_sync(_create_database(self.admin_url, name))
+                run_sync(create_database(self.admin_url, name))
                 # Alembic's environment disposes its engine: no connection is left
                 # open, which CREATE DATABASE … TEMPLATE requires of the template.
                 upgrade_to_head(package, with_database(self.admin_url, name))
@@ -172,7 +145,7 @@ class MigratedTemplates:
 
     def drop_all(self) -> None:
         for name in self.names.values():
-            run_sync(_drop_database(self.admin_url, name))
+            run_sync(drop_database(self.admin_url, name))
 
 
 @pytest.fixture(scope="session")
@@ -190,13 +163,13 @@ def make_database(infrastructure: Infrastructure) -> Iterator[Callable[..., str]
 
     def make(template: str | None = None) -> str:
         name = f"test_{uuid4().hex[:16]}"
-        run_sync(_create_database(infrastructure.postgres_url, name, template))
+        run_sync(create_database(infrastructure.postgres_url, name, template=template))
         created.append(name)
         return with_database(infrastructure.postgres_url, name)
 
     yield make
     for name in created:
-        run_sync(_drop_database(infrastructure.postgres_url, name))
+        run_sync(drop_database(infrastructure.postgres_url, name))
 
 
 @pytest.fixture
