@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -16,7 +13,7 @@ import pytest
 from fastapi import APIRouter
 
 from ticketing_common.app import ServiceRuntime, create_service_app
-from ticketing_common.embedded import NatsServer, free_port
+from ticketing_common.embedded import NatsServer
 from ticketing_common.events.bus import EventBus
 from ticketing_common.revocations import RevocationFollower
 from ticketing_common.session import CurrentUser, RequiredUser
@@ -97,18 +94,6 @@ async def test_the_later_expiry_of_a_session_wins(
         await wait_until(lambda: follower.is_revoked(other))  # both were read, in order
         await asyncio.sleep(1.2)
         assert follower.is_revoked(session)
-
-
-@pytest.fixture
-async def own_nats() -> AsyncIterator[NatsServer]:
-    """A NATS server of this test alone, which it may stop and start again."""
-    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-test-nats-"))
-    server = NatsServer("nats", free_port(), data_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def test_keeps_refusing_through_a_broker_restart_and_follows_again(

@@ -7,10 +7,6 @@ No API is called here: the gateway is an address nothing listens on.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -33,18 +29,6 @@ def web_settings(nats_url: str, namespace: str) -> Settings:
         NATS_NAMESPACE=namespace,
         ENVIRONMENT="test",
     )
-
-
-@pytest.fixture
-async def own_nats() -> AsyncIterator[NatsServer]:
-    """A NATS server of this test alone, which it may stop."""
-    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-test-nats-"))
-    server = NatsServer("nats", free_port(), data_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_the_spec_routes_every_other_path_to_the_pages_and_serves_no_api_docs() -> None:

@@ -24,9 +24,11 @@ import pytest
 from ticketing_common.db import upgrade_to_head
 from ticketing_common.embedded import (
     EmbeddedStack,
+    NatsServer,
     configured_or_embedded,
     create_database,
     drop_database,
+    free_port,
     with_database,
 )
 from ticketing_common.events.bus import EventBus
@@ -191,3 +193,15 @@ def make_migrated_database(
 def database_url(make_database: Callable[[], str]) -> str:
     """A fresh, empty database for this test."""
     return make_database()
+
+
+@pytest.fixture
+def own_nats() -> Iterator[NatsServer]:
+    """A NATS server of this test alone, which it may stop and start again."""
+    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-test-nats-"))
+    server = NatsServer("nats", free_port(), data_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
