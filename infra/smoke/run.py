@@ -274,6 +274,7 @@ class Smoke:
         self.with_sandbox = charges_cards(self.specs)
         self.hosts: dict[str, str] = {}
         self.postgres_password = secrets.token_hex(16)
+        self.jwt_key = secrets.token_hex(32)
         self.gateway_port = free_port()
         self.outcome: dict[str, str] = {}
 
@@ -543,7 +544,7 @@ class Smoke:
             if self.with_sandbox
             else None,
         )
-        envs = service_environments(self.specs, {}, addresses, Shared(secrets.token_hex(32)))
+        envs = service_environments(self.specs, {}, addresses, Shared(self.jwt_key))
         for env in envs.values():
             env.update(ENVIRONMENT="production", COOKIE_SECURE="false")
             env.pop("PORT", None)  # the image's CMD sets the port
@@ -803,7 +804,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A SIGTERM (a test's timeout, a CI cancel) tears down like Ctrl-C does.
     signal.signal(signal.SIGTERM, interrupted)
     started = time.monotonic()
-    smoke = Smoke(engine, args)
+    try:
+        smoke = Smoke(engine, args)
+    except SmokeError as exc:
+        print(f"FAILED: {exc}")
+        return 1
     print(f"run {smoke.run_id}: {engine.name}, work directory {smoke.workdir}", flush=True)
     passed = False
     try:
