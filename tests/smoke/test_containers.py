@@ -47,6 +47,7 @@ def test_the_images_run_as_containers_and_serve_a_purchase() -> None:
         output, _ = smoke.communicate(timeout=TEARDOWN_SECONDS)
         pytest.fail(f"the smoke test ran over {SMOKE_SECONDS}s:\n{output}")
 
+    print(output)  # the phases' times and the summary, shown with -rP or -s
     assert smoke.returncode == 0, output
     assert re.search(r"purchase: ticket \S+, order \S+ complete, payment pi_\S+", output), output
     assert "PASSED" in output, output
