@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CODE = [
     path
-    for path in ("libs", "services", "devstack", "tests", "bench")
+    for path in ("libs", "services", "devstack", "tests", "bench", "infra")
     if any((ROOT / path).rglob("*.py"))
 ]
 
