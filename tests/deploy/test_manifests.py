@@ -641,6 +641,8 @@ SECRET_NAMES = re.compile(r"(^|_)(KEY|PASSWORD|SECRET|TOKEN|CREDENTIALS|CREDS|AU
 
 
 def carries_a_credential(name: str, value: str) -> bool:
+    if value.startswith("/"):
+        return False  # the path of a file (mounted from a Secret), not the credential
     return bool(SECRET_NAMES.search(name)) or urlsplit(value).password is not None
 
 
