@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,8 @@ class Connection:
         return f"{self.source} -> {self.destination}:{self.port}/{self.protocol}"
 
 
-_OPERATORS = {
+Operator = Callable[[bool, str | None, list[str]], bool]
+_OPERATORS: dict[str, Operator] = {
     "In": lambda present, value, values: present and value in values,
     "NotIn": lambda present, value, values: not (present and value in values),
     "Exists": lambda present, value, values: present,
@@ -111,8 +112,10 @@ def _port_matches(
             }
             if port in numbers:
                 return True
-        elif wanted <= port <= entry.get("endPort", wanted):
-            return True
+        else:
+            first = int(wanted)
+            if first <= port <= int(entry.get("endPort") or first):
+                return True
     return False
 
 

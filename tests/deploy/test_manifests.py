@@ -652,7 +652,8 @@ def source_of(container: Doc, variable: str) -> str | None:
         if entry["name"] == variable:
             if "value" in entry:
                 return "literal"
-            return next(iter(entry["valueFrom"]))  # secretKeyRef, configMapKeyRef, fieldRef
+            kind: str = next(iter(entry["valueFrom"]))  # secretKeyRef, configMapKeyRef, ...
+            return kind
     for source in reversed(container.get("envFrom", [])):
         if "secretRef" in source:
             return "secretRef"  # a whole Secret: assume it may hold the variable
