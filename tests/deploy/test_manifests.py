@@ -251,6 +251,14 @@ def test_prod_secrets_are_all_created_by_the_documented_commands(
                 assert ref["name"] in dev_secrets, ref
                 assert f"create secret generic {ref['name']}" in docs, ref["name"]
                 assert f"{ref['key']}=" in docs, ref
+        for volume in pod_spec(doc).get("volumes", []):
+            secret = volume.get("secret")
+            if secret is None:
+                continue  # (nats-config, optional, is a projected volume)
+            for item in secret["items"]:
+                assert item["key"] in dev_secrets.get(secret["secretName"], {}), secret
+                assert f"create secret generic {secret['secretName']}" in docs, secret
+                assert f"{item['key']}=" in docs, secret
 
 
 @pytest.mark.parametrize(
@@ -597,23 +605,48 @@ def test_nats_reads_nats_conf_from_a_secret_or_a_configmap_named_nats_config(
         assert source[kind]["items"] == [{"key": "nats.conf", "path": "nats.conf"}]
 
 
+def secret_files(pod: Doc, container: Doc) -> dict[str, tuple[str, str]]:
+    """Path -> (Secret, key) of each Secret key a container sees as a file."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"], {}).get("secret")  # (a PVC is no volume)
+        if secret is not None:
+            for item in secret["items"]:
+                path = f"{mount['mountPath']}/{item['path']}"
+                files[path] = (secret["secretName"], item["key"])
+    return files
+
+
 def test_redis_persists_with_the_append_only_file_and_requires_the_secret_password(
     rendered: dict[str, Rendered],
 ) -> None:
+    """The password is read from a Secret file into a config file: neither on the command
+    line nor in the environment. The probe authenticates and wants PONG."""
     redis = rendered["base"].get("StatefulSet", "redis")
     container = pod_spec(redis)["containers"][0]
+    files = secret_files(pod_spec(redis), container)
+    password_file = next(p for p, ref in files.items() if ref == ("redis-secret", "REDIS_PASSWORD"))
     script = " ".join(container["args"])
     assert "--appendonly yes" in script
-    assert "requirepass" in script
-    assert "$REDIS_PASSWORD" in script, "the password is read from the environment"
-    env = {v["name"]: v for v in container["env"]}
-    for name in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
-        assert env[name]["valueFrom"]["secretKeyRef"] == {
-            "name": "redis-secret",
-            "key": "REDIS_PASSWORD",
-        }
-    assert container["readinessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
+    assert f'requirepass "%s"\\n\' "$(cat {password_file})"' in script
+    assert "env" not in container
+    probe = " ".join(container["readinessProbe"]["exec"]["command"])
+    assert f'REDISCLI_AUTH="$(cat {password_file})" redis-cli ping)" = PONG' in probe
     assert redis["spec"]["volumeClaimTemplates"]
+
+
+def test_postgresql_reads_its_password_from_a_secret_file(rendered: dict[str, Rendered]) -> None:
+    for service in SERVICES:
+        if not service.needs_database:
+            continue
+        postgres = rendered["base"].get("StatefulSet", f"postgres-{service.name}")
+        container = pod_spec(postgres)["containers"][0]
+        env = {v["name"]: v for v in container["env"]}
+        assert "POSTGRES_PASSWORD" not in env
+        files = secret_files(pod_spec(postgres), container)
+        path = env["POSTGRES_PASSWORD_FILE"]["value"]
+        assert files[path] == (f"{service.name}-db", "POSTGRES_PASSWORD")
 
 
 @pytest.mark.parametrize("target", TARGETS)
