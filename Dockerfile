@@ -42,7 +42,10 @@ RUN test -n "${PACKAGE}" \
 #    packages into /app/.venv/lib/python3.11/site-packages (migrations, templates and
 #    static files are package data).
 COPY --from=sources /src ./
-RUN uv sync --frozen --no-dev --package "${PACKAGE}" --no-editable
+# uv's lock file in the environment is writable by everyone (0666) and is of no use at
+# run time: without it nothing under /app/.venv is writable to the app's user.
+RUN uv sync --frozen --no-dev --package "${PACKAGE}" --no-editable \
+    && rm -f .venv/.lock
 
 # ---- runtime: python slim + the virtual environment, as an unprivileged user ----
 FROM ${PYTHON_IMAGE} AS runtime
