@@ -233,6 +233,9 @@ def test_the_image_runs_as_a_non_root_user_that_cannot_change_its_code() -> None
     assert not any(
         "umask" in rest or "chmod" in rest for keyword, rest in build if keyword == "RUN"
     )
+    # uv leaves a lock file writable by everyone (0666) in the environment it syncs.
+    code_sync = [rest for keyword, rest in build if keyword == "RUN" and "uv sync" in rest][-1]
+    assert code_sync.endswith("&& rm -f .venv/.lock")
 
 
 def test_the_image_runs_uvicorn_with_the_package_app_factory() -> None:
