@@ -12,8 +12,8 @@ The app builder calls :func:`install` once per app. From the settings:
 Each app has its own ``TracerProvider`` whose resource's ``service.name`` is its
 ``SERVICE_NAME`` (several apps share one process in the tests), and instruments its own
 FastAPI app (server spans, health probes left out) and its own database engine (one
-span per statement). Redis and httpx are instrumented process-wide, with the provider
-of the latest traced app: a process runs one service outside the tests.
+span per statement). Redis and httpx are instrumented process-wide (they patch client
+classes); their spans go to the provider of the app whose span is their parent.
 
 The context crosses process boundaries in events, as W3C ``traceparent`` and
 ``tracestate``: :func:`current_carrier` is what the outbox stores with the row (and
@@ -116,18 +116,28 @@ def provider_of(settings: ServiceSettings) -> TracerProvider:
     return provider
 
 
-class _LatestProvider(trace.TracerProvider):
-    """The provider of the latest traced app, for what is instrumented process-wide.
+class _ProcessWideProvider(trace.TracerProvider):
+    """The provider for what is instrumented process-wide: the one of the app whose span
+    is current (the parent of the client call), else the latest traced app's.
 
     Outside the tests a process runs one app, so this is simply its provider; in the
-    tests, a traced app's client calls are exported by the latest one's exporter rather
-    than by one of an app that has long stopped.
+    tests, several apps share the process and each keeps its own client calls.
     """
 
     def __init__(self) -> None:
-        self.current: trace.TracerProvider = trace.NoOpTracerProvider()
+        self.by_service: dict[str, TracerProvider] = {}
+        self.latest: trace.TracerProvider = trace.NoOpTracerProvider()
         self.installed = False
         self.lock = threading.Lock()
+
+    def add(self, provider: TracerProvider) -> None:
+        self.by_service[str(provider.resource.attributes.get(SERVICE_NAME))] = provider
+        self.latest = provider
+
+    def current(self) -> trace.TracerProvider:
+        resource = getattr(trace.get_current_span(), "resource", None)
+        service = resource.attributes.get(SERVICE_NAME) if isinstance(resource, Resource) else None
+        return self.by_service.get(str(service), self.latest)
 
     def get_tracer(
         self,
@@ -136,17 +146,17 @@ class _LatestProvider(trace.TracerProvider):
         schema_url: str | None = None,
         attributes: Attributes = None,
     ) -> Tracer:
-        return _LatestTracer(self, instrumenting_module_name, instrumenting_library_version)
+        return _ProcessWideTracer(self, instrumenting_module_name, instrumenting_library_version)
 
 
-class _LatestTracer(Tracer):
-    def __init__(self, latest: _LatestProvider, name: str, version: str | None) -> None:
-        self._latest = latest
+class _ProcessWideTracer(Tracer):
+    def __init__(self, provider: _ProcessWideProvider, name: str, version: str | None) -> None:
+        self._provider = provider
         self._name = name
         self._version = version
 
     def _tracer(self) -> Tracer:
-        return self._latest.current.get_tracer(self._name, self._version)
+        return self._provider.current().get_tracer(self._name, self._version)
 
     def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
         return self._tracer().start_span(*args, **kwargs)
@@ -156,14 +166,14 @@ class _LatestTracer(Tracer):
         return self._tracer().start_as_current_span(*args, **kwargs)
 
 
-_process_wide = _LatestProvider()
+_process_wide = _ProcessWideProvider()
 
 
 def _instrument_process(provider: TracerProvider) -> None:
     """Redis (arq's jobs, rate limits) and httpx (the web pages' API calls) patch their
     client classes, so they are instrumented once per process."""
     with _process_wide.lock:
-        _process_wide.current = provider
+        _process_wide.add(provider)
         if _process_wide.installed:
             return
         _process_wide.installed = True
