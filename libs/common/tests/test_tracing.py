@@ -17,14 +17,14 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanContext, SpanKind, Tracer
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, Tracer
 from sqlalchemy import select, text
 
 from ticketing_common import tracing
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated
-from ticketing_common.events.listener import ListenerGroup, RetryPolicy
+from ticketing_common.events.listener import ListenerGroup, RetryLater, RetryPolicy
 from ticketing_common.events.outbox import OutboxRelay, outbox_metadata, outbox_table, record
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.testing import wait_until
@@ -204,3 +204,26 @@ def test_the_traces_files_read_back_as_one_tree_per_trace(tmp_path: Path) -> Non
     # Indented by depth: the consumer under the publish under the request.
     names = [line[len("  tickets  ") :] for line in lines[1:]]
     assert [len(name) - len(name.lstrip()) for name in names] == [0, 2, 4]
+
+
+def test_a_handler_that_waits_is_not_marked_failed(exporter: InMemorySpanExporter) -> None:
+    tracer = tracer_of("tickets", exporter)
+    with (
+        pytest.raises(RetryLater),
+        tracing.consuming(tracer, "process order:cancelled", None, waits=(RetryLater,)),
+    ):
+        raise RetryLater("version gap")
+    with (
+        pytest.raises(RuntimeError),
+        tracing.consuming(tracer, "process order:created", None, waits=(RetryLater,)),
+    ):
+        raise RuntimeError("bug")
+
+    waited, failed = exporter.get_finished_spans()
+    assert waited.status.status_code is StatusCode.UNSET
+    assert waited.attributes == {
+        "messaging.system": "nats",
+        tracing.RETRY_LATER_ATTRIBUTE: "version gap",
+    }
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [event.name for event in failed.events] == ["exception"]

@@ -54,7 +54,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     SamplingResult,
 )
-from opentelemetry.trace import Link, SpanKind, Tracer
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import Attributes
 
 from ticketing_common.settings import ServiceSettings
@@ -69,6 +69,7 @@ INSTRUMENTATION_SCOPE = "ticketing"
 # The health probes answer every few seconds and say nothing about a purchase.
 UNTRACED_PATHS = "/healthz,/readyz"
 MESSAGING_SYSTEM = "nats"
+RETRY_LATER_ATTRIBUTE = "ticketing.retry_later"
 
 
 def tracing_enabled(settings: ServiceSettings) -> bool:
@@ -272,16 +273,28 @@ def consuming(
     headers: Mapping[str, str] | None,
     *,
     attributes: Mapping[str, str | int] | None = None,
+    waits: tuple[type[BaseException], ...] = (),
 ) -> Iterator[None]:
     """A CONSUMER span for handling one message (or running one job), child of the
-    context its headers carry."""
+    context its headers carry. An exception of ``waits`` (``RetryLater``) is noted on
+    the span, which stays unmarked: waiting is not failing."""
     with tracer.start_as_current_span(
         name,
         context=context_of(headers),
         kind=SpanKind.CONSUMER,
         attributes={"messaging.system": MESSAGING_SYSTEM, **(attributes or {})},
-    ):
-        yield
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield
+        except waits as wait:
+            span.set_attribute(RETRY_LATER_ATTRIBUTE, str(wait))
+            raise
+        except Exception as error:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, repr(error)))
+            raise
 
 
 # --- The JSON-lines file -------------------------------------------------------------
@@ -446,9 +459,11 @@ def render(found: Trace, *, name_width: int = 64) -> list[str]:
         name = f"{'  ' * depth}{span.name}"
         if len(name) > name_width:
             name = name[: name_width - 1] + "…"
-        error = "  ERROR" if span.status == "ERROR" else ""
+        note = "  ERROR" if span.status == "ERROR" else ""
+        if RETRY_LATER_ATTRIBUTE in span.attributes:
+            note = "  (retry later)"
         lines.append(
             f"  {span.service:<{service_width}}  {name:<{name_width}} {span.duration_ms:>9.1f} ms"
-            f"{error}"
+            f"{note}"
         )
     return lines

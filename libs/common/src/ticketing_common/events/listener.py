@@ -211,7 +211,12 @@ class ListenerGroup:
             return
         try:
             # The handler's span continues the trace the message's headers carry.
-            with consuming(self.bus.tracer, f"process {envelope.type.value}", message.headers):
+            with consuming(
+                self.bus.tracer,
+                f"process {envelope.type.value}",
+                message.headers,
+                waits=(RetryLater,),
+            ):
                 await listener.handler(envelope)
         except RetryLater as later:
             wait = backoff(
