@@ -26,6 +26,7 @@ for _service in ("ticketing_payments", "ticketing_expiration"):
 
 WINDOW_SECONDS = 3
 TRACED = ["expiration", "orders", "payments", "tickets"]
+TICKETING = [sys.executable, "-m", "ticketing_devstack"]
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,7 @@ def test_an_expired_reservation_is_printed_as_one_trace(stack: Stack, data_dir: 
     assert {f"{name}.jsonl" for name in TRACED} <= written
 
     printed = subprocess.run(
-        [sys.executable, "-m", "ticketing_devstack", "traces", "--data-dir", str(data_dir)]
-        + ["--trace", found.trace_id],
+        [*TICKETING, "traces", "--data-dir", str(data_dir), "--trace", found.trace_id],
         env=dict(os.environ, COLUMNS="200"),
         capture_output=True,
         text=True,
