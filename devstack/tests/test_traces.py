@@ -58,7 +58,9 @@ def test_traces_prints_each_trace_as_a_tree(tmp_path: Path) -> None:
 
     def tracer_of(service: str) -> Tracer:
         settings = ServiceSettings(
-            SERVICE_NAME=service, TRACES_FILE=str(directory / f"{service}.jsonl")
+            ENVIRONMENT="test",
+            SERVICE_NAME=service,
+            TRACES_FILE=str(directory / f"{service}.jsonl"),
         )
         return tracing.provider_of(settings).get_tracer("test")
 

@@ -59,7 +59,7 @@ def ticket() -> TicketCreated:
 
 
 def traceparent(context: SpanContext) -> str:
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
 @contextlib.asynccontextmanager
@@ -151,15 +151,21 @@ async def test_without_tracing_nothing_is_stored_or_sent(database: Database, bus
 
 
 def test_tracing_is_off_unless_an_exporter_is_configured(tmp_path: Path) -> None:
-    assert not tracing.tracing_enabled(ServiceSettings())
-    assert tracing.tracing_enabled(ServiceSettings(TRACES_FILE=str(tmp_path / "t.jsonl")))
-    assert tracing.tracing_enabled(ServiceSettings(OTEL_EXPORTER_OTLP_ENDPOINT="http://c:4318"))
+    assert not tracing.tracing_enabled(ServiceSettings(ENVIRONMENT="test"))
+    assert tracing.tracing_enabled(
+        ServiceSettings(ENVIRONMENT="test", TRACES_FILE=str(tmp_path / "t.jsonl"))
+    )
+    assert tracing.tracing_enabled(
+        ServiceSettings(ENVIRONMENT="test", OTEL_EXPORTER_OTLP_ENDPOINT="http://c:4318")
+    )
 
 
 def test_a_client_call_outside_any_trace_is_not_recorded(tmp_path: Path) -> None:
     # The relay's and the job runner's polls: no trace of their own.
     provider = tracing.provider_of(
-        ServiceSettings(SERVICE_NAME="orders", TRACES_FILE=str(tmp_path / "t.jsonl"))
+        ServiceSettings(
+            ENVIRONMENT="test", SERVICE_NAME="orders", TRACES_FILE=str(tmp_path / "t.jsonl")
+        )
     )
     tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT) as poll:
@@ -174,7 +180,11 @@ def test_a_client_call_outside_any_trace_is_not_recorded(tmp_path: Path) -> None
 def test_the_traces_files_read_back_as_one_tree_per_trace(tmp_path: Path) -> None:
     def provider(service: str) -> Tracer:
         return tracing.provider_of(
-            ServiceSettings(SERVICE_NAME=service, TRACES_FILE=str(tmp_path / f"{service}.jsonl"))
+            ServiceSettings(
+                ENVIRONMENT="test",
+                SERVICE_NAME=service,
+                TRACES_FILE=str(tmp_path / f"{service}.jsonl"),
+            )
         ).get_tracer("test")
 
     orders, tickets = provider("orders"), provider("tickets")
