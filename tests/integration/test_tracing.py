@@ -72,9 +72,10 @@ async def traced(harness: ServiceHarness, tmp_path: Path) -> AsyncIterator[Marke
 
 def reservation_trace(directory: Path) -> tracing.Trace | None:
     """The trace holding every expected span (the test makes one reservation), once
-    it does."""
+    it does and is one tree. (A span is written when it ends: a consumer's may be
+    written a moment before the publish it is a child of.)"""
     for found in tracing.traces_of(tracing.read_spans(sorted(directory.glob("*.jsonl")))):
-        if {(span.service, span.name) for span in found.spans} >= EXPECTED:
+        if {(span.service, span.name) for span in found.spans} >= EXPECTED and found.connected:
             return found
     return None
 
@@ -103,7 +104,6 @@ async def test_a_reservation_that_expires_is_one_trace_across_the_services(
     # The other services' handling of it may still be under way: wait for their spans.
     found = await wait_until(lambda: reservation_trace(tmp_path), timeout=SETTLE_SECONDS)
 
-    assert found.connected, [(span.service, span.name) for span in found.roots]
     [root] = found.roots
     assert (root.service, root.kind) == ("orders", "SERVER")
     assert root.name.startswith("POST /api/orders")
