@@ -15,8 +15,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ticketing_common import tracing
 from ticketing_common.spec import ENTRY_POINT_GROUP
 from ticketing_devstack import logs as log_files
+from ticketing_devstack.environment import TRACES_DIR_VARIABLE
 from ticketing_devstack.instance import ChildRecord, InstanceInfo, running_instance, stop_leftovers
 from ticketing_devstack.processes import LogPrinter
 from ticketing_devstack.registry import gateway_routes, installed_specs
@@ -89,6 +91,14 @@ def up(
         bool,
         typer.Option("--raw-logs", help="Print the services' JSON log lines as they are."),
     ] = False,
+    traces: Annotated[
+        bool,
+        typer.Option(
+            "--traces",
+            help="Trace every request and event: each service writes its spans to "
+            "<data-dir>/traces/<service>.jsonl; `ticketing traces` prints them.",
+        ),
+    ] = False,
 ) -> None:
     """Start everything, print the URL, and run until Ctrl-C, SIGTERM or `ticketing down`.
 
@@ -109,11 +119,15 @@ def up(
     printer = LogPrinter(
         Console(highlight=False), prefix_width=_name_width(), raw=raw_logs, verbose=verbose
     )
+    environ = dict(os.environ)
+    if traces:
+        environ[TRACES_DIR_VARIABLE] = str(traces_dir(data_dir.absolute()))
     config = StackConfig(
         port=port,
         data_dir=data_dir.absolute(),
         expiration_window=expiration_window,
         ready_timeout=ready_timeout,
+        environ=environ,
     )
     raise typer.Exit(run(config, specs, printer))
 
@@ -251,6 +265,49 @@ def logs(
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
         log_files.show(files, printer, lines=lines, follow=follow)
+
+
+def traces_dir(data_dir: Path) -> Path:
+    return data_dir / "traces"
+
+
+@app.command(name="traces")
+def show_traces(
+    data_dir: DataDir = Path(".ticketing"),
+    last: Annotated[
+        int, typer.Option("--last", "-n", min=1, help="How many of the latest traces.")
+    ] = 5,
+    trace_id: Annotated[
+        str | None, typer.Option("--trace", help="Only this trace (its id, or its start).")
+    ] = None,
+    min_services: Annotated[
+        int,
+        typer.Option(
+            "--min-services",
+            min=1,
+            help="Only traces that reach at least this many services (2: what crossed an event).",
+        ),
+    ] = 1,
+) -> None:
+    """Print the traces `ticketing up --traces` recorded, oldest first, each as a tree:
+    service, span, duration. A span whose parent is not recorded starts a tree of its own.
+    """
+    console = Console(highlight=False, soft_wrap=True)
+    directory = traces_dir(data_dir.absolute())
+    files = sorted(directory.glob("*.jsonl"))
+    if not files:
+        console.print(f"No traces in {directory}: run `ticketing up --traces`.", markup=False)
+        raise typer.Exit(1)
+    found = [
+        one
+        for one in tracing.traces_of(tracing.read_spans(files))
+        if len(one.services) >= min_services
+        and (trace_id is None or one.trace_id.startswith(trace_id.lower()))
+    ]
+    for one in found[-last:]:
+        for line in tracing.render(one):
+            console.print(line, markup=False)
+        console.print()
 
 
 @app.command()

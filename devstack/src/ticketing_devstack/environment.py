@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ticketing_common.embedded import with_database
@@ -21,6 +22,8 @@ from ticketing_common.spec import ServiceSpec
 SANDBOX_SECRET_KEY = "sk_test_sandbox"  # noqa: S105 - not a secret: the sandbox's test key
 # Given to the services that need them only (see stripe_environment), never to all.
 STRIPE_VARIABLES = ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_PUBLISHABLE_KEY")
+# Set (by `ticketing up --traces`): each service writes its spans to <dir>/<name>.jsonl.
+TRACES_DIR_VARIABLE = "TRACES_DIR"
 
 Specs = Sequence[ServiceSpec[Any]]
 
@@ -114,5 +117,7 @@ def service_environments(
         if spec.needs_database and addresses.database_admin_url:
             env["DATABASE_URL"] = with_database(addresses.database_admin_url, spec.database_name)
         env.update(stripe_environment(spec, environ, addresses.stripe_sandbox_url))
+        if environ.get(TRACES_DIR_VARIABLE):
+            env["TRACES_FILE"] = str(Path(environ[TRACES_DIR_VARIABLE]) / f"{spec.name}.jsonl")
         envs[spec.name] = env
     return envs

@@ -74,6 +74,11 @@ class ServiceSettings(BaseSettings):
     # Crash points to arm for fault-injection runs, ``name=probability,...`` (see
     # ticketing_common.faults); refused in production.
     FAULT_POINTS: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    # Tracing (ticketing_common.tracing), off when neither is set: spans go over
+    # OTLP/HTTP to this collector (the OpenTelemetry variable: its base URL), and/or as
+    # JSON lines to TRACES_FILE (local use).
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
+    TRACES_FILE: str | None = None
 
     @model_validator(mode="before")
     @classmethod

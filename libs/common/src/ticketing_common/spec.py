@@ -32,7 +32,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from ticketing_common import faults
+from ticketing_common import faults, tracing
 from ticketing_common.app import Hook, ReadinessCheck, ServiceRuntime, Worker, create_service_app
 from ticketing_common.db import Database
 from ticketing_common.errors import install_error_handlers
@@ -246,6 +246,7 @@ class ServiceSpec(Generic[S]):
         )
         for mount in self.mounts:
             app.router.routes.append(mount)
+        tracing.install(app, settings, database=database, bus=bus)
         return app
 
 

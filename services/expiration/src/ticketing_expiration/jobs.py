@@ -20,6 +20,7 @@ from arq.worker import Retry, Worker, func
 
 from ticketing_common.backoff import backoff
 from ticketing_common.events.bus import EventBus
+from ticketing_common.tracing import consuming
 from ticketing_expiration import service
 from ticketing_expiration.repository import JOB_FUNCTION, JOB_TTL_AFTER_DUE_MS, JobStore
 from ticketing_expiration.service import LatenessStats
@@ -55,20 +56,36 @@ class JobWorker:
         self.fired = 0
         self.failed_attempts = 0
 
-    async def expire_order(self, ctx: dict[str, object], order_id: str, expires_at: str) -> None:
-        """The job: publish the order's expiration:complete, or retry later."""
+    async def expire_order(
+        self,
+        ctx: dict[str, object],
+        order_id: str,
+        expires_at: str,
+        trace_context: dict[str, str] | None = None,
+    ) -> None:
+        """The job: publish the order's expiration:complete, or retry later.
+
+        It runs in the trace it was scheduled in (``trace_context``, None for a job
+        scheduled untraced), so the order's expiration continues its purchase's trace.
+        """
         started = datetime.now(UTC)
         attempt = ctx.get("job_try")
         attempt = attempt if isinstance(attempt, int) else 1
         try:
-            await service.fire_expiration(
-                self.bus,
-                self.stats,
-                order_id=UUID(order_id),
-                expires_at=datetime.fromisoformat(expires_at),
-                started=started,
-                attempt=attempt,
-            )
+            with consuming(
+                self.bus.tracer,
+                f"run {JOB_FUNCTION}",
+                trace_context,
+                attributes={"order_id": order_id, "attempt": attempt},
+            ):
+                await service.fire_expiration(
+                    self.bus,
+                    self.stats,
+                    order_id=UUID(order_id),
+                    expires_at=datetime.fromisoformat(expires_at),
+                    started=started,
+                    attempt=attempt,
+                )
         except Exception as error:
             self.failed_attempts += 1
             delay = retry_delay(attempt)

@@ -19,6 +19,8 @@ from uuid import UUID
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
+from ticketing_common.tracing import current_carrier
+
 JOB_FUNCTION = "expire_order"
 # arq drops a job key this long after it fell due (its default is one day). A job that
 # fell due while the service was down must still be there when it comes back; two weeks
@@ -59,13 +61,15 @@ class JobStore:
     async def schedule(self, order_id: UUID, expires_at: datetime) -> bool:
         """Enqueue the order's job to run at ``expires_at``; False if it already exists.
 
-        A time in the past is due at once.
+        A time in the past is due at once. The job keeps the trace context it was
+        scheduled in (order:created's handling), so its firing continues that trace.
         """
         due_in = expires_at - datetime.now(UTC)
         job = await self.pool.enqueue_job(
             JOB_FUNCTION,
             str(order_id),
             expires_at.isoformat(),
+            trace_context=current_carrier(),
             _job_id=self.job_id(order_id),
             _defer_until=expires_at,
             # Explicit, because arq's default (due + extra) is negative for an expiresAt

@@ -3,12 +3,15 @@
 One stream holds every event of a namespace; a second holds dead letters. The
 broker suppresses a second publish of the same ``Nats-Msg-Id`` inside the
 stream's duplicate window, which is what makes the outbox relay's retries safe.
+An event's headers also carry the trace context it was published in
+(``traceparent``, ``tracestate``: see ``ticketing_common.tracing``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import nats
@@ -16,9 +19,11 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from ticketing_common.events.contracts import Envelope, P, Subjects
 from ticketing_common.settings import BusSettings
+from ticketing_common.tracing import producing
 
 logger = logging.getLogger("ticketing.bus")
 
@@ -40,6 +45,8 @@ class EventBus:
         self.client_name = client_name
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        # Set by ticketing_common.tracing.install when the service is traced.
+        self.tracer: Tracer = NoOpTracer()
 
     @classmethod
     def from_settings(cls, settings: BusSettings) -> EventBus:
@@ -109,10 +116,30 @@ class EventBus:
         all_headers = {MSG_ID: msg_id, **(headers or {})}
         return await self.js.publish(subject, body, headers=all_headers, timeout=5)
 
+    async def publish_event(
+        self,
+        subject: str,
+        body: bytes,
+        *,
+        msg_id: str,
+        event_type: str,
+        trace_parent: Mapping[str, str] | None = None,
+    ) -> PubAck:
+        """Publish one event in a PRODUCER span, whose context the message headers carry
+        to the consumers. Its parent is ``trace_parent`` (the context recorded with the
+        event in the outbox) or else the current span."""
+        with producing(
+            self.tracer, event_type, subject=subject, message_id=msg_id, parent=trace_parent
+        ) as headers:
+            return await self.publish_raw(subject, body, msg_id=msg_id, headers=headers)
+
     async def publish(self, envelope: Envelope[P]) -> PubAck:
         """Publish now. Services publish through the outbox; this is for the relay and tests."""
-        return await self.publish_raw(
-            self.subjects.of(envelope.type), envelope.to_json(), msg_id=str(envelope.id)
+        return await self.publish_event(
+            self.subjects.of(envelope.type),
+            envelope.to_json(),
+            msg_id=str(envelope.id),
+            event_type=envelope.type.value,
         )
 
     async def pause_consumer(self, durable: str, until: datetime | None) -> bool:

@@ -31,6 +31,7 @@ from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, P, decode
 from ticketing_common.settings import BusSettings
+from ticketing_common.tracing import consuming
 
 logger = logging.getLogger("ticketing.listener")
 
@@ -209,7 +210,14 @@ class ListenerGroup:
             await self._dead_letter(listener, message, "delivery limit exceeded", delivery)
             return
         try:
-            await listener.handler(envelope)
+            # The handler's span continues the trace the message's headers carry.
+            with consuming(
+                self.bus.tracer,
+                f"process {envelope.type.value}",
+                message.headers,
+                waits=(RetryLater,),
+            ):
+                await listener.handler(envelope)
         except RetryLater as later:
             wait = backoff(
                 delivery,

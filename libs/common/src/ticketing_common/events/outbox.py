@@ -30,16 +30,19 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.db import Database, new_metadata, plain_url
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, P
+from ticketing_common.tracing import current_carrier
 
 logger = logging.getLogger("ticketing.outbox")
 
 NOTIFY_CHANNEL = "ticketing_outbox"
 BATCH_SIZE = 100
+TRACE_CONTEXT_COLUMN = "trace_context"
 
 outbox_metadata = new_metadata()
 
@@ -52,6 +55,9 @@ outbox_table = Table(
     Column("subject_suffix", String(128), nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The W3C trace context (traceparent, tracestate) the event was recorded in, so its
+    # publish continues that trace; NULL when the service is not traced.
+    Column(TRACE_CONTEXT_COLUMN, JSONB(none_as_null=True), nullable=True),
 )
 
 
@@ -64,6 +70,7 @@ async def record(session: AsyncSession, payload: P) -> Envelope[P]:
             event_type=envelope.type.value,
             subject_suffix=envelope.type.subject_suffix,
             body=envelope.to_json().decode(),
+            trace_context=current_carrier(),
         )
     )
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
@@ -101,6 +108,8 @@ class OutboxRelay:
                             outbox_table.c.event_id,
                             outbox_table.c.subject_suffix,
                             outbox_table.c.body,
+                            outbox_table.c.event_type,
+                            outbox_table.c.trace_context,
                         )
                         .order_by(outbox_table.c.seq)
                         .limit(BATCH_SIZE)
@@ -111,7 +120,13 @@ class OutboxRelay:
                     return total
                 for row in rows:
                     subject = self.bus.subjects.of_suffix(row.subject_suffix)
-                    await self.bus.publish_raw(subject, row.body.encode(), msg_id=str(row.event_id))
+                    await self.bus.publish_event(
+                        subject,
+                        row.body.encode(),
+                        msg_id=str(row.event_id),
+                        event_type=row.event_type,
+                        trace_parent=row.trace_context,
+                    )
                 await session.execute(
                     delete(outbox_table).where(outbox_table.c.seq.in_([row.seq for row in rows]))
                 )
