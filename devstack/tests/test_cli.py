@@ -67,7 +67,13 @@ def test_help_names_every_command_and_the_up_options() -> None:
 
     assert top.returncode == 0
     assert "Usage: ticketing" in top.stdout
-    for command in ("up", "status", "routes"):
+    for command in ("up", "down", "status", "logs", "routes", "traces"):
         assert command in top.stdout
-    for option in ("--port", "--data-dir", "--expiration-window", "EXPIRATION_WINDOW_SECONDS"):
+    for option in (
+        "--port",
+        "--data-dir",
+        "--expiration-window",
+        "EXPIRATION_WINDOW_SECONDS",
+        "--traces",
+    ):
         assert option in up.stdout
