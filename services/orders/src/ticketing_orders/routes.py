@@ -3,17 +3,22 @@ Thin: parse, call the service, answer."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import Counter
 
 from ticketing_common.db import DbSession
+from ticketing_common.errors import AppError, TooManyRequests
+from ticketing_common.metrics import Metrics
 from ticketing_common.session import RequiredUser
 from ticketing_common.state import provided
 from ticketing_common.validation import path_id
 from ticketing_orders import service
-from ticketing_orders.errors import OrderNotFound
+from ticketing_orders.errors import OrderNotFound, TicketAlreadyReserved
 from ticketing_orders.schemas import OrderCreate, OrderRead
 from ticketing_orders.service import HoldRules
 from ticketing_orders.settings import Settings
@@ -22,8 +27,30 @@ from ticketing_orders.throttle import OrderThrottle
 router = APIRouter(tags=["orders"])
 
 
+class ReservationMetrics:
+    """How buyers' attempts to reserve a ticket end."""
+
+    OUTCOMES = ("reserved", "conflict", "refused", "rejected", "failed")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.attempts = Counter(
+            "ticketing_orders_reservations",
+            "Attempts to reserve a ticket (POST /api/orders) by outcome: reserved (201, "
+            "committed), conflict (409: someone else holds it), refused (429: hold limit, "
+            "re-order cool-down or rate limit), rejected (another 4xx), failed (anything else).",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+        for outcome in self.OUTCOMES:
+            self.attempts.labels(outcome=outcome)
+
+    def count(self, outcome: str) -> None:
+        self.attempts.labels(outcome=outcome).inc()
+
+
 OrdersSettings = Annotated[Settings, Depends(provided(Settings))]
 Throttle = Annotated[OrderThrottle, Depends(provided(OrderThrottle))]
+Reservations = Annotated[ReservationMetrics, Depends(provided(ReservationMetrics))]
 
 
 def _order_id(order_id: str) -> UUID:
@@ -32,6 +59,27 @@ def _order_id(order_id: str) -> UUID:
 
 def _hold_rules(settings: OrdersSettings) -> HoldRules:
     return HoldRules.from_settings(settings)
+
+
+async def _count_reservation(reservations: Reservations) -> AsyncIterator[None]:
+    """Counts the attempt's outcome. The route's first dependency, so it also sees the
+    rate limit's 429 and, ending last, the session's commit (a reservation counts once
+    it is stored)."""
+    try:
+        yield
+    except TicketAlreadyReserved:
+        reservations.count("conflict")
+        raise
+    except TooManyRequests:
+        reservations.count("refused")
+        raise
+    except (AppError, RequestValidationError, HTTPException):
+        reservations.count("rejected")
+        raise
+    except Exception:
+        reservations.count("failed")
+        raise
+    reservations.count("reserved")
 
 
 async def _order_rate(request: Request, user: RequiredUser, throttle: Throttle) -> None:
@@ -49,7 +97,11 @@ async def list_orders(session: DbSession, user: RequiredUser) -> list[OrderRead]
     return [OrderRead.of(order) for order in orders]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Depends(_order_rate)])
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(_count_reservation, scope="function"), Depends(_order_rate)],
+)
 async def create_order(
     body: OrderCreate, session: DbSession, user: RequiredUser, rules: Rules
 ) -> OrderRead:
