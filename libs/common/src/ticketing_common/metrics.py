@@ -18,12 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ticketing_common.errors import AppError
 
 logger = logging.getLogger("ticketing.metrics")
 
@@ -154,6 +159,56 @@ class ConsumerMetrics:
             family.labels(consumer=consumer)
         for gauge in (self.pending, self.ack_pending):
             gauge.labels(consumer=consumer)
+
+
+REJECTED = "rejected"
+FAILED = "failed"
+
+
+class Outcomes:
+    """How an operation ends, counted by outcome: ``success`` when it returned, else the
+    first of ``errors`` the exception is an instance of, ``rejected`` for any other
+    expected refusal (an ``AppError``, an HTTP error under 500, invalid input) and
+    ``failed`` for anything else. Every outcome's series starts at 0."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        name: str,
+        documentation: str,
+        *,
+        success: str,
+        errors: Sequence[tuple[type[BaseException], str]] = (),
+    ) -> None:
+        self.success = success
+        self.errors = list(errors)
+        self.counter = Counter(name, documentation, ["outcome"], registry=metrics.registry)
+        for outcome in {success, *(outcome for _, outcome in errors), REJECTED, FAILED}:
+            self.counter.labels(outcome=outcome)
+
+    def count(self, outcome: str) -> None:
+        self.counter.labels(outcome=outcome).inc()
+
+    def outcome_of(self, error: BaseException) -> str:
+        for kind, outcome in self.errors:
+            if isinstance(error, kind):
+                return outcome
+        if isinstance(error, AppError | RequestValidationError):
+            return REJECTED
+        if isinstance(error, HTTPException) and error.status_code < 500:
+            return REJECTED
+        return FAILED
+
+    @asynccontextmanager
+    async def counting(self) -> AsyncIterator[None]:
+        """Count how the block ends (the error goes on)."""
+        try:
+            yield
+        except BaseException as error:
+            if not isinstance(error, asyncio.CancelledError):
+                self.count(self.outcome_of(error))
+            raise
+        self.count(self.success)
 
 
 def route_template(scope: Scope) -> str:

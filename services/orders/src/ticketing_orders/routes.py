@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from prometheus_client import Counter
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from ticketing_common.db import DbSession
-from ticketing_common.errors import AppError, TooManyRequests
-from ticketing_common.metrics import Metrics
+from ticketing_common.errors import TooManyRequests
+from ticketing_common.metrics import Metrics, Outcomes
 from ticketing_common.session import RequiredUser
 from ticketing_common.state import provided
 from ticketing_common.validation import path_id
@@ -27,25 +25,19 @@ from ticketing_orders.throttle import OrderThrottle
 router = APIRouter(tags=["orders"])
 
 
-class ReservationMetrics:
+class ReservationMetrics(Outcomes):
     """How buyers' attempts to reserve a ticket end."""
 
-    OUTCOMES = ("reserved", "conflict", "refused", "rejected", "failed")
-
     def __init__(self, metrics: Metrics) -> None:
-        self.attempts = Counter(
+        super().__init__(
+            metrics,
             "ticketing_orders_reservations",
             "Attempts to reserve a ticket (POST /api/orders) by outcome: reserved (201, "
             "committed), conflict (409: someone else holds it), refused (429: hold limit, "
             "re-order cool-down or rate limit), rejected (another 4xx), failed (anything else).",
-            ["outcome"],
-            registry=metrics.registry,
+            success="reserved",
+            errors=[(TicketAlreadyReserved, "conflict"), (TooManyRequests, "refused")],
         )
-        for outcome in self.OUTCOMES:
-            self.attempts.labels(outcome=outcome)
-
-    def count(self, outcome: str) -> None:
-        self.attempts.labels(outcome=outcome).inc()
 
 
 OrdersSettings = Annotated[Settings, Depends(provided(Settings))]
@@ -65,21 +57,8 @@ async def _count_reservation(reservations: Reservations) -> AsyncIterator[None]:
     """Counts the attempt's outcome. The route's first dependency, so it also sees the
     rate limit's 429 and, ending last, the session's commit (a reservation counts once
     it is stored)."""
-    try:
+    async with reservations.counting():
         yield
-    except TicketAlreadyReserved:
-        reservations.count("conflict")
-        raise
-    except TooManyRequests:
-        reservations.count("refused")
-        raise
-    except (AppError, RequestValidationError, HTTPException):
-        reservations.count("rejected")
-        raise
-    except Exception:
-        reservations.count("failed")
-        raise
-    reservations.count("reserved")
 
 
 async def _order_rate(request: Request, user: RequiredUser, throttle: Throttle) -> None:
