@@ -3,6 +3,7 @@ pending rows and publish lag, and the listeners' consumers, against real servers
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from uuid import uuid4
@@ -174,19 +175,13 @@ async def test_consumer_pending_is_what_jetstream_has_not_delivered_yet(bus: Eve
     metrics = Metrics()
     group = ListenerGroup(bus, "orders", FAST, metrics=metrics)
     group.add(TicketCreated, handle)
-    runtime = ServiceRuntime(bus=bus, workers=[group.run])
-    app = create_service_app(
-        settings=SETTINGS,
-        title="probe",
-        routers=[],
-        runtime=runtime,
-        configure_logs=False,
-        metrics=metrics,
-    )
-    # Served once so that its durable consumer exists, then stopped.
-    async with serve_app(app):
-        await bus.publish(Envelope.of(ticket()))
-        await wait_until(lambda: group.handled == 1)
+    # Run once so that its durable consumer exists, then stopped.
+    stopping = asyncio.Event()
+    running = asyncio.create_task(group.run(stopping))
+    await bus.publish(Envelope.of(ticket()))
+    await wait_until(lambda: group.handled == 1)
+    stopping.set()
+    await asyncio.wait_for(running, timeout=10)
     for _ in range(2):
         await bus.publish(Envelope.of(ticket()))
 
@@ -206,4 +201,4 @@ async def test_metrics_are_served_in_prometheus_text_format() -> None:
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
-    assert "# TYPE ticketing_http_requests counter" in response.text
+    assert "# TYPE ticketing_http_requests_total counter" in response.text

@@ -155,6 +155,7 @@ class ListenerGroup:
 
     def add(self, payload_type: type[P], handler: Handler[P]) -> None:
         self.listeners.append(Listener(payload_type, handler))
+        self.counters.declare(self.durable_name(payload_type.event_type))
 
     def durable_name(self, event_type: EventType) -> str:
         return f"{self.service}-{event_type.slug}"
