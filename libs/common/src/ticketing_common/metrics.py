@@ -31,7 +31,6 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
-from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.errors import AppError
@@ -223,12 +222,23 @@ class Outcomes:
 
 def route_template(scope: Scope) -> str:
     """The matched route's path template (``/api/orders/{order_id}``), never the raw
-    path: ids in a label would make one series per order."""
-    route = scope.get("route")
-    if isinstance(route, Mount):
-        return f"{route.path}/{{path}}"
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    path: ids in a label would make one series per order.
+
+    Rebuilt from the path and the path parameters the router matched (each value's
+    last occurrence, on segment boundaries, becomes ``{name}``): an included router's
+    route knows only its path relative to the prefix, and a mount's child none.
+    """
+    if "route" not in scope:
+        return UNMATCHED_ROUTE
+    template = str(scope.get("path", ""))
+    params = scope.get("path_params") or {}
+    for name, raw in params.items():
+        value = f"/{raw}"
+        at = template.rfind(value)
+        end = at + len(value)
+        if at >= 0 and (end == len(template) or template[end] == "/"):
+            template = f"{template[:at]}/{{{name}}}{template[end:]}"
+    return template
 
 
 class HttpMetrics:
