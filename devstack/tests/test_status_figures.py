@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from uuid import uuid4
 
+import pytest
+
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated
 from ticketing_common.events.listener import ListenerGroup
@@ -25,8 +27,8 @@ def test_quantiles_interpolate_within_their_bucket_as_prometheus_does() -> None:
     # 10 observations: 4 under 0.1 s, 4 more under 0.2 s, 2 under 1 s.
     buckets = [(0.1, 4.0), (0.2, 8.0), (1.0, 10.0), (float("inf"), 10.0)]
 
-    assert histogram_quantile(0.5, buckets) == 0.125
-    assert histogram_quantile(0.9, buckets) == 0.6
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.125)
+    assert histogram_quantile(0.9, buckets) == pytest.approx(0.6)
     assert histogram_quantile(0.5, [(0.1, 0.0), (float("inf"), 0.0)]) is None
     # Beyond the last finite bound: the bound is all that is known.
     assert histogram_quantile(0.99, [(0.1, 1.0), (float("inf"), 3.0)]) == 0.1

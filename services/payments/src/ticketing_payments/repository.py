@@ -156,7 +156,7 @@ UNSETTLED_WHEN_CANCELLED = (PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, Paym
 async def count_by_status(session: AsyncSession) -> dict[PaymentStatus, int]:
     """How many payments are in each status."""
     rows = await session.execute(select(Payment.status, func.count()).group_by(Payment.status))
-    return {status: count for status, count in rows.tuples()}
+    return {status: count for status, count in rows}
 
 
 async def unsettled_orders(session: AsyncSession, *, limit: int = 100) -> Sequence[UUID]:
