@@ -171,6 +171,27 @@ def test_without_web_an_unmatched_path_is_a_json_404_and_prefixes_still_route(
     assert routed.json()["service"] == "auth"
 
 
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/", "/metrics?name=x", "/METRICS"])
+def test_the_services_metrics_are_a_json_404_from_outside(
+    backends: dict[str, int], gateway: GatewayFactory, path: str
+) -> None:
+    url = gateway(backends)
+
+    response = httpx.get(url + path)
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"message": "Not found"}]}
+
+
+def test_paths_that_only_start_like_metrics_still_reach_their_service(
+    backends: dict[str, int], gateway: GatewayFactory
+) -> None:
+    url = gateway(backends)
+
+    assert httpx.get(url + "/metricsX").json()["service"] == "web"
+    assert httpx.get(url + "/api/orders/metrics").json()["service"] == "orders"
+
+
 def test_a_service_that_stays_down_gets_a_json_error_after_the_retry_window(
     gateway: GatewayFactory,
 ) -> None:

@@ -29,7 +29,7 @@ def test_each_prefix_matches_itself_and_its_subpaths_and_proxies_to_its_service(
     matched = {
         tuple(route["match"][0]["path"]): route["handle"][-1]["upstreams"][0]["dial"]
         for route in routes
-        if "match" in route
+        if "match" in route and "upstreams" in route["handle"][-1]
     }
     assert matched == {
         ("/api/users", "/api/users/*"): "127.0.0.1:9001",
@@ -54,13 +54,23 @@ def test_without_web_unmatched_paths_get_a_json_404_and_absent_services_no_route
     doc = json.loads(_caddy_json({"auth": 9001}, tmp_path))
 
     routes = doc["apps"]["http"]["servers"]["gateway"]["routes"]
-    assert len(routes) == 2
-    assert routes[0]["match"] == [{"path": ["/api/users", "/api/users/*"]}]
-    fallback = routes[1]
+    assert len(routes) == 3
+    assert routes[1]["match"] == [{"path": ["/api/users", "/api/users/*"]}]
+    fallback = routes[2]
     assert "match" not in fallback
     assert fallback["handle"][0]["handler"] == "static_response"
     assert fallback["handle"][0]["status_code"] == 404
     assert json.loads(fallback["handle"][0]["body"]) == {"errors": [{"message": "Not found"}]}
+
+
+def test_metrics_are_never_routed_whatever_services_run(tmp_path: Path) -> None:
+    for upstreams in (ALL_UP, {"auth": 9001}, {}):
+        doc = json.loads(_caddy_json(upstreams, tmp_path))
+
+        first = doc["apps"]["http"]["servers"]["gateway"]["routes"][0]
+        assert first["match"] == [{"path": ["/metrics", "/metrics/*"]}]
+        assert first["handle"][0]["status_code"] == 404
+        assert first["terminal"] is True
 
 
 def test_gateway_listens_on_loopback_only_without_admin_endpoint_or_https(

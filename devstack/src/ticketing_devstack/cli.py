@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ticketing_common import tracing
 from ticketing_common.spec import ENTRY_POINT_GROUP
+from ticketing_devstack import figures
 from ticketing_devstack import logs as log_files
 from ticketing_devstack.environment import TRACES_DIR_VARIABLE
 from ticketing_devstack.instance import ChildRecord, InstanceInfo, running_instance, stop_leftovers
@@ -143,7 +144,7 @@ def status_json(data_dir: Path, info: InstanceInfo | None) -> dict[str, object]:
     """``ticketing status --json``."""
     if info is None:
         return {"running": False, "dataDir": str(data_dir)}
-    return {
+    status: dict[str, object] = {
         "running": True,
         "pid": info.pid,
         "url": info.url,
@@ -158,6 +159,19 @@ def status_json(data_dir: Path, info: InstanceInfo | None) -> dict[str, object]:
             for child in info.children
         ],
     }
+    status["figures"] = _figures(info).to_json()
+    return status
+
+
+def _figures(info: InstanceInfo) -> figures.Figures:
+    """The key figures from the running services' ``/metrics``."""
+    services = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    ports = {
+        child.name: figures.service_port(child.pid) if child.pid and child.is_running() else None
+        for child in info.children
+        if child.name in services
+    }
+    return figures.scrape(ports)
 
 
 @app.command()
@@ -168,7 +182,9 @@ def status(
     ] = False,
 ) -> None:
     """Say whether Ticketing runs with this data directory, and each process it started:
-    PID, state (starting, ready, restarting, exited, failed) and restarts.
+    PID, state (starting, ready, restarting, exited, failed) and restarts; then the key
+    figures from the services' metrics (requests, reservations, payments, outbox and
+    consumer backlogs, dead letters, expiration lateness).
 
     Exit code 0 when it runs, 1 when it does not.
     """
@@ -187,6 +203,9 @@ def status(
         pid = str(child.pid) if child.pid else "-"
         restarts = f"  restarts {child.restarts}" if child.restarts else ""
         console.print(f"  {child.name:<{width}} PID {pid:<8} {_state(child):<10}{restarts}")
+    console.print("Key figures (since each service started):")
+    for line in _figures(info).lines():
+        console.print(f"  {line}", markup=False)
 
 
 @app.command()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from ticketing_common.app import MAX_BODY_BYTES
+from ticketing_common.metrics import METRICS_PATH
 from ticketing_common.spec import CATCH_ALL
 
 HOST = "127.0.0.1"
@@ -78,6 +79,15 @@ def _proxy(upstream_port: int, retry_seconds: float) -> Json:
     }
 
 
+def _not_found() -> Json:
+    return {
+        "handler": "static_response",
+        "status_code": 404,
+        "headers": {"Content-Type": ["application/json"]},
+        "body": NOT_FOUND_BODY,
+    }
+
+
 def _error_routes() -> list[Json]:
     """What the client gets when Caddy itself fails a request (a body over the limit, no
     upstream available, the connection to it broke): the status Caddy chose, in the
@@ -119,7 +129,15 @@ def caddy_config(
     ``registry.gateway_routes`` returns them), proxying to ``upstreams[service]``
     on 127.0.0.1. Routes whose service has no upstream are left out; a path that
     matches nothing gets a 404 in the shared error shape."""
-    caddy_routes: list[Json] = []
+    # Every service serves its metrics at the same root path, which the catch-all would
+    # route to web: they are for the scraper inside, never for the outside.
+    caddy_routes: list[Json] = [
+        {
+            "match": [{"path": [METRICS_PATH, f"{METRICS_PATH}/*"]}],
+            "handle": [_not_found()],
+            "terminal": True,
+        }
+    ]
     has_catch_all = False
     for prefix, service in routes:
         if service not in upstreams:
@@ -139,18 +157,7 @@ def caddy_config(
         caddy_routes.append(route)
     if not has_catch_all:
         # Without a route Caddy would answer 200 with an empty body.
-        caddy_routes.append(
-            {
-                "handle": [
-                    {
-                        "handler": "static_response",
-                        "status_code": 404,
-                        "headers": {"Content-Type": ["application/json"]},
-                        "body": NOT_FOUND_BODY,
-                    }
-                ]
-            }
-        )
+        caddy_routes.append({"handle": [_not_found()]})
     return {
         "admin": {"disabled": True, "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(storage_dir)},

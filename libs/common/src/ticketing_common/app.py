@@ -1,8 +1,9 @@
 """The FastAPI application every service is built on.
 
 It installs the error handlers, request ids and JSON access logs, a request body
-limit, ``/healthz`` (alive) and ``/readyz`` (database and broker reachable), and runs the service's
-background workers (outbox relay, listeners) for the app's lifetime. Shutdown is
+limit, ``/healthz`` (alive) and ``/readyz`` (database and broker reachable), ``/metrics``
+(Prometheus, ``ticketing_common.metrics``) with every request counted and timed by route, and
+runs the service's background workers (outbox relay, listeners) for the app's lifetime. Shutdown is
 graceful: stop consuming, let in-flight work finish, close connections.
 """
 
@@ -31,6 +32,7 @@ from ticketing_common.db import Database
 from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
 from ticketing_common.events.bus import EventBus
 from ticketing_common.logs import configure_logging, request_id_var
+from ticketing_common.metrics import CONTENT_TYPE, METRICS_PATH, HttpMetrics, Metrics
 from ticketing_common.revocations import RevocationFollower
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.state import Components
@@ -46,7 +48,8 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 # 200), and low enough that nobody makes a service parse megabytes: 413 beyond.
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_ID_HEADER = "X-Request-ID"
-UNLOGGED_PATHS = frozenset({"/healthz", "/readyz"})
+# The probes and the scrape: neither logged nor counted, they would drown the traffic.
+UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", METRICS_PATH})
 # A given request id is kept only if it is a token: it is echoed in a response
 # header and forwarded to other services, where anything else could break the request.
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")
@@ -262,6 +265,7 @@ def create_service_app(
     middleware: Sequence[Middleware] = (),
     error_handlers: Callable[[FastAPI], None] = install_error_handlers,
     router_prefix: str = "",
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The service's app. ``docs_prefix`` (e.g. ``/api/tickets``) is where its API lives:
     with ``API_DOCS_ENABLED``, the OpenAPI document and Swagger UI are served there (the
@@ -270,7 +274,9 @@ def create_service_app(
     is the service's own, run inside the request context (its request id) and the body
     limit, first listed outermost. ``error_handlers`` installs how errors are rendered
     (the shared JSON shape unless a service renders pages), including the innermost
-    ``UnexpectedErrors`` middleware. ``router_prefix`` is put before every router's paths."""
+    ``UnexpectedErrors`` middleware. ``router_prefix`` is put before every router's paths.
+    ``metrics`` is the app's registry (a new one when None), served at ``/metrics``: the
+    gateway and the ingress never route that path from outside."""
     if configure_logs:
         configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
 
@@ -298,12 +304,17 @@ def create_service_app(
     app.state.components = runtime.components
     if runtime.components.find(ServiceSettings) is None:
         runtime.components.add(settings)
+    if metrics is None:
+        metrics = runtime.components.find(Metrics) or Metrics()
+    if runtime.components.find(Metrics) is None:
+        runtime.components.add(metrics)
     error_handlers(app)
 
     # add_middleware wraps what was added before: the last added runs first.
     for own in reversed(middleware):
         app.add_middleware(own.cls, *own.args, **own.kwargs)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(HttpMetrics, metrics=metrics, unmeasured=UNLOGGED_PATHS)
     app.add_middleware(RequestContext)
 
     @app.get("/healthz", include_in_schema=False)
@@ -318,6 +329,12 @@ def create_service_app(
                 {"errors": [{"message": problem} for problem in problems]}, status_code=503
             )
         return JSONResponse({"status": "ready"})
+
+    served_metrics = metrics
+
+    @app.get(METRICS_PATH, include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(await served_metrics.exposition(), media_type=CONTENT_TYPE)
 
     if docs_prefix is not None and settings.API_DOCS_ENABLED:
         # Before the routers: a route like ``{prefix}/{id}`` would otherwise shadow the docs.

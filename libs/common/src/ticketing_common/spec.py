@@ -39,6 +39,7 @@ from ticketing_common.errors import install_error_handlers
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.listener import Listener, ListenerGroup, RetryPolicy
 from ticketing_common.events.outbox import OutboxRelay
+from ticketing_common.metrics import Metrics
 from ticketing_common.revocations import RevocationFollower
 from ticketing_common.settings import (
     BusSettings,
@@ -65,6 +66,8 @@ class ServiceContext(Generic[S]):
     bus_or_none: EventBus | None
     database_or_none: Database | None
     retry: RetryPolicy
+    metrics: Metrics = field(default_factory=Metrics)
+    """The app's metrics registry: the service's own series register on it."""
 
     @property
     def database(self) -> Database:
@@ -187,9 +190,10 @@ class ServiceSpec(Generic[S]):
             if isinstance(settings, BusSettings)
             else RetryPolicy()
         )
-        parts = self.parts(ServiceContext(settings, bus, database, retry))
+        metrics = Metrics()
+        parts = self.parts(ServiceContext(settings, bus, database, retry, metrics))
 
-        components = Components([settings, *parts.provides])
+        components = Components([settings, metrics, *parts.provides])
         workers: list[Worker] = []
         on_startup: list[Hook] = []
         on_shutdown: list[Hook] = []
@@ -199,12 +203,16 @@ class ServiceSpec(Generic[S]):
             components.add(bus)
             if database is not None:
                 # Every service with a database and a bus publishes through its outbox.
-                relay = OutboxRelay(database, bus)
+                relay = OutboxRelay(database, bus, metrics=metrics)
                 components.add(relay)
                 workers.append(relay.run)
             if parts.listeners:
                 group = ListenerGroup(
-                    bus, service=settings.SERVICE_NAME, policy=retry, listeners=[*parts.listeners]
+                    bus,
+                    service=settings.SERVICE_NAME,
+                    policy=retry,
+                    listeners=[*parts.listeners],
+                    metrics=metrics,
                 )
                 components.add(group)
                 workers.append(group.run)
@@ -243,6 +251,7 @@ class ServiceSpec(Generic[S]):
             docs_prefix=self.api_prefix if routed and self.api_docs else None,
             middleware=parts.middleware,
             error_handlers=self.error_handlers,
+            metrics=metrics,
         )
         for mount in self.mounts:
             app.router.routes.append(mount)

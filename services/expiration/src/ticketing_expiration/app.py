@@ -22,7 +22,7 @@ from ticketing_expiration.settings import Settings
 def parts(context: ServiceContext[Settings]) -> Parts:
     settings = context.settings
     store = JobStore(settings.REDIS_URL, settings.queue_name)
-    stats = LatenessStats(settings.EXPIRATION_STATS_WINDOW)
+    stats = LatenessStats(settings.EXPIRATION_STATS_WINDOW, context.metrics)
     worker = JobWorker(settings, store, context.bus, stats)
     return Parts(
         provides=[store, stats, worker],

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid5
 
+from prometheus_client import Histogram
+
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, ExpirationComplete, OrderCreated
+from ticketing_common.metrics import LATENESS_BUCKETS, Metrics
 from ticketing_expiration.repository import JobStore
 
 logger = logging.getLogger("ticketing.expiration")
@@ -54,14 +57,23 @@ class LatenessSummary:
 
 
 class LatenessStats:
-    """The lateness of the last ``window`` firings (a bounded deque: memory stays flat)."""
+    """The lateness of the last ``window`` firings (a bounded deque: memory stays flat),
+    and of every firing in the ``ticketing_expiration_lateness_seconds`` histogram."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, metrics: Metrics | None = None) -> None:
         self.window = window
         self._recent: deque[float] = deque(maxlen=window)
+        self.lateness = Histogram(
+            "ticketing_expiration_lateness_seconds",
+            "How late an order's expiration job started, relative to the order's expiresAt.",
+            buckets=LATENESS_BUCKETS,
+            registry=(metrics or Metrics()).registry,
+        )
 
     def record(self, lateness_ms: float) -> None:
         self._recent.append(lateness_ms)
+        # A job that starts early (clock skew between replicas) counts as on time.
+        self.lateness.observe(max(lateness_ms, 0.0) / 1000)
 
     def summary(self) -> LatenessSummary:
         recent = list(self._recent)

@@ -21,7 +21,7 @@ from ticketing_orders.listeners import (
     on_ticket_created,
     on_ticket_updated,
 )
-from ticketing_orders.routes import router
+from ticketing_orders.routes import ReservationMetrics, router
 from ticketing_orders.settings import Settings
 from ticketing_orders.throttle import OrderThrottle
 
@@ -30,7 +30,7 @@ def parts(context: ServiceContext[Settings]) -> Parts:
     database = context.database
     throttle = OrderThrottle(context.settings)
     return Parts(
-        provides=[throttle],
+        provides=[throttle, ReservationMetrics(context.metrics)],
         listeners=[
             Listener(TicketCreated, transactional(database, on_ticket_created)),
             Listener(TicketUpdated, transactional(database, on_ticket_updated)),

@@ -14,7 +14,7 @@ from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 from ticketing_payments.listeners import on_order_cancelled, on_order_created
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.routes import router
-from ticketing_payments.service import reconciler
+from ticketing_payments.service import PaymentMetrics, reconciler
 from ticketing_payments.settings import Settings
 from ticketing_payments.throttle import PaymentThrottle
 
@@ -24,7 +24,7 @@ def parts(context: ServiceContext[Settings]) -> Parts:
     provider = PaymentProvider.from_settings(settings)
     throttle = PaymentThrottle.from_settings(settings)
     return Parts(
-        provides=[provider, throttle],
+        provides=[provider, throttle, PaymentMetrics(context.metrics, database)],
         listeners=[
             Listener(OrderCreated, transactional(database, on_order_created)),
             Listener(OrderCancelled, transactional(database, on_order_cancelled(provider))),

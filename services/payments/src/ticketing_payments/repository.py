@@ -153,6 +153,12 @@ async def mark_refunded(session: AsyncSession, payment_id: UUID, refund_id: str)
 UNSETTLED_WHEN_CANCELLED = (PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED)
 
 
+async def count_by_status(session: AsyncSession) -> dict[PaymentStatus, int]:
+    """How many payments are in each status."""
+    rows = await session.execute(select(Payment.status, func.count()).group_by(Payment.status))
+    return {status: count for status, count in rows}
+
+
 async def unsettled_orders(session: AsyncSession, *, limit: int = 100) -> Sequence[UUID]:
     """Orders whose payment the reconciler must settle, oldest attempt first: every
     pending attempt (its process may have died after the charge), and every cancelled

@@ -30,13 +30,16 @@ import time
 from dataclasses import dataclass
 from uuid import UUID
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.app import Worker, every
 from ticketing_common.db import Database
+from ticketing_common.errors import PaymentDeclined, TooManyRequests
 from ticketing_common.events import outbox
 from ticketing_common.events.contracts import OrderStatus, PaymentCreated, PaymentRefunded
 from ticketing_common.faults import crash_point
+from ticketing_common.metrics import Metrics, Outcomes
 from ticketing_payments import repository
 from ticketing_payments.errors import (
     AmountNotChargeable,
@@ -77,6 +80,40 @@ UNPAID_INTENT = frozenset(
 )
 # Errors that leave a settlement to be retried later (the provider is down or busy).
 PROVIDER_TROUBLE = (PaymentProviderUnavailable, PaymentInProgress)
+
+
+class PaymentMetrics(Outcomes):
+    """How buyers' payment requests end, and how many payments are in each status."""
+
+    def __init__(self, metrics: Metrics, database: Database) -> None:
+        super().__init__(
+            metrics,
+            "ticketing_payments_attempts",
+            "Payment requests (POST /api/payments) by outcome: succeeded (charged and "
+            "recorded), declined (402: the card was refused), provider_unavailable (502), "
+            "refused (429), rejected (another 4xx), failed (anything else).",
+            success="succeeded",
+            errors=[
+                (PaymentDeclined, "declined"),
+                (PaymentProviderUnavailable, "provider_unavailable"),
+                (TooManyRequests, "refused"),
+            ],
+        )
+        self.database = database
+        self.by_status = Gauge(
+            "ticketing_payments",
+            "Payments by status (succeeded, refunded, failed, voided, pending), read from "
+            "the database when scraped: every replica reports the same figures.",
+            ["status"],
+            registry=metrics.registry,
+        )
+        metrics.on_scrape(self.refresh)
+
+    async def refresh(self) -> None:
+        async with self.database.transaction() as session:
+            counts = await repository.count_by_status(session)
+        for status in PaymentStatus:
+            self.by_status.labels(status=status.value).set(counts.get(status, 0))
 
 
 async def pay(

@@ -22,6 +22,7 @@ import asyncpg
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from ticketing_common.backoff import backoff
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, P, decode
+from ticketing_common.metrics import ConsumerMetrics, Metrics
 from ticketing_common.settings import BusSettings
 from ticketing_common.tracing import consuming
 
@@ -131,9 +133,30 @@ class ListenerGroup:
     listeners: list[Listener[Any]] = field(default_factory=list)
     handled: int = 0
     dead_lettered: int = 0
+    metrics: Metrics | None = None
+    counters: ConsumerMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counters = ConsumerMetrics(self.metrics or Metrics())
+        for listener in self.listeners:
+            self.counters.declare(self.durable_name(listener.event_type))
+        if self.metrics is not None:
+            self.metrics.on_scrape(self.refresh_pending)
+
+    async def refresh_pending(self) -> None:
+        """Each consumer's pending counts, as JetStream keeps them."""
+        for listener in self.listeners:
+            durable = self.durable_name(listener.event_type)
+            try:
+                info = await self.bus.js.consumer_info(self.bus.subjects.stream, durable)
+            except NotFoundError:
+                continue  # not made yet: its consumer starts with the first run
+            self.counters.pending.labels(consumer=durable).set(info.num_pending or 0)
+            self.counters.ack_pending.labels(consumer=durable).set(info.num_ack_pending or 0)
 
     def add(self, payload_type: type[P], handler: Handler[P]) -> None:
         self.listeners.append(Listener(payload_type, handler))
+        self.counters.declare(self.durable_name(payload_type.event_type))
 
     def durable_name(self, event_type: EventType) -> str:
         return f"{self.service}-{event_type.slug}"
@@ -198,6 +221,8 @@ class ListenerGroup:
 
     async def _deliver(self, listener: Listener[P], message: Msg) -> None:
         delivery = message.metadata.num_delivered or 1
+        if delivery > 1:
+            self.counters.redeliveries.labels(consumer=self.durable_name(listener.event_type)).inc()
         try:
             envelope = decode(message.data, listener.payload_type)
         except ValidationError as error:
@@ -242,6 +267,7 @@ class ListenerGroup:
             return
         await message.ack_sync()
         self.handled += 1
+        self.counters.handled.labels(consumer=self.durable_name(listener.event_type)).inc()
 
     async def _retry(
         self,
@@ -278,6 +304,7 @@ class ListenerGroup:
         )
         await message.ack_sync()
         self.dead_lettered += 1
+        self.counters.dead_letters.labels(consumer=self.durable_name(listener.event_type)).inc()
         logger.error(
             "dead-lettered",
             extra={"event_type": listener.event_type.value, "reason": reason, "delivery": delivery},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 from sqlalchemy import (
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing_common.db import Database, new_metadata, plain_url
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, P
+from ticketing_common.metrics import Metrics, OutboxMetrics
 from ticketing_common.tracing import current_carrier
 
 logger = logging.getLogger("ticketing.outbox")
@@ -87,6 +89,7 @@ class OutboxRelay:
         *,
         fallback_poll_seconds: float = 5.0,
         retry_seconds: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
@@ -94,6 +97,14 @@ class OutboxRelay:
         self.retry_seconds = retry_seconds
         self._wake = asyncio.Event()
         self.published = 0
+        self.metrics = OutboxMetrics(metrics or Metrics())
+        if metrics is not None:
+            metrics.on_scrape(self.refresh_pending)
+
+    async def refresh_pending(self) -> None:
+        async with self.database.transaction() as session:
+            pending = await session.scalar(select(func.count()).select_from(outbox_table))
+        self.metrics.pending.set(pending or 0)
 
     async def publish_pending(self) -> int:
         """Publish every pending row; returns how many were published."""
@@ -110,6 +121,10 @@ class OutboxRelay:
                             outbox_table.c.body,
                             outbox_table.c.event_type,
                             outbox_table.c.trace_context,
+                            # Its age on the database's clock: no skew with ours.
+                            func.extract(
+                                "epoch", func.clock_timestamp() - outbox_table.c.created_at
+                            ).label("age"),
                         )
                         .order_by(outbox_table.c.seq)
                         .limit(BATCH_SIZE)
@@ -118,6 +133,8 @@ class OutboxRelay:
                 ).all()
                 if not rows:
                     return total
+                selected = time.perf_counter()
+                lags: list[float] = []
                 for row in rows:
                     subject = self.bus.subjects.of_suffix(row.subject_suffix)
                     await self.bus.publish_event(
@@ -127,11 +144,13 @@ class OutboxRelay:
                         event_type=row.event_type,
                         trace_parent=row.trace_context,
                     )
+                    lags.append(float(row.age) + time.perf_counter() - selected)
                 await session.execute(
                     delete(outbox_table).where(outbox_table.c.seq.in_([row.seq for row in rows]))
                 )
             total += len(rows)
             self.published += len(rows)
+            self.metrics.observe_published(lags)  # after the delete committed: counted once
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
