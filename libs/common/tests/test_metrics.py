@@ -81,6 +81,22 @@ async def test_requests_are_counted_by_route_template_method_and_status() -> Non
     assert routes == {"/items/{item_id}", "unmatched", "/broken"}
 
 
+async def test_metrics_are_not_served_to_a_request_that_came_through_a_proxy() -> None:
+    app = create_service_app(
+        settings=SETTINGS, title="probe", routers=[], runtime=ServiceRuntime(), configure_logs=False
+    )
+    async with serve_app(app) as served, served.client() as client:
+        direct = await client.get("/metrics")
+        proxied = await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+        standard = await client.get("/metrics", headers={"Forwarded": "for=203.0.113.9"})
+
+    assert direct.status_code == 200
+    assert "ticketing_http_requests_total" in direct.text
+    for refused in (proxied, standard):
+        assert refused.status_code == 404
+        assert refused.json() == {"errors": [{"message": "Not found"}]}
+
+
 async def test_each_app_has_its_own_registry() -> None:
     def app() -> FastAPI:
         return create_service_app(

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import Headers, MutableHeaders
@@ -49,6 +49,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_ID_HEADER = "X-Request-ID"
 # The probes and the scrape: neither logged nor counted, they would drown the traffic.
+PROXIED_HEADERS = frozenset({"x-forwarded-for", "forwarded"})
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", METRICS_PATH})
 # A given request id is kept only if it is a token: it is echoed in a response
 # header and forwarded to other services, where anything else could break the request.
@@ -333,7 +334,13 @@ def create_service_app(
     served_metrics = metrics
 
     @app.get(METRICS_PATH, include_in_schema=False)
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(request: Request) -> Response:
+        # For the scraper, which reaches the process directly. Every proxy in front of
+        # the services (the gateway, the ingress) adds X-Forwarded-For, which a client
+        # cannot take away: so whatever routes reach web's catch-all, the public never
+        # reads the metrics.
+        if PROXIED_HEADERS & set(request.headers.keys()):
+            raise HTTPException(404, detail="Not Found")
         return Response(await served_metrics.exposition(), media_type=CONTENT_TYPE)
 
     if docs_prefix is not None and settings.API_DOCS_ENABLED:
