@@ -1,4 +1,4 @@
-"""The metrics' catalog (docs/metrics.md) against the code that registers them and the
+"""The metrics' catalog (docs/operations.md#metrics) against the code that registers them and the
 Grafana dashboard that queries them: nothing queried is undocumented, nothing
 documented is missing from the code, nothing registered is undocumented."""
 
@@ -15,8 +15,8 @@ SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 
 
 def documented() -> set[str]:
-    """The first cell of each table row of docs/metrics.md that names a metric."""
-    text = (ROOT / "docs" / "metrics.md").read_text()
+    """The first cell of each table row of docs/operations.md#metrics that names a metric."""
+    text = (ROOT / "docs" / "operations.md").read_text()
     return set(re.findall(r"^\| `(ticketing_[a-z_]+)` \|", text, flags=re.MULTILINE))
 
 

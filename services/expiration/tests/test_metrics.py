@@ -1,4 +1,4 @@
-"""Expiration's metrics (docs/metrics.md): how late each firing is, read from /metrics
+"""Expiration's metrics (docs/operations.md#metrics): how late each firing is, read from /metrics
 as Prometheus would."""
 
 from __future__ import annotations

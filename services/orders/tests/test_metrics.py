@@ -1,4 +1,4 @@
-"""Orders' metrics (docs/metrics.md): reservations by outcome, its routes by template,
+"""Orders' metrics (docs/operations.md#metrics): reservations by outcome, its routes by template,
 its outbox and consumers, read from /metrics as Prometheus would."""
 
 from __future__ import annotations

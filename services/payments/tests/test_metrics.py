@@ -1,4 +1,4 @@
-"""Payments' metrics (docs/metrics.md): payment requests by outcome and payments by
+"""Payments' metrics (docs/operations.md#metrics): payment requests by outcome and payments by
 status, read from /metrics as Prometheus would."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Figures that live elsewhere (rows left in the outbox, a consumer's pending count
 in JetStream, rows by status) are gauges read when scraped: each owner registers
 a refresh with ``on_scrape``; a refresh that fails leaves its gauge as it was.
 
-Every series is listed in ``docs/metrics.md``.
+Every series is listed in ``docs/operations.md#metrics``.
 """
 
 from __future__ import annotations
