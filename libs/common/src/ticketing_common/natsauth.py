@@ -108,10 +108,11 @@ def permissions(
     publish += [subjects.of(event.event_type) for event in spec.publishes]
     group = _listeners(bus, spec)
     for event in spec.consumes:
-        durable = group.durable_name(event.event_type)
+        consumer = group.consumer_config(event.event_type)
+        durable = consumer.durable_name
         publish += [
             f"{JS_API}.CONSUMER.INFO.{stream}.{durable}",
-            f"{JS_API}.CONSUMER.CREATE.{stream}.{durable}.{subjects.of(event.event_type)}",
+            f"{JS_API}.CONSUMER.CREATE.{stream}.{durable}.{consumer.filter_subject}",
             f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}",
             f"$JS.ACK.{stream}.{durable}.>",
             subjects.dead_letter(spec.name, event.event_type),
