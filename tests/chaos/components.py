@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from ticketing_common.embedded import HOST, with_database
+from ticketing_devstack.credentials import Credentials
 from ticketing_devstack.instance import LOCK_FILE, InstanceInfo
 from ticketing_devstack.registry import gateway_routes, installed_specs
 from ticketing_devstack.stack import STRIPE_SANDBOX_NAME, STRIPE_SANDBOX_PACKAGE
@@ -139,8 +140,9 @@ def database_url(data_dir: Path, service: str) -> str | None:
 
 
 def nats_url(data_dir: Path) -> str | None:
+    """With the operators' credentials: the stack's NATS has a user per service."""
     port = port_of(data_dir, "nats")
-    return None if port is None else f"nats://{HOST}:{port}"
+    return None if port is None else Credentials(data_dir).admin_nats_url(f"nats://{HOST}:{port}")
 
 
 def accepts(port: int) -> bool:

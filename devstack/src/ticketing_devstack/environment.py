@@ -3,9 +3,9 @@ services' specs, the caller's environment and where things run.
 
 Every service gets the caller's environment (minus what only some may see), the
 development settings, the addresses of the servers it needs, its own database and
-port, and the Stripe settings only where its spec says it charges cards or
-tokenises them. The Stripe sandbox gets the caller's environment without any
-Stripe setting.
+port, its own NATS user and password when the stack runs NATS, and the Stripe
+settings only where its spec says it charges cards or tokenises them. The Stripe
+sandbox gets the caller's environment without any Stripe setting.
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ class Addresses:
     nats_url: str | None = None
     database_admin_url: str | None = None
     redis_url: str | None = None
+    """With its password when the stack runs it."""
     stripe_sandbox_url: str | None = None
+    nats_passwords: Mapping[str, str] = field(default_factory=dict)
+    """Each service's NATS password, by name, when the stack's NATS has a user for each
+    (``ticketing_common.natsauth``); empty for an external server."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,10 @@ def service_environments(
             # Caddy replaces a client's X-Forwarded-For with the real address, so services
             # behind it may use the header (e.g. auth's per-client sign-in throttle).
             env["TRUST_PROXY_HEADERS"] = "true"
+        if spec.uses_nats and spec.name in addresses.nats_passwords:
+            # Its own user, allowed only the subjects it uses.
+            env["NATS_USER"] = spec.name
+            env["NATS_PASSWORD"] = addresses.nats_passwords[spec.name]
         if spec.needs_database and addresses.database_admin_url:
             env["DATABASE_URL"] = with_database(addresses.database_admin_url, spec.database_name)
         env.update(stripe_environment(spec, environ, addresses.stripe_sandbox_url))

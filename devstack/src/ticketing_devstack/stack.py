@@ -19,7 +19,6 @@ safety net.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import os
 import secrets
@@ -46,7 +45,9 @@ from ticketing_common.embedded import (
     REDIS,
     ChildProcess,
     EmbeddedServer,
+    NatsServer,
     NotReadyError,
+    RedisServer,
     ServerUrls,
     configured_or_embedded,
     create_database,
@@ -55,8 +56,10 @@ from ticketing_common.embedded import (
     scripts_binary,
     wait_until_ready,
 )
+from ticketing_common.natsauth import DEFAULT_NAMESPACE, authorization_config, literal_passwords
 from ticketing_common.spec import ServiceSpec
 from ticketing_devstack import gateway
+from ticketing_devstack.credentials import Credentials, stored_secret
 from ticketing_devstack.environment import (
     Addresses,
     Shared,
@@ -128,16 +131,7 @@ class StartupError(Exception):
 def load_jwt_key(data_dir: Path) -> str:
     """The key sessions are signed with, created once per data dir so sessions survive a
     restart."""
-    path = data_dir / "jwt_key"
-    with contextlib.suppress(FileNotFoundError):
-        key = path.read_text().strip()
-        if key:
-            return key
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(key + "\n")
-    return key
+    return stored_secret(data_dir / "jwt_key", lambda: secrets.token_urlsafe(48))
 
 
 def port_is_free(port: int) -> bool:
@@ -213,6 +207,9 @@ class Stack:
         self.units: list[Unit] = []
         """Everything kept running, in start order."""
         self.migrations: list[ChildProcess] = []
+        self.credentials = Credentials(self.data_dir)
+        self.nats_passwords: dict[str, str] = {}
+        """By user, once the stack's own NATS has users."""
 
     # -- start -------------------------------------------------------------------------
 
@@ -233,6 +230,7 @@ class Stack:
             database_admin_url=servers.postgres,
             redis_url=servers.redis,
             stripe_sandbox_url=self._start_stripe_sandbox(),
+            nats_passwords=self.nats_passwords,
         )
         jwt_key = self.config.environ.get("JWT_KEY") or load_jwt_key(self.data_dir)
         envs = service_environments(
@@ -318,8 +316,21 @@ class Stack:
             self.printer.say(f"Using the external {kind.name} server from {kind.variable}.")
         return urls
 
+    def _secure(self, server: EmbeddedServer) -> None:
+        """Passwords on the servers the stack runs, as in a cluster: each service is its
+        own NATS user, allowed only the subjects it uses; Redis requires a password."""
+        if isinstance(server, NatsServer):
+            self.nats_passwords = self.credentials.nats_passwords(self.specs)
+            namespace = self.config.environ.get("NATS_NAMESPACE") or DEFAULT_NAMESPACE
+            server.config = authorization_config(
+                self.specs, literal_passwords(self.nats_passwords), namespace
+            )
+        elif isinstance(server, RedisServer):
+            server.password = self.credentials.redis_password()
+
     def _start_server(self, server: EmbeddedServer) -> str:
         self.printer.say(f"Starting {server.name} (data in {server.data_dir})…", "dim")
+        self._secure(server)
         process = server.child(self.supervisor.log_path(server.name))
         unit = self._add(process, Role.SERVER, server.url, prepare=server.prepare)
         policy = RestartPolicy()

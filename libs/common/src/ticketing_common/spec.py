@@ -37,6 +37,7 @@ from ticketing_common.app import Hook, ReadinessCheck, ServiceRuntime, Worker, c
 from ticketing_common.db import Database
 from ticketing_common.errors import install_error_handlers
 from ticketing_common.events.bus import EventBus
+from ticketing_common.events.contracts import Payload
 from ticketing_common.events.listener import Listener, ListenerGroup, RetryPolicy
 from ticketing_common.events.outbox import OutboxRelay
 from ticketing_common.metrics import Metrics
@@ -135,6 +136,20 @@ class ServiceSpec(Generic[S]):
     """Tokenises cards in the browser: gets ``STRIPE_PUBLISHABLE_KEY`` when there is one."""
     api_docs: bool = field(default=True)
     """Serve Swagger UI at the prefix (when ``API_DOCS_ENABLED``); off for pages."""
+    publishes: tuple[type[Payload], ...] = ()
+    """The events it publishes (through its outbox, or directly): the only event
+    subjects NATS lets its user publish to (``ticketing_common.natsauth``)."""
+    consumes: tuple[type[Payload], ...] = ()
+    """The events its ``Parts.listeners`` handle, one durable consumer each: the only
+    consumers NATS lets its user make and read. The app builder refuses listeners that
+    differ from it."""
+
+    def __post_init__(self) -> None:
+        for what, events in (("publishes", self.publishes), ("consumes", self.consumes)):
+            if events and not self.uses_nats:
+                raise TypeError(f"{self.name} {what} events but its settings have no NATS_URL")
+            if len(set(events)) != len(events):
+                raise TypeError(f"{self.name} {what} an event type twice")
 
     # What the service needs, as its settings class says.
     @property
@@ -175,6 +190,24 @@ class ServiceSpec(Generic[S]):
             settings = settings.model_copy(update={"SERVICE_NAME": self.name})
         return settings
 
+    def check_listeners(self, listeners: Sequence[Listener[Any]]) -> None:
+        """Refuse listeners that handle other events than ``consumes`` says: NATS would
+        refuse the consumers of undeclared ones, and the durable consumers of declared
+        ones nobody handles would fill up."""
+        handled = [listener.payload_type for listener in listeners]
+        declared = set(self.consumes)
+        problems = [
+            f"{kind}: {', '.join(sorted(event.event_type.value for event in events))}"
+            for kind, events in (
+                ("listened to but not in consumes", set(handled) - declared),
+                ("in consumes but no listener", declared - set(handled)),
+                ("listened to twice", {event for event in handled if handled.count(event) > 1}),
+            )
+            if events
+        ]
+        if problems:
+            raise TypeError(f"{self.name}'s listeners differ from its spec: {'; '.join(problems)}")
+
     def create_app(self, settings: S | None = None) -> FastAPI:
         """The service's app (``uvicorn --factory {package}.app:create_app``)."""
         settings = self.load_settings(settings)
@@ -192,6 +225,7 @@ class ServiceSpec(Generic[S]):
         )
         metrics = Metrics()
         parts = self.parts(ServiceContext(settings, bus, database, retry, metrics))
+        self.check_listeners(parts.listeners)
 
         components = Components([settings, metrics, *parts.provides])
         workers: list[Worker] = []

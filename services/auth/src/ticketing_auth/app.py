@@ -11,6 +11,7 @@ from ticketing_auth.routes import router
 from ticketing_auth.service import session_pruner
 from ticketing_auth.settings import Settings
 from ticketing_auth.throttle import AttemptLimits, SigninThrottle
+from ticketing_common.events.contracts import SessionRevoked
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 
 
@@ -36,5 +37,6 @@ SPEC = ServiceSpec(
     api_prefix="/api/users",
     routers=[router],
     parts=parts,
+    publishes=(SessionRevoked,),
 )
 create_app = SPEC.create_app

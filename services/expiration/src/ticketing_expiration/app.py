@@ -8,7 +8,7 @@ its own port, like ``/healthz``.
 
 from __future__ import annotations
 
-from ticketing_common.events.contracts import OrderCreated
+from ticketing_common.events.contracts import ExpirationComplete, OrderCreated
 from ticketing_common.events.listener import Listener
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 from ticketing_expiration.jobs import JobWorker
@@ -43,5 +43,7 @@ SPEC = ServiceSpec(
     settings=Settings,
     routers=[router],
     parts=parts,
+    publishes=(ExpirationComplete,),
+    consumes=(OrderCreated,),
 )
 create_app = SPEC.create_app

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ticketing_common.events.contracts import (
     ExpirationComplete,
+    OrderCancelled,
+    OrderCreated,
     PaymentCreated,
     TicketCreated,
     TicketUpdated,
@@ -49,5 +51,7 @@ SPEC = ServiceSpec(
     api_prefix="/api/orders",
     routers=[router],
     parts=parts,
+    publishes=(OrderCreated, OrderCancelled),
+    consumes=(TicketCreated, TicketUpdated, ExpirationComplete, PaymentCreated),
 )
 create_app = SPEC.create_app

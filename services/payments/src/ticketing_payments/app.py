@@ -8,7 +8,12 @@ its outbox.
 
 from __future__ import annotations
 
-from ticketing_common.events.contracts import OrderCancelled, OrderCreated
+from ticketing_common.events.contracts import (
+    OrderCancelled,
+    OrderCreated,
+    PaymentCreated,
+    PaymentRefunded,
+)
 from ticketing_common.events.listener import Listener, transactional
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 from ticketing_payments.listeners import on_order_cancelled, on_order_created
@@ -42,6 +47,8 @@ SPEC = ServiceSpec(
     api_prefix="/api/payments",
     routers=[router],
     parts=parts,
+    publishes=(PaymentCreated, PaymentRefunded),
+    consumes=(OrderCreated, OrderCancelled),
     stripe_secret=True,
 )
 create_app = SPEC.create_app

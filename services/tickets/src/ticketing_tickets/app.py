@@ -6,7 +6,12 @@ release them, and publishes ``ticket:*`` through its outbox.
 
 from __future__ import annotations
 
-from ticketing_common.events.contracts import OrderCancelled, OrderCreated
+from ticketing_common.events.contracts import (
+    OrderCancelled,
+    OrderCreated,
+    TicketCreated,
+    TicketUpdated,
+)
 from ticketing_common.events.listener import Listener, transactional
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 from ticketing_tickets.listeners import on_order_cancelled, on_order_created
@@ -31,5 +36,7 @@ SPEC = ServiceSpec(
     api_prefix="/api/tickets",
     routers=[router],
     parts=parts,
+    publishes=(TicketCreated, TicketUpdated),
+    consumes=(OrderCreated, OrderCancelled),
 )
 create_app = SPEC.create_app

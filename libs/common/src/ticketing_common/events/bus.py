@@ -33,13 +33,28 @@ EVENT_RETENTION_SECONDS = 14 * 24 * 60 * 60
 DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 60 * 60
 
 
+def inbox_prefix(client_name: str) -> str:
+    """Where a client's replies and pulled events arrive: its own inboxes, so a NATS user
+    may be let subscribe to its own and no one else's (``ticketing_common.natsauth``)."""
+    return f"_INBOX.{client_name}"
+
+
 class EventBus:
     """A JetStream connection for one namespace of subjects and streams."""
 
     def __init__(
-        self, url: str, namespace: str, *, client_name: str = "ticketing", replicas: int = 1
+        self,
+        url: str,
+        namespace: str,
+        *,
+        client_name: str = "ticketing",
+        replicas: int = 1,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.url = url
+        self.user = user
+        self.password = password
         self.replicas = replicas  # 3 on a 3-node cluster: a stream survives losing a node
         self.subjects = Subjects(namespace)
         self.client_name = client_name
@@ -55,6 +70,9 @@ class EventBus:
             settings.NATS_NAMESPACE,
             client_name=settings.SERVICE_NAME,
             replicas=settings.NATS_STREAM_REPLICAS,
+            # A service's NATS user is its name unless told otherwise.
+            user=settings.NATS_USER or (settings.SERVICE_NAME if settings.NATS_PASSWORD else None),
+            password=settings.NATS_PASSWORD,
         )
 
     @property
@@ -71,6 +89,9 @@ class EventBus:
         self._nc = await nats.connect(
             self.url,
             name=self.client_name,
+            user=self.user,
+            password=self.password,
+            inbox_prefix=inbox_prefix(self.client_name),
             max_reconnect_attempts=-1,  # a broker restart is an outage, not a crash
             reconnect_time_wait=0.5,
             connect_timeout=5,
