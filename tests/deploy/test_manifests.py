@@ -254,7 +254,7 @@ def test_prod_secrets_are_all_created_by_the_documented_commands(
         for volume in pod_spec(doc).get("volumes", []):
             secret = volume.get("secret")
             if secret is None:
-                continue  # (nats-config, optional, is a projected volume)
+                continue
             assert secret["secretName"] in dev_secrets, secret
             assert f"create secret generic {secret['secretName']}" in docs, secret
             for item in secret.get("items", []):  # without items: every key, as files
@@ -590,7 +590,7 @@ def test_nats_is_a_three_node_jetstream_cluster_on_persistent_volumes(
     manifests.get("PodDisruptionBudget", "nats")
 
 
-def test_nats_reads_nats_conf_from_a_secret_or_a_configmap_named_nats_config(
+def test_nats_reads_nats_conf_from_the_configmap_nats_config(
     rendered: dict[str, Rendered],
 ) -> None:
     nats = rendered["base"].get("StatefulSet", "nats")
@@ -598,12 +598,10 @@ def test_nats_reads_nats_conf_from_a_secret_or_a_configmap_named_nats_config(
     assert container["args"] == ["--config", "/etc/nats/nats.conf"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volume = next(v for v in pod_spec(nats)["volumes"] if v["name"] == mounts["/etc/nats"])
-    sources = {next(iter(source)): source for source in volume["projected"]["sources"]}
-    assert set(sources) == {"secret", "configMap"}
-    for kind, source in sources.items():
-        assert source[kind]["name"] == "nats-config"
-        assert source[kind]["optional"] is True
-        assert source[kind]["items"] == [{"key": "nats.conf", "path": "nats.conf"}]
+    assert volume["configMap"] == {
+        "name": "nats-config",
+        "items": [{"key": "nats.conf", "path": "nats.conf"}],
+    }
 
 
 def secret_files(pod: Doc, container: Doc) -> dict[str, tuple[str, str]]:
