@@ -198,8 +198,7 @@ def test_each_service_on_the_bus_gets_its_own_nats_password_and_nothing_else_doe
     manifests = rendered[target]
     on_the_bus = [spec for spec in SPECS if spec.uses_nats]
     assert nats_users_refs(manifests) == {
-        (spec.name, spec.name, "NATS_PASSWORD", password_variable(spec.name))
-        for spec in on_the_bus
+        (spec.name, spec.name, "NATS_PASSWORD", password_variable(spec.name)) for spec in on_the_bus
     }
     for spec in on_the_bus:
         container = api_container(manifests.get("Deployment", spec.name), spec)
