@@ -7,7 +7,6 @@ kustomize, ``tests/deploy/rendering.py``) and the services' specs
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 import subprocess
@@ -553,21 +552,11 @@ def test_every_deployment_besides_the_services_is_used_by_one_of_them(
 
 
 def nats_configs(rendered: dict[str, Rendered]) -> dict[str, str]:
-    """``nats.conf`` of each kustomization that declares ``nats-config``, a Secret (it may
-    hold the clients' credentials) or a ConfigMap; prod may create it with kubectl instead."""
-    found = {}
-    for target, manifests in rendered.items():
-        for kind in ("Secret", "ConfigMap"):
-            doc = manifests.find(kind, "nats-config")
-            if doc is None:
-                continue
-            if "nats.conf" in doc.get("stringData", {}):
-                found[target] = doc["stringData"]["nats.conf"]
-            elif kind == "Secret":
-                found[target] = base64.b64decode(doc["data"]["nats.conf"]).decode()
-            else:
-                found[target] = doc["data"]["nats.conf"]
-    return found
+    """``nats.conf`` of each kustomization, from the generated ConfigMap ``nats-config``."""
+    return {
+        target: manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
+        for target, manifests in rendered.items()
+    }
 
 
 def test_nats_is_a_three_node_jetstream_cluster_on_persistent_volumes(
