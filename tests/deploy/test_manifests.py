@@ -7,7 +7,6 @@ kustomize, ``tests/deploy/rendering.py``) and the services' specs
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 import subprocess
@@ -254,7 +253,7 @@ def test_prod_secrets_are_all_created_by_the_documented_commands(
         for volume in pod_spec(doc).get("volumes", []):
             secret = volume.get("secret")
             if secret is None:
-                continue  # (nats-config, optional, is a projected volume)
+                continue
             assert secret["secretName"] in dev_secrets, secret
             assert f"create secret generic {secret['secretName']}" in docs, secret
             for item in secret.get("items", []):  # without items: every key, as files
@@ -553,21 +552,11 @@ def test_every_deployment_besides_the_services_is_used_by_one_of_them(
 
 
 def nats_configs(rendered: dict[str, Rendered]) -> dict[str, str]:
-    """``nats.conf`` of each kustomization that declares ``nats-config``, a Secret (it may
-    hold the clients' credentials) or a ConfigMap; prod may create it with kubectl instead."""
-    found = {}
-    for target, manifests in rendered.items():
-        for kind in ("Secret", "ConfigMap"):
-            doc = manifests.find(kind, "nats-config")
-            if doc is None:
-                continue
-            if "nats.conf" in doc.get("stringData", {}):
-                found[target] = doc["stringData"]["nats.conf"]
-            elif kind == "Secret":
-                found[target] = base64.b64decode(doc["data"]["nats.conf"]).decode()
-            else:
-                found[target] = doc["data"]["nats.conf"]
-    return found
+    """``nats.conf`` of each kustomization, from the generated ConfigMap ``nats-config``."""
+    return {
+        target: manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
+        for target, manifests in rendered.items()
+    }
 
 
 def test_nats_is_a_three_node_jetstream_cluster_on_persistent_volumes(
@@ -590,7 +579,7 @@ def test_nats_is_a_three_node_jetstream_cluster_on_persistent_volumes(
     manifests.get("PodDisruptionBudget", "nats")
 
 
-def test_nats_reads_nats_conf_from_a_secret_or_a_configmap_named_nats_config(
+def test_nats_reads_nats_conf_from_the_configmap_nats_config(
     rendered: dict[str, Rendered],
 ) -> None:
     nats = rendered["base"].get("StatefulSet", "nats")
@@ -598,12 +587,10 @@ def test_nats_reads_nats_conf_from_a_secret_or_a_configmap_named_nats_config(
     assert container["args"] == ["--config", "/etc/nats/nats.conf"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volume = next(v for v in pod_spec(nats)["volumes"] if v["name"] == mounts["/etc/nats"])
-    sources = {next(iter(source)): source for source in volume["projected"]["sources"]}
-    assert set(sources) == {"secret", "configMap"}
-    for kind, source in sources.items():
-        assert source[kind]["name"] == "nats-config"
-        assert source[kind]["optional"] is True
-        assert source[kind]["items"] == [{"key": "nats.conf", "path": "nats.conf"}]
+    assert volume["configMap"] == {
+        "name": "nats-config",
+        "items": [{"key": "nats.conf", "path": "nats.conf"}],
+    }
 
 
 def secret_files(pod: Doc, container: Doc) -> dict[str, tuple[str, str]]:

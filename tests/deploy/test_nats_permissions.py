@@ -5,11 +5,13 @@ permissions are exercised on a real server in ``libs/common/tests/test_natsauth.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.deploy.rendering import TARGETS, Rendered, api_container, environment, pod_containers
 from tests.deploy.specs import ROOT, SPEC_IDS, SPECS, needs_every_spec
 from ticketing_common.events.contracts import EventType
 from ticketing_common.natsauth import (
@@ -24,6 +26,9 @@ from ticketing_common.natsauth import (
 from ticketing_common.spec import ServiceSpec
 
 CONFIG_MAP = ROOT / KUBERNETES_CONFIG_PATH
+NATS_USERS = "nats-users"
+# How nats.conf reads a password from the server's environment.
+PASSWORD_REFERENCE = re.compile(r"^\s*password: \$(?P<variable>[A-Z][A-Z0-9_]*)$", re.MULTILINE)
 REGENERATE = "uv run python -m ticketing_common.natsauth > " + KUBERNETES_CONFIG_PATH
 
 # Who publishes and who consumes what (SPEC §4), written out here rather than read
@@ -141,3 +146,72 @@ def test_every_subject_a_service_uses_is_permitted_to_it_and_nothing_else(
     assert [subject for subject in refused if granted.may_publish(subject)] == []
     for subject in ("ticketing.events.>", "ticketing.events.order.created", "_INBOX.x", ">"):
         assert not granted.may_subscribe(subject)
+
+
+# ---------------------------------------------------------------- the passwords in the cluster
+
+
+def nats_users_refs(manifests: Rendered) -> set[tuple[str, str, str, str]]:
+    """(workload, container, variable, key) of every variable taken from ``nats-users``."""
+    return {
+        (doc["metadata"]["name"], container["name"], variable["name"], ref["key"])
+        for doc in manifests.workloads()
+        for container in pod_containers(doc)
+        for variable in container.get("env", [])
+        if (ref := variable.get("valueFrom", {}).get("secretKeyRef", {})).get("name") == NATS_USERS
+    }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_nats_pods_get_every_password_the_rendered_config_reads(
+    rendered: dict[str, Rendered], dev_secrets: dict[str, dict[str, str]], target: str
+) -> None:
+    """nats-server refuses to start while a variable nats.conf reads is unset: the NATS
+    container takes the whole of ``nats-users``, whose keys (declared for dev, created by
+    the documented command in prod) are exactly the variables the config reads."""
+    needs_every_spec()
+    manifests = rendered[target]
+    config = manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
+    variables = {match["variable"] for match in PASSWORD_REFERENCE.finditer(config)}
+    users = [ADMIN_USER, *(spec.name for spec in SPECS if spec.uses_nats)]
+    assert variables == {password_variable(user) for user in users}
+
+    pod = manifests.get("StatefulSet", "nats")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"secretRef": {"name": NATS_USERS}} in container.get("envFrom", [])
+    assert variables == dev_secrets[NATS_USERS].keys()
+    # nats-server parses an environment value like a configuration value.
+    assert all(value[:1].isalpha() for value in dev_secrets[NATS_USERS].values())
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    command = docs[docs.index(f"kubectl create secret generic {NATS_USERS}") :]
+    command = command[: command.index("\n\n")]
+    assert {f"--from-literal={variable}=" for variable in variables} == set(
+        re.findall(r"--from-literal=[A-Z_]+=", command)
+    )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_each_service_on_the_bus_gets_its_own_nats_password_and_nothing_else_does(
+    rendered: dict[str, Rendered], dev_secrets: dict[str, dict[str, str]], target: str
+) -> None:
+    needs_every_spec()
+    manifests = rendered[target]
+    on_the_bus = [spec for spec in SPECS if spec.uses_nats]
+    assert nats_users_refs(manifests) == {
+        (spec.name, spec.name, "NATS_PASSWORD", password_variable(spec.name)) for spec in on_the_bus
+    }
+    for spec in on_the_bus:
+        container = api_container(manifests.get("Deployment", spec.name), spec)
+        values = environment(container, manifests, dev_secrets)
+        # The user is the spec's name: NATS_USER unset or that name, SERVICE_NAME likewise.
+        assert values.get("NATS_USER", spec.name) == spec.name
+        assert values.get("SERVICE_NAME", spec.name) == spec.name
+    # Only the NATS pods take the whole Secret.
+    takers = {
+        doc["metadata"]["name"]
+        for doc in manifests.workloads()
+        for container in pod_containers(doc)
+        for source in container.get("envFrom", [])
+        if source.get("secretRef", {}).get("name") == NATS_USERS
+    }
+    assert takers == {"nats"}
