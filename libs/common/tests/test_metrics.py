@@ -4,11 +4,9 @@ pending rows and publish lag, and the listeners' consumers, against real servers
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from uuid import uuid4
 
-import pytest
 from fastapi import APIRouter, FastAPI
 
 from ticketing_common.app import ServiceRuntime, create_service_app
@@ -16,7 +14,7 @@ from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated
 from ticketing_common.events.listener import ListenerGroup, RetryPolicy
-from ticketing_common.events.outbox import OutboxRelay, outbox_metadata, record
+from ticketing_common.events.outbox import OutboxRelay, record
 from ticketing_common.metrics import Metrics
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.testing import serve_app, wait_until
@@ -42,15 +40,6 @@ def items_router() -> APIRouter:
 
 def ticket() -> TicketCreated:
     return TicketCreated(id=uuid4(), version=0, title="Gig", price=Decimal("12"), user_id=uuid4())
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    async with db.engine.begin() as connection:
-        await connection.run_sync(outbox_metadata.create_all)
-    yield db
-    await db.dispose()
 
 
 async def test_requests_are_counted_by_route_template_method_and_status() -> None:

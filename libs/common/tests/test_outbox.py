@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -16,18 +15,16 @@ from sqlalchemy import func, select, text
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import TicketCreated, decode
-from ticketing_common.events.outbox import OutboxRelay, outbox_metadata, outbox_table, record
+from ticketing_common.events.outbox import OutboxRelay, outbox_table, record
 from ticketing_common.testing import wait_until
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    async with db.engine.begin() as connection:
-        await connection.run_sync(outbox_metadata.create_all)
+async def database(database: Database) -> Database:
+    """The shared outbox database, with a table of the caller's own state."""
+    async with database.engine.begin() as connection:
         await connection.execute(text("CREATE TABLE things (id uuid PRIMARY KEY, title text)"))
-    yield db
-    await db.dispose()
+    return database
 
 
 def ticket() -> TicketCreated:

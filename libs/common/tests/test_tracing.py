@@ -25,20 +25,11 @@ from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated
 from ticketing_common.events.listener import ListenerGroup, RetryLater, RetryPolicy
-from ticketing_common.events.outbox import OutboxRelay, outbox_metadata, outbox_table, record
+from ticketing_common.events.outbox import OutboxRelay, outbox_table, record
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.testing import wait_until
 
 FAST = RetryPolicy(max_deliveries=3, base_delay=0.05, max_delay=0.2, ack_wait=5)
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    async with db.engine.begin() as connection:
-        await connection.run_sync(outbox_metadata.create_all)
-    yield db
-    await db.dispose()
 
 
 @pytest.fixture
