@@ -8,11 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from opentelemetry.trace import SpanKind, Tracer
-
-from ticketing_common import tracing
-from ticketing_common.settings import EventServiceSettings, ServiceSettings
+from ticketing_common.settings import EventServiceSettings
 from ticketing_common.spec import ServiceSpec
+from ticketing_common.testing.traces import write_sample_traces
 from ticketing_devstack.environment import (
     TRACES_DIR_VARIABLE,
     Addresses,
@@ -56,24 +54,7 @@ def test_with_a_traces_dir_each_service_writes_a_file_of_its_own(tmp_path: Path)
 def test_traces_prints_each_trace_as_a_tree(tmp_path: Path) -> None:
     directory = tmp_path / "traces"
 
-    def tracer_of(service: str) -> Tracer:
-        settings = ServiceSettings(
-            ENVIRONMENT="test",
-            SERVICE_NAME=service,
-            TRACES_FILE=str(directory / f"{service}.jsonl"),
-        )
-        return tracing.provider_of(settings).get_tracer("test")
-
-    orders, tickets = tracer_of("orders"), tracer_of("tickets")
-    with (
-        orders.start_as_current_span("POST /api/orders", kind=SpanKind.SERVER),
-        tracing.producing(orders, "order:created", subject="s", message_id="m") as headers,
-    ):
-        pass
-    with tracing.consuming(tickets, "process order:created", headers):
-        pass
-    with orders.start_as_current_span("GET /api/orders", kind=SpanKind.SERVER):
-        pass
+    write_sample_traces(directory)
 
     everything = _ticketing("traces", "--data-dir", str(tmp_path))
     crossing = _ticketing("traces", "--data-dir", str(tmp_path), "--min-services", "2")

@@ -28,6 +28,7 @@ from ticketing_common.events.listener import ListenerGroup, RetryLater, RetryPol
 from ticketing_common.events.outbox import OutboxRelay, outbox_table, record
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.testing import wait_until
+from ticketing_common.testing.traces import write_sample_traces
 
 FAST = RetryPolicy(max_deliveries=3, base_delay=0.05, max_delay=0.2, ack_wait=5)
 
@@ -169,25 +170,7 @@ def test_a_client_call_outside_any_trace_is_not_recorded(tmp_path: Path) -> None
 
 
 def test_the_traces_files_read_back_as_one_tree_per_trace(tmp_path: Path) -> None:
-    def provider(service: str) -> Tracer:
-        return tracing.provider_of(
-            ServiceSettings(
-                ENVIRONMENT="test",
-                SERVICE_NAME=service,
-                TRACES_FILE=str(tmp_path / f"{service}.jsonl"),
-            )
-        ).get_tracer("test")
-
-    orders, tickets = provider("orders"), provider("tickets")
-    with (
-        orders.start_as_current_span("POST /api/orders", kind=SpanKind.SERVER),
-        tracing.producing(orders, "order:created", subject="s", message_id="m") as headers,
-    ):
-        pass
-    with tracing.consuming(tickets, "process order:created", headers):
-        pass
-    with orders.start_as_current_span("GET /api/orders", kind=SpanKind.SERVER):
-        pass
+    write_sample_traces(tmp_path)
 
     found = tracing.traces_of(tracing.read_spans(sorted(tmp_path.glob("*.jsonl"))))
 
