@@ -27,16 +27,20 @@ from ticketing_common.events.contracts import (
     EventType,
     ExpirationComplete,
     OrderCancelled,
+    OrderCompleted,
     OrderCreated,
     OrderStatus,
     Payload,
     PaymentCreated,
+    PaymentDeclined,
     PaymentRefunded,
     PricedTicketRef,
     SessionRevoked,
     TicketCreated,
     TicketRef,
     TicketUpdated,
+    TicketWithdrawn,
+    UserCreated,
     decode,
 )
 from ticketing_common.events.listener import ListenerGroup, RetryPolicy
@@ -83,6 +87,17 @@ def sample(payload_type: type[Payload], ident: UUID | None = None) -> Payload:
         EventType.PAYMENT_REFUNDED: PaymentRefunded(id=ident, order_id=uuid4(), refund_id="re_1"),
         EventType.SESSION_REVOKED: SessionRevoked(
             id=ident, user_id=uuid4(), expires_at=datetime.now(UTC) + timedelta(minutes=15)
+        ),
+        EventType.USER_CREATED: UserCreated(id=ident, email="buyer@example.com"),
+        EventType.TICKET_WITHDRAWN: TicketWithdrawn(id=ident, version=1, user_id=uuid4()),
+        EventType.ORDER_COMPLETED: OrderCompleted(
+            id=ident,
+            version=0,
+            user_id=uuid4(),
+            ticket=PricedTicketRef(id=uuid4(), price="20.50"),
+        ),
+        EventType.PAYMENT_DECLINED: PaymentDeclined(
+            id=ident, order_id=uuid4(), user_id=uuid4(), message="Your card was declined."
         ),
     }
     assert set(samples) == set(PAYLOADS)

@@ -33,6 +33,19 @@ class OrderStatus(StrEnum):
         return self is not OrderStatus.CANCELLED
 
 
+class CancelReason(StrEnum):
+    """Why an order was cancelled: what order:cancelled says, and what the buyer is told."""
+
+    CANCELLED = "cancelled"
+    """The buyer cancelled it before paying."""
+    EXPIRED = "expired"
+    """Its time to pay ran out (expiration:complete)."""
+    REFUNDED = "refunded"
+    """The buyer asked for their money back after paying, before check-in."""
+    WITHDRAWN = "withdrawn"
+    """The seller withdrew the ticket while the order was on its way."""
+
+
 class EventType(StrEnum):
     TICKET_CREATED = "ticket:created"
     TICKET_UPDATED = "ticket:updated"
@@ -42,6 +55,10 @@ class EventType(StrEnum):
     PAYMENT_CREATED = "payment:created"
     PAYMENT_REFUNDED = "payment:refunded"
     SESSION_REVOKED = "session:revoked"
+    USER_CREATED = "user:created"
+    TICKET_WITHDRAWN = "ticket:withdrawn"
+    ORDER_COMPLETED = "order:completed"
+    PAYMENT_DECLINED = "payment:declined"
 
     @property
     def subject_suffix(self) -> str:
@@ -103,6 +120,57 @@ class OrderCancelled(Payload):
     id: UUID
     version: int = Field(ge=0)
     ticket: TicketRef
+    reason: CancelReason = CancelReason.CANCELLED
+    """Why (an event from before reasons existed reads as ``cancelled``)."""
+
+
+class OrderCompleted(Payload):
+    """The order was paid: its ticket is sold, its admission issued.
+
+    A fact, not a step of the order's replicated state: orders does not bump the
+    version for it (``version`` is the order's current one, for the log), and no
+    consumer chains it with ``apply_versioned``. A later order:cancelled (a refund, a
+    withdrawal) has the next version and is final, so it wins whichever arrives first.
+    """
+
+    event_type: ClassVar[EventType] = EventType.ORDER_COMPLETED
+    id: UUID
+    version: int = Field(ge=0)
+    user_id: UUID
+    ticket: PricedTicketRef
+
+
+class TicketWithdrawn(Payload):
+    """The seller took the ticket off sale for good (it was not reserved then).
+
+    The ticket's next version, applied in order by every replica; an order that
+    raced it (made from a replica that had not heard yet) is cancelled with reason
+    ``withdrawn`` and refunded if it was paid."""
+
+    event_type: ClassVar[EventType] = EventType.TICKET_WITHDRAWN
+    id: UUID
+    version: int = Field(ge=0)
+    user_id: UUID
+
+
+class UserCreated(Payload):
+    """A new account: what a service needs to write to its owner (notifications)."""
+
+    event_type: ClassVar[EventType] = EventType.USER_CREATED
+    id: UUID
+    email: str
+
+
+class PaymentDeclined(Payload):
+    """A card was declined for an order (the buyer got a 402 and may try again)."""
+
+    event_type: ClassVar[EventType] = EventType.PAYMENT_DECLINED
+    id: UUID
+    """Unique per declined attempt."""
+    order_id: UUID
+    user_id: UUID
+    message: str
+    """The provider's message, as the buyer was shown it."""
 
 
 class ExpirationComplete(Payload):
@@ -149,6 +217,10 @@ PAYLOADS: dict[EventType, type[Payload]] = {
         PaymentCreated,
         PaymentRefunded,
         SessionRevoked,
+        UserCreated,
+        TicketWithdrawn,
+        OrderCompleted,
+        PaymentDeclined,
     )
 }
 
