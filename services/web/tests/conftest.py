@@ -222,7 +222,7 @@ def header_links(page: str) -> list[str]:
     """The account links of the page's header, in order."""
     nav = re.search(r'<nav aria-label="Account">(.*?)</nav>', page, re.S)
     assert nav is not None, page[:500]
-    return re.findall(r">\s*(Sign up|Sign in|Sell tickets|My orders|Sign out)\s*<", nav.group(1))
+    return re.findall(r">\s*(Sign up|Sign in|Sell tickets|My listings|My orders|Check in|Sign out)\s*<", nav.group(1))
 
 
 def field_error(page: str, name: str) -> str | None:
