@@ -71,6 +71,9 @@ def _checkin_page(
             # real ticket, the field is empty for the next one.
             "code": code if field_errors else "",
             "field_errors": field_errors,
+            # The scanner restarts on the answer's page and must not send the code
+            # still in front of the camera again: it skips the one just answered.
+            "answered": code,
         },
         status_code=status_code,
         headers={**scanner_headers(settings), **(error.headers() if error else {})},
@@ -87,8 +90,9 @@ async def check_in(
     request: Request, api: Api, settings: WebSettings, gate: Gate, code: FormText = ""
 ) -> HTMLResponse:
     """Admit the ticket of ``code``; the API's answer (201, 409, 403, 400) is the page's."""
+    code = code.strip()  # pasted codes come with spaces and line ends
     try:
-        admitted = await api.check_in(gate.caller, code.strip())
+        admitted = await api.check_in(gate.caller, code)
     except ApiError as error:
         return _checkin_page(request, settings, code=code, error=error)
-    return _checkin_page(request, settings, admitted=admitted)
+    return _checkin_page(request, settings, code=code, admitted=admitted)

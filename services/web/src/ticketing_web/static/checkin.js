@@ -6,12 +6,15 @@ const form = document.getElementById("checkin-form");
 const video = document.getElementById("scanner-video");
 const start = document.getElementById("scanner-start");
 const status = document.getElementById("scanner-status");
+// The code this page answered, most likely still in front of the camera.
+const answered = document.querySelector("[data-scanner]")?.dataset.answered || "";
 
 async function startScanning() {
   start.hidden = true;
   const scanner = new QrScanner(
     video,
     (result) => {
+      if (result.data === answered) return;
       // One code, one submission: the next scan comes from the answer's page.
       scanner.stop();
       form.elements.code.value = result.data;
