@@ -11,6 +11,8 @@ const answered = document.querySelector("[data-scanner]")?.dataset.answered || "
 
 async function startScanning() {
   start.hidden = true;
+  // Shown before the scanner takes it: it keeps a hidden video playing by restyling it.
+  video.hidden = false;
   const scanner = new QrScanner(
     video,
     (result) => {
@@ -23,7 +25,6 @@ async function startScanning() {
     },
     { preferredCamera: "environment", returnDetailedScanResult: true, maxScansPerSecond: 10 },
   );
-  video.hidden = false;
   try {
     await scanner.start();
     status.textContent = "Point the camera at the ticket's QR code.";
