@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -32,6 +33,8 @@ from .conftest import (
 
 pytestmark = pytest.mark.e2e
 
+T = TypeVar("T")
+
 EVENT_TIMEOUT = 60.0  # how long events may take to reach every service on a busy machine
 
 
@@ -41,11 +44,18 @@ def _listed(page: Page, ticket_id: str) -> bool:
 
 
 def _eventually(what: str, check: Callable[[], bool], timeout: float = EVENT_TIMEOUT) -> None:
+    _eventually_value(what, check, timeout)
+
+
+def _eventually_value(
+    what: str, probe: Callable[[], T | None], timeout: float = EVENT_TIMEOUT
+) -> T:
     deadline = time.monotonic() + timeout
-    while not check():
+    while not (found := probe()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         time.sleep(0.5)
+    return found
 
 
 def test_a_buyer_pays_gets_the_e_ticket_by_mail_and_as_a_pdf_and_the_seller_admits_it_once(
@@ -102,7 +112,7 @@ def test_a_buyer_pays_gets_the_e_ticket_by_mail_and_as_a_pdf_and_the_seller_admi
     _assert_ticket_pdf(download.value.path().read_bytes(), "Symphony No. 9", code)
 
     # The confirmation mail with the e-ticket, caught by the local mailbox.
-    _assert_mailed(stack, buyer, buyer_email, code)
+    _assert_mailed(stack, new_context().new_page(), buyer_email, "Symphony No. 9", code)
 
     # The seller admits it at the door by typing the code...
     seller.goto("/checkin")
@@ -142,21 +152,28 @@ def _assert_ticket_pdf(document: bytes, title: str, code: str) -> None:
     assert [found.text for found in zxingcpp.read_barcodes(image.image)] == [code]
 
 
-def _assert_mailed(stack: Stack, page: Page, email: str, code: str) -> None:
-    """The buyer's confirmation arrived in the mailbox `ticketing up` runs, with the code."""
+def _assert_mailed(stack: Stack, page: Page, email: str, title: str, code: str) -> None:
+    """The buyer's confirmation arrived in the mailbox `ticketing up` runs (its JSON API),
+    with the code in its text and the e-ticket PDF attached."""
     mailbox = mailbox_url(stack)
     assert mailbox is not None, "ticketing up printed no mailbox:\n" + "\n".join(stack.lines)
-    api = mailbox.rstrip("/") + "/api/messages"
+    api = httpx.Client(base_url=mailbox.rstrip("/"), timeout=10)
 
-    def confirmation() -> bool:
-        messages = httpx.get(api, timeout=10).raise_for_status().text
-        return email in messages and code in messages
+    def confirmation() -> dict[str, Any] | None:
+        for summary in api.get("/api/messages").raise_for_status().json():
+            if email in summary["to"] and summary["subject"] == f"Your ticket for {title}":
+                detail: dict[str, Any] = api.get(f"/api/messages/{summary['id']}").json()
+                return detail
+        return None
 
-    _eventually("the confirmation mail", confirmation)
+    mail = _eventually_value("the confirmation mail", confirmation)
+    assert code in mail["text"]
+    [attached] = [part for part in mail["parts"] if part["contentType"] == "application/pdf"]
+    _assert_ticket_pdf(api.get(attached["url"]).raise_for_status().content, title, code)
+    api.close()
     page.goto(mailbox)
-    expect(page.get_by_text(email).first).to_be_visible()
+    expect(page.get_by_text(f"Your ticket for {title}").first).to_be_visible()
     screenshot(page, "mailbox")
-    page.go_back()
 
 
 def test_a_declined_card_shows_the_providers_message_and_the_form_stays_usable(
