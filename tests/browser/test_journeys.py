@@ -100,6 +100,7 @@ def test_a_buyer_pays_gets_the_e_ticket_by_mail_and_as_a_pdf_and_the_seller_admi
     assert not _listed(buyer, ticket_id)
 
     # The e-ticket: its QR code and code on the order page, and the PDF download.
+    buyer.goto("/orders")
     row.locator("a", has_text="Symphony No. 9").click()
     code = buyer.locator(".admission-code").inner_text()
     assert code.startswith("TA1.")

@@ -15,6 +15,8 @@ import pytest
 import zxingcpp
 from pypdf import PdfReader
 
+from ticketing_common.testing import wait_until
+
 from .conftest import Browser, admission_code, buy_and_pay, field_error
 
 
@@ -165,7 +167,13 @@ async def test_a_refund_voids_the_e_ticket_and_the_dashboard_shows_and_withdraws
         edit_page, {"title": "Spare seat", "price": "7"}, form_page=edit_page
     )
     assert edited.status_code == 303
-    dashboard = (await seller.get("/dashboard")).text
+
+    async def refunded_back_on_sale() -> str | None:
+        # Tickets puts the refunded ticket back on sale when order:cancelled reaches it.
+        page = (await seller.get("/dashboard")).text
+        return page if re.search(r'data-total="for-sale">2<', page) else None
+
+    dashboard = await wait_until(refunded_back_on_sale, timeout=30, interval=0.2)
     assert re.search(r'data-total="sold">1<', dashboard)
     assert re.search(r'data-total="revenue">\$12\.50<', dashboard)
     assert "Sold show" in dashboard
