@@ -5,6 +5,7 @@ button, and the seller's dashboard with its withdraw button."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from pypdf import PdfReader
 from ticketing_common.testing import wait_until
 
 from .conftest import Browser, admission_code, buy_and_pay, field_error
+
+GATES = 8
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ async def test_a_paid_order_shows_its_e_ticket_and_the_pdf_scans_to_the_same_cod
     assert admission_code((await buyer.get(unpaid)).text) is None
 
 
-async def test_the_check_in_page_admits_a_ticket_once_and_says_why_it_refuses(
+async def test_check_in_admits_a_ticket_once_even_from_concurrent_gates_and_says_why_it_refuses(
     make_browser: Callable[[], Browser],
 ) -> None:
     seller, buyer = await _people(make_browser)
@@ -102,8 +105,15 @@ async def test_the_check_in_page_admits_a_ticket_once_and_says_why_it_refuses(
     # Every other page keeps the camera off.
     assert "camera=()" in (await seller.get("/")).headers["permissions-policy"]
 
-    admitted = await seller.submit("/checkin", {"code": f"  {code} "}, form_page="/checkin")
-    assert admitted.status_code == 201
+    # Two gates (here eight) post the same ticket at once: exactly one admits it.
+    gates = await asyncio.gather(
+        *(
+            seller.submit("/checkin", {"code": f"  {code} "}, form_page="/checkin")
+            for _ in range(GATES)
+        )
+    )
+    assert sorted(gate.status_code for gate in gates) == [201] + [409] * (GATES - 1)
+    [admitted] = [gate for gate in gates if gate.status_code == 201]
     kind, text = _outcome(admitted.text) or ("", "")
     assert kind == "admitted"
     assert text.startswith("Admitted Jazz at the door at ")
