@@ -100,12 +100,11 @@ def show_to_camera(camera_film: Path, text: str, *, width: int = 640, height: in
 
 
 def mailbox_url(stack: Stack) -> str | None:
-    """The local mailbox's page, as `ticketing up` printed it (None before it ran one)."""
+    """The local mailbox's page, as `ticketing up` printed it (``Mail: <url>``)."""
     for line in stack.lines:
-        if "mail" in line.lower():
-            found = re.search(r"https?://\S+", line)
-            if found:
-                return found.group(0).rstrip(".,)")
+        found = re.search(r"\bMail: (https?://\S+)", line)
+        if found:
+            return found.group(1)
     return None
 
 
