@@ -27,7 +27,7 @@ from tests.e2e.conftest import PASSWORD, UP_TIMEOUT, Stack
 from ticketing_common.eticket import qr_png
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SERVICES = ("auth", "tickets", "orders", "payments", "expiration", "web")
+SERVICES = ("auth", "tickets", "orders", "payments", "expiration", "notifications", "web")
 MISSING = [name for name in SERVICES if importlib.util.find_spec(f"ticketing_{name}.app") is None]
 # Long enough to pay in a journey, short enough to watch an order expire.
 EXPIRATION_WINDOW_SECONDS = 25

@@ -173,7 +173,9 @@ def _assert_mailed(stack: Stack, page: Page, email: str, title: str, code: str) 
     _assert_ticket_pdf(api.get(attached["url"]).raise_for_status().content, title, code)
     api.close()
     page.goto(mailbox)
-    expect(page.get_by_text(f"Your ticket for {title}").first).to_be_visible()
+    page.get_by_role("link", name=f"Your ticket for {title}").first.click()
+    expect(page.get_by_role("link", name=re.compile(r"ticket-.*\.pdf"))).to_be_visible()
+    expect(page.frame_locator("iframe").get_by_text(code)).to_be_visible()
     screenshot(page, "mailbox")
 
 
