@@ -3,6 +3,7 @@ database, and the one child-process abstraction, with real processes and Postgre
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,7 @@ from ticketing_common.embedded import (
     EmbeddedServer,
     NatsServer,
     NotReadyError,
+    PostgresServer,
     configured_or_embedded,
     create_database,
     drop_database,
@@ -85,6 +87,22 @@ async def test_create_database_if_missing_creates_once_and_copies_a_template(
 
     assert (first, again) == (True, False)
     assert copied is True
+
+
+async def test_the_tests_postgres_skips_fsync_and_the_stacks_keeps_it(
+    infrastructure: Infrastructure, tmp_path: Path
+) -> None:
+    connection = await asyncpg.connect(infrastructure.postgres_url)
+    try:
+        fsync = await connection.fetchval("SHOW fsync")
+    finally:
+        await connection.close()
+    stacks = PostgresServer("postgres", free_port(), tmp_path).argv()
+
+    # Unless the tests were pointed at a server of their own (DATABASE_URL).
+    assert fsync == ("on" if os.environ.get("DATABASE_URL") else "off")
+    assert "fsync=on" in stacks
+    assert "fsync=off" not in stacks
 
 
 def test_a_child_that_exits_before_it_is_ready_is_named_with_its_exit_code(

@@ -366,6 +366,14 @@ class RedisServer(EmbeddedServer):
         ]
 
 
+# A throw-away server's settings: nothing waits for the disk.
+THROWAWAY_POSTGRES = [
+    *("-c", "fsync=off"),
+    *("-c", "synchronous_commit=off"),
+    *("-c", "full_page_writes=off"),
+]
+
+
 class PostgresServer(EmbeddedServer):
     """PostgreSQL 16 from the ``pgserver`` wheel, on TCP 127.0.0.1.
 
@@ -377,6 +385,11 @@ class PostgresServer(EmbeddedServer):
     system_user = "pgserver"
     # SIGTERM is PostgreSQL's "smart" shutdown, which waits for clients; SIGINT is "fast".
     stop_signal = signal.SIGINT
+    durable: bool = True
+    """False for a throw-away server (the tests'): no fsync, so a commit, a ``CREATE
+    DATABASE`` or a ``DROP DATABASE`` waits for no disk. Killing PostgreSQL or any
+    client loses nothing even then (the data is in the OS's cache); only a crash of
+    the machine itself would, and such a server's data is deleted anyway."""
 
     @property
     def url(self) -> str:
@@ -454,8 +467,7 @@ class PostgresServer(EmbeddedServer):
             str(self.pgdata),
             "-c",
             "max_connections=400",
-            "-c",
-            "fsync=on",
+            *(["-c", "fsync=on"] if self.durable else THROWAWAY_POSTGRES),
         ]
 
     def probe(self) -> str | None:

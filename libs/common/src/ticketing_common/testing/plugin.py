@@ -23,8 +23,10 @@ import pytest
 
 from ticketing_common.db import upgrade_to_head
 from ticketing_common.embedded import (
+    EmbeddedServer,
     EmbeddedStack,
     NatsServer,
+    PostgresServer,
     configured_or_embedded,
     create_database,
     drop_database,
@@ -72,8 +74,16 @@ def infrastructure() -> Iterator[Infrastructure]:
     # pruning would delete the data directory of servers that are still running.
     data_dir = Path(tempfile.mkdtemp(prefix="ticketing-test-servers-"))
     stack = EmbeddedStack(data_dir)
+
+    def start(server: EmbeddedServer) -> str:
+        if isinstance(server, PostgresServer):
+            # Every test makes and drops its databases: with fsync each drop waited
+            # seconds for the disk. Nothing here outlives the session.
+            server.durable = False
+        return stack.run(server)
+
     try:
-        urls = configured_or_embedded(os.environ, data_dir, stack.run)
+        urls = configured_or_embedded(os.environ, data_dir, start)
         yield Infrastructure(
             nats_url=urls.nats or "", postgres_url=urls.postgres or "", redis_url=urls.redis or ""
         )
