@@ -1,18 +1,20 @@
 """Exactly one mail per event and kind: a redelivered event, or one delivered to two
 replicas at once, sends nothing more; an event that needs a user, ticket or order not
-replicated yet waits for it and is never dropped."""
+replicated yet, or that the SMTP server does not take, waits and is never dropped."""
 
 from __future__ import annotations
 
 import asyncio
 
+from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from ticketing_common.db import Database
+from ticketing_common.embedded import free_port
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import PaymentDeclined, UserCreated
-from ticketing_common.testing import ServedApp, tried_and_not_acked, wait_until
-from ticketing_devstack.mailcatcher import Mailbox
+from ticketing_common.testing import Serve, ServedApp, tried_and_not_acked, wait_until
+from ticketing_devstack.mailcatcher import Mailbox, MailboxHandler
 from ticketing_notifications import service
 from ticketing_notifications.listeners import mailing
 from ticketing_notifications.mailer import Mailer
@@ -88,3 +90,26 @@ async def test_an_event_before_its_user_is_known_waits_then_sends(
     await market.publish(UserCreated(id=buyer, email=buyer_email))
     [mail] = await mails_to(mailbox, buyer_email)
     assert mail["Subject"] == "Payment declined: Concert"
+
+
+async def test_a_send_that_fails_records_nothing_and_the_event_is_sent_once_the_server_is_back(
+    serve: Serve, market: Market, bus: EventBus, db: Database
+) -> None:
+    port = free_port()  # no SMTP server there yet
+    async with serve(SMTP_PORT=port):
+        seller, _ = await market.user()
+        buyer, buyer_email = await market.user()
+        order = await market.order(buyer, await market.ticket(seller))
+        await market.refunded(order)
+        await tried_and_not_acked(bus, "notifications-payment-refunded")
+        assert await sent_rows(db) == 0  # the claim was rolled back with the failed send
+
+        mailbox = Mailbox()
+        controller = Controller(MailboxHandler(mailbox), hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            [mail] = await mails_to(mailbox, buyer_email)
+        finally:
+            controller.stop()
+    assert mail["Subject"] == "Refund issued: Concert"
+    assert await sent_rows(db) == 1
