@@ -819,6 +819,9 @@ def test_without_an_smtp_host_the_mail_catcher_keeps_every_mail_across_restarts_
     assert "<iframe sandbox srcdoc=" in page
     assert "<script>" not in page
     assert 'href="/api/messages/' in page
+    status = json.loads(_ticketing("status", "--json", "--data-dir", str(stack.data_dir)).stdout)
+    catcher = next(p for p in status["processes"] if p["name"] == MAIL_CATCHER_NAME)
+    assert (catcher["address"], catcher["restarts"]) == (mail_url, 1)
 
 
 class _Mailing(EventServiceSettings):

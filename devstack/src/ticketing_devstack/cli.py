@@ -155,6 +155,7 @@ def status_json(data_dir: Path, info: InstanceInfo | None) -> dict[str, object]:
                 "pid": child.pid or None,
                 "state": _state(child),
                 "restarts": child.restarts,
+                "address": child.address or None,
             }
             for child in info.children
         ],
@@ -182,7 +183,8 @@ def status(
     ] = False,
 ) -> None:
     """Say whether Ticketing runs with this data directory, and each process it started:
-    PID, state (starting, ready, restarting, exited, failed) and restarts; then the key
+    PID, state (starting, ready, restarting, exited, failed), address (the mail catcher's
+    is its mailbox page) and restarts; then the key
     figures from the services' metrics (requests, reservations, payments, outbox and
     consumer backlogs, dead letters, expiration lateness).
 
@@ -202,7 +204,12 @@ def status(
     for child in info.children:
         pid = str(child.pid) if child.pid else "-"
         restarts = f"  restarts {child.restarts}" if child.restarts else ""
-        console.print(f"  {child.name:<{width}} PID {pid:<8} {_state(child):<10}{restarts}")
+        # Where it serves: the mail catcher's mailbox page, a service's port, ...
+        address = f"  {child.address}" if child.address else ""
+        console.print(
+            f"  {child.name:<{width}} PID {pid:<8} {_state(child):<10}{address}{restarts}",
+            markup=False,
+        )
     console.print("Key figures (since each service started):")
     for line in _figures(info).lines():
         console.print(f"  {line}", markup=False)

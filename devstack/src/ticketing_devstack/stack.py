@@ -522,7 +522,7 @@ class Stack:
     def _record(self) -> None:
         """Write what we started, and how it fares, into the lock file (``instance.py``)."""
         records = [
-            ChildRecord.of(unit.name, unit.pid or 0, unit.state, unit.restarts)
+            ChildRecord.of(unit.name, unit.pid or 0, unit.state, unit.restarts, unit.address)
             for unit in self.units
         ]
         records += [
