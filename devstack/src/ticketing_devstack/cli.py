@@ -107,7 +107,9 @@ def up(
     [bold]DATABASE_URL[/] (an admin URL; one database per service is created on it)
     or [bold]REDIS_URL[/] is set. Payments talk to Stripe with [bold]STRIPE_SECRET_KEY[/]
     when it is set (and web gets [bold]STRIPE_PUBLISHABLE_KEY[/]); without it a local
-    Stripe sandbox that understands Stripe's test cards stands in. Other environment
+    Stripe sandbox that understands Stripe's test cards stands in. Mail goes to the SMTP
+    server in [bold]SMTP_HOST[/] when it is set; without it a local mail catcher keeps
+    every mail and shows it on the page printed as "Mail:". Other environment
     variables reach the services. A process that exits is restarted after a back-off
     (0.5 s, doubling up to 10 s) while the others keep running; one that crashes 5
     times in a row without getting ready stops everything, with exit code 1. No

@@ -31,6 +31,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from uuid import uuid4
 
 import uvicorn
@@ -337,7 +338,10 @@ def create_app(mailbox: Mailbox) -> FastAPI:
         chosen = parts[index]
         headers = {"X-Content-Type-Options": "nosniff"}
         if chosen.filename:
-            headers["Content-Disposition"] = f'attachment; filename="{chosen.filename}"'
+            # RFC 6266's extended form: any name, never a header of its own making.
+            headers["Content-Disposition"] = (
+                f"attachment; filename*=UTF-8''{quote(chosen.filename)}"
+            )
         return Response(chosen.content, media_type=chosen.content_type, headers=headers)
 
     return app

@@ -10,7 +10,7 @@ mail to any client that de-duplicates by it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from enum import StrEnum
@@ -57,7 +57,7 @@ class Mail:
     subject: str
     context: Mapping[str, object]
     inline: tuple[InlineImage, ...] = ()
-    attachments: tuple[Attachment, ...] = field(default=())
+    attachments: tuple[Attachment, ...] = ()
 
 
 def one_line(text: str) -> str:
