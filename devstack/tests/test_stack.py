@@ -43,6 +43,7 @@ from ticketing_devstack.stack import (
     READY_LINE,
     STRIPE_SANDBOX_NAME,
     load_jwt_key,
+    without_credentials,
 )
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
@@ -865,3 +866,11 @@ def test_with_the_catcher_services_get_its_address_and_links_point_to_the_gatewa
     [env] = service_environments([NOTIFICATIONS], given, without, shared).values()
     assert env["SMTP_HOST"] == "smtp.example.com"
     assert env["SITE_URL"] == "https://tickets.example.com"
+
+
+def test_the_lock_file_and_status_show_addresses_without_credentials() -> None:
+    assert without_credentials("redis://:s3cret@127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert without_credentials("postgresql://postgres@127.0.0.1:5432/postgres") == (
+        "postgresql://127.0.0.1:5432/postgres"
+    )
+    assert without_credentials("http://127.0.0.1:8025") == "http://127.0.0.1:8025"

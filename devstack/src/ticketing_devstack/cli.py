@@ -211,6 +211,7 @@ def status(
         console.print(
             f"  {child.name:<{width}} PID {pid:<8} {_state(child):<10}{address}{restarts}",
             markup=False,
+            soft_wrap=True,
         )
     console.print("Key figures (since each service started):")
     for line in _figures(info).lines():

@@ -171,6 +171,17 @@ def answers_200(url: str) -> str | None:
     return f"{urlsplit(url).path} answered {response.status_code}"
 
 
+def without_credentials(address: str) -> str:
+    """``address`` without a user or password (Redis' URL carries its password): what
+    the lock file and ``ticketing status`` show."""
+    parts = urlsplit(address)
+    if not (parts.username or parts.password) or parts.hostname is None:
+        return address
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
 def service_argv(spec: ServiceSpec[Any], port: int) -> list[str]:
     return [
         sys.executable,
@@ -522,7 +533,13 @@ class Stack:
     def _record(self) -> None:
         """Write what we started, and how it fares, into the lock file (``instance.py``)."""
         records = [
-            ChildRecord.of(unit.name, unit.pid or 0, unit.state, unit.restarts, unit.address)
+            ChildRecord.of(
+                unit.name,
+                unit.pid or 0,
+                unit.state,
+                unit.restarts,
+                without_credentials(unit.address),
+            )
             for unit in self.units
         ]
         records += [
