@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.utils import parseaddr
+from typing import Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ticketing_common.settings import EventServiceSettings
 
@@ -36,6 +37,12 @@ class Settings(EventServiceSettings):
         if "@" not in address:
             raise ValueError("MAIL_FROM must be an e-mail address, optionally with a name")
         return value
+
+    @model_validator(mode="after")
+    def _account_complete(self) -> Self:
+        if (self.SMTP_USERNAME is None) != (self.SMTP_PASSWORD is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
+        return self
 
     @property
     def sender(self) -> Address:
