@@ -14,6 +14,7 @@ from ticketing_common.embedded import free_port
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import PaymentDeclined, UserCreated
 from ticketing_common.testing import Serve, ServedApp, tried_and_not_acked, wait_until
+from ticketing_common.testing.metrics import scraped, value
 from ticketing_devstack.mailcatcher import Mailbox, MailboxHandler
 from ticketing_notifications import service
 from ticketing_notifications.listeners import mailing
@@ -49,6 +50,11 @@ async def test_a_redelivered_event_sends_no_second_mail(
     await wait_until(lambda: handled(notifications) > before)
     assert len(mailbox.to(buyer_email)) == 1
     assert await sent_rows(db) == 1
+    async with notifications.client() as client:
+        samples = await scraped(client)
+    mails = "ticketing_notifications_mails_total"
+    assert value(samples, mails, kind="payment-declined", outcome="sent") == 1
+    assert value(samples, mails, kind="payment-declined", outcome="already_sent") == 1
 
 
 async def test_concurrent_deliveries_of_one_event_send_exactly_one_mail(
@@ -65,6 +71,7 @@ async def test_concurrent_deliveries_of_one_event_send_exactly_one_mail(
         notifications.component(Database),
         notifications.component(Mailer),
         notifications.component(Composer),
+        notifications.component(service.MailMetrics),
         service.mails_of_completed_order,
     )
     await asyncio.gather(*(handler(completed) for _ in range(20)))

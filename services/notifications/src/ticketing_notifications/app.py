@@ -12,6 +12,7 @@ from ticketing_common.events.contracts import (
     OrderCancelled,
     OrderCompleted,
     OrderCreated,
+    P,
     PaymentDeclined,
     PaymentRefunded,
     TicketCreated,
@@ -19,10 +20,11 @@ from ticketing_common.events.contracts import (
     TicketWithdrawn,
     UserCreated,
 )
-from ticketing_common.events.listener import Listener, transactional
+from ticketing_common.events.listener import Handler, Listener, transactional
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 from ticketing_notifications import service
 from ticketing_notifications.listeners import (
+    Plan,
     mailing,
     on_order_created,
     on_ticket_created,
@@ -39,31 +41,23 @@ def parts(context: ServiceContext[Settings]) -> Parts:
     database = context.database
     mailer = Mailer(context.settings)
     composer = Composer(context.settings)
+    counts = service.MailMetrics(context.metrics)
+
+    def mails(plan: Plan[P]) -> Handler[P]:
+        return mailing(database, mailer, composer, counts, plan)
 
     return Parts(
-        provides=[mailer, composer],
+        provides=[mailer, composer, counts],
         listeners=[
             Listener(UserCreated, transactional(database, on_user_created)),
             Listener(TicketCreated, transactional(database, on_ticket_created)),
             Listener(TicketUpdated, transactional(database, on_ticket_updated)),
             Listener(TicketWithdrawn, transactional(database, on_ticket_withdrawn)),
             Listener(OrderCreated, transactional(database, on_order_created)),
-            Listener(
-                OrderCompleted,
-                mailing(database, mailer, composer, service.mails_of_completed_order),
-            ),
-            Listener(
-                OrderCancelled,
-                mailing(database, mailer, composer, service.mails_of_cancelled_order),
-            ),
-            Listener(
-                PaymentDeclined,
-                mailing(database, mailer, composer, service.mails_of_declined_payment),
-            ),
-            Listener(
-                PaymentRefunded,
-                mailing(database, mailer, composer, service.mails_of_refunded_payment),
-            ),
+            Listener(OrderCompleted, mails(service.mails_of_completed_order)),
+            Listener(OrderCancelled, mails(service.mails_of_cancelled_order)),
+            Listener(PaymentDeclined, mails(service.mails_of_declined_payment)),
+            Listener(PaymentRefunded, mails(service.mails_of_refunded_payment)),
         ],
     )
 

@@ -89,7 +89,13 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
     )
 
 
-def mailing(database: Database, mailer: Mailer, composer: Composer, plan: Plan[P]) -> Handler[P]:
+def mailing(
+    database: Database,
+    mailer: Mailer,
+    composer: Composer,
+    counts: service.MailMetrics,
+    plan: Plan[P],
+) -> Handler[P]:
     """A handler that sends the mails ``plan`` makes of an event, each exactly once."""
     settings = composer.settings
 
@@ -100,7 +106,7 @@ def mailing(database: Database, mailer: Mailer, composer: Composer, plan: Plan[P
             for mail in mails:
                 message = composer.message(mail, event_id=event.id)
                 await service.send_once(
-                    database, mailer, event_id=event.id, mail=mail, message=message
+                    database, mailer, counts, event_id=event.id, mail=mail, message=message
                 )
         except RetryLater:
             raise

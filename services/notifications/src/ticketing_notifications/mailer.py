@@ -22,7 +22,6 @@ class Mailer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.sent = 0
 
     async def send(self, message: EmailMessage) -> None:
         """Send, or raise; returns once the server accepted the message for delivery."""
@@ -39,7 +38,6 @@ class Mailer:
             start_tls=settings.SMTP_STARTTLS,
             timeout=settings.SMTP_TIMEOUT_SECONDS,
         )
-        self.sent += 1
 
 
 def is_outage(error: BaseException) -> bool:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from email.message import EmailMessage
 from uuid import UUID
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common import admission
@@ -31,6 +32,7 @@ from ticketing_common.events.contracts import (
     PaymentRefunded,
 )
 from ticketing_common.events.listener import RetryLater
+from ticketing_common.metrics import Metrics
 from ticketing_common.money import from_cents
 from ticketing_notifications import repository
 from ticketing_notifications.mailer import Mailer
@@ -41,6 +43,22 @@ from ticketing_notifications.settings import Settings
 logger = logging.getLogger("ticketing.notifications")
 
 QR_CID = "eticket-qr@ticketing"
+
+
+class MailMetrics:
+    """``ticketing_notifications_mails``: each mail an event called for, by kind and by
+    what became of it (``sent``, or ``already_sent``: a redelivery found its row)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.mails = Counter(
+            "ticketing_notifications_mails",
+            "Mails events called for, by kind and outcome (sent, already_sent).",
+            ["kind", "outcome"],
+            registry=metrics.registry,
+        )
+
+    def count(self, kind: MailKind, outcome: str) -> None:
+        self.mails.labels(kind=kind.value, outcome=outcome).inc()
 
 
 class NotReplicatedYet(RetryLater):
@@ -216,7 +234,13 @@ async def mails_of_refunded_payment(
 
 
 async def send_once(
-    database: Database, mailer: Mailer, *, event_id: UUID, mail: Mail, message: EmailMessage
+    database: Database,
+    mailer: Mailer,
+    counts: MailMetrics,
+    *,
+    event_id: UUID,
+    mail: Mail,
+    message: EmailMessage,
 ) -> bool:
     """Send the event's mail of this kind unless it was sent; True when this call sent it.
 
@@ -235,12 +259,14 @@ async def send_once(
             message_id=str(message["Message-ID"]),
         )
         if not claimed:
+            counts.count(mail.kind, "already_sent")
             logger.info(
                 "mail already sent",
                 extra={"event_id": str(event_id), "kind": mail.kind.value},
             )
             return False
         await mailer.send(message)
+    counts.count(mail.kind, "sent")
     logger.info(
         "mail sent",
         extra={
