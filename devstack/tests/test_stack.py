@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import signal
+import smtplib
 import stat
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
@@ -30,11 +32,19 @@ from ticketing_devstack.environment import (
     Addresses,
     Shared,
     Specs,
+    needs_mail_catcher,
     needs_stripe_sandbox,
     service_environments,
 )
 from ticketing_devstack.instance import LOCK_FILE, ChildRecord, InstanceInfo
-from ticketing_devstack.stack import READY_LINE, STRIPE_SANDBOX_NAME, load_jwt_key
+from ticketing_devstack.stack import (
+    MAIL_CATCHER_NAME,
+    MAIL_LINE,
+    READY_LINE,
+    STRIPE_SANDBOX_NAME,
+    load_jwt_key,
+    without_credentials,
+)
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
 FAKE_APP = """
@@ -83,13 +93,16 @@ from ticketing_common.settings import ServiceSettings
 from ticketing_common.spec import ServiceSpec
 from ticketing_devstack.stack import StackConfig, run
 
+class MailingSettings(ServiceSettings):
+    SMTP_HOST: str = "127.0.0.1"
+
 # Specs of a stand-in service: no database, no broker, so no server starts.
 specs = [
     ServiceSpec(
         name=name,
         package="ticketing_fakesvc",
         title=name,
-        settings=ServiceSettings,
+        settings=MailingSettings if os.environ.get("FAKE_SENDS_MAIL") == "1" else ServiceSettings,
         api_prefix=f"/api/{name}",
         stripe_secret=name == "fake" and os.environ.get("FAKE_CHARGES_CARDS") == "1",
     )
@@ -138,6 +151,7 @@ class StartStack(Protocol):
         stripe_secret_key: str | None = PASSTHROUGH_KEY,
         services: str = "fake",
         verbose: bool = True,
+        sends_mail: bool = False,
     ) -> Running: ...
 
 
@@ -159,6 +173,7 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
         stripe_secret_key: str | None = PASSTHROUGH_KEY,
         services: str = "fake",
         verbose: bool = True,
+        sends_mail: bool = False,
     ) -> Running:
         port = free_port()
         data_dir = tmp_path / "data"
@@ -169,8 +184,10 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
             FAKE_CHARGES_CARDS="1" if charges_cards else "0",
             FAKE_SERVICES=services,
             FAKE_VERBOSE="1" if verbose else "0",
+            FAKE_SENDS_MAIL="1" if sends_mail else "0",
         )
         env.pop("JWT_KEY", None)
+        env.pop("SMTP_HOST", None)
         env.pop("STRIPE_SECRET_KEY", None)
         if stripe_secret_key is not None:
             env["STRIPE_SECRET_KEY"] = stripe_secret_key
@@ -280,7 +297,7 @@ def test_a_service_never_ready_fails_startup_naming_it_and_its_last_answer(
 def _spec(
     name: str,
     settings: type[ServiceSettings],
-    prefix: str,
+    prefix: str | None,
     *,
     stripe_secret: bool = False,
     stripe_publishable: bool = False,
@@ -751,3 +768,109 @@ def test_the_whole_system_heals_a_killed_service_and_server_and_dies_with_ticket
     assert set(others) == {200}, others
     print(f"{len(others)} requests to other services while orders restarted, all 200")
     assert {"postgres", "nats-server", "redis-server", "caddy"} <= names
+
+
+def _mail(subject: str, to: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Ticketing <tickets@ticketing.test>"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content("Plain words.")
+    message.add_alternative('<p>Rich <b>words</b><script>alert("no")</script></p>', subtype="html")
+    message.add_attachment(
+        b"%PDF-1.4 a ticket", maintype="application", subtype="pdf", filename="ticket.pdf"
+    )
+    return message
+
+
+def test_without_an_smtp_host_the_mail_catcher_keeps_every_mail_across_restarts_and_shows_it(
+    start_stack: StartStack,
+) -> None:
+    stack = start_stack(sends_mail=True)
+    stack.wait_for(READY_LINE.format(url=stack.url))
+    mail_url = stack.wait_for(MAIL_LINE.format(url="http://127.0.0.1:")).split("Mail: ")[1]
+    env = httpx.get(stack.url + "/api/fake/env").json()
+    assert env["SMTP_HOST"] == "127.0.0.1"
+    assert env["SITE_URL"] == stack.url
+    with smtplib.SMTP(env["SMTP_HOST"], int(env["SMTP_PORT"]), timeout=10) as smtp:
+        smtp.send_message(_mail("First", "buyer@example.test"))
+
+    # The catcher restarts like every child, and its mailbox survives (kept in the data dir).
+    os.kill(int(str(_recorded(stack)[MAIL_CATCHER_NAME]["pid"])), signal.SIGKILL)
+    stack.wait_for(f"{MAIL_CATCHER_NAME} is ready again")
+    with smtplib.SMTP(env["SMTP_HOST"], int(env["SMTP_PORT"]), timeout=10) as smtp:
+        smtp.send_message(_mail("Second", "seller@example.test"))
+
+    listed = httpx.get(mail_url + "/api/messages").json()
+    assert [(m["subject"], m["to"]) for m in listed] == [
+        ("Second", ["seller@example.test"]),
+        ("First", ["buyer@example.test"]),
+    ]
+    assert listed[0]["from"] == "Ticketing <tickets@ticketing.test>"
+    detail = httpx.get(f"{mail_url}/api/messages/{listed[1]['id']}").json()
+    assert detail["text"].strip() == "Plain words."
+    assert "<b>words</b>" in detail["html"]
+    [pdf] = detail["parts"]
+    assert (pdf["filename"], pdf["contentType"]) == ("ticket.pdf", "application/pdf")
+    assert httpx.get(mail_url + pdf["url"]).content == b"%PDF-1.4 a ticket"
+    index = httpx.get(mail_url + "/").text
+    assert index.index("Second") < index.index("First")  # newest first
+    page = httpx.get(f"{mail_url}/messages/{listed[1]['id']}").text
+    # The mail's HTML only inside a sandboxed frame: its script never runs on the page.
+    assert "<iframe sandbox srcdoc=" in page
+    assert "<script>" not in page
+    assert 'href="/api/messages/' in page
+    status = json.loads(_ticketing("status", "--json", "--data-dir", str(stack.data_dir)).stdout)
+    catcher = next(p for p in status["processes"] if p["name"] == MAIL_CATCHER_NAME)
+    assert (catcher["address"], catcher["restarts"]) == (mail_url, 1)
+
+
+class _Mailing(EventServiceSettings):
+    SMTP_HOST: str = "127.0.0.1"
+
+
+NOTIFICATIONS = _spec("notifications", _Mailing, None)
+
+
+@pytest.mark.parametrize(
+    ("environ", "services", "expected"),
+    [
+        ({}, [NOTIFICATIONS, WEB], True),
+        ({"SMTP_HOST": " "}, [NOTIFICATIONS], True),
+        ({"SMTP_HOST": "smtp.example.com"}, [NOTIFICATIONS], False),
+        ({}, [WEB, AUTH], False),
+    ],
+)
+def test_the_mail_catcher_is_needed_only_for_a_service_that_mails_without_an_smtp_host(
+    environ: dict[str, str], services: Specs, expected: bool
+) -> None:
+    assert needs_mail_catcher(environ, services) is expected
+
+
+def test_with_the_catcher_services_get_its_address_and_links_point_to_the_gateway() -> None:
+    addresses = Addresses(
+        gateway_url="http://127.0.0.1:8000", ports={"notifications": 1}, smtp_port=2525
+    )
+    shared = Shared(jwt_key="k" * 32)
+    [env] = service_environments([NOTIFICATIONS], {}, addresses, shared).values()
+    assert (env["SMTP_HOST"], env["SMTP_PORT"], env["SMTP_STARTTLS"]) == (
+        "127.0.0.1",
+        "2525",
+        "false",
+    )
+    assert env["SITE_URL"] == "http://127.0.0.1:8000"
+
+    # A real server and a public address given by the caller reach the service unchanged.
+    given = {"SMTP_HOST": "smtp.example.com", "SITE_URL": "https://tickets.example.com"}
+    without = Addresses(gateway_url="http://127.0.0.1:8000", ports={"notifications": 1})
+    [env] = service_environments([NOTIFICATIONS], given, without, shared).values()
+    assert env["SMTP_HOST"] == "smtp.example.com"
+    assert env["SITE_URL"] == "https://tickets.example.com"
+
+
+def test_the_lock_file_and_status_show_addresses_without_credentials() -> None:
+    assert without_credentials("redis://:s3cret@127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert without_credentials("postgresql://postgres@127.0.0.1:5432/postgres") == (
+        "postgresql://127.0.0.1:5432/postgres"
+    )
+    assert without_credentials("http://127.0.0.1:8025") == "http://127.0.0.1:8025"

@@ -29,6 +29,8 @@ Doc = dict[str, Any]
 
 PLACEHOLDER_SECRET = "s" * 64
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# Variables holding a link shown to people (in mails), never an address a service calls.
+LINK_VARIABLES = {"SITE_URL"}
 
 
 def load_yaml_docs(path: Path) -> list[Doc]:
@@ -168,6 +170,8 @@ def in_cluster_addresses(
     for deployment in filter(is_app, manifests.of_kind("Deployment")):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             for name, value in environment(container, manifests, secrets).items():
+                if name in LINK_VARIABLES:
+                    continue
                 url = urlsplit(value)
                 if url.scheme not in DEFAULT_PORTS or not url.hostname:
                     continue

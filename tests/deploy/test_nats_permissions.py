@@ -39,6 +39,7 @@ PUBLISHES = {
     "orders": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED},
     "expiration": {EventType.EXPIRATION_COMPLETE},
     "payments": {EventType.PAYMENT_CREATED, EventType.PAYMENT_REFUNDED},
+    "notifications": set(),
     "web": set(),
 }
 CONSUMES = {
@@ -52,6 +53,17 @@ CONSUMES = {
     },
     "expiration": {EventType.ORDER_CREATED},
     "payments": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED},
+    "notifications": {
+        EventType.USER_CREATED,
+        EventType.TICKET_CREATED,
+        EventType.TICKET_UPDATED,
+        EventType.TICKET_WITHDRAWN,
+        EventType.ORDER_CREATED,
+        EventType.ORDER_COMPLETED,
+        EventType.ORDER_CANCELLED,
+        EventType.PAYMENT_DECLINED,
+        EventType.PAYMENT_REFUNDED,
+    },
     "web": set(),
 }
 FOLLOWS_REVOCATIONS = {"auth", "tickets", "orders", "payments", "web"}

@@ -4,9 +4,9 @@ From the rendered manifests (``kubectl kustomize``) the test computes which conn
 the policies allow between every pod of the system, the ingress controller, Prometheus,
 the cluster DNS, a pod of another namespace and addresses outside the cluster
 (``tests/deploy/network.py``), and compares them with what each service needs according
-to its spec (its database, NATS, Redis, whether the ingress routes to it, Stripe) and to
-the addresses its Deployment is configured with (web's gateway, the dev overlay's Stripe
-sandbox).
+to its spec (its database, NATS, Redis, whether the ingress routes to it, Stripe, a mail
+server) and to the addresses its Deployment is configured with (web's gateway, the dev
+overlay's Stripe sandbox).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from tests.deploy.network import Connection, Endpoint, Network, pods_of
 from tests.deploy.rendering import (
     DEFAULT_PORTS,
+    LINK_VARIABLES,
     LOOPBACK_HOSTS,
     TARGETS,
     Rendered,
@@ -60,9 +61,10 @@ STRANGER = Endpoint(
 )
 STRIPE = Endpoint("a public address (IPv4)", "198.51.100.7", ports=(("", 443, "TCP"),))
 STRIPE6 = Endpoint("a public address (IPv6)", "2001:db8::7", ports=(("", 443, "TCP"),))
+SMTP = Endpoint("a public mail server", "203.0.113.25", ports=(("", 587, "TCP"),))
 METADATA = Endpoint("the cloud's metadata service", "169.254.169.254", ports=(("", 80, "TCP"),))
 NODE = Endpoint("a node", "10.0.0.9", ports=(("", 443, "TCP"), ("", 10250, "TCP")))
-WORLD = (INGRESS, PROMETHEUS, DNS, STRANGER, STRIPE, STRIPE6, METADATA, NODE)
+WORLD = (INGRESS, PROMETHEUS, DNS, STRANGER, STRIPE, STRIPE6, SMTP, METADATA, NODE)
 
 # Services of other namespaces the manifests name (`<name>.<namespace>...`): their pods
 # and the target port of each service port.
@@ -117,7 +119,9 @@ def configured_addresses(
         *pod_spec(deployment)["containers"],
     ]
     for container in containers:
-        for value in environment(container, manifests, secrets).values():
+        for name, value in environment(container, manifests, secrets).items():
+            if name in LINK_VARIABLES:
+                continue
             url = urlsplit(value)
             if url.scheme not in DEFAULT_PORTS or not url.hostname:
                 continue
@@ -160,6 +164,8 @@ def needed(
         allow([PROMETHEUS], pods, 8000)  # /metrics on the service's port
         if "STRIPE_SECRET_KEY" in service.settings.model_fields:
             allow(pods, [STRIPE, STRIPE6], 443)  # Stripe's API, outside the cluster
+        if "SMTP_HOST" in service.settings.model_fields:
+            allow(pods, [SMTP], 587)  # the mail provider's submission port
         for destination, port in configured_addresses(manifests, net, secrets, service.name):
             allow(pods, [destination], port)
     nats = replicas(net, "nats")
@@ -249,7 +255,7 @@ def test_no_service_reaches_another_services_database(
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
-def test_a_pod_of_another_namespace_reaches_nothing_and_no_pod_leaves_the_cluster_but_to_stripe(
+def test_no_pod_of_another_namespace_gets_in_and_no_pod_leaves_the_cluster_but_to_stripe_or_smtp(
     rendered: dict[str, Rendered], service: ServiceSpec[Any], target: str
 ) -> None:
     net = network(rendered[target])
@@ -258,5 +264,7 @@ def test_a_pod_of_another_namespace_reaches_nothing_and_no_pod_leaves_the_cluste
         assert not can_reach(net, pod, METADATA), str(pod)
         assert not can_reach(net, pod, NODE), str(pod)
     pays = "STRIPE_SECRET_KEY" in service.settings.model_fields
+    mails = "SMTP_HOST" in service.settings.model_fields
     for pod in replicas(net, service.name):
         assert can_reach(net, pod, STRIPE) == pays, str(pod)
+        assert can_reach(net, pod, SMTP) == mails, str(pod)

@@ -107,7 +107,9 @@ def up(
     [bold]DATABASE_URL[/] (an admin URL; one database per service is created on it)
     or [bold]REDIS_URL[/] is set. Payments talk to Stripe with [bold]STRIPE_SECRET_KEY[/]
     when it is set (and web gets [bold]STRIPE_PUBLISHABLE_KEY[/]); without it a local
-    Stripe sandbox that understands Stripe's test cards stands in. Other environment
+    Stripe sandbox that understands Stripe's test cards stands in. Mail goes to the SMTP
+    server in [bold]SMTP_HOST[/] when it is set; without it a local mail catcher keeps
+    every mail and shows it on the page printed as "Mail:". Other environment
     variables reach the services. A process that exits is restarted after a back-off
     (0.5 s, doubling up to 10 s) while the others keep running; one that crashes 5
     times in a row without getting ready stops everything, with exit code 1. No
@@ -155,6 +157,7 @@ def status_json(data_dir: Path, info: InstanceInfo | None) -> dict[str, object]:
                 "pid": child.pid or None,
                 "state": _state(child),
                 "restarts": child.restarts,
+                "address": child.address or None,
             }
             for child in info.children
         ],
@@ -182,7 +185,8 @@ def status(
     ] = False,
 ) -> None:
     """Say whether Ticketing runs with this data directory, and each process it started:
-    PID, state (starting, ready, restarting, exited, failed) and restarts; then the key
+    PID, state (starting, ready, restarting, exited, failed), address (the mail catcher's
+    is its mailbox page) and restarts; then the key
     figures from the services' metrics (requests, reservations, payments, outbox and
     consumer backlogs, dead letters, expiration lateness).
 
@@ -202,7 +206,13 @@ def status(
     for child in info.children:
         pid = str(child.pid) if child.pid else "-"
         restarts = f"  restarts {child.restarts}" if child.restarts else ""
-        console.print(f"  {child.name:<{width}} PID {pid:<8} {_state(child):<10}{restarts}")
+        # Where it serves: the mail catcher's mailbox page, a service's port, ...
+        address = f"  {child.address}" if child.address else ""
+        console.print(
+            f"  {child.name:<{width}} PID {pid:<8} {_state(child):<10}{address}{restarts}",
+            markup=False,
+            soft_wrap=True,
+        )
     console.print("Key figures (since each service started):")
     for line in _figures(info).lines():
         console.print(f"  {line}", markup=False)

@@ -4,8 +4,9 @@ services' specs, the caller's environment and where things run.
 Every service gets the caller's environment (minus what only some may see), the
 development settings, the addresses of the servers it needs, its own database and
 port, its own NATS user and password when the stack runs NATS, and the Stripe
-settings only where its spec says it charges cards or tokenises them. The Stripe
-sandbox gets the caller's environment without any Stripe setting.
+settings only where its spec says it charges cards or tokenises them, and the address of
+the stack's SMTP catcher when the stack runs one. The Stripe sandbox and the catcher get
+the caller's environment without any Stripe setting.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ticketing_common.embedded import with_database
+from ticketing_common.embedded import HOST, with_database
 from ticketing_common.spec import ServiceSpec
 
 # The sandbox takes any test-mode secret key (each is an account of its own there).
@@ -40,6 +41,8 @@ class Addresses:
     redis_url: str | None = None
     """With its password when the stack runs it."""
     stripe_sandbox_url: str | None = None
+    smtp_port: int | None = None
+    """The mail catcher's SMTP port on 127.0.0.1, when the stack runs it."""
     nats_passwords: Mapping[str, str] = field(default_factory=dict)
     """Each service's NATS password, by name, when the stack's NATS has a user for each
     (``ticketing_common.natsauth``); empty for an external server."""
@@ -84,6 +87,17 @@ def stripe_environment(
     return env
 
 
+def sends_mail(specs: Specs) -> bool:
+    return any("SMTP_HOST" in spec.settings.model_fields for spec in specs)
+
+
+def needs_mail_catcher(environ: Mapping[str, str], specs: Specs) -> bool:
+    """The catcher stands in for a mail server when a service sends mail and no
+    ``SMTP_HOST`` is given; with one, mail goes there and no catcher starts."""
+    has_host = bool(environ.get("SMTP_HOST", "").strip())
+    return not has_host and sends_mail(specs)
+
+
 def without_stripe(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` without the Stripe settings, which only some children may see."""
     return {name: value for name, value in environ.items() if name not in STRIPE_VARIABLES}
@@ -91,6 +105,11 @@ def without_stripe(environ: Mapping[str, str]) -> dict[str, str]:
 
 def sandbox_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return dict(without_stripe(environ), PYTHONUNBUFFERED="1")
+
+
+def mail_catcher_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Like the sandbox's: the caller's environment, no Stripe setting."""
+    return sandbox_environment(environ)
 
 
 def service_environments(
@@ -107,6 +126,11 @@ def service_environments(
         GATEWAY_URL=addresses.gateway_url,
         PYTHONUNBUFFERED="1",
     )
+    # Links in mails point to the site as this stack serves it, unless told otherwise.
+    common.setdefault("SITE_URL", addresses.gateway_url)
+    if addresses.smtp_port is not None:
+        # The catcher speaks plain SMTP on 127.0.0.1 and needs no account.
+        common.update(SMTP_HOST=HOST, SMTP_PORT=str(addresses.smtp_port), SMTP_STARTTLS="false")
     if addresses.nats_url:
         common["NATS_URL"] = addresses.nats_url
     if addresses.redis_url:

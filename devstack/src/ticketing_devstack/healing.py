@@ -1,6 +1,7 @@
 """Keeping the stack's processes running: restart with back-off, give up on a crash loop.
 
-Each process ``ticketing up`` runs (server, Stripe sandbox, service, gateway) is a
+Each process ``ticketing up`` runs (server, Stripe sandbox, mail catcher, service,
+gateway) is a
 ``Unit``: something that can be launched again on the same port and data, and
 probed for readiness. ``Healer.tick`` is called from the main thread a few times a
 second; it notices a process that exited, restarts it after a back-off that doubles
@@ -49,7 +50,8 @@ class Role(IntEnum):
     SERVICE = 0
     GATEWAY = 1
     STRIPE_SANDBOX = 2
-    SERVER = 3
+    MAIL_CATCHER = 3
+    SERVER = 4
 
 
 def nothing_to_prepare() -> None:
@@ -59,7 +61,7 @@ def nothing_to_prepare() -> None:
 @dataclass(eq=False)
 class Unit:
     """One process the stack keeps running, and its restart bookkeeping. Every kind of
-    child (server, Stripe sandbox, service, gateway) is one of these."""
+    child (server, Stripe sandbox, mail catcher, service, gateway) is one of these."""
 
     process: ChildProcess
     role: Role

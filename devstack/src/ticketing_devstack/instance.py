@@ -32,22 +32,26 @@ class ChildRecord:
 
     ``state`` is what ``ticketing up`` last knew of it (``starting``, ``ready``,
     ``restarting``: waiting out its back-off, ``failed``), ``restarts`` how often it
-    was restarted. A process waiting to restart has no PID (0)."""
+    was restarted, ``address`` where it serves (empty when unknown). A process waiting
+    to restart has no PID (0)."""
 
     name: str
     pid: int
     create_time: float
     state: str = "ready"
     restarts: int = 0
+    address: str = ""
 
     @classmethod
-    def of(cls, name: str, pid: int, state: str = "ready", restarts: int = 0) -> ChildRecord:
+    def of(
+        cls, name: str, pid: int, state: str = "ready", restarts: int = 0, address: str = ""
+    ) -> ChildRecord:
         """The record of ``pid``; one without a PID (0) if it is no longer running."""
         try:
             create_time: float = psutil.Process(pid).create_time()
         except psutil.Error:
-            return cls(name, 0, 0.0, state, restarts)
-        return cls(name, pid, create_time, state, restarts)
+            return cls(name, 0, 0.0, state, restarts, address)
+        return cls(name, pid, create_time, state, restarts, address)
 
     def is_running(self) -> bool:
         """True while the process this record names runs (a reused PID does not count)."""
@@ -86,6 +90,7 @@ class InstanceInfo:
                         "create_time": c.create_time,
                         "state": c.state,
                         "restarts": c.restarts,
+                        "address": c.address,
                     }
                     for c in self.children
                 ],
@@ -104,6 +109,7 @@ class InstanceInfo:
                     float(c["create_time"]),
                     str(c.get("state", "ready")),
                     int(c.get("restarts", 0)),
+                    str(c.get("address", "")),
                 )
                 for c in raw.get("children", [])
             )

@@ -3,10 +3,12 @@
 Start: the instance lock, then the servers the installed services need (embedded,
 or external ones named by ``NATS_URL``/``DATABASE_URL``/``REDIS_URL``), the
 Stripe sandbox when a service charges cards and no ``STRIPE_SECRET_KEY`` is given,
-one database per service, migrations, the services; once every service answers
+the mail catcher (``mailcatcher.py``) when a service sends mail and no ``SMTP_HOST`` is
+given, one database per service, migrations, the services; once every service answers
 ``/readyz``, the gateway (so it never routes to a service that is not ready yet).
 Stop (Ctrl-C, SIGTERM, SIGHUP, ``ticketing down``, or a crash loop): services,
-gateway, Stripe sandbox, servers, each by the PID we started, each wait bounded.
+gateway, Stripe sandbox, mail catcher, servers, each by the PID we started, each wait
+bounded.
 
 Every child is a ``Unit`` (``healing.py``) around one ``ChildProcess``; what
 environment each gets is decided in ``environment.py``. A child that exits while
@@ -58,15 +60,18 @@ from ticketing_common.embedded import (
 )
 from ticketing_common.natsauth import DEFAULT_NAMESPACE, authorization_config, literal_passwords
 from ticketing_common.spec import ServiceSpec
-from ticketing_devstack import gateway
+from ticketing_devstack import gateway, mailcatcher
 from ticketing_devstack.credentials import Credentials, stored_secret
 from ticketing_devstack.environment import (
     Addresses,
     Shared,
     Specs,
     charges_cards,
+    mail_catcher_environment,
+    needs_mail_catcher,
     needs_stripe_sandbox,
     sandbox_environment,
+    sends_mail,
     service_environments,
 )
 from ticketing_devstack.healing import (
@@ -94,9 +99,19 @@ STRIPE_SANDBOX_NAME = "Stripe sandbox"
 STRIPE_SANDBOX_PACKAGE = "ticketing_stripe_sandbox"
 STRIPE_SANDBOX_HEALTH = "/_sandbox/health"
 STRIPE_SANDBOX_TIMEOUT = 30.0
+MAIL_CATCHER_NAME = "Mail catcher"
+MAIL_CATCHER_TIMEOUT = 30.0
+MAIL_LINE = "Mail: {url}"
 SERVER_TIMEOUT = 30.0
 GATEWAY_TIMEOUT = 15.0
-INFRA_NAMES = (NATS.name, POSTGRES.name, REDIS.name, "gateway", STRIPE_SANDBOX_NAME)
+INFRA_NAMES = (
+    NATS.name,
+    POSTGRES.name,
+    REDIS.name,
+    "gateway",
+    STRIPE_SANDBOX_NAME,
+    MAIL_CATCHER_NAME,
+)
 # Longer than the gateway keeps an idle connection to a service, so it is always the
 # gateway that closes one: a service closing it first races with the gateway reusing it
 # ("use of closed network connection" 502s).
@@ -156,6 +171,17 @@ def answers_200(url: str) -> str | None:
     return f"{urlsplit(url).path} answered {response.status_code}"
 
 
+def without_credentials(address: str) -> str:
+    """``address`` without a user or password (Redis' URL carries its password): what
+    the lock file and ``ticketing status`` show."""
+    parts = urlsplit(address)
+    if not (parts.username or parts.password) or parts.hostname is None:
+        return address
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
 def service_argv(spec: ServiceSpec[Any], port: int) -> list[str]:
     return [
         sys.executable,
@@ -192,6 +218,23 @@ def sandbox_argv(port: int, data_dir: Path) -> list[str]:
     ]
 
 
+def mail_catcher_argv(smtp_port: int, http_port: int, data_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        mailcatcher.__name__,
+        "--host",
+        HOST,
+        "--smtp-port",
+        str(smtp_port),
+        "--http-port",
+        str(http_port),
+        # Kept in the data dir: the mailbox outlives a restart of the catcher or the stack.
+        "--store",
+        str(data_dir / "mail"),
+    ]
+
+
 class Stack:
     """The running system. ``start()``, then ``heal_until_stopped()``; ``stop()`` always."""
 
@@ -210,6 +253,8 @@ class Stack:
         self.credentials = Credentials(self.data_dir)
         self.nats_passwords: dict[str, str] = {}
         """By user, once the stack's own NATS has users."""
+        self.mail_url: str | None = None
+        """The mailbox page, once the mail catcher runs."""
 
     # -- start -------------------------------------------------------------------------
 
@@ -230,6 +275,7 @@ class Stack:
             database_admin_url=servers.postgres,
             redis_url=servers.redis,
             stripe_sandbox_url=self._start_stripe_sandbox(),
+            smtp_port=self._start_mail_catcher(),
             nats_passwords=self.nats_passwords,
         )
         jwt_key = self.config.environ.get("JWT_KEY") or load_jwt_key(self.data_dir)
@@ -406,6 +452,29 @@ class Stack:
         self._wait_ready([unit], STRIPE_SANDBOX_TIMEOUT)
         return url
 
+    def _start_mail_catcher(self) -> int | None:
+        """The catcher's SMTP port when it stands in for a mail server, else None."""
+        environ = self.config.environ
+        if not needs_mail_catcher(environ, self.specs):
+            if sends_mail(self.specs):
+                self.printer.say(
+                    f"Mail goes to the SMTP server in SMTP_HOST ({environ['SMTP_HOST']})."
+                )
+            return None
+        smtp_port, http_port = free_port(), free_port()
+        url = f"http://{HOST}:{http_port}"
+        process = self.supervisor.child(
+            MAIL_CATCHER_NAME,
+            mail_catcher_argv(smtp_port, http_port, self.data_dir),
+            env=mail_catcher_environment(environ),
+            probe=partial(answers_200, url + mailcatcher.HEALTH_PATH),
+        )
+        unit = self._add(process, Role.MAIL_CATCHER, url)
+        self._launch(unit)
+        self._wait_ready([unit], MAIL_CATCHER_TIMEOUT)
+        self.mail_url = url
+        return smtp_port
+
     def _migrate(self, envs: Mapping[str, Mapping[str, str]]) -> None:
         """Run every service's migrations at once; each has its own database. Their
         output goes to the service's log."""
@@ -464,7 +533,13 @@ class Stack:
     def _record(self) -> None:
         """Write what we started, and how it fares, into the lock file (``instance.py``)."""
         records = [
-            ChildRecord.of(unit.name, unit.pid or 0, unit.state, unit.restarts)
+            ChildRecord.of(
+                unit.name,
+                unit.pid or 0,
+                unit.state,
+                unit.restarts,
+                without_credentials(unit.address),
+            )
             for unit in self.units
         ]
         records += [
@@ -503,10 +578,11 @@ class Stack:
 
     def stop(self) -> None:
         """Services (and any migration still running), then the gateway, then the Stripe
-        sandbox (after payments, which may be refunding on its way out), then the servers
+        sandbox (after payments, which may be refunding on its way out) and the mail
+        catcher (after notifications, which may be sending), then the servers
         one by one, last started first. Every wait is bounded: the stop signal, a grace
         period, SIGKILL."""
-        for role in (Role.SERVICE, Role.GATEWAY, Role.STRIPE_SANDBOX):
+        for role in (Role.SERVICE, Role.GATEWAY, Role.STRIPE_SANDBOX, Role.MAIL_CATCHER):
             processes = [unit.process for unit in self.units if unit.role == role]
             if role == Role.SERVICE:
                 processes += self.migrations
@@ -545,6 +621,8 @@ def run(config: StackConfig, specs: Specs, printer: LogPrinter) -> int:
                 logs = config.data_dir / LOG_DIR
                 printer.say(f"Logs are in {logs} (`ticketing logs NAME -f`).", "dim")
             printer.say(Text(READY_LINE.format(url=config.url), style="bold green"))
+            if stack.mail_url is not None:
+                printer.say(Text(MAIL_LINE.format(url=stack.mail_url), style="green"))
             stack.heal_until_stopped()
         except CrashLoopError as exc:
             state.stopping = True

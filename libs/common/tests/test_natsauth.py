@@ -155,6 +155,7 @@ def test_the_installed_services_have_a_user_each_and_only_the_operators_have_all
     assert {spec.name for spec in ON_THE_BUS} == {
         "auth",
         "expiration",
+        "notifications",
         "orders",
         "payments",
         "tickets",

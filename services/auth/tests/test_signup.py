@@ -14,6 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ticketing_auth.models import User
 from ticketing_common.db import Database
+from ticketing_common.events.contracts import UserCreated
+from ticketing_common.events.outbox import outbox_table
+from ticketing_common.testing import wait_until
+
+from .conftest import EventsOf
 
 ServeAuth = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 PASSWORD = "correct horse battery"
@@ -22,6 +27,12 @@ PASSWORD = "correct horse battery"
 async def _users(db: Database) -> list[User]:
     async with db.transaction() as session:
         return list(await session.scalars(select(User)))
+
+
+async def _outbox_drained(db: Database) -> bool:
+    """True once the relay has published every recorded event."""
+    async with db.transaction() as session:
+        return (await session.scalar(select(func.count()).select_from(outbox_table))) == 0
 
 
 def _session_cookie_header(response: httpx.Response) -> str:
@@ -88,8 +99,8 @@ async def test_signup_with_used_email_in_other_case_gets_409(client: httpx.Async
     assert again.status_code == 409
 
 
-async def test_concurrent_signups_with_same_email_give_one_201_and_the_rest_409(
-    serve_auth: ServeAuth, db: Database
+async def test_concurrent_signups_with_same_email_give_one_201_one_user_created_the_rest_409(
+    serve_auth: ServeAuth, db: Database, events_of: EventsOf
 ) -> None:
     # Every request hashes before inserting, so they all reach the insert together.
     # The per-email sign-up limit is raised: the race under test is the database's.
@@ -104,9 +115,15 @@ async def test_concurrent_signups_with_same_email_give_one_201_and_the_rest_409(
             )
         )
 
+        # The relay runs with the app: wait for it to publish before stopping it.
+        await wait_until(lambda: _outbox_drained(db))
+
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] + [409] * 7
-    assert len(await _users(db)) == 1
+    [user] = await _users(db)
+    # Recorded in the sign-up's transaction: the 409s, rolled back, announce nothing.
+    events = await events_of(UserCreated)
+    assert [event.data for event in events] == [UserCreated(id=user.id, email="race@example.com")]
 
 
 async def test_password_is_stored_as_an_argon2id_hash(

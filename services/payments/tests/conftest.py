@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
+    CancelReason,
     Envelope,
     OrderCancelled,
     OrderCreated,
@@ -120,8 +121,12 @@ def order_created(
     )
 
 
-def order_cancelled(order: OrderCreated) -> OrderCancelled:
-    return OrderCancelled(id=order.id, version=1, ticket=TicketRef(id=order.ticket.id))
+def order_cancelled(
+    order: OrderCreated, reason: CancelReason = CancelReason.CANCELLED
+) -> OrderCancelled:
+    return OrderCancelled(
+        id=order.id, version=1, ticket=TicketRef(id=order.ticket.id), reason=reason
+    )
 
 
 @dataclass
@@ -147,9 +152,11 @@ class Orders:
         await wait_until(replicated)
         return order
 
-    async def cancel(self, order: OrderCreated) -> OrderCancelled:
+    async def cancel(
+        self, order: OrderCreated, reason: CancelReason = CancelReason.CANCELLED
+    ) -> OrderCancelled:
         """Publish order:cancelled and wait until the replica shows it."""
-        cancelled = order_cancelled(order)
+        cancelled = order_cancelled(order, reason)
         await self.bus.publish(Envelope.of(cancelled))
 
         async def applied() -> bool:

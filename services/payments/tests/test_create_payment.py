@@ -11,7 +11,7 @@ import stripe
 from ticketing_common.db import Database
 from ticketing_common.embedded import HOST, free_port
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import PaymentCreated
+from ticketing_common.events.contracts import PaymentCreated, PaymentDeclined
 from ticketing_common.testing import published, published_so_far, wait_until
 from ticketing_payments.models import PaymentStatus
 
@@ -95,7 +95,7 @@ async def test_payment_method_ids_pay_like_card_tokens(
     assert [(charge.status, charge.amount) for charge in charges] == [("succeeded", 700)]
 
 
-async def test_declined_card_is_402_with_the_providers_message_then_a_good_card_pays(
+async def test_declined_card_is_402_and_payment_declined_with_the_providers_message(
     client: httpx.AsyncClient,
     orders: Orders,
     users: Users,
@@ -116,6 +116,12 @@ async def test_declined_card_is_402_with_the_providers_message_then_a_good_card_
     assert attempt.status == PaymentStatus.FAILED
     await wait_until(lambda: outbox_drained(db))
     assert await published_so_far(bus, PaymentCreated) == []
+    # Committed although the request failed: one event per declined attempt.
+    declines = await published_so_far(bus, PaymentDeclined)
+    assert [(e.data.order_id, e.data.user_id, e.data.message) for e in declines] == [
+        (order.id, order.user_id, "Your card was declined.")
+    ] * 2
+    assert len({e.data.id for e in declines}) == 2
 
     paid = await pay(client, users, order, "tok_visa")
 

@@ -16,18 +16,19 @@ from ticketing_tickets.models import Ticket
 from .conftest import EventsOf, NewTicket, price
 
 
-async def test_signed_in_user_creates_ticket_with_version_0_and_no_order(
+async def test_signed_in_user_creates_ticket_for_sale_with_version_0_and_no_order(
     client: httpx.AsyncClient, seller: httpx.AsyncClient, seller_id: UUID
 ) -> None:
     response = await seller.post("/api/tickets", json={"title": "  Concert  ", "price": 20.5})
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "title", "price", "userId", "version", "orderId"}
+    assert set(body) == {"id", "title", "price", "userId", "version", "orderId", "status"}
     assert body["title"] == "Concert"  # trimmed
     assert body["price"] == 20.5
     assert body["userId"] == str(seller_id)
     assert body["version"] == 0
     assert body["orderId"] is None
+    assert body["status"] == "for-sale"
     fetched = await client.get(f"/api/tickets/{body['id']}")
     assert fetched.json() == body
 

@@ -10,8 +10,10 @@ import httpx
 
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
+    CancelReason,
     Envelope,
     OrderCancelled,
+    OrderCompleted,
     OrderCreated,
     OrderStatus,
     P,
@@ -38,8 +40,19 @@ def order_created(ticket: dict[str, object], order_id: UUID | None = None) -> Or
     )
 
 
-def order_cancelled(created: OrderCreated, version: int = 1) -> OrderCancelled:
-    return OrderCancelled(id=created.id, version=version, ticket=TicketRef(id=created.ticket.id))
+def order_cancelled(
+    created: OrderCreated, version: int = 1, reason: CancelReason = CancelReason.CANCELLED
+) -> OrderCancelled:
+    return OrderCancelled(
+        id=created.id, version=version, ticket=TicketRef(id=created.ticket.id), reason=reason
+    )
+
+
+def order_completed(created: OrderCreated) -> OrderCompleted:
+    """Paid: at the order's current version (completion does not bump it)."""
+    return OrderCompleted(
+        id=created.id, version=created.version, user_id=created.user_id, ticket=created.ticket
+    )
 
 
 async def ticket_where(
@@ -194,4 +207,46 @@ async def test_order_created_for_an_unknown_ticket_is_acked_and_ignored(
 ) -> None:
     await bus.publish(Envelope.of(order_created({"id": str(uuid4())})))
     await wait_until(lambda: listeners_of(served).handled >= 1)
+    assert listeners_of(served).dead_lettered == 0
+
+
+async def test_a_ticket_goes_for_sale_reserved_sold_and_back_on_sale_after_a_refund(
+    client: httpx.AsyncClient,
+    new_ticket: NewTicket,
+    seller: httpx.AsyncClient,
+    bus: EventBus,
+    served: ServedApp,
+    events_of: EventsOf,
+) -> None:
+    ticket = await new_ticket()
+    url = f"/api/tickets/{ticket['id']}"
+    assert ticket["status"] == "for-sale"
+    order = order_created(ticket)
+    await bus.publish(Envelope.of(order))
+    await ticket_where(client, ticket, status="reserved", version=1)
+    withdraw = await seller.post(f"{url}/withdraw")
+    assert (withdraw.status_code, withdraw.json()) == (
+        409,
+        {"errors": [{"message": "Ticket is reserved"}]},
+    )
+
+    paid = Envelope.of(order_completed(order))
+    await bus.publish(paid)
+    # Not a new version: a sale is a fact orders already knows, not a replica change.
+    sold = await ticket_where(client, ticket, status="sold", version=1)
+    sold_conflict = {"errors": [{"message": "Ticket is sold"}]}
+    for refused in (await seller.post(f"{url}/withdraw"), await seller.put(url, json=EDIT)):
+        assert (refused.status_code, refused.json()) == (409, sold_conflict)
+    # Redelivered (a new message of the same event): nothing changes.
+    subject = bus.subjects.of(paid.type)
+    await bus.publish_raw(subject, paid.to_json(), msg_id=f"{paid.id}-again")
+    await wait_until(lambda: listeners_of(served).handled >= 3)
+    assert (await client.get(url)).json() == sold
+
+    refund = order_cancelled(order, reason=CancelReason.REFUNDED)
+    await bus.publish(Envelope.of(refund))
+    await ticket_where(client, ticket, status="for-sale", orderId=None, version=2)
+    assert [t["id"] for t in (await client.get("/api/tickets")).json()] == [ticket["id"]]
+    events = await wait_until(lambda: at_least(2, events_of, TicketUpdated))
+    assert [(e.data.version, e.data.order_id) for e in events] == [(1, order.id), (2, None)]
     assert listeners_of(served).dead_lettered == 0

@@ -12,8 +12,10 @@ from sqlalchemy import func, select, update
 
 from ticketing_common.db import Database
 from ticketing_common.events.contracts import (
+    CancelReason,
     Envelope,
     OrderCancelled,
+    OrderCompleted,
     OrderCreated,
     OrderStatus,
     PricedTicketRef,
@@ -22,7 +24,12 @@ from ticketing_common.events.contracts import (
 from ticketing_common.events.listener import RetryLater
 from ticketing_common.events.outbox import outbox_table
 from ticketing_tickets import repository
-from ticketing_tickets.listeners import on_order_cancelled, on_order_created
+from ticketing_tickets.listeners import (
+    CompletedBeforeCreated,
+    on_order_cancelled,
+    on_order_completed,
+    on_order_created,
+)
 from ticketing_tickets.models import OrderRef, Ticket
 
 
@@ -39,9 +46,22 @@ def created(ticket_id: UUID) -> Envelope[OrderCreated]:
     )
 
 
-def cancelled(order: Envelope[OrderCreated]) -> Envelope[OrderCancelled]:
+def cancelled(
+    order: Envelope[OrderCreated], reason: CancelReason = CancelReason.CANCELLED
+) -> Envelope[OrderCancelled]:
     return Envelope.of(
-        OrderCancelled(id=order.data.id, version=1, ticket=TicketRef(id=order.data.ticket.id))
+        OrderCancelled(
+            id=order.data.id, version=1, ticket=TicketRef(id=order.data.ticket.id), reason=reason
+        )
+    )
+
+
+def completed(order: Envelope[OrderCreated]) -> Envelope[OrderCompleted]:
+    """Paid: the order's current version (completion does not bump it)."""
+    return Envelope.of(
+        OrderCompleted(
+            id=order.data.id, version=0, user_id=order.data.user_id, ticket=order.data.ticket
+        )
     )
 
 
@@ -53,7 +73,10 @@ async def listed(db: Database) -> UUID:
         return ticket.id
 
 
-async def deliver(db: Database, event: Envelope[OrderCreated] | Envelope[OrderCancelled]) -> None:
+async def deliver(
+    db: Database,
+    event: Envelope[OrderCreated] | Envelope[OrderCancelled] | Envelope[OrderCompleted],
+) -> None:
     """One delivery, as ``transactional`` runs it: commit, or roll back on raise."""
     async with db.transaction() as session:
         match event.data:
@@ -61,6 +84,8 @@ async def deliver(db: Database, event: Envelope[OrderCreated] | Envelope[OrderCa
                 await on_order_cancelled(Envelope.of(event.data, event_id=event.id), session)
             case OrderCreated():
                 await on_order_created(Envelope.of(event.data, event_id=event.id), session)
+            case OrderCompleted():
+                await on_order_completed(Envelope.of(event.data, event_id=event.id), session)
 
 
 async def snapshot(db: Database, ticket_id: UUID) -> tuple[UUID | None, int, int, list[UUID]]:
@@ -147,3 +172,69 @@ async def test_a_repeated_order_cancelled_frees_a_ticket_its_order_still_holds(
         )
     await deliver(db, cancel)
     assert (await snapshot(db, ticket_id))[:2] == (None, 3)
+
+
+async def sold_at_of(db: Database, ticket_id: UUID) -> object:
+    async with db.transaction() as session:
+        return (await session.get_one(Ticket, ticket_id)).sold_at
+
+
+async def test_order_completed_before_its_created_waits_then_marks_the_ticket_sold_once(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    order = created(ticket_id)
+    paid = completed(order)
+    # Its created may be waiting for the ticket's previous holder: wait with it.
+    with pytest.raises(CompletedBeforeCreated):
+        await deliver(db, paid)
+    await deliver(db, order)
+    await deliver(db, paid)
+    sold_at = await sold_at_of(db, ticket_id)
+    assert sold_at is not None
+    await deliver(db, paid)  # a repeat changes nothing
+    assert await sold_at_of(db, ticket_id) == sold_at
+    # Not versioned: no new version and no ticket:updated beyond the reservation's.
+    assert await snapshot(db, ticket_id) == (order.data.id, 1, 1, [order.data.id])
+
+
+async def test_a_refund_overtaking_order_completed_leaves_the_ticket_for_sale(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    order = created(ticket_id)
+    await deliver(db, order)
+    await deliver(db, cancelled(order, CancelReason.REFUNDED))
+    await deliver(db, completed(order))  # late: its order no longer holds the ticket
+    assert await sold_at_of(db, ticket_id) is None
+    assert (await snapshot(db, ticket_id))[:2] == (None, 2)
+
+
+async def test_a_refund_of_a_sold_ticket_puts_it_back_on_sale(db: Database) -> None:
+    ticket_id = await listed(db)
+    order = created(ticket_id)
+    await deliver(db, order)
+    await deliver(db, completed(order))
+    await deliver(db, cancelled(order, CancelReason.REFUNDED))
+    assert await sold_at_of(db, ticket_id) is None
+    assert (await snapshot(db, ticket_id))[:2] == (None, 2)
+
+
+async def test_an_order_for_a_withdrawn_ticket_reserves_nothing_and_its_cancel_frees_nothing(
+    db: Database,
+) -> None:
+    ticket_id = await listed(db)
+    async with db.transaction() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        assert await repository.withdraw(session, ticket_id, ticket.user_id) is not None
+    order = created(ticket_id)
+    await deliver(db, order)  # no RetryLater: a withdrawal is final, nothing to wait for
+    await deliver(db, order)  # nor on a repeat
+    await deliver(db, completed(order))
+    await deliver(db, cancelled(order, CancelReason.WITHDRAWN))
+    async with db.transaction() as session:
+        ticket = await session.get_one(Ticket, ticket_id)
+        assert (ticket.withdrawn_at is not None, ticket.sold_at) == (True, None)
+    # Only the withdrawal's version; no ticket:updated (the withdrawal's own event was
+    # not recorded here: the repository was called directly).
+    assert await snapshot(db, ticket_id) == (None, 1, 0, [order.data.id])

@@ -1,7 +1,7 @@
 """The auth service: ``uvicorn --factory ticketing_auth.app:create_app``.
 
-Users sign up, sign in and out over HTTP; it publishes ``session:revoked`` through
-its outbox, and listens to nothing.
+Users sign up, sign in and out over HTTP; it publishes ``user:created`` and
+``session:revoked`` through its outbox, and listens to nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from ticketing_auth.routes import router
 from ticketing_auth.service import session_pruner
 from ticketing_auth.settings import Settings
 from ticketing_auth.throttle import AttemptLimits, SigninThrottle
-from ticketing_common.events.contracts import SessionRevoked
+from ticketing_common.events.contracts import SessionRevoked, UserCreated
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 
 
@@ -37,6 +37,6 @@ SPEC = ServiceSpec(
     api_prefix="/api/users",
     routers=[router],
     parts=parts,
-    publishes=(SessionRevoked,),
+    publishes=(UserCreated, SessionRevoked),
 )
 create_app = SPEC.create_app

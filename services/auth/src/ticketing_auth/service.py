@@ -7,7 +7,8 @@ raises). The sign-in throttle keeps its own counters; see ``throttle.py``.
 Sessions (docs/sessions.md): a session row per sign-in; its tokens are short-lived
 and renewed here while the session is live (not revoked, not ended). Revoking a
 session records ``session:revoked`` in the outbox in the same transaction, so
-every service hears of it exactly when it is committed.
+every service hears of it exactly when it is committed; a sign-up records
+``user:created`` the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ticketing_auth.throttle import SigninThrottle
 from ticketing_common.app import Worker, every
 from ticketing_common.db import Database
 from ticketing_common.events import outbox
-from ticketing_common.events.contracts import SessionRevoked
+from ticketing_common.events.contracts import SessionRevoked, UserCreated
 from ticketing_common.session import SessionToken, UserPayload
 
 
@@ -37,6 +38,8 @@ async def sign_up(session: AsyncSession, passwords: Passwords, body: SignUp) -> 
     user = await repository.insert_user(session, body.email, password_hash)
     if user is None:
         raise EmailInUse(field="email")
+    # In the sign-up's transaction: announced if and only if the account exists.
+    await outbox.record(session, UserCreated(id=user.id, email=user.email))
     return user
 
 

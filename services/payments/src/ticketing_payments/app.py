@@ -12,6 +12,7 @@ from ticketing_common.events.contracts import (
     OrderCancelled,
     OrderCreated,
     PaymentCreated,
+    PaymentDeclined,
     PaymentRefunded,
 )
 from ticketing_common.events.listener import Listener, transactional
@@ -47,7 +48,7 @@ SPEC = ServiceSpec(
     api_prefix="/api/payments",
     routers=[router],
     parts=parts,
-    publishes=(PaymentCreated, PaymentRefunded),
+    publishes=(PaymentCreated, PaymentRefunded, PaymentDeclined),
     consumes=(OrderCreated, OrderCancelled),
     stripe_secret=True,
 )

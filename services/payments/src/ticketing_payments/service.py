@@ -14,7 +14,8 @@ order's row lock):
 4. confirm the intent (the charge);
 5. under the order's lock, record the outcome: ``succeeded`` with payment:created
    (or find it recorded by the reconciler: still this request's 201), or
-   ``failed``; if the order was cancelled meanwhile, refund at once.
+   ``failed`` (a declined card: payment:declined, committed though the buyer gets
+   a 402); if the order was cancelled meanwhile, refund at once.
 
 A crash between 3 and 5 leaves a ``pending`` row. :func:`settle` turns any row into
 what Stripe says happened, under the order's lock; the reconciler (a background
@@ -28,16 +29,21 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.app import Worker, every
 from ticketing_common.db import Database
-from ticketing_common.errors import PaymentDeclined, TooManyRequests
+from ticketing_common.errors import TooManyRequests
 from ticketing_common.events import outbox
-from ticketing_common.events.contracts import OrderStatus, PaymentCreated, PaymentRefunded
+from ticketing_common.events.contracts import (
+    OrderStatus,
+    PaymentCreated,
+    PaymentDeclined,
+    PaymentRefunded,
+)
 from ticketing_common.faults import crash_point
 from ticketing_common.metrics import Metrics, Outcomes
 from ticketing_payments import repository
@@ -94,7 +100,7 @@ class PaymentMetrics(Outcomes):
             "refused (429), rejected (another 4xx), failed (anything else).",
             success="succeeded",
             errors=[
-                (PaymentDeclined, "declined"),
+                (CardDeclined, "declined"),
                 (PaymentProviderUnavailable, "provider_unavailable"),
                 (TooManyRequests, "refused"),
             ],
@@ -287,7 +293,10 @@ async def _charged(
         if current.status is IntentStatus.CANCELED:
             raise CancelledOrderNotPayable() from None
         raise PaymentInProgress() from None
-    except (CardDeclined, InvalidCardToken, AmountNotChargeable):
+    except CardDeclined as declined:
+        await _attempt_failed(database, order_id, declined=declined)
+        raise
+    except (InvalidCardToken, AmountNotChargeable):
         await _attempt_failed(database, order_id)
         raise
     crash_point("payments.after_charge")
@@ -295,19 +304,37 @@ async def _charged(
         return confirmed
     if confirmed.status is IntentStatus.PROCESSING:
         raise PaymentInProgress()
-    await _attempt_failed(database, order_id)
     if confirmed.status is IntentStatus.REQUIRES_ACTION:
-        raise CardDeclined(AUTHENTICATION_UNSUPPORTED, field="token")
-    raise CardDeclined(field="token")
+        refused = CardDeclined(AUTHENTICATION_UNSUPPORTED, field="token")
+    else:
+        refused = CardDeclined(field="token")
+    await _attempt_failed(database, order_id, declined=refused)
+    raise refused
 
 
-async def _attempt_failed(database: Database, order_id: UUID) -> None:
+async def _attempt_failed(
+    database: Database, order_id: UUID, *, declined: CardDeclined | None = None
+) -> None:
+    """Mark the order's pending attempt failed; for a declined card, also record
+    payment:declined with the message the buyer is shown.
+
+    Its own transaction, committed before the request answers 402 (the decline is a
+    fact even though the request fails), so the buyer is told by mail as well.
+    """
     async with database.transaction() as session:
-        await repository.lock_order(session, order_id)
+        order = await repository.lock_order(session, order_id)
         payment = await repository.payment_of_order(session, order_id)
         # Only our own pending attempt: a concurrent settlement may have moved it on.
         if payment is not None and payment.status == PaymentStatus.PENDING:
             await repository.mark_unpaid(session, payment.id, PaymentStatus.FAILED)
+        if declined is not None and order is not None:
+            # A new id per attempt: each decline is its own event (and its own mail).
+            await outbox.record(
+                session,
+                PaymentDeclined(
+                    id=uuid4(), order_id=order_id, user_id=order.user_id, message=str(declined)
+                ),
+            )
 
 
 async def _record(database: Database, provider: PaymentProvider, *, order_id: UUID) -> Payment:

@@ -1,4 +1,5 @@
-"""Tickets' event listeners: order:created locks a ticket, order:cancelled frees it.
+"""Tickets' event listeners: order:created locks a ticket, order:completed marks it sold,
+order:cancelled frees it.
 
 Both handlers run in their own transaction (``transactional``) and are acked
 after it commits. Idempotency and order come from the ``order_refs`` replica,
@@ -19,6 +20,16 @@ Two consumers, so two races (docs/concurrency.md):
 Each handler makes the ticket agree with the order's last known state whether
 the event is new or a repeat, so a redelivered, replayed or re-announced event
 also repairs a ticket left wrong.
+
+A withdrawn ticket is never locked: an order that raced the withdrawal (made from
+orders' replica before it heard of ticket:withdrawn) is cancelled by orders, and
+its order:cancelled finds nothing to free.
+
+order:completed is not versioned (orders does not bump the order's version for
+it): it marks sold only a ticket its order still holds. So a refund's
+order:cancelled that overtakes it (the order's next, final version) has freed the
+ticket already, and the late completed changes nothing; a completed that
+overtakes its own order:created waits for it.
 """
 
 from __future__ import annotations
@@ -28,7 +39,12 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.events import outbox
-from ticketing_common.events.contracts import Envelope, OrderCancelled, OrderCreated
+from ticketing_common.events.contracts import (
+    Envelope,
+    OrderCancelled,
+    OrderCompleted,
+    OrderCreated,
+)
 from ticketing_common.events.listener import (
     RetryLater,
 )
@@ -49,6 +65,10 @@ HOLDER_WAIT_MAX_DELAY = 2.0
 
 class HeldByAnotherOrder(RetryLater):
     """The ticket is still held by an order whose order:cancelled has not arrived yet."""
+
+
+class CompletedBeforeCreated(RetryLater):
+    """order:completed of an order whose order:created has not been applied here yet."""
 
 
 async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession) -> None:
@@ -75,6 +95,11 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
         return
     if current.order_id == order.id:
         return  # a repeat: this order already holds it
+    if current.withdrawn_at is not None:
+        # Race (withdrawal vs order): the seller withdrew it first. Final, so never
+        # waited for: orders cancels this order when it hears ticket:withdrawn.
+        logger.info("order:created for a withdrawn ticket; not reserved", extra=log)
+        return
     # Orders lets a new order have a ticket only once the previous holder is cancelled,
     # so that order:cancelled is on its way through the other consumer. Wait for it
     # (the rollback undoes the ref too); never steal the lock, never drop this event.
@@ -84,6 +109,24 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
         delay=HOLDER_WAIT_DELAY,
         max_delay=HOLDER_WAIT_MAX_DELAY,
     )
+
+
+async def on_order_completed(event: Envelope[OrderCompleted], session: AsyncSession) -> None:
+    order = event.data
+    # Conditional on the order still holding the ticket: a refund's order:cancelled
+    # that came first freed it, and then this changes nothing. A repeat finds it sold.
+    if await repository.mark_sold(session, order.ticket.id, order.id) is not None:
+        return
+    if await repository.order_ref_version(session, order.id) < 0:
+        # Neither its created nor its cancel has been applied: the created may be
+        # waiting for the ticket's previous holder (HeldByAnotherOrder). Wait with it.
+        raise CompletedBeforeCreated(
+            f"order {order.id} completed before its order:created was applied",
+            delay=HOLDER_WAIT_DELAY,
+            max_delay=HOLDER_WAIT_MAX_DELAY,
+        )
+    # Otherwise final: sold already (a repeat), cancelled (its ticket freed), or a
+    # ticket withdrawn before the order reached it (orders cancels the order).
 
 
 async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSession) -> None:
@@ -99,8 +142,9 @@ async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSess
         final=True,
     )
     # Only the order that holds the ticket frees it: a cancelled order that never
-    # got the lock must not release another order's. Done on a repeat too: a
-    # cancelled order never holds a ticket, whatever happened before.
+    # got the lock must not release another order's (nor a withdrawn ticket, which
+    # no order holds). Done on a repeat too: a cancelled order never holds a ticket,
+    # whatever happened before. A refunded order's ticket was sold: it is for sale again.
     ticket = await repository.release(session, order.ticket.id, order.id)
     if ticket is not None:
         await outbox.record(session, ticket_updated(ticket))

@@ -1,11 +1,12 @@
-"""All of tickets' SQL: tickets, and the order references of the order listeners."""
+"""All of tickets' SQL: tickets (listed, edited, reserved, sold, withdrawn), and the order
+references of the order listeners."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_tickets.models import OrderRef, Ticket
@@ -26,11 +27,12 @@ async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> Ticket | None:
 
 
 async def tickets_for_sale(session: AsyncSession, *, limit: int, offset: int) -> Sequence[Ticket]:
-    """Tickets nobody holds, newest first (the id orders tickets created in one instant)."""
+    """Tickets nobody holds and the seller has not withdrawn, newest first (the id orders
+    tickets created in one instant)."""
     return (
         await session.scalars(
             select(Ticket)
-            .where(Ticket.order_id.is_(None))
+            .where(Ticket.order_id.is_(None), Ticket.withdrawn_at.is_(None))
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(limit)
             .offset(offset)
@@ -38,10 +40,22 @@ async def tickets_for_sale(session: AsyncSession, *, limit: int, offset: int) ->
     ).all()
 
 
+async def tickets_of_seller(session: AsyncSession, seller_id: UUID) -> Sequence[Ticket]:
+    """Every listing of one seller, whatever its status, newest first."""
+    return (
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.user_id == seller_id)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        )
+    ).all()
+
+
 async def update_unreserved(
     session: AsyncSession, ticket_id: UUID, *, seller_id: UUID, title: str, price_cents: int
 ) -> Ticket | None:
-    """Edit a ticket of this seller that no order holds; None when that is not the case.
+    """Edit a ticket of this seller that no order holds and that is not withdrawn; None
+    when that is not the case.
 
     One conditional UPDATE, not a read and then a write: the order:created
     handler may reserve the ticket at any moment, and a check made before the
@@ -50,7 +64,12 @@ async def update_unreserved(
     """
     statement = (
         update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.user_id == seller_id, Ticket.order_id.is_(None))
+        .where(
+            Ticket.id == ticket_id,
+            Ticket.user_id == seller_id,
+            Ticket.order_id.is_(None),
+            Ticket.withdrawn_at.is_(None),
+        )
         .values(title=title, price_cents=price_cents, version=Ticket.version + 1)
         .returning(Ticket)
         .execution_options(populate_existing=True)
@@ -59,14 +78,15 @@ async def update_unreserved(
 
 
 async def reserve(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
-    """Lock a free ticket for an order; None when it is unknown or already held.
+    """Lock a free ticket for an order; None when it is unknown, held or withdrawn.
 
-    Conditional on ``order_id IS NULL`` so a concurrent edit or another order's
-    event cannot interleave between a check and the write.
+    Conditional on ``order_id IS NULL AND withdrawn_at IS NULL`` so a concurrent
+    edit, withdrawal or another order's event cannot interleave between a check and
+    the write.
     """
     statement = (
         update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.order_id.is_(None))
+        .where(Ticket.id == ticket_id, Ticket.order_id.is_(None), Ticket.withdrawn_at.is_(None))
         .values(order_id=order_id, version=Ticket.version + 1)
         .returning(Ticket)
         .execution_options(populate_existing=True)
@@ -75,11 +95,54 @@ async def reserve(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Tic
 
 
 async def release(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
-    """Free a ticket held by this order; None when this order does not hold it."""
+    """Free a ticket held by this order, sold or not; None when this order does not hold it.
+
+    A sold ticket is freed by its order's refund: it is for sale again.
+    """
     statement = (
         update(Ticket)
         .where(Ticket.id == ticket_id, Ticket.order_id == order_id)
-        .values(order_id=None, version=Ticket.version + 1)
+        .values(order_id=None, sold_at=None, version=Ticket.version + 1)
+        .returning(Ticket)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def mark_sold(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
+    """Mark sold a ticket this order holds and that is not sold yet; None otherwise.
+
+    The version is not bumped: a sale is a fact about the holding order, which
+    orders already knows, not a change that replicas of the ticket apply.
+    """
+    statement = (
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.order_id == order_id, Ticket.sold_at.is_(None))
+        .values(sold_at=func.now())
+        .returning(Ticket)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> Ticket | None:
+    """Withdraw a ticket of this seller that no order holds (so neither reserved nor
+    sold) and that is not withdrawn yet; None when that is not the case.
+
+    One conditional UPDATE, like ``reserve``: whichever of a withdrawal and an
+    order:created takes the row lock first wins, and the other re-reads the
+    committed row and matches nothing. A ticket is never both withdrawn and held.
+    """
+    statement = (
+        update(Ticket)
+        .where(
+            Ticket.id == ticket_id,
+            Ticket.user_id == seller_id,
+            Ticket.order_id.is_(None),
+            Ticket.sold_at.is_(None),
+            Ticket.withdrawn_at.is_(None),
+        )
+        .values(withdrawn_at=func.now(), version=Ticket.version + 1)
         .returning(Ticket)
         .execution_options(populate_existing=True)
     )

@@ -1,6 +1,8 @@
 """Tickets' HTTP routes (SPEC §3), mounted under the spec's prefix ``/api/tickets``.
 Thin: parse, call the service, answer.
 
+``GET /mine`` is routed before ``GET /{id}``, which would take "mine" for an id.
+
 Paging of ``GET /``: ``?limit=`` (1-100, default 20) and ``?offset=`` (default 0).
 The body is a plain JSON list; when the page is full, a ``Link: <...>; rel="next"``
 header gives the next page (an empty page ends the list).
@@ -14,11 +16,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from ticketing_common.db import DbSession
-from ticketing_common.session import RequiredUser
+from ticketing_common.session import CurrentUser, RequiredUser
 from ticketing_common.validation import path_id
 from ticketing_tickets import service
 from ticketing_tickets.errors import TicketNotFound
-from ticketing_tickets.schemas import TicketRead, TicketWrite
+from ticketing_tickets.schemas import SellerListingsRead, TicketRead, TicketWrite
 
 router = APIRouter(tags=["tickets"])
 
@@ -51,9 +53,15 @@ async def list_tickets(
     return [TicketRead.of(ticket) for ticket in tickets]
 
 
+@router.get("/mine")
+async def my_listings(user: RequiredUser, session: DbSession) -> SellerListingsRead:
+    return SellerListingsRead.of(await service.listings_of(session, user.id))
+
+
 @router.get("/{ticket_id}")
-async def get_ticket(ticket_id: TicketId, session: DbSession) -> TicketRead:
-    return TicketRead.of(await service.get_ticket(session, ticket_id))
+async def get_ticket(ticket_id: TicketId, user: CurrentUser, session: DbSession) -> TicketRead:
+    viewer_id = None if user is None else user.id
+    return TicketRead.of(await service.get_ticket(session, ticket_id, viewer_id))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -66,3 +74,10 @@ async def update_ticket(
     ticket_id: TicketId, body: TicketWrite, user: RequiredUser, session: DbSession
 ) -> TicketRead:
     return TicketRead.of(await service.update_ticket(session, ticket_id, user.id, body))
+
+
+@router.post("/{ticket_id}/withdraw")
+async def withdraw_ticket(
+    ticket_id: TicketId, user: RequiredUser, session: DbSession
+) -> TicketRead:
+    return TicketRead.of(await service.withdraw_ticket(session, ticket_id, user.id))

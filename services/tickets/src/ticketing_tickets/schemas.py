@@ -7,15 +7,19 @@ characters, no lone surrogates, which would otherwise fail in the database as a 
 
 from __future__ import annotations
 
-from typing import Annotated
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, PlainSerializer, StringConstraints
 
 from ticketing_common.money import Price, from_cents
 from ticketing_common.schemas import CamelModel
 from ticketing_common.validation import SingleLine
-from ticketing_tickets.models import TITLE_MAX_LENGTH, Ticket
+from ticketing_tickets.models import TITLE_MAX_LENGTH, Ticket, TicketStatus
+
+if TYPE_CHECKING:
+    from ticketing_tickets.service import SellerListings
 
 
 def _title_length(value: str) -> str:
@@ -45,6 +49,7 @@ class TicketRead(CamelModel):
     user_id: UUID
     version: int
     order_id: UUID | None
+    status: TicketStatus
 
     @classmethod
     def of(cls, ticket: Ticket) -> TicketRead:
@@ -55,4 +60,38 @@ class TicketRead(CamelModel):
             user_id=ticket.user_id,
             version=ticket.version,
             order_id=ticket.order_id,
+            status=ticket.status,
+        )
+
+
+# A sum of prices: a JSON number like a price, and zero when nothing was sold.
+Amount = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+
+class SellerTotalsRead(CamelModel):
+    for_sale: int
+    reserved: int
+    sold: int
+    withdrawn: int
+    revenue: Amount
+
+
+class SellerListingsRead(CamelModel):
+    """The body of ``GET /mine``: the seller's listings, newest first, and their totals."""
+
+    listings: list[TicketRead]
+    totals: SellerTotalsRead
+
+    @classmethod
+    def of(cls, found: SellerListings) -> SellerListingsRead:
+        totals = found.totals
+        return cls(
+            listings=[TicketRead.of(ticket) for ticket in found.listings],
+            totals=SellerTotalsRead(
+                for_sale=totals.for_sale,
+                reserved=totals.reserved,
+                sold=totals.sold,
+                withdrawn=totals.withdrawn,
+                revenue=totals.revenue,
+            ),
         )

@@ -1,4 +1,5 @@
-"""Tickets' business rules: listing, creating and editing tickets.
+"""Tickets' business rules: listing, creating, editing and withdrawing tickets, and a
+seller's listings with their totals.
 
 Functions work in the caller's session and raise domain errors; the request
 owns the transaction (it commits when the route returns, rolls back when it
@@ -8,17 +9,27 @@ transaction, so the event is published if and only if the change commits.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.events import outbox
-from ticketing_common.events.contracts import TicketCreated, TicketUpdated
+from ticketing_common.events.contracts import TicketCreated, TicketUpdated, TicketWithdrawn
 from ticketing_common.money import from_cents, to_cents
 from ticketing_tickets import repository
-from ticketing_tickets.errors import NotTheSeller, TicketNotFound, TicketReserved
-from ticketing_tickets.models import Ticket
+from ticketing_tickets.errors import (
+    ListingWithdrawn,
+    NotTheSeller,
+    NotTheSellerToWithdraw,
+    TicketNotFound,
+    TicketReserved,
+    TicketSold,
+)
+from ticketing_tickets.models import Ticket, TicketStatus
 from ticketing_tickets.schemas import TicketWrite
 
 
@@ -37,9 +48,18 @@ async def list_for_sale(session: AsyncSession, *, limit: int, offset: int) -> Se
     return await repository.tickets_for_sale(session, limit=limit, offset=offset)
 
 
-async def get_ticket(session: AsyncSession, ticket_id: UUID) -> Ticket:
+async def _existing(session: AsyncSession, ticket_id: UUID) -> Ticket:
     ticket = await repository.ticket_by_id(session, ticket_id)
     if ticket is None:
+        raise TicketNotFound()
+    return ticket
+
+
+async def get_ticket(session: AsyncSession, ticket_id: UUID, viewer_id: UUID | None) -> Ticket:
+    """The ticket as ``viewer_id`` (None: signed out) may see it: a withdrawn ticket is
+    gone for everyone but its seller."""
+    ticket = await _existing(session, ticket_id)
+    if ticket.status is TicketStatus.WITHDRAWN and ticket.user_id != viewer_id:
         raise TicketNotFound()
     return ticket
 
@@ -61,6 +81,17 @@ async def create_ticket(session: AsyncSession, seller_id: UUID, body: TicketWrit
     return ticket
 
 
+def _not_free(ticket: Ticket) -> TicketReserved | TicketSold | ListingWithdrawn:
+    """Why the seller's own ticket could not be changed: an order held it, it was sold or
+    withdrawn, when the conditional UPDATE ran (even if it has been freed since this
+    transaction's snapshot)."""
+    if ticket.status is TicketStatus.WITHDRAWN:
+        return ListingWithdrawn()
+    if ticket.status is TicketStatus.SOLD:
+        return TicketSold()
+    return TicketReserved()
+
+
 async def update_ticket(
     session: AsyncSession, ticket_id: UUID, seller_id: UUID, body: TicketWrite
 ) -> Ticket:
@@ -71,11 +102,62 @@ async def update_ticket(
         session, ticket_id, seller_id=seller_id, title=body.title, price_cents=to_cents(body.price)
     )
     if ticket is None:
-        current = await get_ticket(session, ticket_id)
+        current = await _existing(session, ticket_id)
         if current.user_id != seller_id:
             raise NotTheSeller()
-        # The seller's own, existing ticket: an order held it when the UPDATE ran
-        # (even if it has been freed since this transaction's snapshot).
-        raise TicketReserved()
+        raise _not_free(current)
     await outbox.record(session, ticket_updated(ticket))
     return ticket
+
+
+async def withdraw_ticket(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> Ticket:
+    """Take the seller's ticket off sale for good (ticket:withdrawn); a repeat is a no-op.
+
+    Race: an order:created being applied at the same moment. Both are one conditional
+    UPDATE of the row (repository.withdraw, repository.reserve): the first to lock it
+    wins, so the ticket ends reserved (409 here) or withdrawn (never reserved).
+    """
+    ticket = await repository.withdraw(session, ticket_id, seller_id)
+    if ticket is not None:
+        await outbox.record(
+            session, TicketWithdrawn(id=ticket.id, version=ticket.version, user_id=ticket.user_id)
+        )
+        return ticket
+    current = await _existing(session, ticket_id)
+    if current.user_id != seller_id:
+        raise NotTheSellerToWithdraw()
+    if current.status is TicketStatus.WITHDRAWN:
+        return current  # withdrawn before: nothing changes, nothing is published
+    raise _not_free(current)
+
+
+@dataclass(frozen=True)
+class SellerTotals:
+    """How many of a seller's listings are in each status, and what the sold ones fetched."""
+
+    for_sale: int
+    reserved: int
+    sold: int
+    withdrawn: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class SellerListings:
+    listings: Sequence[Ticket]
+    totals: SellerTotals
+
+
+async def listings_of(session: AsyncSession, seller_id: UUID) -> SellerListings:
+    """Every listing of the seller, newest first, with the totals of the same rows."""
+    tickets = await repository.tickets_of_seller(session, seller_id)
+    counts = Counter(ticket.status for ticket in tickets)
+    sold_cents = sum(ticket.price_cents for ticket in tickets if ticket.status is TicketStatus.SOLD)
+    totals = SellerTotals(
+        for_sale=counts[TicketStatus.FOR_SALE],
+        reserved=counts[TicketStatus.RESERVED],
+        sold=counts[TicketStatus.SOLD],
+        withdrawn=counts[TicketStatus.WITHDRAWN],
+        revenue=from_cents(sold_cents),
+    )
+    return SellerListings(tickets, totals)
