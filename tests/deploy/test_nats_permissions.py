@@ -36,7 +36,7 @@ REGENERATE = "uv run python -m ticketing_common.natsauth > " + KUBERNETES_CONFIG
 PUBLISHES = {
     "auth": {EventType.SESSION_REVOKED},
     "tickets": {EventType.TICKET_CREATED, EventType.TICKET_UPDATED},
-    "orders": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED},
+    "orders": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED, EventType.ORDER_COMPLETED},
     "expiration": {EventType.EXPIRATION_COMPLETE},
     "payments": {EventType.PAYMENT_CREATED, EventType.PAYMENT_REFUNDED},
     "web": set(),
@@ -47,6 +47,7 @@ CONSUMES = {
     "orders": {
         EventType.TICKET_CREATED,
         EventType.TICKET_UPDATED,
+        EventType.TICKET_WITHDRAWN,
         EventType.EXPIRATION_COMPLETE,
         EventType.PAYMENT_CREATED,
     },
