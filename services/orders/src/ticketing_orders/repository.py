@@ -206,7 +206,8 @@ async def cancel_order(
         .where(*conditions)
         .values(**_cancelled(reason))
         .returning(Order)
-        .execution_options(synchronize_session=False)
+        # The returned row over any stale copy this session loaded before the UPDATE.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -230,7 +231,8 @@ async def cancel_complete_order(
         .where(Order.id == order_id, Order.status == OrderStatus.COMPLETE)
         .values(**_cancelled(reason))
         .returning(Order)
-        .execution_options(synchronize_session=False)
+        # The returned row over any stale copy this session loaded before the UPDATE.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -249,7 +251,8 @@ async def cancel_orders_holding(
         .where(Order.ticket_id == ticket_id, Order.status.in_(HOLDING))
         .values(**_cancelled(reason))
         .returning(Order)
-        .execution_options(synchronize_session=False)
+        # The returned row over any stale copy this session loaded before the UPDATE.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).all()
 
@@ -293,7 +296,7 @@ async def void_unused_admission(
         )
         .values(voided_at=func.now())
         .returning(Admission)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -335,7 +338,7 @@ async def check_in(
         )
         .values(checked_in_at=func.now(), checked_in_by=seller_id, checked_in_by_email=email)
         .returning(Admission)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -353,7 +356,8 @@ async def complete_order(session: AsyncSession, order_id: UUID) -> Order | None:
         .where(Order.id == order_id, Order.status.in_(PAYABLE_STATUSES))
         .values(status=OrderStatus.COMPLETE)
         .returning(Order)
-        .execution_options(synchronize_session=False)
+        # The returned row over any stale copy this session loaded before the UPDATE.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
 
