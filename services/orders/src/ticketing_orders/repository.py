@@ -18,6 +18,9 @@ from ticketing_orders.models import HOLDING_PREDICATE, Admission, Order, TicketR
 
 PAYABLE_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
 HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
+# For UPDATE … RETURNING: the WHERE is not evaluated in Python, and the returned row
+# replaces any stale copy this session loaded before (a refund reads, then updates).
+RETURNED_AS_WRITTEN = {"synchronize_session": False, "populate_existing": True}
 
 
 async def ticket_to_order(session: AsyncSession, ticket_id: UUID) -> TicketReplica | None:
@@ -206,8 +209,7 @@ async def cancel_order(
         .where(*conditions)
         .values(**_cancelled(reason))
         .returning(Order)
-        # The returned row over any stale copy this session loaded before the UPDATE.
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -231,8 +233,7 @@ async def cancel_complete_order(
         .where(Order.id == order_id, Order.status == OrderStatus.COMPLETE)
         .values(**_cancelled(reason))
         .returning(Order)
-        # The returned row over any stale copy this session loaded before the UPDATE.
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -251,8 +252,7 @@ async def cancel_orders_holding(
         .where(Order.ticket_id == ticket_id, Order.status.in_(HOLDING))
         .values(**_cancelled(reason))
         .returning(Order)
-        # The returned row over any stale copy this session loaded before the UPDATE.
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).all()
 
@@ -296,7 +296,7 @@ async def void_unused_admission(
         )
         .values(voided_at=func.now())
         .returning(Admission)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -338,7 +338,7 @@ async def check_in(
         )
         .values(checked_in_at=func.now(), checked_in_by=seller_id, checked_in_by_email=email)
         .returning(Admission)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -356,8 +356,7 @@ async def complete_order(session: AsyncSession, order_id: UUID) -> Order | None:
         .where(Order.id == order_id, Order.status.in_(PAYABLE_STATUSES))
         .values(status=OrderStatus.COMPLETE)
         .returning(Order)
-        # The returned row over any stale copy this session loaded before the UPDATE.
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).one_or_none()
 
