@@ -19,7 +19,7 @@ from ticketing_common.session import RequiredUser
 from ticketing_common.state import provided
 from ticketing_common.validation import path_id
 from ticketing_orders import service
-from ticketing_orders.errors import ListingWithdrawn, OrderNotFound, TicketAlreadyReserved
+from ticketing_orders.errors import OrderNotFound, TicketAlreadyReserved
 from ticketing_orders.schemas import (
     AlreadyAdmittedBody,
     CheckInCreate,
@@ -43,15 +43,11 @@ class ReservationMetrics(Outcomes):
             metrics,
             "ticketing_orders_reservations",
             "Attempts to reserve a ticket (POST /api/orders) by outcome: reserved (201, "
-            "committed), conflict (409: someone else holds it), withdrawn (409: its seller "
-            "withdrew it), refused (429: hold limit, re-order cool-down or rate limit), "
-            "rejected (another 4xx), failed (anything else).",
+            "committed), conflict (409: someone else holds it), refused (429: hold limit, "
+            "re-order cool-down or rate limit), rejected (another 4xx, a withdrawn ticket "
+            "too), failed (anything else).",
             success="reserved",
-            errors=[
-                (TicketAlreadyReserved, "conflict"),
-                (ListingWithdrawn, "withdrawn"),
-                (TooManyRequests, "refused"),
-            ],
+            errors=[(TicketAlreadyReserved, "conflict"), (TooManyRequests, "refused")],
         )
 
 
