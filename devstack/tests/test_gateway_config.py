@@ -35,6 +35,7 @@ def test_each_prefix_matches_itself_and_its_subpaths_and_proxies_to_its_service(
         ("/api/users", "/api/users/*"): "127.0.0.1:9001",
         ("/api/tickets", "/api/tickets/*"): "127.0.0.1:9002",
         ("/api/orders", "/api/orders/*"): "127.0.0.1:9003",
+        ("/api/checkins", "/api/checkins/*"): "127.0.0.1:9003",
         ("/api/payments", "/api/payments/*"): "127.0.0.1:9004",
     }
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter
+
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.spec import CATCH_ALL, ServiceSpec
 from ticketing_devstack.registry import gateway_routes, installed_specs
@@ -44,3 +46,27 @@ def test_services_without_a_prefix_are_not_routed() -> None:
     assert gateway_routes([_spec("expiration", None), _spec("tickets", "/api/tickets")]) == [
         ("/api/tickets", "tickets")
     ]
+
+
+def test_a_service_is_routed_at_each_of_its_prefixes() -> None:
+    orders = ServiceSpec(
+        name="orders",
+        package="ticketing_orders",
+        title="orders",
+        settings=ServiceSettings,
+        api_prefix="/api/orders",
+        also_routed={"/api/checkins": [APIRouter()]},
+    )
+
+    assert orders.prefixes == ("/api/orders", "/api/checkins")
+    assert gateway_routes([_spec("web", CATCH_ALL), orders]) == [
+        ("/api/orders", "orders"),
+        ("/api/checkins", "orders"),
+        ("/", "web"),
+    ]
+
+
+def test_the_installed_orders_service_is_routed_at_checkins_too() -> None:
+    routes = dict(gateway_routes(installed_specs()))
+
+    assert routes["/api/checkins"] == "orders"

@@ -34,20 +34,25 @@ REGENERATE = "uv run python -m ticketing_common.natsauth > " + KUBERNETES_CONFIG
 # Who publishes and who consumes what (SPEC §4), written out here rather than read
 # from the specs, so a spec that drifts from the system's flows fails.
 PUBLISHES = {
-    "auth": {EventType.SESSION_REVOKED},
-    "tickets": {EventType.TICKET_CREATED, EventType.TICKET_UPDATED},
-    "orders": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED},
+    "auth": {EventType.SESSION_REVOKED, EventType.USER_CREATED},
+    "tickets": {EventType.TICKET_CREATED, EventType.TICKET_UPDATED, EventType.TICKET_WITHDRAWN},
+    "orders": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED, EventType.ORDER_COMPLETED},
     "expiration": {EventType.EXPIRATION_COMPLETE},
-    "payments": {EventType.PAYMENT_CREATED, EventType.PAYMENT_REFUNDED},
+    "payments": {
+        EventType.PAYMENT_CREATED,
+        EventType.PAYMENT_REFUNDED,
+        EventType.PAYMENT_DECLINED,
+    },
     "notifications": set(),
     "web": set(),
 }
 CONSUMES = {
     "auth": set(),
-    "tickets": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED},
+    "tickets": {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED, EventType.ORDER_COMPLETED},
     "orders": {
         EventType.TICKET_CREATED,
         EventType.TICKET_UPDATED,
+        EventType.TICKET_WITHDRAWN,
         EventType.EXPIRATION_COMPLETE,
         EventType.PAYMENT_CREATED,
     },

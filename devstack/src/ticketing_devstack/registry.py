@@ -2,7 +2,8 @@
 
 The services are those installed in this environment, each described by its
 ``ServiceSpec`` (``ticketing_common.spec``): what it needs (a database, NATS, Redis)
-follows from its settings class, where the gateway sends it from its ``api_prefix``.
+follows from its settings class, where the gateway sends it from its ``prefixes``
+(its ``api_prefix`` and any ``also_routed``).
 The Caddy config (``gateway.py``) is generated from ``gateway_routes``, and the
 Kubernetes ingress is checked against it (``tests/deploy``).
 """
@@ -18,13 +19,15 @@ __all__ = ["CATCH_ALL", "gateway_routes", "installed_specs"]
 
 
 def gateway_routes(services: Iterable[ServiceSpec[Any]]) -> list[tuple[str, str]]:
-    """``(api_prefix, service_name)`` pairs in matching order, catch-all (``/``) last.
+    """``(prefix, service_name)`` pairs in matching order, catch-all (``/``) last: one per
+    prefix of each service (``spec.prefixes``: orders has ``/api/orders`` and
+    ``/api/checkins``).
 
     Deeper prefixes come first (``/api/users/admin`` before ``/api/users``), so the
     order never depends on the order the services are given in; otherwise that
     order is kept. Services without a prefix are left out.
     """
-    routed = [(s.api_prefix, s.name) for s in services if s.api_prefix is not None]
+    routed = [(prefix, s.name) for s in services for prefix in s.prefixes]
     prefixed = sorted(
         ((prefix, name) for prefix, name in routed if prefix != CATCH_ALL),
         key=lambda route: -route[0].rstrip("/").count("/"),

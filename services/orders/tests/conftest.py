@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope, TicketCreated
+from ticketing_common.events.contracts import Envelope, PaymentCreated, TicketCreated
 from ticketing_common.spec import ServiceSpec
 from ticketing_common.testing import Serve, ServedApp, Users, wait_until
 from ticketing_orders.app import SPEC
@@ -21,7 +23,7 @@ from ticketing_orders.models import TicketReplica
 from ticketing_orders.settings import Settings
 
 # What the test modules import from here.
-__all__ = ["ServeOrders", "Tickets", "Users", "replica_ticket"]
+__all__ = ["Purchases", "ServeOrders", "Tickets", "Users", "email_of", "replica_ticket"]
 
 ServeOrders = Serve
 
@@ -88,3 +90,44 @@ class Tickets:
 @pytest.fixture
 def tickets(bus: EventBus, db: Database, orders: ServedApp) -> Tickets:
     return Tickets(bus, db)
+
+
+def email_of(user_id: UUID) -> str:
+    """The email in a session the harness signs in (``Users.headers``)."""
+    return f"user-{user_id.hex[:8]}@example.com"
+
+
+@dataclass
+class Purchases:
+    """Buys tickets the way the system does: an order over HTTP, then the payment
+    service's payment:created on the bus."""
+
+    client: httpx.AsyncClient
+    tickets: Tickets
+    users: Users
+
+    async def paid(self, *, seller: UUID, buyer: UUID | None = None) -> dict[str, Any]:
+        """A complete order (its JSON, with its admission) of a new ticket of ``seller``."""
+        buyer = buyer or uuid4()
+        ticket = await self.tickets.listed(seller_id=seller)
+        created = await self.client.post(
+            "/api/orders", json={"ticketId": str(ticket.id)}, headers=self.users.headers(buyer)
+        )
+        assert created.status_code == 201, created.text
+        order_id = UUID(created.json()["id"])
+        paid = PaymentCreated(id=uuid4(), order_id=order_id, stripe_id="pi_test")
+        await self.tickets.bus.publish(Envelope.of(paid))
+
+        async def complete() -> dict[str, Any] | None:
+            response = await self.client.get(
+                f"/api/orders/{order_id}", headers=self.users.headers(buyer)
+            )
+            order: dict[str, Any] = response.json()
+            return order if order["status"] == "complete" else None
+
+        return await wait_until(complete)
+
+
+@pytest.fixture
+def purchases(client: httpx.AsyncClient, tickets: Tickets, users: Users) -> Purchases:
+    return Purchases(client, tickets, users)

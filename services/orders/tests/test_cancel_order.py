@@ -40,9 +40,11 @@ async def test_owner_cancels_with_204_and_the_order_is_cancelled_at_version_1(
     order = (await client.get(f"/api/orders/{order_id}", headers=users.headers(buyer))).json()
     assert order["status"] == "cancelled"
     assert order["version"] == 1
+    assert order["cancelReason"] == "cancelled"
     [event] = await published(bus, OrderCancelled, 1)
     assert str(event.data.id) == order_id
     assert event.data.version == 1
+    assert event.data.reason == "cancelled"
     assert event.data.ticket.id == UUID(order["ticket"]["id"])
 
 

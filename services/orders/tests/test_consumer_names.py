@@ -19,6 +19,7 @@ def consumers_named(service: str) -> set[str]:
     return {
         f"{service}-ticket-created",
         f"{service}-ticket-updated",
+        f"{service}-ticket-withdrawn",
         f"{service}-expiration-complete",
         f"{service}-payment-created",
     }

@@ -31,9 +31,19 @@ async def test_buyer_reserves_a_listed_ticket_with_201_created_and_the_ticket_em
 
     assert response.status_code == 201, response.text
     order = response.json()
-    assert set(order) == {"id", "userId", "status", "expiresAt", "version", "ticket"}
+    assert set(order) == {
+        "id",
+        "userId",
+        "status",
+        "expiresAt",
+        "version",
+        "ticket",
+        "cancelReason",
+        "admission",
+    }
     assert order["userId"] == str(buyer)
     assert order["status"] == "created"
+    assert (order["cancelReason"], order["admission"]) == (None, None)
     assert order["version"] == 0
     assert order["ticket"] == {"id": str(ticket.id), "title": "Concert", "price": 20.5}
     expires_at = datetime.fromisoformat(order["expiresAt"])

@@ -8,19 +8,24 @@ from uuid import UUID, uuid4
 
 import httpx
 
+from ticketing_common import admission
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
     Envelope,
     ExpirationComplete,
     OrderCancelled,
+    OrderCompleted,
     OrderCreated,
+    Payload,
     PaymentCreated,
+    PricedTicketRef,
     TicketUpdated,
 )
 from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, published, published_so_far, wait_until
 from ticketing_orders.models import TicketReplica
+from ticketing_orders.settings import Settings
 
 from .conftest import Tickets, Users
 
@@ -59,8 +64,9 @@ async def test_expiration_cancels_an_unpaid_order_and_publishes_order_cancelled(
     await bus.publish(Envelope.of(ExpirationComplete(order_id=order_id)))
 
     [event] = await published(bus, OrderCancelled, 1)
-    assert (event.data.id, event.data.version) == (order_id, 1)
-    assert await _status(client, users, buyer, order_id) == "cancelled"
+    assert (event.data.id, event.data.version, event.data.reason) == (order_id, 1, "expired")
+    order = (await client.get(f"/api/orders/{order_id}", headers=users.headers(buyer))).json()
+    assert (order["status"], order["cancelReason"]) == ("cancelled", "expired")
 
 
 async def test_expired_order_frees_the_ticket_for_another_buyer(
@@ -98,8 +104,13 @@ async def test_repeated_expiration_publishes_order_cancelled_once(
     assert response.json()["version"] == 1
 
 
-async def test_payment_completes_the_order_and_it_never_expires(
-    client: httpx.AsyncClient, tickets: Tickets, users: Users, bus: EventBus, orders: ServedApp
+async def test_payment_completes_the_order_issues_its_admission_and_it_never_expires(
+    client: httpx.AsyncClient,
+    tickets: Tickets,
+    users: Users,
+    bus: EventBus,
+    orders: ServedApp,
+    settings: Settings,
 ) -> None:
     buyer = uuid4()
     order_id = await _order(client, tickets, users, buyer)
@@ -107,11 +118,27 @@ async def test_payment_completes_the_order_and_it_never_expires(
     await bus.publish(_paid(order_id))
     await wait_until(lambda: _is(client, users, buyer, order_id, "complete"))
     handled = orders.component(ListenerGroup).handled
+    # A second payment:created (another event id: the broker does not de-duplicate it)
+    # and an expiry change nothing and publish nothing.
+    await bus.publish(_paid(order_id))
     await bus.publish(Envelope.of(ExpirationComplete(order_id=order_id)))
-    await _settled(orders, handled + 1)
+    await _settled(orders, handled + 2)
 
     order = (await client.get(f"/api/orders/{order_id}", headers=users.headers(buyer))).json()
-    assert (order["status"], order["version"]) == ("complete", 0)
+    assert (order["status"], order["version"], order["cancelReason"]) == ("complete", 0, None)
+    assert order["admission"]["checkedInAt"] is None
+    ref = admission.read(admission.admission_key(settings.JWT_KEY), order["admission"]["code"])
+    assert ref == admission.AdmissionRef(order_id=order_id, ticket_id=UUID(order["ticket"]["id"]))
+    [listed] = (await client.get("/api/orders", headers=users.headers(buyer))).json()
+    assert listed["admission"] == order["admission"]
+    [completed] = await published(bus, OrderCompleted, 1)
+    assert completed.data == OrderCompleted(
+        id=order_id,
+        version=0,
+        user_id=buyer,
+        ticket=PricedTicketRef(id=UUID(order["ticket"]["id"]), price=Decimal("42.10")),
+    )
+    assert await _count(bus, OrderCompleted) == 1
     assert await _count(bus, OrderCancelled) == 0
 
 
@@ -127,7 +154,9 @@ async def test_payment_after_expiry_leaves_the_order_cancelled(
     await bus.publish(_paid(order_id))
     await _settled(orders, handled + 1)
 
-    assert await _status(client, users, buyer, order_id) == "cancelled"
+    order = (await client.get(f"/api/orders/{order_id}", headers=users.headers(buyer))).json()
+    assert (order["status"], order["admission"]) == ("cancelled", None)
+    assert await _count(bus, OrderCompleted) == 0
     assert orders.component(ListenerGroup).dead_lettered == 0
 
 
@@ -197,7 +226,7 @@ async def _is(
     return await _status(client, users, buyer, order_id) == status
 
 
-async def _count(bus: EventBus, payload_type: type[OrderCancelled]) -> int:
+async def _count(bus: EventBus, payload_type: type[Payload]) -> int:
     """How many events of a type are on the test's stream."""
     await asyncio.sleep(0.5)  # the outbox relay publishes a moment after the commit
     return len(await published_so_far(bus, payload_type))

@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import OrderCancelled, OrderCreated
+from ticketing_common.events.contracts import CancelReason, OrderCancelled, OrderCreated
 from ticketing_common.testing import published, published_so_far
 from ticketing_orders.reannounce import parse, run
 from ticketing_orders.settings import Settings
 
-from .conftest import Tickets, Users
+from .conftest import Purchases, Tickets, Users
 
 
 async def _order(client: httpx.AsyncClient, users: Users, buyer: UUID, ticket_id: UUID) -> UUID:
@@ -62,6 +62,23 @@ async def test_reannouncing_orders_by_id_or_all(
     created = await published(bus, OrderCreated, 5)
     assert [event.data.id for event in created[2:]] == [two, one, two]
     assert await published_so_far(bus, OrderCancelled) == []
+
+
+async def test_a_refunded_order_is_reannounced_as_refunded(
+    client: httpx.AsyncClient, purchases: Purchases, users: Users, bus: EventBus, settings: Settings
+) -> None:
+    order = await purchases.paid(seller=uuid4())
+    refund = await client.post(
+        f"/api/orders/{order['id']}/refund", headers=users.headers(UUID(order["userId"]))
+    )
+    assert refund.status_code == 200
+    [original] = await published(bus, OrderCancelled, 1)
+
+    assert await run(parse(["--order", order["id"]]), settings) == 2
+
+    again = (await published(bus, OrderCancelled, 2))[1]
+    assert again.data == original.data
+    assert again.data.reason == CancelReason.REFUNDED
 
 
 def test_reannounce_names_what_to_reannounce() -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -123,6 +123,10 @@ class ServiceSpec(Generic[S]):
     follows session revocations."""
     routers: Sequence[APIRouter] = ()
     """Mounted under ``api_prefix`` (the routers themselves carry no prefix)."""
+    also_routed: Mapping[str, Sequence[APIRouter]] = field(default_factory=dict)
+    """More prefixes the gateway routes to it, each with the routers mounted under it
+    (orders' ``/api/checkins``): a resource of its own that the service owns. In its
+    API docs like the rest."""
     mounts: Sequence[Mount] = ()
     parts: Callable[[ServiceContext[S]], Parts] = no_parts
     error_handlers: Callable[[FastAPI], None] = install_error_handlers
@@ -150,6 +154,10 @@ class ServiceSpec(Generic[S]):
                 raise TypeError(f"{self.name} {what} events but its settings have no NATS_URL")
             if len(set(events)) != len(events):
                 raise TypeError(f"{self.name} {what} an event type twice")
+        if self.also_routed and (self.api_prefix is None or self.is_catch_all):
+            raise TypeError(f"{self.name} has other prefixes but no API prefix of its own")
+        if self.api_prefix in self.also_routed:
+            raise TypeError(f"{self.name} routes {self.api_prefix} twice")
 
     # What the service needs, as its settings class says.
     @property
@@ -163,6 +171,14 @@ class ServiceSpec(Generic[S]):
     @property
     def uses_redis(self) -> bool:
         return issubclass(self.settings, RedisSettings)
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Every prefix the gateway routes to it: ``api_prefix`` first, then those of
+        ``also_routed``; none when it has no ``api_prefix``."""
+        if self.api_prefix is None:
+            return ()
+        return (self.api_prefix, *self.also_routed)
 
     @property
     def follows_revocations(self) -> bool:
@@ -287,6 +303,9 @@ class ServiceSpec(Generic[S]):
             error_handlers=self.error_handlers,
             metrics=metrics,
         )
+        for prefix, routers in self.also_routed.items():
+            for router in routers:
+                app.include_router(router, prefix=prefix)
         for mount in self.mounts:
             app.router.routes.append(mount)
         tracing.install(app, settings, database=database, bus=bus)

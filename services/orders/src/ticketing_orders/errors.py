@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticketing_common.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from ticketing_common.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 
 
 class TicketNotFound(NotFound):
@@ -17,12 +17,47 @@ class TicketAlreadyReserved(Conflict):
     message = "Ticket is already reserved"
 
 
+class ListingWithdrawn(Conflict):
+    """The ticket's seller withdrew it (ticket:withdrawn): nobody may order it any more."""
+
+    message = "This ticket was withdrawn by its seller"
+
+
 class OrderNotFound(NotFound):
     message = "Order not found"
 
 
 class OrderComplete(Conflict):
     message = "A complete order cannot be cancelled"
+
+
+class RefundOfUnpaidOrder(Conflict):
+    message = "Only a paid order can be refunded"
+
+
+class RefundAfterCheckIn(Conflict):
+    message = "This ticket was already used at the door"
+
+
+class RefundPeriodEnded(Conflict):
+    message = "The refund period for this order has ended"
+
+
+class InvalidAdmissionCode(BadRequest):
+    """Malformed, altered or forged: not a code orders issued."""
+
+    message = "Not a valid ticket code"
+
+
+class AdmissionVoided(BadRequest):
+    """The code's order is not complete (refunded, withdrawn or cancelled): it admits nobody."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"This ticket was {reason} and does not admit", field="code")
+
+
+class NotTheSeller(Forbidden):
+    message = "Only the seller of this ticket can check it in"
 
 
 class TooManyOpenOrders(TooManyRequests):

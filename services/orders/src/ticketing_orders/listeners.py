@@ -1,5 +1,6 @@
-"""What orders hears: ticket events keep its ticket replica; expiration and payment
-events move an order to cancelled or complete.
+"""What orders hears: ticket events keep its ticket replica (a withdrawal also cancels
+the orders that still hold the ticket); expiration and payment events move an order to
+cancelled or complete.
 
 Each change is applied in the owner's version order through ``apply_versioned``:
 a redelivered or older event is acked and ignored, and an event that arrives
@@ -16,6 +17,7 @@ from ticketing_common.events.contracts import (
     PaymentCreated,
     TicketCreated,
     TicketUpdated,
+    TicketWithdrawn,
 )
 from ticketing_common.events.replica import apply_versioned
 from ticketing_common.money import to_cents
@@ -44,6 +46,22 @@ async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSessio
             "seller_id": ticket.user_id,
         },
     )
+
+
+async def on_ticket_withdrawn(event: Envelope[TicketWithdrawn], session: AsyncSession) -> None:
+    # The ticket's next version (ticket:updated and ticket:withdrawn share one chain):
+    # a gap waits for the updates before it.
+    withdrawn = event.data
+    await apply_versioned(
+        session,
+        TicketReplica,
+        id=withdrawn.id,
+        version=withdrawn.version,
+        values={"withdrawn": True},
+    )
+    # Also when redelivered (a duplicate): no new order can hold a withdrawn ticket, so
+    # this finds nothing left to cancel and publishes nothing twice.
+    await service.cancel_orders_of_withdrawn_ticket(session, ticket_id=withdrawn.id)
 
 
 async def on_expiration_complete(

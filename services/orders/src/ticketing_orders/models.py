@@ -1,7 +1,10 @@
-"""Orders' tables: orders, and the replica of tickets that orders may reserve.
+"""Orders' tables: orders, their admissions, and the replica of tickets that orders may
+reserve.
 
 The ``tickets`` rows (``TicketReplica``) are a copy of the tickets service's records
-(same id and version), written only by the ticket:created / ticket:updated listeners.
+(same id and version), written only by the ticket:created / ticket:updated /
+ticket:withdrawn listeners. An ``admissions`` row is what a complete order's e-ticket
+lets in at the door (docs/after-purchase.md).
 """
 
 from __future__ import annotations
@@ -9,11 +12,22 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ticketing_common.db import ServiceBase, stored_by_value
-from ticketing_common.events.contracts import OrderStatus
+from ticketing_common.events.contracts import CancelReason, OrderStatus
 
 # Statuses in which an order keeps its ticket from every other buyer.
 HOLDING_STATUSES = tuple(status.value for status in OrderStatus if status.holds_ticket)
@@ -39,6 +53,8 @@ class TicketReplica(Base):
     price_cents: Mapped[int] = mapped_column(BigInteger)
     seller_id: Mapped[UUID]
     version: Mapped[int] = mapped_column(Integer)
+    # Taken off sale for good by its seller (ticket:withdrawn): no new order may hold it.
+    withdrawn: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Order(Base):
@@ -56,12 +72,44 @@ class Order(Base):
     # When the order was cancelled (by its buyer or by its expiry): the buyer's cool-down
     # before ordering the same ticket again counts from it. Null for other statuses.
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why it was cancelled (what its order:cancelled said). Null for other statuses, and
+    # for orders cancelled before reasons were kept (they read as ``cancelled``).
+    cancel_reason: Mapped[CancelReason | None] = mapped_column(stored_by_value(CancelReason))
     # clock_timestamp, not now(): orders of one transaction-start instant still sort.
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()
     )
 
     ticket: Mapped[TicketReplica] = relationship(lazy="raise")
+    admission: Mapped[Admission | None] = relationship(lazy="raise", viewonly=True)
+
+    @property
+    def reason(self) -> CancelReason | None:
+        """Why a cancelled order was cancelled (``cancelled`` when it was not recorded)."""
+        if self.status is not OrderStatus.CANCELLED:
+            return None
+        return self.cancel_reason or CancelReason.CANCELLED
+
+
+class Admission(Base):
+    """What a complete order's e-ticket admits at the door, once.
+
+    Issued in the transaction that completes the order. Checked in at most once, and
+    voided (never deleted) when the order is refunded or withdrawn; a voided admission
+    never checks in. Every change is one conditional UPDATE of this row, so its row
+    lock decides between two gates, or a gate and a refund (docs/concurrency.md).
+    """
+
+    __tablename__ = "admissions"
+
+    order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    ticket_id: Mapped[UUID]
+    # When the order was paid (the refund period counts from it).
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    checked_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_in_by: Mapped[UUID | None]  # the seller who scanned it
+    checked_in_by_email: Mapped[str | None] = mapped_column(Text)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # The reservation lock. Of any number of concurrent orders for one ticket, only

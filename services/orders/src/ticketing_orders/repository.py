@@ -1,4 +1,4 @@
-"""All of orders' SQL: the ticket replica and the orders."""
+"""All of orders' SQL: the ticket replica, the orders and their admissions."""
 
 from __future__ import annotations
 
@@ -13,14 +13,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ticketing_common.events.contracts import OrderStatus
-from ticketing_orders.models import HOLDING_PREDICATE, Order, TicketReplica
+from ticketing_common.events.contracts import CancelReason, OrderStatus
+from ticketing_orders.models import HOLDING_PREDICATE, Admission, Order, TicketReplica
 
 PAYABLE_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
+HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
+# For UPDATE … RETURNING: the WHERE is not evaluated in Python, and the returned row
+# replaces any stale copy this session loaded before (a refund reads, then updates).
+RETURNED_AS_WRITTEN = {"synchronize_session": False, "populate_existing": True}
 
 
-async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> TicketReplica | None:
-    return await session.get(TicketReplica, ticket_id)
+async def ticket_to_order(session: AsyncSession, ticket_id: UUID) -> TicketReplica | None:
+    """The ticket, share-locked until the new order's transaction ends.
+
+    Race: a ticket:withdrawn applied between this read and the order's commit would
+    look for orders to cancel before this one exists, and the order would hold a
+    withdrawn ticket. The share lock makes the withdrawal's update of the replica
+    wait for the order to commit (it then cancels it), or this read wait for the
+    withdrawal to commit (it then sees it withdrawn). Concurrent buyers' share
+    locks do not block one another.
+    """
+    return await session.scalar(
+        select(TicketReplica)
+        .where(TicketReplica.id == ticket_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -117,31 +135,60 @@ async def insert_reserving_order(
     order = (await session.scalars(statement)).one_or_none()
     if order is not None:
         set_committed_value(order, "ticket", ticket)
+        set_committed_value(order, "admission", None)  # issued when it is paid
     return order
 
 
 async def order_of_user(session: AsyncSession, order_id: UUID, user_id: UUID) -> Order | None:
+    """The order with its ticket and admission, as committed now (read again even when
+    this session changed it with an UPDATE)."""
     return await session.scalar(
         select(Order)
-        .options(joinedload(Order.ticket))
+        .options(joinedload(Order.ticket), joinedload(Order.admission))
         .where(Order.id == order_id, Order.user_id == user_id)
+        .execution_options(populate_existing=True)
     )
 
 
 async def orders_of_user(session: AsyncSession, user_id: UUID) -> Sequence[Order]:
-    """Newest first."""
+    """Newest first, each with its ticket and admission."""
     return (
         await session.scalars(
             select(Order)
-            .options(joinedload(Order.ticket))
+            .options(joinedload(Order.ticket), joinedload(Order.admission))
             .where(Order.user_id == user_id)
             .order_by(Order.created_at.desc(), Order.id)
         )
     ).all()
 
 
+async def order_with_admission(session: AsyncSession, order_id: UUID) -> Order | None:
+    """Any buyer's order with its ticket and admission, as committed now."""
+    return await session.scalar(
+        select(Order)
+        .options(joinedload(Order.ticket), joinedload(Order.admission))
+        .where(Order.id == order_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def lock_order_of_user(session: AsyncSession, order_id: UUID, user_id: UUID) -> Order | None:
+    """The buyer's order, row-locked until the transaction ends (a refund decides under
+    it; a completion, a cancel or a withdrawal of the order waits for it)."""
+    return await session.scalar(
+        select(Order)
+        .where(Order.id == order_id, Order.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 async def cancel_order(
-    session: AsyncSession, order_id: UUID, user_id: UUID | None = None
+    session: AsyncSession,
+    order_id: UUID,
+    user_id: UUID | None = None,
+    *,
+    reason: CancelReason,
 ) -> Order | None:
     """Cancel the order (the user's, when given) unless it is cancelled or complete.
 
@@ -160,9 +207,138 @@ async def cancel_order(
     statement = (
         update(Order)
         .where(*conditions)
-        .values(status=OrderStatus.CANCELLED, version=Order.version + 1, cancelled_at=func.now())
+        .values(**_cancelled(reason))
         .returning(Order)
+        .execution_options(**RETURNED_AS_WRITTEN)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+def _cancelled(reason: CancelReason) -> dict[str, object]:
+    """What cancelling an order sets: a new version, the time and the reason."""
+    return {
+        "status": OrderStatus.CANCELLED,
+        "version": Order.version + 1,
+        "cancelled_at": func.now(),
+        "cancel_reason": reason,
+    }
+
+
+async def cancel_complete_order(
+    session: AsyncSession, order_id: UUID, *, reason: CancelReason
+) -> Order | None:
+    """Cancel a complete order (a refund); None when it is not complete."""
+    statement = (
+        update(Order)
+        .where(Order.id == order_id, Order.status == OrderStatus.COMPLETE)
+        .values(**_cancelled(reason))
+        .returning(Order)
+        .execution_options(**RETURNED_AS_WRITTEN)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def cancel_orders_holding(
+    session: AsyncSession, ticket_id: UUID, *, reason: CancelReason
+) -> Sequence[Order]:
+    """Cancel every order that holds the ticket (created, awaiting payment or complete).
+
+    Race: an order being completed or refunded holds its row lock; this waits for it
+    and re-checks the status against the committed row, so a refunded order is left
+    alone and a just-completed one is cancelled.
+    """
+    statement = (
+        update(Order)
+        .where(Order.ticket_id == ticket_id, Order.status.in_(HOLDING))
+        .values(**_cancelled(reason))
+        .returning(Order)
+        .execution_options(**RETURNED_AS_WRITTEN)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def issue_admission(session: AsyncSession, order: Order) -> None:
+    """The complete order's admission (once: a second completion cannot happen, and a
+    redelivery would find it)."""
+    await session.execute(
+        insert(Admission)
+        .values(order_id=order.id, ticket_id=order.ticket_id)
+        .on_conflict_do_nothing(index_elements=[Admission.order_id])
+    )
+
+
+async def admission_of_order(session: AsyncSession, order_id: UUID) -> Admission | None:
+    return await session.scalar(
+        select(Admission)
+        .where(Admission.order_id == order_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def void_unused_admission(
+    session: AsyncSession, order_id: UUID, *, issued_after: timedelta
+) -> Admission | None:
+    """Void the order's admission if it was never checked in and was issued less than
+    ``issued_after`` ago (a refund); None when it was not voided.
+
+    Race: a check-in of the same admission updates the same row. Whichever locks it
+    first commits its change; the other waits, re-checks its WHERE against the
+    committed row (checked in, or voided) and matches nothing. So a refund and a
+    scan never both succeed.
+    """
+    statement = (
+        update(Admission)
+        .where(
+            Admission.order_id == order_id,
+            Admission.checked_in_at.is_(None),
+            Admission.voided_at.is_(None),
+            Admission.issued_at > func.now() - issued_after,
+        )
+        .values(voided_at=func.now())
+        .returning(Admission)
+        .execution_options(**RETURNED_AS_WRITTEN)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def void_admissions(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
+    """Void the admissions of these (cancelled) orders, checked in or not."""
+    await session.execute(
+        update(Admission)
+        .where(Admission.order_id.in_(order_ids), Admission.voided_at.is_(None))
+        .values(voided_at=func.now())
         .execution_options(synchronize_session=False)
+    )
+
+
+async def check_in(
+    session: AsyncSession, *, order_id: UUID, ticket_id: UUID, seller_id: UUID, email: str
+) -> Admission | None:
+    """Check the admission in, if it admits and ``seller_id`` sold its ticket; the
+    admission, or None when nothing changed.
+
+    One conditional UPDATE decides. Race: of any number of concurrent scans of one
+    code, the first to lock the admission row checks it in; every other waits on
+    that lock, re-checks ``checked_in_at IS NULL`` against the committed row and
+    matches nothing. A refund or a withdrawal voids the same row under the same
+    lock, so a voided admission is never checked in and a checked-in one never
+    refunded.
+    """
+    statement = (
+        update(Admission)
+        .where(
+            Admission.order_id == order_id,
+            Admission.ticket_id == ticket_id,
+            Admission.checked_in_at.is_(None),
+            Admission.voided_at.is_(None),
+            Order.id == Admission.order_id,
+            Order.status == OrderStatus.COMPLETE,
+            TicketReplica.id == Order.ticket_id,
+            TicketReplica.seller_id == seller_id,
+        )
+        .values(checked_in_at=func.now(), checked_in_by=seller_id, checked_in_by_email=email)
+        .returning(Admission)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).one_or_none()
 
@@ -180,7 +356,7 @@ async def complete_order(session: AsyncSession, order_id: UUID) -> Order | None:
         .where(Order.id == order_id, Order.status.in_(PAYABLE_STATUSES))
         .values(status=OrderStatus.COMPLETE)
         .returning(Order)
-        .execution_options(synchronize_session=False)
+        .execution_options(**RETURNED_AS_WRITTEN)
     )
     return (await session.scalars(statement)).one_or_none()
 

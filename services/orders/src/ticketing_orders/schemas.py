@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
-from ticketing_common.events.contracts import OrderStatus
+from pydantic import Field
+
+from ticketing_common.errors import ErrorItem
+from ticketing_common.events.contracts import CancelReason, OrderStatus
 from ticketing_common.money import Price, from_cents
 from ticketing_common.schemas import CamelModel
-from ticketing_orders.models import Order
+from ticketing_orders.models import Admission, Order
+from ticketing_orders.service import AdmissionCodes
 
 
 class OrderCreate(CamelModel):
@@ -27,6 +31,13 @@ class OrderTicketRead(CamelModel):
         return cls(id=ticket.id, title=ticket.title, price=from_cents(order.price_cents))
 
 
+class AdmissionRead(CamelModel):
+    """A complete order's e-ticket: ``code`` is what its QR code encodes."""
+
+    code: str
+    checked_in_at: datetime | None
+
+
 class OrderRead(CamelModel):
     id: UUID
     user_id: UUID
@@ -34,10 +45,17 @@ class OrderRead(CamelModel):
     expires_at: datetime
     version: int
     ticket: OrderTicketRead
+    cancel_reason: CancelReason | None
+    """Why a cancelled order was cancelled; null for other statuses."""
+    admission: AdmissionRead | None
+    """Null unless the order is complete (so also once refunded or withdrawn)."""
 
     @classmethod
-    def of(cls, order: Order) -> OrderRead:
-        """The order with its ticket, which the caller loaded (``Order.ticket`` is lazy=raise)."""
+    def of(cls, order: Order, codes: AdmissionCodes) -> OrderRead:
+        """The order with its ticket and admission, which the caller loaded (both are
+        lazy=raise)."""
+        issued = order.admission
+        admits = order.status is OrderStatus.COMPLETE and issued is not None
         return cls(
             id=order.id,
             user_id=order.user_id,
@@ -45,4 +63,65 @@ class OrderRead(CamelModel):
             expires_at=order.expires_at,
             version=order.version,
             ticket=OrderTicketRead.of(order),
+            cancel_reason=order.reason,
+            admission=(
+                AdmissionRead(code=codes.code_of(issued), checked_in_at=issued.checked_in_at)
+                if admits and issued is not None
+                else None
+            ),
+        )
+
+
+class CheckInCreate(CamelModel):
+    code: str = Field(min_length=1, max_length=200)
+    """What the e-ticket's QR code encodes."""
+
+
+class CheckInRead(CamelModel):
+    """The first scan of an admission: who was admitted, when, by whom."""
+
+    order_id: UUID
+    ticket: OrderTicketRead
+    checked_in_at: datetime
+    checked_in_by: str
+    """The email of the seller who scanned it."""
+
+    @classmethod
+    def of(cls, order: Order, admission: Admission) -> CheckInRead:
+        assert admission.checked_in_at is not None
+        assert admission.checked_in_by_email is not None
+        return cls(
+            order_id=order.id,
+            ticket=OrderTicketRead.of(order),
+            checked_in_at=admission.checked_in_at,
+            checked_in_by=admission.checked_in_by_email,
+        )
+
+
+class FirstAdmissionRead(CamelModel):
+    checked_in_at: datetime
+    checked_in_by: str
+
+
+class AlreadyAdmittedBody(CamelModel):
+    """409 to every scan after the first: the shared error shape plus the first admission."""
+
+    errors: list[ErrorItem]
+    admission: FirstAdmissionRead
+
+    @classmethod
+    def of(cls, admission: Admission) -> AlreadyAdmittedBody:
+        assert admission.checked_in_at is not None
+        assert admission.checked_in_by_email is not None
+        at = admission.checked_in_at.astimezone(UTC).strftime("%H:%M:%S")
+        return cls(
+            errors=[
+                ErrorItem(
+                    message=f"Already admitted at {at} UTC by {admission.checked_in_by_email}"
+                )
+            ],
+            admission=FirstAdmissionRead(
+                checked_in_at=admission.checked_in_at,
+                checked_in_by=admission.checked_in_by_email,
+            ),
         )

@@ -1,4 +1,5 @@
-"""Orders' business rules: reserving a ticket by ordering it, cancelling, reading.
+"""Orders' business rules: reserving a ticket by ordering it, cancelling, completing,
+refunding, withdrawing, checking in, reading.
 
 Functions work in the caller's session and raise domain errors; the request
 owns the transaction (it commits when the route returns, rolls back when it
@@ -16,26 +17,37 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing_common import admission
 from ticketing_common.events import outbox
 from ticketing_common.events.contracts import (
+    CancelReason,
     OrderCancelled,
+    OrderCompleted,
     OrderCreated,
     OrderStatus,
     PricedTicketRef,
     TicketRef,
 )
 from ticketing_common.money import from_cents
+from ticketing_common.settings import ServiceSettings
 from ticketing_orders import repository
 from ticketing_orders.errors import (
+    AdmissionVoided,
+    InvalidAdmissionCode,
+    ListingWithdrawn,
+    NotTheSeller,
     OrderComplete,
     OrderNotFound,
     OwnTicket,
+    RefundAfterCheckIn,
+    RefundOfUnpaidOrder,
+    RefundPeriodEnded,
     ReorderCoolingDown,
     TicketAlreadyReserved,
     TicketNotFound,
     TooManyOpenOrders,
 )
-from ticketing_orders.models import Order
+from ticketing_orders.models import Admission, Order
 from ticketing_orders.settings import Settings
 
 logger = logging.getLogger("ticketing.orders")
@@ -64,9 +76,12 @@ class HoldRules:
 async def create_order(
     session: AsyncSession, *, user_id: UUID, ticket_id: UUID, rules: HoldRules
 ) -> Order:
-    ticket = await repository.ticket_by_id(session, ticket_id)
+    # Share-locked: a withdrawal of this ticket waits for this order, or this for it.
+    ticket = await repository.ticket_to_order(session, ticket_id)
     if ticket is None:
         raise TicketNotFound(field="ticketId")
+    if ticket.withdrawn:
+        raise ListingWithdrawn(field="ticketId")
     if ticket.seller_id == user_id:
         raise OwnTicket(field="ticketId")
     # The buyer's concurrent orders count their open orders one at a time (the lock
@@ -123,7 +138,9 @@ async def orders_of_user(session: AsyncSession, *, user_id: UUID) -> Sequence[Or
 
 
 async def cancel_order(session: AsyncSession, *, user_id: UUID, order_id: UUID) -> None:
-    cancelled = await repository.cancel_order(session, order_id, user_id)
+    cancelled = await repository.cancel_order(
+        session, order_id, user_id, reason=CancelReason.CANCELLED
+    )
     if cancelled is not None:
         await _record_cancelled(session, cancelled)
         return
@@ -141,7 +158,7 @@ async def expire_order(session: AsyncSession, *, order_id: UUID) -> Order | None
     The cancelled order, or None when nothing changed. A repeated expiration
     finds the order cancelled and publishes nothing a second time.
     """
-    cancelled = await repository.cancel_order(session, order_id)
+    cancelled = await repository.cancel_order(session, order_id, reason=CancelReason.EXPIRED)
     if cancelled is not None:
         await _record_cancelled(session, cancelled)
         return cancelled
@@ -151,13 +168,28 @@ async def expire_order(session: AsyncSession, *, order_id: UUID) -> Order | None
 
 
 async def complete_order(session: AsyncSession, *, order_id: UUID) -> Order | None:
-    """The order was paid: mark it complete. A cancelled order stays cancelled.
+    """The order was paid: mark it complete, issue its admission and publish
+    order:completed, together. A cancelled order stays cancelled.
 
-    The completed order, or None when it was not payable (already complete,
-    or cancelled: payments refunds a charge that raced the cancellation).
+    The completed order, or None when it was not payable (already complete: a
+    redelivered payment:created publishes nothing again; or cancelled: payments
+    refunds a charge that raced the cancellation).
     """
     completed = await repository.complete_order(session, order_id)
-    if completed is None:
+    if completed is not None:
+        await repository.issue_admission(session, completed)
+        await outbox.record(
+            session,
+            OrderCompleted(
+                id=completed.id,
+                version=completed.version,
+                user_id=completed.user_id,
+                ticket=PricedTicketRef(
+                    id=completed.ticket_id, price=from_cents(completed.price_cents)
+                ),
+            ),
+        )
+    else:
         order = await repository.order_by_id(session, order_id)
         logger.info(
             "payment for an order that is not payable",
@@ -166,14 +198,141 @@ async def complete_order(session: AsyncSession, *, order_id: UUID) -> Order | No
     return completed
 
 
+async def refund_order(
+    session: AsyncSession, *, user_id: UUID, order_id: UUID, window: timedelta
+) -> Order:
+    """The buyer takes their money back: cancel the complete order (reason ``refunded``),
+    void its admission and publish order:cancelled, in one transaction.
+
+    Under the order's row lock, so a completion, cancel or withdrawal of it waits;
+    the admission is voided by a conditional UPDATE of its row, which a check-in
+    takes too, so a refund and a scan never both succeed (docs/concurrency.md).
+    A second refund finds the order refunded and changes nothing.
+    """
+    order = await repository.lock_order_of_user(session, order_id, user_id)
+    if order is None:
+        raise OrderNotFound()
+    if order.status is OrderStatus.CANCELLED and order.reason is CancelReason.REFUNDED:
+        return await order_of_user(session, user_id=user_id, order_id=order_id)
+    if order.status is not OrderStatus.COMPLETE:
+        raise RefundOfUnpaidOrder()
+    voided = await repository.void_unused_admission(session, order_id, issued_after=window)
+    if voided is None:
+        unused = await repository.admission_of_order(session, order_id)
+        if unused is not None and unused.checked_in_at is not None:
+            raise RefundAfterCheckIn()
+        raise RefundPeriodEnded()
+    refunded = await repository.cancel_complete_order(
+        session, order_id, reason=CancelReason.REFUNDED
+    )
+    # The row lock held since the read above: the order is still complete.
+    assert refunded is not None
+    await _record_cancelled(session, refunded)
+    return await order_of_user(session, user_id=user_id, order_id=order_id)
+
+
+async def cancel_orders_of_withdrawn_ticket(session: AsyncSession, *, ticket_id: UUID) -> int:
+    """The seller withdrew the ticket: cancel every order that still holds it (one that
+    raced the withdrawal, even paid), void its admission, publish each order:cancelled
+    with reason ``withdrawn`` (payments refunds a charge). How many were cancelled."""
+    cancelled = await repository.cancel_orders_holding(
+        session, ticket_id, reason=CancelReason.WITHDRAWN
+    )
+    if cancelled:
+        await repository.void_admissions(session, [order.id for order in cancelled])
+    for order in cancelled:
+        await _record_cancelled(session, order)
+    return len(cancelled)
+
+
+@dataclass(frozen=True)
+class AdmissionCodes:
+    """Issues and reads admission codes with the key derived from ``JWT_KEY``."""
+
+    key: bytes
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> AdmissionCodes:
+        return cls(admission.admission_key(settings.JWT_KEY))
+
+    def code_of(self, issued: Admission) -> str:
+        return admission.issue(self.key, order_id=issued.order_id, ticket_id=issued.ticket_id)
+
+    def read(self, code: str) -> admission.AdmissionRef | None:
+        return admission.read(self.key, code)
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """A scan's outcome: the order (with ticket and admission) and whether this scan
+    admitted it (``first``) or found it admitted already."""
+
+    order: Order
+    admission: Admission
+    first: bool
+
+
+# A scan that raced a change it could not see yet reads again; two more tries are
+# more than any interleaving needs (each failed try saw a committed change).
+_CHECK_IN_TRIES = 3
+
+
+async def check_in(
+    session: AsyncSession,
+    *,
+    codes: AdmissionCodes,
+    code: str,
+    seller_id: UUID,
+    email: str,
+) -> CheckIn:
+    """Admit the code's ticket at the door, once: its seller only, while the order is
+    complete and the admission neither voided nor checked in already."""
+    ref = codes.read(code)
+    if ref is None:
+        raise InvalidAdmissionCode(field="code")
+    for _ in range(_CHECK_IN_TRIES):
+        admitted = await repository.check_in(
+            session,
+            order_id=ref.order_id,
+            ticket_id=ref.ticket_id,
+            seller_id=seller_id,
+            email=email,
+        )
+        order = await repository.order_with_admission(session, ref.order_id)
+        if order is None or order.ticket_id != ref.ticket_id:
+            raise InvalidAdmissionCode(field="code")
+        if admitted is not None:
+            return CheckIn(order=order, admission=admitted, first=True)
+        # Why not, in the order the contract gives: only the seller learns anything.
+        if order.ticket.seller_id != seller_id:
+            raise NotTheSeller()
+        issued = order.admission
+        if order.status is not OrderStatus.COMPLETE or issued is None or issued.voided_at:
+            raise AdmissionVoided(_voided_because(order))
+        if issued.checked_in_at is not None:
+            return CheckIn(order=order, admission=issued, first=False)
+    raise InvalidAdmissionCode(field="code")
+
+
+def _voided_because(order: Order) -> str:
+    """``refunded``, ``withdrawn`` or ``cancelled`` (an expired or unpaid order never
+    had a code that admitted)."""
+    reason = order.reason
+    if reason in (CancelReason.REFUNDED, CancelReason.WITHDRAWN):
+        return reason.value
+    return CancelReason.CANCELLED.value
+
+
 async def reannounce_orders(session: AsyncSession, order_ids: Sequence[UUID]) -> int:
     """Publish again, through the outbox, the events that brought each order to its state.
 
     Every order gets its order:created (version 0, as first published) and a
-    cancelled one its order:cancelled too: enough for any consumer to rebuild what it
-    knows of the order from nothing. Consumers apply events by version, so one that
-    has them already changes nothing, except to put right what disagrees with them
-    (tickets' lock). The operator's repair when a consumer lost or gave up on an
+    cancelled one its order:cancelled too, with the reason it was cancelled for
+    (a refund is re-announced as a refund): enough for any consumer to rebuild what
+    it knows of the order from nothing. order:completed is not re-announced: it is a
+    fact that notifications mails, not replicated state. Consumers apply events by
+    version, so one that has them already changes nothing, except to put right what
+    disagrees with them (tickets' lock). The operator's repair when a consumer lost or gave up on an
     order event (docs/concurrency.md). Returns how many events were recorded.
     """
     recorded = 0
@@ -201,5 +360,10 @@ def order_created(order: Order) -> OrderCreated:
 async def _record_cancelled(session: AsyncSession, order: Order) -> None:
     await outbox.record(
         session,
-        OrderCancelled(id=order.id, version=order.version, ticket=TicketRef(id=order.ticket_id)),
+        OrderCancelled(
+            id=order.id,
+            version=order.version,
+            ticket=TicketRef(id=order.ticket_id),
+            reason=order.reason or CancelReason.CANCELLED,
+        ),
     )

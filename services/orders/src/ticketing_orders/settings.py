@@ -1,5 +1,5 @@
-"""Orders' settings: the shared database, bus and Redis settings, the reservation window
-and the fair-hold limits.
+"""Orders' settings: the shared database, bus and Redis settings, the reservation window,
+the fair-hold limits and the refund period.
 
 The only place the orders service reads its environment (``UPPER_SNAKE`` names).
 """
@@ -27,3 +27,7 @@ class Settings(EventServiceSettings, RedisSettings):
     # After a buyer's order is cancelled (by them or by its expiry), how long before
     # the same buyer may order that ticket again: others get their chance at it.
     REORDER_COOLDOWN_SECONDS: int = Field(default=180, ge=0)
+
+    # How long after paying a buyer may refund an order that was not checked in
+    # (POST /api/orders/{id}/refund; 7 days).
+    REFUND_WINDOW_SECONDS: int = Field(default=604800, ge=0)
