@@ -5,7 +5,7 @@ Each test gets fresh, migrated databases and a fresh NATS namespace (which also
 names its rate-limit counters in Redis), from the shared harness
 (``ticketing_common.testing.service``); the APIs are served over real HTTP with
 their relays and listeners, behind a tiny path router that plays the gateway (each
-spec's ``api_prefix`` → that service). A module may override ``api_settings`` to give a
+spec's ``prefixes`` → that service). A module may override ``api_settings`` to give a
 service other settings (e.g. low rate limits). The web service is
 served with ``GATEWAY_URL`` pointing at that router, and tests drive it like a
 browser without JavaScript: GET a form, post it back with the page's CSRF token.
@@ -183,12 +183,11 @@ async def stack(
     async with contextlib.AsyncExitStack() as served:
         routes: dict[str, str] = {}
         for spec, own in apis:
-            assert spec.api_prefix is not None, spec.name
+            assert spec.prefixes, spec.name
             overrides = {**api_settings.get(spec.name, {}), **own}
             url = (await served.enter_async_context(harness.serve(spec, **overrides))).url
-            routes[spec.api_prefix] = url
-            if spec is ticketing_orders.app.SPEC:
-                routes["/api/checkins"] = url  # orders owns check-ins (docs/after-purchase.md)
+            # Every prefix the gateway routes to it (orders: /api/orders and /api/checkins).
+            routes.update(dict.fromkeys(spec.prefixes, url))
         async with (
             serve_app(path_router(routes, seen)) as gateway,
             harness.serve(WEB, GATEWAY_URL=gateway.url, **api_settings.get(WEB.name, {})) as web,
