@@ -90,10 +90,14 @@ def chromium(stack: Stack, playwright_driver: Playwright, camera_film: Path) -> 
 def show_to_camera(camera_film: Path, text: str, *, width: int = 640, height: int = 480) -> None:
     """Film ``text`` as a QR code (the e-ticket's own rendering) for the fake camera:
     a few frames of raw video (YUV4MPEG2, 4:2:0, grey), which Chromium loops."""
-    code = Image.open(io.BytesIO(qr_png(text))).convert("L")
-    side = min(width, height) - 40
+    code = Image.open(io.BytesIO(qr_png(text, scale=1))).convert("L")
+    # Whole pixels per module, all inside the middle two thirds of the frame: the part
+    # the scanner reads (qr-scanner's default scan region).
+    module = (min(width, height) * 2 // 3 - 16) // code.width
+    side = code.width * module
     frame = Image.new("L", (width, height), 255)
-    frame.paste(code.resize((side, side), Image.Resampling.NEAREST), ((width - side) // 2, 20))
+    placed = ((width - side) // 2, (height - side) // 2)
+    frame.paste(code.resize((side, side), Image.Resampling.NEAREST), placed)
     grey = bytes([128]) * (width // 2 * height // 2)  # no colour: U and V at their middle
     header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode()
     camera_film.write_bytes(header + (b"FRAME\n" + frame.tobytes() + grey + grey) * 3)
