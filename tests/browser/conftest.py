@@ -1,15 +1,19 @@
 """What the browser tests share: the whole system started once with `ticketing up` (a short
-expiration window), Debian's Chromium driven by Playwright, and the screenshot folder."""
+expiration window), Debian's Chromium driven by Playwright (with a fake camera that films
+what ``show_to_camera`` puts in front of it), and the screenshot folder."""
 
 from __future__ import annotations
 
 import importlib.util
+import io
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -20,9 +24,10 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.conftest import PASSWORD, UP_TIMEOUT, Stack
+from ticketing_common.eticket import qr_png
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SERVICES = ("auth", "tickets", "orders", "payments", "expiration", "web")
+SERVICES = ("auth", "tickets", "orders", "payments", "expiration", "notifications", "web")
 MISSING = [name for name in SERVICES if importlib.util.find_spec(f"ticketing_{name}.app") is None]
 # Long enough to pay in a journey, short enough to watch an order expire.
 EXPIRATION_WINDOW_SECONDS = 25
@@ -60,13 +65,51 @@ def playwright_driver() -> Iterator[Playwright]:
 
 
 @pytest.fixture(scope="module")
-def chromium(stack: Stack, playwright_driver: Playwright) -> Iterator[Browser]:
+def camera_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file Chromium's fake camera plays; Chromium opens it when a page starts the
+    camera, so it may be written after the browser started."""
+    return tmp_path_factory.mktemp("camera") / "film.y4m"
+
+
+@pytest.fixture(scope="module")
+def chromium(stack: Stack, playwright_driver: Playwright, camera_film: Path) -> Iterator[Browser]:
     assert CHROMIUM is not None
-    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM)
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera_film}",
+        ],
+    )
     try:
         yield browser
     finally:
         browser.close()
+
+
+def show_to_camera(camera_film: Path, text: str, *, width: int = 640, height: int = 480) -> None:
+    """Film ``text`` as a QR code (the e-ticket's own rendering) for the fake camera:
+    a few frames of raw video (YUV4MPEG2, 4:2:0, grey), which Chromium loops."""
+    code = Image.open(io.BytesIO(qr_png(text, scale=1))).convert("L")
+    # Whole pixels per module, all inside the middle two thirds of the frame: the part
+    # the scanner reads (qr-scanner's default scan region).
+    module = (min(width, height) * 2 // 3 - 16) // code.width
+    side = code.width * module
+    frame = Image.new("L", (width, height), 255)
+    placed = ((width - side) // 2, (height - side) // 2)
+    frame.paste(code.resize((side, side), Image.Resampling.NEAREST), placed)
+    grey = bytes([128]) * (width // 2 * height // 2)  # no colour: U and V at their middle
+    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode()
+    camera_film.write_bytes(header + (b"FRAME\n" + frame.tobytes() + grey + grey) * 3)
+
+
+def mailbox_url(stack: Stack) -> str | None:
+    """The local mailbox's page, as `ticketing up` printed it (``Mail: <url>``)."""
+    for line in stack.lines:
+        found = re.search(r"\bMail: (https?://\S+)", line)
+        if found:
+            return found.group(1)
+    return None
 
 
 OpenContext = Callable[..., BrowserContext]

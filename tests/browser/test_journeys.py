@@ -1,28 +1,39 @@
-"""Through a real browser against `ticketing up`: a seller lists a ticket and a buyer pays
-for it; an unpaid order expires and its ticket is for sale again (SPEC §1, §6). Each
-page is saved once under docs/screenshots/."""
+"""Through a real browser against `ticketing up`: a seller lists a ticket, a buyer pays for
+it, gets the e-ticket by mail and as a PDF, and the seller admits it once at the door
+(docs/after-purchase.md); an unpaid order expires and its ticket is for sale again
+(SPEC §1, §6). Each page is saved once under docs/screenshots/."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
+import httpx
 import pytest
+import zxingcpp
 from playwright.sync_api import Page, expect
+from pypdf import PdfReader
 
 from tests.e2e.conftest import PASSWORD, Stack
 
 from .conftest import (
     EXPIRATION_WINDOW_SECONDS,
     OpenContext,
+    mailbox_url,
     new_email,
     screenshot,
     sell,
+    show_to_camera,
     sign_up,
 )
 
 pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
 
 EVENT_TIMEOUT = 60.0  # how long events may take to reach every service on a busy machine
 
@@ -33,15 +44,22 @@ def _listed(page: Page, ticket_id: str) -> bool:
 
 
 def _eventually(what: str, check: Callable[[], bool], timeout: float = EVENT_TIMEOUT) -> None:
+    _eventually_value(what, check, timeout)
+
+
+def _eventually_value(
+    what: str, probe: Callable[[], T | None], timeout: float = EVENT_TIMEOUT
+) -> T:
     deadline = time.monotonic() + timeout
-    while not check():
+    while not (found := probe()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         time.sleep(0.5)
+    return found
 
 
-def test_a_buyer_purchases_a_listed_ticket_and_pays_with_the_succeeding_card(
-    stack: Stack, new_context: OpenContext
+def test_a_buyer_pays_gets_the_e_ticket_by_mail_and_as_a_pdf_and_the_seller_admits_it_once(
+    stack: Stack, new_context: OpenContext, camera_film: Path
 ) -> None:
     seller = new_context().new_page()
     sign_up(seller, new_email(), shot="signup")
@@ -51,7 +69,8 @@ def test_a_buyer_purchases_a_listed_ticket_and_pays_with_the_succeeding_card(
     buyer = new_context().new_page()
     buyer.goto("/signin")
     screenshot(buyer, "signin")
-    sign_up(buyer, new_email())
+    buyer_email = new_email()
+    sign_up(buyer, buyer_email)
     buyer.goto("/")
     card = buyer.locator(f'[data-ticket-id="{ticket_id}"]')
     expect(card).to_contain_text("$42.50")
@@ -76,8 +95,91 @@ def test_a_buyer_purchases_a_listed_ticket_and_pays_with_the_succeeding_card(
     row = buyer.locator("tr", has_text="Symphony No. 9")
     expect(row.locator(".status")).to_have_text("Complete", timeout=EVENT_TIMEOUT * 1000)
     expect(buyer.locator(".alert.success")).to_contain_text("is complete")
+    expect(row.locator(".qr.small svg")).to_be_visible()
     screenshot(buyer, "orders")
     assert not _listed(buyer, ticket_id)
+
+    # The e-ticket: its QR code and code on the order page, and the PDF download.
+    buyer.goto("/orders")
+    row.locator("a", has_text="Symphony No. 9").click()
+    code = buyer.locator(".admission-code").inner_text()
+    assert code.startswith("TA1.")
+    expect(buyer.locator(".eticket .qr svg")).to_be_visible()
+    expect(buyer.locator("button:has-text('Request refund')")).to_be_visible()
+    screenshot(buyer, "eticket")
+    with buyer.expect_download() as download:
+        buyer.click("text=Download PDF")
+    assert download.value.suggested_filename == f"ticket-{buyer.url.rsplit('/', 1)[-1]}.pdf"
+    _assert_ticket_pdf(download.value.path().read_bytes(), "Symphony No. 9", code)
+
+    # The confirmation mail with the e-ticket, caught by the local mailbox.
+    _assert_mailed(stack, new_context().new_page(), buyer_email, "Symphony No. 9", code)
+
+    # The seller admits it at the door by typing the code...
+    seller.goto("/checkin")
+    screenshot(seller, "checkin")
+    seller.fill("#code", code)
+    seller.click("form#checkin-form button:has-text('Check in')")
+    admitted = seller.locator('[data-outcome="admitted"]')
+    expect(admitted).to_contain_text("Admitted")
+    expect(admitted).to_contain_text("Symphony No. 9")
+    screenshot(seller, "checkin-admitted")
+
+    # ...and a second scan, with the camera this time, says it was already admitted.
+    show_to_camera(camera_film, code)
+    seller.context.grant_permissions(["camera"], origin=stack.url)
+    seller.goto("/checkin")
+    already = seller.locator('[data-outcome="already"]')
+    # The camera starts, a frame decodes, the form posts: on a busy machine, seconds.
+    expect(already).to_contain_text(
+        re.compile(r"Already admitted at \d\d:\d\d:\d\d UTC by "), timeout=EVENT_TIMEOUT * 1000
+    )
+    screenshot(seller, "checkin-already")
+
+    buyer.reload()
+    expect(buyer.locator(".checked-in")).to_contain_text("Checked in at")
+    expect(buyer.locator("button:has-text('Request refund')")).to_have_count(0)
+
+    seller.click("nav >> text=My listings")
+    sold = seller.locator(f'tr[data-ticket-id="{ticket_id}"]')
+    expect(sold.locator(".listing-status")).to_have_text("Sold")
+    expect(seller.locator('[data-total="revenue"]')).to_have_text("$42.50")
+    screenshot(seller, "dashboard")
+
+
+def _assert_ticket_pdf(document: bytes, title: str, code: str) -> None:
+    """The PDF names the ticket and its QR code decodes to the order page's code."""
+    page = PdfReader(io.BytesIO(document)).pages[0]
+    assert title in page.extract_text()
+    [image] = page.images
+    assert image.image is not None
+    assert [found.text for found in zxingcpp.read_barcodes(image.image)] == [code]
+
+
+def _assert_mailed(stack: Stack, page: Page, email: str, title: str, code: str) -> None:
+    """The buyer's confirmation arrived in the mailbox `ticketing up` runs (its JSON API),
+    with the code in its text and the e-ticket PDF attached."""
+    mailbox = mailbox_url(stack)
+    assert mailbox is not None, "ticketing up printed no mailbox:\n" + "\n".join(stack.lines)
+    api = httpx.Client(base_url=mailbox.rstrip("/"), timeout=10)
+
+    def confirmation() -> dict[str, Any] | None:
+        for summary in api.get("/api/messages").raise_for_status().json():
+            if email in summary["to"] and summary["subject"] == f"Your ticket for {title}":
+                detail: dict[str, Any] = api.get(f"/api/messages/{summary['id']}").json()
+                return detail
+        return None
+
+    mail = _eventually_value("the confirmation mail", confirmation)
+    assert code in mail["text"]
+    [attached] = [part for part in mail["parts"] if part["contentType"] == "application/pdf"]
+    _assert_ticket_pdf(api.get(attached["url"]).raise_for_status().content, title, code)
+    api.close()
+    page.goto(mailbox)
+    page.get_by_role("link", name=f"Your ticket for {title}").first.click()
+    expect(page.get_by_role("link", name=re.compile(r"ticket-.*\.pdf"))).to_be_visible()
+    expect(page.frame_locator("iframe").get_by_text(code)).to_be_visible()
+    screenshot(page, "mailbox")
 
 
 def test_a_declined_card_shows_the_providers_message_and_the_form_stays_usable(

@@ -5,7 +5,7 @@ Each test gets fresh, migrated databases and a fresh NATS namespace (which also
 names its rate-limit counters in Redis), from the shared harness
 (``ticketing_common.testing.service``); the APIs are served over real HTTP with
 their relays and listeners, behind a tiny path router that plays the gateway (each
-spec's ``api_prefix`` → that service). A module may override ``api_settings`` to give a
+spec's ``prefixes`` → that service). A module may override ``api_settings`` to give a
 service other settings (e.g. low rate limits). The web service is
 served with ``GATEWAY_URL`` pointing at that router, and tests drive it like a
 browser without JavaScript: GET a form, post it back with the page's CSRF token.
@@ -183,11 +183,11 @@ async def stack(
     async with contextlib.AsyncExitStack() as served:
         routes: dict[str, str] = {}
         for spec, own in apis:
-            assert spec.api_prefix is not None, spec.name
+            assert spec.prefixes, spec.name
             overrides = {**api_settings.get(spec.name, {}), **own}
-            routes[spec.api_prefix] = (
-                await served.enter_async_context(harness.serve(spec, **overrides))
-            ).url
+            url = (await served.enter_async_context(harness.serve(spec, **overrides))).url
+            # Every prefix the gateway routes to it (orders: /api/orders and /api/checkins).
+            routes.update(dict.fromkeys(spec.prefixes, url))
         async with (
             serve_app(path_router(routes, seen)) as gateway,
             harness.serve(WEB, GATEWAY_URL=gateway.url, **api_settings.get(WEB.name, {})) as web,
@@ -222,7 +222,10 @@ def header_links(page: str) -> list[str]:
     """The account links of the page's header, in order."""
     nav = re.search(r'<nav aria-label="Account">(.*?)</nav>', page, re.S)
     assert nav is not None, page[:500]
-    return re.findall(r">\s*(Sign up|Sign in|Sell tickets|My orders|Sign out)\s*<", nav.group(1))
+    return re.findall(
+        r">\s*(Sign up|Sign in|Sell tickets|My listings|My orders|Check in|Sign out)\s*<",
+        nav.group(1),
+    )
 
 
 def field_error(page: str, name: str) -> str | None:
@@ -234,3 +237,24 @@ def field_error(page: str, name: str) -> str | None:
 def input_value(page: str, name: str) -> str | None:
     found = re.search(rf'<input id="{name}" name="{name}" type="[^"]*" value="([^"]*)"', page)
     return unescape(found.group(1)) if found else None
+
+
+def admission_code(page: str) -> str | None:
+    """The e-ticket's code as the order page prints it, if it shows one."""
+    found = re.search(r'<code class="admission-code">([^<]*)</code>', page)
+    return unescape(found.group(1)) if found else None
+
+
+async def buy_and_pay(seller: Browser, buyer: Browser, title: str, price: str) -> str:
+    """``seller`` lists a ticket, ``buyer`` pays for it with the succeeding test card;
+    the order's page once it is complete (payments' event reached orders)."""
+    ticket_id = await seller.sell(title, price)
+    order_page = await buyer.purchase(ticket_id)
+    paid = await buyer.submit(f"{order_page}/pay", {"token": "tok_visa"}, form_page=order_page)
+    assert paid.status_code == 303, paid.text
+
+    async def complete() -> bool:
+        return admission_code((await buyer.get(order_page)).text) is not None
+
+    await wait_until(complete, timeout=30, interval=0.2)
+    return order_page

@@ -19,7 +19,7 @@ from ticketing_web.settings import Settings
 from .conftest import Browser, Stack, header_links
 
 SIGNED_OUT = ["Sign up", "Sign in"]
-SIGNED_IN = ["Sell tickets", "My orders", "Sign out"]
+SIGNED_IN = ["Sell tickets", "My listings", "My orders", "Check in", "Sign out"]
 
 
 async def test_pages_for_a_signed_out_visitor_offer_sign_up_and_sign_in(browser: Browser) -> None:

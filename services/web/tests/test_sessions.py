@@ -16,7 +16,7 @@ from ticketing_common.testing import wait_until
 from .conftest import PASSWORD, Browser, Stack, header_links
 
 SIGNED_OUT = ["Sign up", "Sign in"]
-SIGNED_IN = ["Sell tickets", "My orders", "Sign out"]
+SIGNED_IN = ["Sell tickets", "My listings", "My orders", "Check in", "Sign out"]
 RENEW = "/api/users/session/renew"
 # Every service of the test stack signs with the development key.
 KEY = ServiceSettings(ENVIRONMENT="test")

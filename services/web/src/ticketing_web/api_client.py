@@ -26,8 +26,10 @@ from ticketing_common.ratelimit import VOUCHED_CLIENT_HEADER
 from ticketing_common.session import COOKIE_NAME
 from ticketing_web.errors import ApiError, SignInRequired, UpstreamFailed
 from ticketing_web.schemas import (
+    CheckinRead,
     ErrorBody,
     FieldError,
+    ListingsRead,
     OrderRead,
     PaymentRead,
     TicketPage,
@@ -195,6 +197,20 @@ class MarketplaceApi:
         response = await self._call(caller, "POST", "/api/tickets", json=body)
         return _parse(response, TicketRead)
 
+    async def my_listings(self, caller: Caller) -> ListingsRead:
+        return _parse(await self._call(caller, "GET", "/api/tickets/mine"), ListingsRead)
+
+    async def update_ticket(
+        self, caller: Caller, ticket_id: UUID, *, title: str, price: str
+    ) -> TicketRead:
+        body = {"title": title, "price": price}
+        response = await self._call(caller, "PUT", f"/api/tickets/{ticket_id}", json=body)
+        return _parse(response, TicketRead)
+
+    async def withdraw_ticket(self, caller: Caller, ticket_id: UUID) -> TicketRead:
+        response = await self._call(caller, "POST", f"/api/tickets/{ticket_id}/withdraw")
+        return _parse(response, TicketRead)
+
     # -- orders and payments -----------------------------------------------------------
 
     async def create_order(self, caller: Caller, ticket_id: UUID) -> OrderRead:
@@ -207,6 +223,15 @@ class MarketplaceApi:
 
     async def order(self, caller: Caller, order_id: UUID) -> OrderRead:
         return _parse(await self._call(caller, "GET", f"/api/orders/{order_id}"), OrderRead)
+
+    async def refund(self, caller: Caller, order_id: UUID) -> OrderRead:
+        response = await self._call(caller, "POST", f"/api/orders/{order_id}/refund")
+        return _parse(response, OrderRead)
+
+    async def check_in(self, caller: Caller, code: str) -> CheckinRead:
+        """Admit the ticket of ``code``; ApiError 409 (already admitted), 403, 400."""
+        response = await self._call(caller, "POST", "/api/checkins", json={"code": code})
+        return _parse(response, CheckinRead)
 
     async def pay(self, caller: Caller, *, order_id: UUID, token: str) -> PaymentRead:
         body = {"token": token, "orderId": str(order_id)}

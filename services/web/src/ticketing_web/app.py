@@ -19,68 +19,16 @@ for no longer than a token lives.
 from __future__ import annotations
 
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.spec import CATCH_ALL, Parts, ServiceContext, ServiceSpec
 from ticketing_web.api_client import MarketplaceApi
 from ticketing_web.rendering import STATIC_DIR, install_html_error_handlers
 from ticketing_web.renewal import SessionRenewal
 from ticketing_web.routes import router
+from ticketing_web.security import SecurityHeaders, content_security_policy
 from ticketing_web.settings import Settings
-
-STRIPE_ORIGIN = "https://js.stripe.com"
-
-
-def content_security_policy(settings: Settings) -> str:
-    """Scripts and frames from this site only, and from Stripe.js when a key is set."""
-    if settings.STRIPE_PUBLISHABLE_KEY:
-        # What Stripe.js needs: its script, its card frames, and its API for tokens.
-        scripts, frames = f"'self' {STRIPE_ORIGIN}", f"{STRIPE_ORIGIN} https://hooks.stripe.com"
-        connect = "'self' https://api.stripe.com"
-    else:
-        scripts, frames, connect = "'self'", "'none'", "'self'"
-    return (
-        f"default-src 'self'; script-src {scripts}; frame-src {frames}; "
-        f"connect-src {connect}; img-src 'self' data:; style-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-    )
-
-
-class SecurityHeaders:
-    """The browser's protections on every response (unless the response set its own).
-
-    A plain ASGI middleware, like the shared ``RequestContext``: Starlette's
-    ``BaseHTTPMiddleware`` ends a response normally when the app fails in the middle
-    of its body, so a half-sent page would reach the browser as if it were whole.
-    """
-
-    def __init__(self, app: ASGIApp, policy: str) -> None:
-        self.app = app
-        self.headers = {
-            "Content-Security-Policy": policy,
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-            # Same-origin referrers keep the CSRF check's Referer fallback working,
-            # without telling other sites which page linked to them.
-            "Referrer-Policy": "same-origin",
-        }
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def parts(context: ServiceContext[Settings]) -> Parts:

@@ -12,9 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ticketing_common.errors import AppError, UnexpectedErrors
+from ticketing_common.eticket import qr_svg
 from ticketing_common.session import current_user
 from ticketing_web import csrf
 from ticketing_web.errors import (
@@ -24,15 +26,24 @@ from ticketing_web.errors import (
     PageNotFound,
     SignInRequired,
 )
-from ticketing_web.service import format_money
+from ticketing_web.service import format_money, format_time
 
 logger = logging.getLogger("ticketing.web")
 
 PACKAGE_DIR = Path(__file__).parent
 STATIC_DIR = PACKAGE_DIR / "static"
 
+
+def qr_code(code: str, scale: int = 4) -> Markup:
+    """An admission code's QR code, inline. Marked safe because segno writes the whole
+    element (the modules as paths): no text of the code or of a visitor is in it."""
+    return Markup(qr_svg(code, scale=scale))  # noqa: S704
+
+
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
 templates.env.filters["money"] = format_money
+templates.env.filters["time"] = format_time
+templates.env.filters["qr"] = qr_code
 
 
 def render(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from ticketing_common.events.contracts import OrderStatus
+from ticketing_common.events.contracts import CancelReason, OrderStatus
 from ticketing_common.schemas import CamelModel
 
 
@@ -45,6 +46,13 @@ class OrderTicketRead(CamelModel):
     price: Decimal
 
 
+class AdmissionRead(CamelModel):
+    """A complete order's e-ticket: the code its QR code carries, and when it was used."""
+
+    code: str
+    checked_in_at: datetime | None = None
+
+
 class OrderRead(CamelModel):
     id: UUID
     user_id: UUID
@@ -52,6 +60,45 @@ class OrderRead(CamelModel):
     expires_at: datetime
     version: int
     ticket: OrderTicketRead
+    admission: AdmissionRead | None = None
+    cancel_reason: CancelReason | None = None
+
+
+class CheckinRead(CamelModel):
+    """A ticket admitted at the door (``POST /api/checkins``, 201)."""
+
+    order_id: UUID
+    ticket: OrderTicketRead
+    checked_in_at: datetime
+    checked_in_by: str
+
+
+class ListingStatus(StrEnum):
+    """Where a seller's listing stands (``GET /api/tickets/mine``)."""
+
+    FOR_SALE = "for-sale"
+    RESERVED = "reserved"
+    SOLD = "sold"
+    WITHDRAWN = "withdrawn"
+
+
+class ListingRead(TicketRead):
+    status: ListingStatus
+
+
+class ListingTotals(CamelModel):
+    for_sale: int
+    reserved: int
+    sold: int
+    withdrawn: int
+    revenue: Decimal
+
+
+class ListingsRead(CamelModel):
+    """The seller's listings, newest first, and their totals."""
+
+    listings: list[ListingRead]
+    totals: ListingTotals
 
 
 class PaymentRead(CamelModel):

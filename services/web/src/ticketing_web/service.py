@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from ticketing_common.events.contracts import OrderStatus
-from ticketing_web.schemas import OrderRead
+from ticketing_common.events.contracts import CancelReason, OrderStatus
+from ticketing_web.schemas import ListingStatus, OrderRead
 
 DEFAULT_NEXT = "/"
 
@@ -38,6 +38,11 @@ def format_money(amount: Decimal) -> str:
     return f"${amount.quantize(Decimal('0.01')):,}"
 
 
+def format_time(moment: datetime) -> str:
+    """An instant as the door and the buyer read it: ``2026-05-01 20:15:07 UTC``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 class OrderState(StrEnum):
     """What the order page offers; derived from the order's status and the clock."""
 
@@ -45,6 +50,8 @@ class OrderState(StrEnum):
     COMPLETE = "complete"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    WITHDRAWN = "withdrawn"
 
     @property
     def label(self) -> str:
@@ -56,6 +63,23 @@ _LABELS = {
     OrderState.COMPLETE: "Complete",
     OrderState.EXPIRED: "Expired",
     OrderState.CANCELLED: "Cancelled",
+    OrderState.REFUNDED: "Refunded",
+    OrderState.WITHDRAWN: "Withdrawn by the seller",
+}
+
+# A cancelled order, by the reason orders gives.
+_CANCELLED = {
+    CancelReason.CANCELLED: OrderState.CANCELLED,
+    CancelReason.EXPIRED: OrderState.EXPIRED,
+    CancelReason.REFUNDED: OrderState.REFUNDED,
+    CancelReason.WITHDRAWN: OrderState.WITHDRAWN,
+}
+
+LISTING_LABELS = {
+    ListingStatus.FOR_SALE: "For sale",
+    ListingStatus.RESERVED: "Reserved",
+    ListingStatus.SOLD: "Sold",
+    ListingStatus.WITHDRAWN: "Withdrawn",
 }
 
 
@@ -70,17 +94,30 @@ class OrderView:
         minutes, seconds = divmod(self.seconds_left, 60)
         return f"{minutes}:{seconds:02d}"
 
+    @property
+    def refundable(self) -> bool:
+        """Offered while complete and unused; orders decides the refund period (409)."""
+        admission = self.order.admission
+        return (
+            self.state is OrderState.COMPLETE
+            and admission is not None
+            and admission.checked_in_at is None
+        )
+
 
 def order_view(order: OrderRead, now: datetime) -> OrderView:
     """The order as the buyer should see it now.
 
     An order past its ``expiresAt`` reads as expired even before the expiration
     service has cancelled it: the window is over, a payment would be refused.
-    A cancelled order whose window had run out was cancelled by the expiration.
+    A cancelled order says why (``cancelReason``); without a reason, one whose
+    window had run out was cancelled by the expiration.
     """
     seconds_left = max(0, math.ceil((order.expires_at - now).total_seconds()))
     if order.status is OrderStatus.COMPLETE:
         state = OrderState.COMPLETE
+    elif order.status is OrderStatus.CANCELLED and order.cancel_reason is not None:
+        state = _CANCELLED[order.cancel_reason]
     elif order.status is OrderStatus.CANCELLED:
         state = OrderState.EXPIRED if seconds_left == 0 else OrderState.CANCELLED
     elif seconds_left == 0:

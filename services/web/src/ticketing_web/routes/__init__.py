@@ -8,7 +8,9 @@ signed-in visitors only takes ``SignedIn`` (``dependencies``), which sends anyon
 else to the sign-in page and back.
 
 One module per group of pages: ``accounts`` (signing up, in and out), ``tickets``
-(the listing, selling, a ticket and buying it) and ``orders`` (orders and paying).
+(the listing, selling, a ticket and buying it), ``orders`` (orders, paying, the
+e-ticket and refunds), ``dashboard`` (a seller's listings, editing and withdrawing
+them) and ``checkins`` (admitting tickets at the door).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from ticketing_web import csrf
-from ticketing_web.routes import accounts, orders, tickets
+from ticketing_web.routes import accounts, checkins, dashboard, orders, tickets
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf.check)])
-for pages in (tickets.router, accounts.router, orders.router):
+for pages in (tickets.router, accounts.router, orders.router, dashboard.router, checkins.router):
     router.include_router(pages)
 
 __all__ = ["router"]

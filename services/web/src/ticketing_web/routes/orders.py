@@ -1,4 +1,5 @@
-"""A visitor's orders, an order's page and paying for it."""
+"""A visitor's orders, an order's page with its e-ticket, paying for it, downloading the
+e-ticket as a PDF and asking for a refund."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from ticketing_common.eticket import ETicket, pdf
 from ticketing_web.api_client import Caller, MarketplaceApi
-from ticketing_web.errors import ApiError, found
+from ticketing_web.errors import ApiError, PageNotFound, found
 from ticketing_web.rendering import redirect, render
 from ticketing_web.routes.dependencies import (
     Api,
@@ -33,7 +35,7 @@ TEST_CARDS = (
 # Which form field shows each API field's message.
 PAY_FIELDS = {"token": "token"}
 
-# The payment form's page, where a visitor who must sign in first comes back to.
+# The order's page, where a visitor who must sign in first comes back to (its forms).
 Payer = Annotated[SignedInCaller, Depends(signed_in("/orders/{order_id}"))]
 
 
@@ -63,9 +65,11 @@ async def _order_page(
     order_id: UUID,
     error: ApiError | None = None,
     chosen_token: str | None = None,
+    refund_error: ApiError | None = None,
 ) -> Response:
     order = await found(api.order(caller, order_id))
     field_errors, general = error.split(PAY_FIELDS) if error else ({}, [])
+    error = error or refund_error
     return render(
         request,
         "order.html",
@@ -76,6 +80,7 @@ async def _order_page(
             "chosen_token": chosen_token,
             "field_errors": field_errors,
             "errors": general,
+            "refund_errors": [item.message for item in refund_error.errors] if refund_error else [],
         },
         status_code=error.status_code if error else 200,
         headers=error.headers() if error else None,
@@ -114,3 +119,49 @@ async def pay(
             chosen_token=token,
         )
     return redirect(f"/orders?{urlencode({'paid': str(order_id)})}")
+
+
+@router.get("/orders/{order_id}/ticket.pdf")
+async def ticket_pdf(api: Api, order_id: OrderId, me: SignedIn) -> Response:
+    """The e-ticket of the visitor's own complete order, as a PDF to keep or print."""
+    order = await found(api.order(me.caller, order_id))
+    if order.admission is None:
+        raise PageNotFound()  # not paid, or refunded or withdrawn: no ticket to show
+    document = pdf(
+        ETicket(
+            title=order.ticket.title,
+            price=order.ticket.price,
+            order_id=order.id,
+            ticket_id=order.ticket.id,
+            code=order.admission.code,
+        )
+    )
+    return Response(
+        document,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="ticket-{order.id}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.post("/orders/{order_id}/refund")
+async def refund(
+    request: Request, api: Api, settings: WebSettings, order_id: OrderId, buyer: Payer
+) -> Response:
+    """Ask orders for the money back; its refusal (used, too late) shown on the page."""
+    try:
+        await api.refund(buyer.caller, order_id)
+    except ApiError as error:
+        if error.status_code != 409:
+            raise
+        return await _order_page(
+            request,
+            api,
+            settings.STRIPE_PUBLISHABLE_KEY,
+            buyer.caller,
+            order_id,
+            refund_error=error,
+        )
+    return redirect(f"/orders/{order_id}")
