@@ -4,9 +4,10 @@ references of the order listeners."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_tickets.models import OrderRef, Ticket
@@ -62,19 +63,18 @@ async def update_unreserved(
     write could pass just before it commits, letting an edit change the price of
     a ticket already being bought. The row lock of the UPDATE serialises the two.
     """
-    statement = (
-        update(Ticket)
-        .where(
+    return await _changed(
+        session,
+        [
             Ticket.id == ticket_id,
             Ticket.user_id == seller_id,
             Ticket.order_id.is_(None),
             Ticket.withdrawn_at.is_(None),
-        )
-        .values(title=title, price_cents=price_cents, version=Ticket.version + 1)
-        .returning(Ticket)
-        .execution_options(populate_existing=True)
+        ],
+        title=title,
+        price_cents=price_cents,
+        version=Ticket.version + 1,
     )
-    return (await session.scalars(statement)).one_or_none()
 
 
 async def reserve(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
@@ -84,14 +84,12 @@ async def reserve(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Tic
     edit, withdrawal or another order's event cannot interleave between a check and
     the write.
     """
-    statement = (
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.order_id.is_(None), Ticket.withdrawn_at.is_(None))
-        .values(order_id=order_id, version=Ticket.version + 1)
-        .returning(Ticket)
-        .execution_options(populate_existing=True)
+    return await _changed(
+        session,
+        [Ticket.id == ticket_id, Ticket.order_id.is_(None), Ticket.withdrawn_at.is_(None)],
+        order_id=order_id,
+        version=Ticket.version + 1,
     )
-    return (await session.scalars(statement)).one_or_none()
 
 
 async def release(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
@@ -99,14 +97,13 @@ async def release(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Tic
 
     A sold ticket is freed by its order's refund: it is for sale again.
     """
-    statement = (
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.order_id == order_id)
-        .values(order_id=None, sold_at=None, version=Ticket.version + 1)
-        .returning(Ticket)
-        .execution_options(populate_existing=True)
+    return await _changed(
+        session,
+        [Ticket.id == ticket_id, Ticket.order_id == order_id],
+        order_id=None,
+        sold_at=None,
+        version=Ticket.version + 1,
     )
-    return (await session.scalars(statement)).one_or_none()
 
 
 async def mark_sold(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
@@ -115,14 +112,11 @@ async def mark_sold(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> T
     The version is not bumped: a sale is a fact about the holding order, which
     orders already knows, not a change that replicas of the ticket apply.
     """
-    statement = (
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.order_id == order_id, Ticket.sold_at.is_(None))
-        .values(sold_at=func.now())
-        .returning(Ticket)
-        .execution_options(populate_existing=True)
+    return await _changed(
+        session,
+        [Ticket.id == ticket_id, Ticket.order_id == order_id, Ticket.sold_at.is_(None)],
+        sold_at=func.now(),
     )
-    return (await session.scalars(statement)).one_or_none()
 
 
 async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> Ticket | None:
@@ -133,23 +127,37 @@ async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> T
     order:created takes the row lock first wins, and the other re-reads the
     committed row and matches nothing. A ticket is never both withdrawn and held.
     """
-    statement = (
-        update(Ticket)
-        .where(
+    return await _changed(
+        session,
+        [
             Ticket.id == ticket_id,
             Ticket.user_id == seller_id,
             Ticket.order_id.is_(None),
             Ticket.sold_at.is_(None),
             Ticket.withdrawn_at.is_(None),
-        )
-        .values(withdrawn_at=func.now(), version=Ticket.version + 1)
-        .returning(Ticket)
-        .execution_options(populate_existing=True)
+        ],
+        withdrawn_at=func.now(),
+        version=Ticket.version + 1,
     )
-    return (await session.scalars(statement)).one_or_none()
 
 
 async def order_ref_version(session: AsyncSession, order_id: UUID) -> int:
     """The last version seen of an order that has a ref (-1 when it has none)."""
     version = await session.scalar(select(OrderRef.version).where(OrderRef.id == order_id))
     return -1 if version is None else version
+
+
+async def _changed(
+    session: AsyncSession, conditions: list[ColumnElement[bool]], **values: Any
+) -> Ticket | None:
+    """One conditional ``UPDATE`` of a ticket: the row as changed, or None when no row
+    met ``conditions``. Written as one statement so the row lock, not a check made
+    before the write, decides between concurrent changes."""
+    statement = (
+        update(Ticket)
+        .where(*conditions)
+        .values(**values)
+        .returning(Ticket)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
