@@ -42,64 +42,47 @@ def _up(stacks: list[Stack], data_dir: Path) -> Stack:
     return stack
 
 
-def test_signup_session_and_signout_through_the_gateway_then_sigterm_leaves_nothing(
+def test_one_data_dir_through_its_life_sessions_one_instance_sigterm_and_a_restart(
     stacks: list[Stack], tmp_path: Path
 ) -> None:
-    stack = _up(stacks, tmp_path / "data")
-    email = f"{uuid.uuid4().hex}@example.com"
+    """One test, two stacks on one data dir (each start of the whole system costs
+    tens of seconds): sign-up, session and sign-out through the gateway; a second
+    `up` on the same data dir is refused; SIGTERM leaves no process behind; a restart
+    keeps users and sessions."""
+    data_dir = tmp_path / "data"
+    leaver, stayer = (f"{uuid.uuid4().hex}@example.com" for _ in range(2))
+    first = _up(stacks, data_dir)
 
-    with httpx.Client(base_url=stack.url) as client:
-        signup = client.post("/api/users/signup", json={"email": email, "password": PASSWORD})
+    second = subprocess.run(
+        up_argv(free_port(), data_dir), capture_output=True, text=True, timeout=60, check=False
+    )
+    with httpx.Client(base_url=first.url) as client:
+        signup = client.post("/api/users/signup", json={"email": leaver, "password": PASSWORD})
         current = client.get("/api/users/currentuser")
         signout = client.post("/api/users/signout")
         after = client.get("/api/users/currentuser")
-    code = stack.terminate()
-
-    assert signup.status_code == 201
-    assert "session" in signup.cookies
-    assert current.json()["currentUser"] == {"id": signup.json()["id"], "email": email}
-    assert signout.status_code == 200
-    assert "session" not in client.cookies
-    assert after.json() == {"currentUser": None}
-    assert code == 0
-    assert len(stack.children) >= 3  # postgres, auth, gateway (and postgres' workers)
-    assert stack.left_running() == []
-
-
-def test_second_up_on_the_same_data_dir_is_refused_naming_the_running_one(
-    stacks: list[Stack], tmp_path: Path
-) -> None:
-    first = _up(stacks, tmp_path / "data")
-
-    second = subprocess.run(
-        up_argv(free_port(), tmp_path / "data"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    kept = httpx.post(first.url + "/api/users/signup", json={"email": stayer, "password": PASSWORD})
+    code = first.terminate()
 
     assert second.returncode != 0
     assert f"(PID {first.proc.pid}) at {first.url} is already running" in second.stdout
-    assert httpx.get(first.url + "/api/users/currentuser").status_code == 200
+    assert signup.status_code == 201
+    assert "session" in signup.cookies
+    assert current.json()["currentUser"] == {"id": signup.json()["id"], "email": leaver}
+    assert signout.status_code == 200
+    assert "session" not in client.cookies
+    assert after.json() == {"currentUser": None}
+    assert kept.status_code == 201
+    assert code == 0
+    assert len(first.children) >= 3  # postgres, auth, gateway (and postgres' workers)
+    assert first.left_running() == []
 
+    again = _up(stacks, data_dir)
+    with httpx.Client(base_url=again.url, cookies=kept.cookies) as client:
+        still = client.get("/api/users/currentuser")
+        signin = client.post("/api/users/signin", json={"email": stayer, "password": PASSWORD})
 
-def test_users_and_sessions_survive_a_restart_with_the_same_data_dir(
-    stacks: list[Stack], tmp_path: Path
-) -> None:
-    email = f"{uuid.uuid4().hex}@example.com"
-    first = _up(stacks, tmp_path / "data")
-    signup = httpx.post(
-        first.url + "/api/users/signup", json={"email": email, "password": PASSWORD}
-    )
-    assert first.terminate() == 0
-
-    second = _up(stacks, tmp_path / "data")
-    with httpx.Client(base_url=second.url, cookies=signup.cookies) as client:
-        current = client.get("/api/users/currentuser")
-        signin = client.post("/api/users/signin", json={"email": email, "password": PASSWORD})
-
-    assert current.json()["currentUser"] == {"id": signup.json()["id"], "email": email}
+    assert still.json()["currentUser"] == {"id": kept.json()["id"], "email": stayer}
     assert signin.status_code == 200
-    assert second.terminate() == 0
-    assert second.left_running() == []
+    assert again.terminate() == 0
+    assert again.left_running() == []

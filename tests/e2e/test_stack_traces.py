@@ -1,6 +1,6 @@
 """`ticketing up --traces`: every service writes its spans under the data dir, and
 `ticketing traces` prints a reservation that expired as one tree across orders,
-tickets, payments and expiration (docs/operations.md, "Tracing")."""
+tickets, payments, expiration and notifications (docs/operations.md, "Tracing")."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ from .conftest import EVENT_TIMEOUT, UP_TIMEOUT, Stack, eventually, order_when_k
 
 pytestmark = pytest.mark.e2e
 
-for _service in ("ticketing_payments", "ticketing_expiration"):
+for _service in ("ticketing_payments", "ticketing_expiration", "ticketing_notifications"):
     if importlib.util.find_spec(f"{_service}.app") is None:
         pytest.skip(f"{_service} is not installed yet", allow_module_level=True)
 
 WINDOW_SECONDS = 3
-TRACED = ["expiration", "orders", "payments", "tickets"]
+# Every service the expiry reaches: notifications mails the buyer the expiry notice.
+TRACED = ["expiration", "notifications", "orders", "payments", "tickets"]
 TICKETING = [sys.executable, "-m", "ticketing_devstack"]
 
 
@@ -96,5 +97,6 @@ def test_an_expired_reservation_is_printed_as_one_trace(stack: Stack, data_dir: 
         ("orders", "process expiration:complete"),
         ("tickets", "process order:cancelled"),
         ("payments", "process order:cancelled"),
+        ("notifications", "process order:cancelled"),
     ]:
         assert any(line.split()[:1] == [service] and span in line for line in lines), span
