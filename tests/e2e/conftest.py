@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from ticketing_common.embedded import free_port
 
@@ -103,6 +104,19 @@ class Stack:
             except psutil.NoSuchProcess:
                 pass
         return alive
+
+
+@pytest.fixture(scope="session")
+def default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`ticketing up` with every default, shared by the modules that need nothing else:
+    starting the whole system costs tens of seconds. Its tests make their own users and
+    tickets, so they do not see each other's."""
+    started = Stack(tmp_path_factory.mktemp("default") / "data")
+    try:
+        started.wait_until_up(UP_TIMEOUT)
+        yield started
+    finally:
+        started.stop()
 
 
 @contextmanager

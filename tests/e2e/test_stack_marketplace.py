@@ -5,13 +5,12 @@ through the gateway, one cookie jar per user; every wait for an event is bounded
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import UP_TIMEOUT, Stack, eventually, for_sale_ids, order_when_known, signed_up
+from .conftest import Stack, eventually, for_sale_ids, order_when_known, signed_up
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +19,10 @@ for _service in ("ticketing_auth", "ticketing_tickets", "ticketing_orders"):
         pytest.skip(f"{_service} is not installed yet", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = Stack(tmp_path_factory.mktemp("marketplace") / "data")
-    try:
-        started.wait_until_up(UP_TIMEOUT)
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture
+def stack(default_stack: Stack) -> Stack:
+    """The stack with every default, shared with the other modules that need nothing else."""
+    return default_stack
 
 
 def _ticket(client: httpx.Client, ticket_id: str) -> dict[str, Any]:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import importlib.util
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from .conftest import EVENT_TIMEOUT, PASSWORD, UP_TIMEOUT, Stack
+from .conftest import EVENT_TIMEOUT, PASSWORD, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +21,10 @@ for _service in ("ticketing_auth", "ticketing_tickets", "ticketing_orders", "tic
         pytest.skip(f"{_service} is not installed yet", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = Stack(tmp_path_factory.mktemp("sessions") / "data")
-    try:
-        started.wait_until_up(UP_TIMEOUT)
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture
+def stack(default_stack: Stack) -> Stack:
+    """The stack with every default, shared with the other modules that need nothing else."""
+    return default_stack
 
 
 # Whether each service accepts a request as signed in, by what it answers.
