@@ -120,7 +120,7 @@ def ticks_by_group(stats: Iterable[ProcStat], roots: Mapping[int, str]) -> dict[
     group_of: dict[int, str | None] = {}
 
     def group(pid: int) -> str | None:
-        chain = []
+        chain: list[int] = []
         found: str | None = None
         while pid in by_pid and pid not in group_of:
             if pid in roots:
@@ -188,7 +188,7 @@ class Stack:
         self.metrics = httpx.AsyncClient(timeout=10)
 
     def cpu(self) -> dict[str, int]:
-        stats = []
+        stats: list[ProcStat] = []
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
                 try:
@@ -322,6 +322,15 @@ async def run_pool(count: int, concurrency: int, work: Callable[[int], Awaitable
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
 
 
+def session_cookie(response: httpx.Response) -> str:
+    """The session a sign-up set, read from its headers (the client's jar keeps none)."""
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name.strip() == COOKIE_NAME:
+            return rest.split(";", 1)[0]
+    raise Refused("the sign-up set no session cookie")
+
+
 async def sign_up(client: httpx.AsyncClient, count: int, concurrency: int) -> list[Buyer]:
     run = uuid.uuid4().hex[:8]
     people: list[Buyer | None] = [None] * count
@@ -334,8 +343,7 @@ async def sign_up(client: httpx.AsyncClient, count: int, concurrency: int) -> li
             raise Refused("sign-up refused (429): start the stack with SIGNUP_RATE_PER_CLIENT high")
         if response.status_code != 201:
             raise Refused(f"sign-up failed: {response.status_code} {response.text[:200]}")
-        # ``response.cookies`` reads the headers, whatever the client's jar refuses.
-        people[index] = Buyer(email, response.cookies[COOKIE_NAME])
+        people[index] = Buyer(email, session_cookie(response))
 
     await run_pool(count, concurrency, one)
     return [person for person in people if person is not None]
