@@ -5,11 +5,15 @@ from an in-order consumer's applied count. No stack needed."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench.flash_sale import ProcStat, parse_stat, reach_lags, ticks_by_group
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench/ is scripts, not an installed package
+
+from bench.flash_sale import ProcStat, parse_stat, reach_lags, ticks_by_group  # noqa: E402
 
 
 def test_a_stat_line_is_read_past_a_command_name_with_spaces_and_parentheses() -> None:
