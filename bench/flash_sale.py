@@ -1,0 +1,689 @@
+"""Flash-sale load benchmark, against a running ``ticketing up``.
+
+Run with ``uv run python bench/flash_sale.py [--data-dir .ticketing]`` while
+``ticketing up`` runs with that data dir. The gateway's URL and every process the
+stack started (PIDs) are read from the data dir's instance record, as
+``ticketing status`` reads them. The stack must run with limits a load test does
+not trip over (the defaults are meant for people)::
+
+    MAX_OPEN_ORDERS_PER_USER=100000 ORDER_RATE_PER_USER=1000000/minute \\
+    ORDER_RATE_PER_CLIENT=1000000/minute SIGNUP_RATE_PER_CLIENT=1000000/hour \\
+    uv run ticketing up
+
+The script prints the values the running orders and auth processes have.
+
+Sign-ups (one seller per phase, ``--buyers`` buyers, each its own session) come
+first and are not measured. Then, in one run, each phase through the gateway:
+
+1. **baseline** -- ``GET /api/users/currentuser`` without a cookie, ``--concurrency``
+   at once: requests/s, p50/p99, server CPU per request;
+2. **replication** -- one seller lists ``--tickets`` per-seat tickets at once; the lag
+   of each until orders' replica has it. Orders' ``ticket:created`` consumer applies
+   events one at a time in stream order, so its ``ticketing_events_handled`` counter
+   (read from orders' ``/metrics`` every ``--sample`` seconds) reaching *k* means the
+   first *k* tickets published are in the replica; the lag of the *k*-th ticket (by
+   the time its 201 came back) is when the counter reached *k* minus that time;
+3. **purchases** -- ``--concurrency`` buyers buy those tickets, each a distinct ticket
+   (``POST /api/orders``): purchases/s, p50/p99, server CPU per purchase by process,
+   over the requests alone and until every consumer and outbox is drained; the
+   fan-out lag of each purchase until tickets' ``order:created`` consumer applied it
+   (same counter method), and until nothing is pending anywhere;
+4. **flash sale** -- ``--buyers`` buyers for ``--seats`` per-seat tickets of another
+   seller: each buyer tries tickets at random among those not yet known to be taken
+   (as a page showing availability would tell them) until one order is created or
+   none is left. Counts the 201s, checks through the APIs that no ticket has two
+   holders (the seller's listings and every buyer's orders), and the time to sell out.
+
+Server CPU is utime + stime (and that of reaped children) from ``/proc/<pid>/stat``
+of every process ``ticketing up`` started and their descendants (PostgreSQL's
+backends), grouped by the process ``ticketing up`` started, plus ``ticketing up``
+itself; the delta over a phase divided by its requests. The load client's own CPU
+is shown apart. Talks to 127.0.0.1 only; changes nothing but what its requests do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ticketing_common.metrics import METRICS_PATH
+from ticketing_common.session import COOKIE_NAME
+from ticketing_common.spec import ENTRY_POINT_GROUP
+from ticketing_devstack.figures import HOST, Sample, parse, service_port
+from ticketing_devstack.instance import InstanceInfo, running_instance
+from ticketing_expiration.service import percentile
+
+PASSWORD = "flash-sale-bench-password"  # noqa: S105 -- the buyers' made-up accounts
+UP = "ticketing up"
+HANDLED = "ticketing_events_handled_total"
+PENDING = (
+    "ticketing_consumer_pending",
+    "ticketing_consumer_ack_pending",
+    "ticketing_outbox_pending",
+)
+# What the run needs the stack to allow; shown as the running processes have them.
+SETTINGS = {
+    "orders": ("MAX_OPEN_ORDERS_PER_USER", "ORDER_RATE_PER_USER", "ORDER_RATE_PER_CLIENT"),
+    "auth": ("SIGNUP_RATE_PER_CLIENT",),
+}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WAIT_TIMEOUT = 300.0
+ACTIVE = ("created", "awaiting:payment", "complete")
+
+
+class Refused(Exception):
+    """The stack refused what the run needs (a rate limit, an unexpected answer)."""
+
+
+# --- pure helpers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    pid: int
+    ppid: int
+    ticks: int
+    """utime + stime of the process and cutime + cstime of its reaped children."""
+
+
+def parse_stat(text: str) -> ProcStat:
+    """One ``/proc/<pid>/stat`` line. The command name is in parentheses and may hold
+    spaces or parentheses itself, so the fields are counted from its last ')'."""
+    head, _, tail = text.rpartition(")")
+    pid = int(head.split("(", 1)[0])
+    fields = tail.split()
+    # fields[0] is field 3 (state): ppid is field 4, utime..cstime fields 14-17.
+    ppid = int(fields[1])
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return ProcStat(pid, ppid, utime + stime + cutime + cstime)
+
+
+def ticks_by_group(stats: Iterable[ProcStat], roots: Mapping[int, str]) -> dict[str, int]:
+    """CPU ticks of every process under one of ``roots`` (pid -> group), each counted
+    in its nearest root's group. Summing the live processes' own and reaped
+    children's ticks counts an exited process once (in whoever reaped it)."""
+    by_pid = {stat.pid: stat for stat in stats}
+    group_of: dict[int, str | None] = {}
+
+    def group(pid: int) -> str | None:
+        chain: list[int] = []
+        found: str | None = None
+        while pid in by_pid and pid not in group_of:
+            if pid in roots:
+                found = roots[pid]
+                break
+            chain.append(pid)
+            pid = by_pid[pid].ppid
+        else:
+            found = group_of.get(pid)
+        for member in chain:
+            group_of[member] = found
+        return found
+
+    totals: dict[str, int] = {}
+    for pid, stat in by_pid.items():
+        name = group(pid)
+        if name is not None:
+            totals[name] = totals.get(name, 0) + stat.ticks
+    return totals
+
+
+def reach_lags(listed: Sequence[float], samples: Sequence[tuple[float, int]]) -> list[float]:
+    """The lag of the k-th event (``listed``: when each was acknowledged, any order) until
+    a consumer that applies events in order had applied it: the first sample
+    ``(time, applied count)`` with a count >= k, minus the k-th time. Events never
+    reached are left out; a lag below zero (the event applied before its 201 came
+    back) counts as zero."""
+    ordered = sorted(listed)
+    lags = []
+    index = 0
+    for at, count in sorted(samples):
+        while index < len(ordered) and index < count:
+            lags.append(max(0.0, at - ordered[index]))
+            index += 1
+    return lags
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}"
+
+
+def lag_line(label: str, lags: Sequence[float], total: int) -> str:
+    return (
+        f"{label}: p50 {ms(percentile(lags, 50))} ms, p99 {ms(percentile(lags, 99))} ms, "
+        f"max {ms(max(lags) if lags else None)} ms ({len(lags)} of {total} reached)"
+    )
+
+
+# --- the stack ----------------------------------------------------------------------
+
+
+class Stack:
+    """The running stack: its URL, its processes' CPU, its services' metrics."""
+
+    def __init__(self, info: InstanceInfo) -> None:
+        self.url = info.url
+        self.roots = {info.pid: UP} | {c.pid: c.name for c in info.children if c.pid}
+        services = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
+        self.pids = {c.name: c.pid for c in info.children if c.pid}
+        self.ports = {
+            name: port
+            for name, pid in self.pids.items()
+            if name in services and (port := service_port(pid)) is not None
+        }
+        self.metrics = httpx.AsyncClient(timeout=10)
+
+    def cpu(self) -> dict[str, int]:
+        stats: list[ProcStat] = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    stats.append(parse_stat(Path(entry.path, "stat").read_text()))
+                except (OSError, ValueError, IndexError):
+                    continue  # gone since the listing
+        return ticks_by_group(stats, self.roots)
+
+    def setting(self, process: str, name: str) -> str:
+        try:
+            raw = Path(f"/proc/{self.pids[process]}/environ").read_bytes()
+        except (KeyError, OSError):
+            return "?"
+        for item in raw.split(b"\0"):
+            key, _, value = item.decode(errors="replace").partition("=")
+            if key == name:
+                return value
+        return "(default)"
+
+    async def samples(self, service: str) -> list[Sample]:
+        response = await self.metrics.get(f"http://{HOST}:{self.ports[service]}{METRICS_PATH}")
+        response.raise_for_status()
+        return parse(response.text)
+
+    async def handled(self, service: str, event_slug: str) -> int:
+        """Events applied by ``service``'s consumer of ``event_slug`` (``ticket-created``)."""
+        return sum(
+            int(s.value)
+            for s in await self.samples(service)
+            if s.name == HANDLED and s.labels.get("consumer") == f"{service}-{event_slug}"
+        )
+
+    async def pending(self) -> int:
+        """Events not yet applied by any consumer, and outbox rows not yet published."""
+        total = 0
+        for service in self.ports:
+            total += sum(int(s.value) for s in await self.samples(service) if s.name in PENDING)
+        return total
+
+
+def cpu_ms(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, float]:
+    return {
+        name: (after[name] - before.get(name, 0)) * 1000 / CLOCK_TICKS
+        for name in after
+        if after[name] - before.get(name, 0) > 0
+    }
+
+
+@dataclass
+class CpuColumn:
+    title: str
+    per: int
+    spent: dict[str, float]
+
+
+def print_cpu(columns: Sequence[CpuColumn]) -> None:
+    names = sorted({n for c in columns for n in c.spent}, key=lambda n: (n == UP, n))
+    print("| process | " + " | ".join(c.title for c in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for name in names:
+        cells = [f"{c.spent.get(name, 0.0) / max(c.per, 1):.2f}" for c in columns]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    totals = [f"**{sum(c.spent.values()) / max(c.per, 1):.2f}**" for c in columns]
+    print("| **all** | " + " | ".join(totals) + " |")
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def client_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+# --- load ---------------------------------------------------------------------------
+
+
+@dataclass
+class Timed:
+    status: int
+    latency: float
+    done: float
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class Buyer:
+    email: str
+    cookie: str
+
+
+def gateway_client(url: str, connections: int) -> httpx.AsyncClient:
+    # Sessions are sent per request; a shared jar would mix the buyers' cookies.
+    jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(base_url=url, timeout=60, limits=limits, cookies=jar)
+
+
+async def timed(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    cookie: str | None = None,
+    body: dict[str, Any] | None = None,
+) -> Timed:
+    headers = {"Cookie": f"{COOKIE_NAME}={cookie}"} if cookie else None
+    started = time.perf_counter()
+    try:
+        response = await client.request(method, path, json=body, headers=headers)
+    except httpx.HTTPError:
+        now = time.perf_counter()
+        return Timed(0, now - started, now)
+    now = time.perf_counter()
+    try:
+        parsed = response.json()
+    except ValueError:
+        parsed = None
+    return Timed(response.status_code, now - started, now, parsed)
+
+
+async def run_pool(count: int, concurrency: int, work: Callable[[int], Awaitable[None]]) -> None:
+    """``work(i)`` for i in range(count), at most ``concurrency`` at once."""
+    indices = iter(range(count))
+
+    async def worker() -> None:
+        for index in indices:
+            await work(index)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+
+
+def session_cookie(response: httpx.Response) -> str:
+    """The session a sign-up set, read from its headers (the client's jar keeps none)."""
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name.strip() == COOKIE_NAME:
+            return rest.split(";", 1)[0]
+    raise Refused("the sign-up set no session cookie")
+
+
+async def sign_up(client: httpx.AsyncClient, count: int, concurrency: int) -> list[Buyer]:
+    run = uuid.uuid4().hex[:8]
+    people: list[Buyer | None] = [None] * count
+
+    async def one(index: int) -> None:
+        email = f"bench-{run}-{index}@example.com"
+        body = {"email": email, "password": PASSWORD}
+        response = await client.post("/api/users/signup", json=body)
+        if response.status_code == 429:
+            raise Refused("sign-up refused (429): start the stack with SIGNUP_RATE_PER_CLIENT high")
+        if response.status_code != 201:
+            raise Refused(f"sign-up failed: {response.status_code} {response.text[:200]}")
+        people[index] = Buyer(email, session_cookie(response))
+
+    await run_pool(count, concurrency, one)
+    return [person for person in people if person is not None]
+
+
+class Sampler:
+    """Reads a counter every ``interval`` seconds as ``(time, value - base)`` until it
+    reaches ``target`` (which may be set once known) or the deadline passes."""
+
+    def __init__(self, read: Callable[[], Awaitable[int]], interval: float) -> None:
+        self.read = read
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self.target: int | None = None
+        self.reached_at: float | None = None
+        self.base = 0
+
+    async def start(self) -> None:
+        self.base = await self.read()
+
+    async def run(self, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            value = await self.read() - self.base
+            now = time.perf_counter()
+            self.samples.append((now, value))
+            if self.target is not None and value >= self.target:
+                self.reached_at = now
+                return
+            await asyncio.sleep(self.interval)
+
+
+async def until_drained(stack: Stack, interval: float, deadline: float) -> float | None:
+    """When nothing was pending any more (consumers, outboxes); None at the deadline."""
+    while time.perf_counter() < deadline:
+        if await stack.pending() == 0:
+            return time.perf_counter()
+        await asyncio.sleep(interval)
+    return None
+
+
+def latency_line(label: str, answers: Sequence[Timed], elapsed: float, ok: int) -> str:
+    latencies = [a.latency for a in answers]
+    statuses = ", ".join(
+        f"{status}: {n}" for status, n in sorted(Counter(a.status for a in answers).items())
+    )
+    return (
+        f"{label}: {ok} in {elapsed:.2f} s = {ok / elapsed:.1f}/s; latency p50 "
+        f"{ms(percentile(latencies, 50))} ms, p99 {ms(percentile(latencies, 99))} ms "
+        f"(answers {statuses})"
+    )
+
+
+async def list_tickets(
+    client: httpx.AsyncClient, seller: Buyer, count: int, concurrency: int, title: str
+) -> tuple[list[str], list[float]]:
+    """Lists ``count`` per-seat tickets; their ids and when each 201 came back."""
+    ids: list[str] = [""] * count
+    listed: list[float] = []
+
+    async def one(index: int) -> None:
+        body = {"title": f"{title} {index}", "price": 40}
+        answer = await timed(client, "POST", "/api/tickets", cookie=seller.cookie, body=body)
+        if answer.status != 201:
+            raise Refused(f"listing failed: {answer.status} {answer.body}")
+        ids[index] = answer.body["id"]
+        listed.append(answer.done)
+
+    await run_pool(count, concurrency, one)
+    return ids, listed
+
+
+async def baseline(
+    stack: Stack, client: httpx.AsyncClient, requests: int, concurrency: int
+) -> CpuColumn:
+    async def warm(_: int) -> None:
+        await timed(client, "GET", "/api/users/currentuser")
+
+    await run_pool(min(requests, 200), concurrency, warm)
+    answers: list[Timed] = []
+
+    async def one(_: int) -> None:
+        answers.append(await timed(client, "GET", "/api/users/currentuser"))
+
+    before, own, started = stack.cpu(), client_cpu(), time.perf_counter()
+    await run_pool(requests, concurrency, one)
+    elapsed = time.perf_counter() - started
+    spent = cpu_ms(before, stack.cpu())
+    ok = sum(1 for a in answers if a.status == 200)
+    print(latency_line("no-op GET /api/users/currentuser (no cookie)", answers, elapsed, ok))
+    print(
+        f"  server CPU {sum(spent.values()) / max(ok, 1):.2f} ms/request (all processes); "
+        f"load client {(client_cpu() - own) * 1000 / max(ok, 1):.2f} ms/request"
+    )
+    return CpuColumn("no-op GET, ms/request", ok, spent)
+
+
+async def replication(
+    stack: Stack, client: httpx.AsyncClient, seller: Buyer, count: int, args: argparse.Namespace
+) -> tuple[list[str], CpuColumn]:
+    """Lists ``count`` tickets at once and measures when orders' replica has each."""
+    sampler = Sampler(lambda: stack.handled("orders", "ticket-created"), args.sample)
+    sampler.target = count
+    await sampler.start()
+    before, started = stack.cpu(), time.perf_counter()
+    watching = asyncio.create_task(sampler.run(started + WAIT_TIMEOUT))
+    ids, listed = await list_tickets(client, seller, count, args.concurrency, "Seat")
+    listed_at = time.perf_counter()
+    await watching
+    spent = cpu_ms(before, stack.cpu())
+    print(
+        f"listing: {count} tickets in {listed_at - started:.2f} s = "
+        f"{count / (listed_at - started):.1f}/s ({args.concurrency} at once, one seller)"
+    )
+    lags = reach_lags(listed, sampler.samples)
+    print("  " + lag_line("replication lag, 201 -> in orders' replica", lags, count))
+    if sampler.reached_at is not None:
+        print(
+            f"  all {count} in orders' replica "
+            f"{ms(sampler.reached_at - listed_at)} ms after the last 201"
+        )
+    return ids, CpuColumn("listing, ms/ticket until replicated", count, spent)
+
+
+async def purchases(
+    stack: Stack,
+    client: httpx.AsyncClient,
+    buyers: Sequence[Buyer],
+    seller: Buyer,
+    ticket_ids: Sequence[str],
+    args: argparse.Namespace,
+) -> list[CpuColumn]:
+    """Each buyer buys distinct tickets, one request at a time, until none is left."""
+    sampler = Sampler(lambda: stack.handled("tickets", "order-created"), args.sample)
+    await sampler.start()
+    watching = asyncio.create_task(sampler.run(time.perf_counter() + WAIT_TIMEOUT))
+    tickets = iter(ticket_ids)
+    answers: list[Timed] = []
+
+    async def buy(buyer: Buyer) -> None:
+        for ticket_id in tickets:
+            body = {"ticketId": ticket_id}
+            answers.append(
+                await timed(client, "POST", "/api/orders", cookie=buyer.cookie, body=body)
+            )
+
+    before, own, started = stack.cpu(), client_cpu(), time.perf_counter()
+    await asyncio.gather(*(buy(buyer) for buyer in buyers))
+    ended = time.perf_counter()
+    at_end, own_spent = stack.cpu(), client_cpu() - own
+    created = [a for a in answers if a.status == 201]
+    sampler.target = len(created)
+    await watching
+    drained = await until_drained(stack, args.sample, time.perf_counter() + WAIT_TIMEOUT)
+    at_drained = stack.cpu()
+    print(
+        latency_line(
+            f"purchases ({len(buyers)} buyers at once)", answers, ended - started, len(created)
+        )
+    )
+    lags = reach_lags([a.done for a in created], sampler.samples)
+    print("  " + lag_line("fan-out lag, 201 -> applied by tickets", lags, len(created)))
+    if sampler.reached_at is not None:
+        print(
+            f"  tickets had applied every purchase "
+            f"{ms(sampler.reached_at - ended)} ms after the last 201"
+        )
+    if drained is not None:
+        print(f"  every consumer and outbox drained {ms(drained - ended)} ms after the last 201")
+    else:
+        print(f"  ! still pending {WAIT_TIMEOUT:.0f} s after the last 201")
+    mine = await timed(client, "GET", "/api/tickets/mine", cookie=seller.cookie)
+    print(
+        f"  tickets shows {mine.body['totals']['reserved']} of the seller's "
+        f"{len(ticket_ids)} reserved"
+    )
+    print(f"  load client CPU {own_spent * 1000 / max(len(created), 1):.2f} ms/purchase")
+    return [
+        CpuColumn("purchase, ms (requests only)", len(created), cpu_ms(before, at_end)),
+        CpuColumn("purchase, ms (until drained)", len(created), cpu_ms(before, at_drained)),
+    ]
+
+
+@dataclass(frozen=True)
+class Win:
+    done: float
+    ticket_id: str
+    order_id: str
+
+
+async def flash_sale(
+    stack: Stack,
+    client: httpx.AsyncClient,
+    buyers: Sequence[Buyer],
+    seller: Buyer,
+    args: argparse.Namespace,
+) -> CpuColumn:
+    seats = args.seats
+    in_replica = Sampler(lambda: stack.handled("orders", "ticket-created"), args.sample)
+    in_replica.target = seats
+    await in_replica.start()
+    watching = asyncio.create_task(in_replica.run(time.perf_counter() + WAIT_TIMEOUT))
+    ids, _ = await list_tickets(client, seller, seats, args.concurrency, "Flash seat")
+    await watching
+    if in_replica.reached_at is None:
+        raise Refused("the sale's tickets did not reach orders' replica")
+    available = set(ids)
+    wins: list[Win] = []
+    answers: list[Timed] = []
+
+    async def buyer(index: int, person: Buyer) -> None:
+        rng = random.Random(index)  # noqa: S311 -- a reproducible choice, not a secret
+        failures = 0
+        while available and failures < 3:
+            ticket_id = rng.choice(sorted(available))
+            body = {"ticketId": ticket_id}
+            answer = await timed(client, "POST", "/api/orders", cookie=person.cookie, body=body)
+            answers.append(answer)
+            if answer.status == 201:
+                wins.append(Win(answer.done, ticket_id, answer.body["id"]))
+                available.discard(ticket_id)
+                return
+            if answer.status == 409:  # reserved by someone else: try another
+                available.discard(ticket_id)
+            else:
+                failures += 1
+
+    before, started = stack.cpu(), time.perf_counter()
+    await asyncio.gather(*(buyer(index, person) for index, person in enumerate(buyers)))
+    finished = time.perf_counter()
+    spent = cpu_ms(before, stack.cpu())
+    print(
+        latency_line(
+            f"flash sale, {len(buyers)} buyers for {seats} per-seat tickets "
+            f"(order requests; {args.sale_connections} connections)",
+            answers,
+            finished - started,
+            len(wins),
+        )
+    )
+    sold_out = max(w.done for w in wins) - started if len(wins) == seats else None
+    print(
+        f"  201s: {len(wins)} for {len(set(w.ticket_id for w in wins))} distinct tickets; "
+        f"sold out in {'-' if sold_out is None else f'{sold_out:.2f} s'}; "
+        f"every buyer done in {finished - started:.2f} s"
+    )
+    await verify_sale(stack, client, buyers, seller, ids, wins, args)
+    return CpuColumn("flash sale, ms/order request", len(answers), spent)
+
+
+async def verify_sale(
+    stack: Stack,
+    client: httpx.AsyncClient,
+    buyers: Sequence[Buyer],
+    seller: Buyer,
+    ids: Sequence[str],
+    wins: Sequence[Win],
+    args: argparse.Namespace,
+) -> None:
+    """Through the APIs: each ticket is held by at most one order, in tickets and in orders."""
+    await until_drained(stack, args.sample, time.perf_counter() + WAIT_TIMEOUT)
+    mine = await timed(client, "GET", "/api/tickets/mine", cookie=seller.cookie)
+    on_sale = set(ids)
+    listed = [t for t in mine.body["listings"] if t["id"] in on_sale]
+    seller_orders = {t["orderId"] for t in listed if t["orderId"]}
+    won_orders = {w.order_id for w in wins}
+    holders: Counter[str] = Counter()
+
+    async def orders_of(index: int) -> None:
+        answer = await timed(client, "GET", "/api/orders", cookie=buyers[index].cookie)
+        if answer.status != 200:
+            raise Refused(f"orders of a buyer: {answer.status} {answer.body}")
+        for order in answer.body:
+            if order["ticket"]["id"] in on_sale and order["status"] in ACTIVE:
+                holders[order["ticket"]["id"]] += 1
+
+    await run_pool(len(buyers), args.concurrency, orders_of)
+    doubled = [ticket for ticket, n in holders.items() if n > 1]
+    same = "the same orders as" if seller_orders == won_orders else "NOT the orders of"
+    held = sum(holders.values())
+    print(
+        f"  checked: tickets shows {len(seller_orders)} of {len(ids)} reserved, "
+        f"{same} the 201s; buyers' orders hold {held} of them; "
+        f"tickets with two holders: {len(doubled)}; oversold: {max(0, held - len(ids))}"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    info = running_instance(args.data_dir.absolute())
+    if info is None:
+        print(f"ticketing up is not running with {args.data_dir}", file=sys.stderr)
+        return 2
+    stack = Stack(info)
+    print(f"stack: {stack.url} (PID {info.pid}), processes: {', '.join(sorted(stack.pids))}")
+    for process, names in SETTINGS.items():
+        print(f"  {process}: " + ", ".join(f"{n}={stack.setting(process, n)}" for n in names))
+    print(f"machine: {os.cpu_count()} CPUs, load average {load()}")
+    client = gateway_client(stack.url, max(args.concurrency, args.sale_connections))
+    try:
+        started = time.perf_counter()
+        people = await sign_up(
+            client, 2 + max(args.buyers, args.concurrency), args.signup_concurrency
+        )
+        print(f"sign-ups (not measured): {len(people)} in {time.perf_counter() - started:.1f} s")
+        seller, sale_seller, buyers = people[0], people[1], people[2:]
+        columns = [await baseline(stack, client, args.baseline, args.concurrency)]
+        ids, listing = await replication(stack, client, seller, args.tickets, args)
+        columns.append(listing)
+        columns += await purchases(stack, client, buyers[: args.concurrency], seller, ids, args)
+        columns.append(await flash_sale(stack, client, buyers[: args.buyers], sale_seller, args))
+        print(
+            f"flash sale, {args.buyers} buyers for a {args.seats}-unit general-admission "
+            "listing: not built yet"
+        )
+        print()
+        print("server CPU by process (ms per request of each phase):")
+        print_cpu(columns)
+        print(f"load average at the end: {load()}")
+    except Refused as refused:
+        print(f"stopped: {refused}", file=sys.stderr)
+        return 1
+    finally:
+        await client.aclose()
+        await stack.metrics.aclose()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data-dir", type=Path, default=Path(".ticketing"))
+    parser.add_argument("--concurrency", type=int, default=32, help="buyers at once")
+    parser.add_argument("--baseline", type=int, default=2000, help="no-op requests")
+    parser.add_argument("--tickets", type=int, default=2000, help="tickets listed, then bought")
+    parser.add_argument("--buyers", type=int, default=1000, help="flash-sale buyers")
+    parser.add_argument("--seats", type=int, default=100, help="flash-sale tickets")
+    parser.add_argument("--sale-connections", type=int, default=200)
+    parser.add_argument("--signup-concurrency", type=int, default=4)
+    parser.add_argument("--sample", type=float, default=0.05, help="seconds between reads")
+    args = parser.parse_args()
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The flash-sale benchmark's own arithmetic (``bench/flash_sale.py``): reading
+``/proc/<pid>/stat``, CPU summed per process tree, and the lag of each event read
+from an in-order consumer's applied count. No stack needed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench/ is scripts, not an installed package
+
+from bench.flash_sale import ProcStat, parse_stat, reach_lags, ticks_by_group  # noqa: E402
+
+
+def test_a_stat_line_is_read_past_a_command_name_with_spaces_and_parentheses() -> None:
+    line = "4242 (uv (w) x) S 4200 4242 4242 0 -1 4194560 100 0 0 0 150 25 7 3 20 0 4 0 1000"
+    assert parse_stat(line) == ProcStat(pid=4242, ppid=4200, ticks=150 + 25 + 7 + 3)
+    own = parse_stat(Path("/proc/self/stat").read_text())
+    assert (own.pid, own.ppid) == (os.getpid(), os.getppid())
+
+
+def test_cpu_is_summed_per_started_process_with_its_descendants() -> None:
+    stats = [
+        ProcStat(1, 0, 1000),  # init: not ours
+        ProcStat(10, 1, 5),  # ticketing up
+        ProcStat(20, 10, 100),  # postgres, with two backends
+        ProcStat(21, 20, 7),
+        ProcStat(22, 21, 3),
+        ProcStat(30, 10, 40),  # orders
+        ProcStat(40, 10, 2),  # a migration: not a recorded child, so ticketing up's
+        ProcStat(99, 1, 500),  # someone else's
+    ]
+    roots = {10: "ticketing up", 20: "postgres", 30: "orders"}
+    assert ticks_by_group(stats, roots) == {"ticketing up": 7, "postgres": 110, "orders": 40}
+
+
+def test_each_event_lags_until_the_in_order_count_covers_it() -> None:
+    listed = [1.3, 1.0, 1.2, 1.1]  # as the 201s came back, in any order
+    samples = [(1.05, 0), (1.15, 1), (1.5, 3), (2.0, 4)]
+    assert reach_lags(listed, samples) == pytest.approx([0.15, 0.4, 0.3, 0.7])
+    # Applied before its 201 came back: no negative lag. Never applied: left out.
+    assert reach_lags([1.0, 1.1], [(0.9, 1)]) == [0.0]
