@@ -40,6 +40,24 @@ def admission_key(jwt_key: str) -> bytes:
     return hmac.new(jwt_key.encode(), b"ticketing admission codes v1", hashlib.sha256).digest()
 
 
+@dataclass(frozen=True)
+class AdmissionCodes:
+    """Issues and reads codes with the key derived from the shared secret: what orders
+    (which admits) and notifications (which mails the e-ticket) both hold."""
+
+    key: bytes
+
+    @classmethod
+    def of_secret(cls, jwt_key: str) -> AdmissionCodes:
+        return cls(admission_key(jwt_key))
+
+    def issue(self, *, order_id: UUID, ticket_id: UUID) -> str:
+        return issue(self.key, order_id=order_id, ticket_id=ticket_id)
+
+    def read(self, code: str) -> AdmissionRef | None:
+        return read(self.key, code)
+
+
 def issue(key: bytes, *, order_id: UUID, ticket_id: UUID) -> str:
     """The code for ``order_id``'s admission with ``ticket_id``."""
     body = f"{PREFIX}.{_b64(order_id.bytes)}.{_b64(ticket_id.bytes)}"

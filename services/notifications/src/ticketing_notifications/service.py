@@ -20,7 +20,7 @@ from uuid import UUID
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_common import admission
+from ticketing_common.admission import AdmissionCodes
 from ticketing_common.db import Database
 from ticketing_common.eticket import ETicket, pdf, qr_png
 from ticketing_common.events.contracts import (
@@ -102,8 +102,8 @@ async def mails_of_completed_order(
     buyer = await _email(session, completed.user_id)
     seller = await _email(session, ticket.user_id)
     # The same code orders issued: derived from the shared key, never stored here.
-    code = admission.issue(
-        admission.admission_key(settings.JWT_KEY), order_id=completed.id, ticket_id=ticket.id
+    code = AdmissionCodes.of_secret(settings.JWT_KEY).issue(
+        order_id=completed.id, ticket_id=ticket.id
     )
     price = completed.ticket.price
     eticket = ETicket(

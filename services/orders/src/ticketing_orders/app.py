@@ -9,6 +9,7 @@ outbox.
 
 from __future__ import annotations
 
+from ticketing_common.admission import AdmissionCodes
 from ticketing_common.events.contracts import (
     ExpirationComplete,
     OrderCancelled,
@@ -29,7 +30,6 @@ from ticketing_orders.listeners import (
     on_ticket_withdrawn,
 )
 from ticketing_orders.routes import ReservationMetrics, checkins_router, router
-from ticketing_orders.service import AdmissionCodes
 from ticketing_orders.settings import Settings
 from ticketing_orders.throttle import OrderThrottle
 
@@ -41,7 +41,7 @@ def parts(context: ServiceContext[Settings]) -> Parts:
         provides=[
             throttle,
             ReservationMetrics(context.metrics),
-            AdmissionCodes.from_settings(context.settings),
+            AdmissionCodes.of_secret(context.settings.JWT_KEY),
         ],
         listeners=[
             Listener(TicketCreated, transactional(database, on_ticket_created)),

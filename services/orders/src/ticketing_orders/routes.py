@@ -12,6 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from ticketing_common.admission import AdmissionCodes
 from ticketing_common.db import DbSession
 from ticketing_common.errors import TooManyRequests
 from ticketing_common.metrics import Metrics, Outcomes
@@ -27,7 +28,7 @@ from ticketing_orders.schemas import (
     OrderCreate,
     OrderRead,
 )
-from ticketing_orders.service import AdmissionCodes, HoldRules
+from ticketing_orders.service import HoldRules
 from ticketing_orders.settings import Settings
 from ticketing_orders.throttle import OrderThrottle
 

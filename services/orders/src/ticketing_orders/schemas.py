@@ -7,12 +7,12 @@ from uuid import UUID
 
 from pydantic import Field
 
+from ticketing_common.admission import AdmissionCodes
 from ticketing_common.errors import ErrorItem
 from ticketing_common.events.contracts import CancelReason, OrderStatus
 from ticketing_common.money import Price, from_cents
 from ticketing_common.schemas import CamelModel
 from ticketing_orders.models import Admission, Order
-from ticketing_orders.service import AdmissionCodes
 
 
 class OrderCreate(CamelModel):
@@ -65,7 +65,10 @@ class OrderRead(CamelModel):
             ticket=OrderTicketRead.of(order),
             cancel_reason=order.reason,
             admission=(
-                AdmissionRead(code=codes.code_of(issued), checked_in_at=issued.checked_in_at)
+                AdmissionRead(
+                    code=codes.issue(order_id=issued.order_id, ticket_id=issued.ticket_id),
+                    checked_in_at=issued.checked_in_at,
+                )
                 if admits and issued is not None
                 else None
             ),

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_common import admission
+from ticketing_common.admission import AdmissionCodes
 from ticketing_common.events import outbox
 from ticketing_common.events.contracts import (
     CancelReason,
@@ -29,7 +29,6 @@ from ticketing_common.events.contracts import (
     TicketRef,
 )
 from ticketing_common.money import from_cents
-from ticketing_common.settings import ServiceSettings
 from ticketing_orders import repository
 from ticketing_orders.errors import (
     AdmissionVoided,
@@ -243,23 +242,6 @@ async def cancel_orders_of_withdrawn_ticket(session: AsyncSession, *, ticket_id:
     for order in cancelled:
         await _record_cancelled(session, order)
     return len(cancelled)
-
-
-@dataclass(frozen=True)
-class AdmissionCodes:
-    """Issues and reads admission codes with the key derived from ``JWT_KEY``."""
-
-    key: bytes
-
-    @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> AdmissionCodes:
-        return cls(admission.admission_key(settings.JWT_KEY))
-
-    def code_of(self, issued: Admission) -> str:
-        return admission.issue(self.key, order_id=issued.order_id, ticket_id=issued.ticket_id)
-
-    def read(self, code: str) -> admission.AdmissionRef | None:
-        return admission.read(self.key, code)
 
 
 @dataclass(frozen=True)
