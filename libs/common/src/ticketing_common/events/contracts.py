@@ -93,6 +93,11 @@ class TicketCreated(Payload):
     title: str
     price: Price
     user_id: UUID
+    general_admission: bool = False
+    """A general-admission listing: ``quantity`` interchangeable units at one price
+    (docs/general-admission.md). False (and absent in older events): one seat."""
+    quantity: int = Field(default=1, ge=1)
+    """How many units the listing sells; always 1 for a seat. Fixed once listed."""
 
 
 class TicketUpdated(Payload):
@@ -103,6 +108,8 @@ class TicketUpdated(Payload):
     price: Price
     user_id: UUID
     order_id: UUID | None = None
+    general_admission: bool = False
+    quantity: int = Field(default=1, ge=1)
 
 
 class OrderCreated(Payload):
@@ -113,6 +120,9 @@ class OrderCreated(Payload):
     user_id: UUID
     expires_at: AwareDatetime
     ticket: PricedTicketRef
+    """The ticket and its unit price as the order was accepted."""
+    quantity: int = Field(default=1, ge=1)
+    """Units the order holds (1 for a seat); the buyer pays price times quantity."""
 
 
 class OrderCancelled(Payload):
@@ -122,6 +132,8 @@ class OrderCancelled(Payload):
     ticket: TicketRef
     reason: CancelReason = CancelReason.CANCELLED
     """Why (an event from before reasons existed reads as ``cancelled``)."""
+    quantity: int = Field(default=1, ge=1)
+    """Units the order held, now back on sale."""
 
 
 class OrderCompleted(Payload):
@@ -138,6 +150,8 @@ class OrderCompleted(Payload):
     version: int = Field(ge=0)
     user_id: UUID
     ticket: PricedTicketRef
+    quantity: int = Field(default=1, ge=1)
+    """Units sold by this order."""
 
 
 class TicketWithdrawn(Payload):
