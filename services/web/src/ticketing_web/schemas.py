@@ -99,6 +99,8 @@ class CheckinRead(CamelModel):
     ticket: OrderTicketRead
     checked_in_at: datetime
     checked_in_by: str
+    admits: int = 1
+    """How many people the one admission lets in (a general-admission order's quantity)."""
 
 
 class ListingStatus(StrEnum):
