@@ -188,9 +188,9 @@ async def _hold_units(order: OrderCreated, session: AsyncSession) -> None:
         log = {"order_id": str(order.id), "ticket_id": str(listing.id)}
         logger.info("order:created for a withdrawn listing; no units held", extra=log)
         return
-    ref = await repository.order_ref(session, order.id)
-    assert ref is not None  # just applied
-    await repository.move_units(session, ref, held=order.quantity)
+    await repository.move_units(
+        session, order_id=order.id, ticket_id=listing.id, held=order.quantity
+    )
 
 
 async def _sell_units(order: OrderCompleted, session: AsyncSession) -> None:
@@ -209,7 +209,12 @@ async def _sell_units(order: OrderCompleted, session: AsyncSession) -> None:
     if units:
         unit_cents = to_cents(order.ticket.price)
         await repository.move_units(
-            session, ref, held=-units, sold=units, sold_cents=units * unit_cents
+            session,
+            order_id=order.id,
+            ticket_id=ref.ticket_id,
+            held=-units,
+            sold=units,
+            sold_cents=units * unit_cents,
         )
 
 
@@ -232,7 +237,8 @@ async def _release_units(order: OrderCancelled, session: AsyncSession) -> None:
     if ref.units_held or ref.units_sold:
         await repository.move_units(
             session,
-            ref,
+            order_id=order.id,
+            ticket_id=listing.id,
             held=-ref.units_held,
             sold=-ref.units_sold,
             sold_cents=-ref.sold_cents,

@@ -189,8 +189,9 @@ async def order_ref(session: AsyncSession, order_id: UUID) -> OrderRef | None:
 
 async def move_units(
     session: AsyncSession,
-    ref: OrderRef,
     *,
+    order_id: UUID,
+    ticket_id: UUID,
     held: int = 0,
     sold: int = 0,
     sold_cents: int = 0,
@@ -198,15 +199,14 @@ async def move_units(
     """Add to an order's share of its listing's counts, and the same to the listing's:
     the listing's counts stay the sum of its orders' shares. Not a version of the
     listing (orders' units are the truth of who holds what; here they are only counted)."""
-    deltas = {"held": held, "sold": sold, "sold_cents": sold_cents}
-    for model, key in ((OrderRef, ref.id), (Ticket, ref.ticket_id)):
+    for model, key in ((OrderRef, order_id), (Ticket, ticket_id)):
         await session.execute(
             update(model)
             .where(model.id == key)
             .values(
-                units_held=model.units_held + deltas["held"],
-                units_sold=model.units_sold + deltas["sold"],
-                sold_cents=model.sold_cents + deltas["sold_cents"],
+                units_held=model.units_held + held,
+                units_sold=model.units_sold + sold,
+                sold_cents=model.sold_cents + sold_cents,
             )
         )
 
