@@ -31,7 +31,8 @@ from ticketing_common.events.contracts import (
 from ticketing_common.events.listener import ListenerGroup, RetryLater
 from ticketing_common.events.outbox import outbox_table
 from ticketing_common.testing import ServedApp, wait_until
-from ticketing_tickets import repository
+from ticketing_tickets import repository, service
+from ticketing_tickets.errors import TicketReserved
 from ticketing_tickets.listeners import (
     CompletedBeforeCreated,
     on_order_cancelled,
@@ -300,5 +301,44 @@ async def test_many_concurrent_order_events_for_one_listing_leave_exactly_their_
 
         await asyncio.gather(*(until_applied(event) for event in deliveries))
         assert await counts(db, ticket_id) == (held, sold, sold * 4000, 0, 0)
+    finally:
+        await db.dispose()
+
+
+async def test_a_withdrawal_racing_order_events_either_wins_with_nothing_counted_or_is_refused(
+    migrated_url: str,
+) -> None:
+    """20 listings, each withdrawn by its seller while an order of 2 units reaches tickets:
+    whichever takes the listing's row first decides, and the other agrees with it."""
+    db = Database(migrated_url, pool_size=8)
+    try:
+        seller_id = uuid4()
+        listings = []
+        for _ in range(20):
+            async with db.transaction() as session:
+                ticket = await repository.insert_ticket(
+                    session, title="Standing", price_cents=4000, user_id=seller_id, quantity=5
+                )
+                listings.append(ticket.id)
+
+        async def withdraw(ticket_id: UUID) -> bool:
+            try:
+                async with db.transaction() as session:
+                    await service.withdraw_ticket(session, ticket_id, seller_id)
+                return True
+            except TicketReserved:
+                return False
+
+        orders = [created(ticket_id, 2) for ticket_id in listings]
+        outcomes = await asyncio.gather(
+            *(withdraw(ticket_id) for ticket_id in listings),
+            *(deliver(db, order) for order in orders),
+        )
+        for ticket_id, withdrawn in zip(listings, outcomes[: len(listings)], strict=True):
+            held, sold, *_ = await counts(db, ticket_id)
+            assert (held, sold) == ((0, 0) if withdrawn else (2, 0))
+            async with db.transaction() as session:
+                ticket = await session.get_one(Ticket, ticket_id)
+                assert (ticket.withdrawn_at is not None) is withdrawn
     finally:
         await db.dispose()
