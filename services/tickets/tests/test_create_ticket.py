@@ -22,7 +22,19 @@ async def test_signed_in_user_creates_ticket_for_sale_with_version_0_and_no_orde
     response = await seller.post("/api/tickets", json={"title": "  Concert  ", "price": 20.5})
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "title", "price", "userId", "version", "orderId", "status"}
+    assert set(body) == {
+        "id",
+        "title",
+        "price",
+        "userId",
+        "version",
+        "orderId",
+        "status",
+        "generalAdmission",
+        "units",
+    }
+    assert body["generalAdmission"] is False
+    assert body["units"] == {"total": 1, "available": 1, "held": 0, "sold": 0}
     assert body["title"] == "Concert"  # trimmed
     assert body["price"] == 20.5
     assert body["userId"] == str(seller_id)

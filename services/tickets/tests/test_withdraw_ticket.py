@@ -49,7 +49,8 @@ async def test_withdrawing_is_200_once_publishes_ticket_withdrawn_and_hides_the_
     response = await seller.post(f"{url}/withdraw")
     assert response.status_code == 200, response.text
     withdrawn = response.json()
-    assert withdrawn == {**ticket, "status": "withdrawn", "version": 1}
+    gone = {"total": 1, "available": 0, "held": 0, "sold": 0}
+    assert withdrawn == {**ticket, "status": "withdrawn", "version": 1, "units": gone}
     # A repeat is a no-op 200: same version, no second event.
     again = await seller.post(f"{url}/withdraw")
     assert (again.status_code, again.json()) == (200, withdrawn)

@@ -30,6 +30,21 @@ it): it marks sold only a ticket its order still holds. So a refund's
 order:cancelled that overtakes it (the order's next, final version) has freed the
 ticket already, and the late completed changes nothing; a completed that
 overtakes its own order:created waits for it.
+
+A general-admission listing is never held as a whole: its units are counted
+(docs/general-admission.md). Each order event moves the order's share in its ref
+(units held, units sold) and the listing's counts together, under the listing's row
+lock, so one order's events through different consumers apply one after another:
+
+- order:created (applied once, by ``apply_versioned``) counts its units held; a
+  duplicate (a redelivery, or the created of an order whose cancel came first)
+  counts nothing, so a cancel that overtakes its created never leaves units held;
+- order:completed moves the units its order still holds to sold (none left: a
+  repeat, or a refund came first); before its created it waits, as for a seat;
+- order:cancelled (final) returns whatever its order's share still is, held or
+  sold (a refund), and leaves it at zero, so a repeat returns nothing.
+
+None of these is a version of the listing: no ticket:updated, no version bump.
 """
 
 from __future__ import annotations
@@ -49,6 +64,7 @@ from ticketing_common.events.listener import (
     RetryLater,
 )
 from ticketing_common.events.replica import Applied, apply_versioned
+from ticketing_common.money import to_cents
 from ticketing_tickets import repository
 from ticketing_tickets.models import OrderRef
 from ticketing_tickets.service import ticket_updated
@@ -73,6 +89,9 @@ class CompletedBeforeCreated(RetryLater):
 
 async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession) -> None:
     order = event.data
+    if await repository.is_general_admission(session, order.ticket.id):
+        await _hold_units(order, session)
+        return
     applied = await apply_versioned(
         session, OrderRef, id=order.id, version=order.version, values={"ticket_id": order.ticket.id}
     )
@@ -113,6 +132,9 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
 
 async def on_order_completed(event: Envelope[OrderCompleted], session: AsyncSession) -> None:
     order = event.data
+    if await repository.is_general_admission(session, order.ticket.id):
+        await _sell_units(order, session)
+        return
     # Conditional on the order still holding the ticket: a refund's order:cancelled
     # that came first freed it, and then this changes nothing. A repeat finds it sold.
     if await repository.mark_sold(session, order.ticket.id, order.id) is not None:
@@ -131,6 +153,9 @@ async def on_order_completed(event: Envelope[OrderCompleted], session: AsyncSess
 
 async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSession) -> None:
     order = event.data
+    if await repository.is_general_admission(session, order.ticket.id):
+        await _release_units(order, session)
+        return
     # An order's last event: applied at once, even before its created (which, arriving
     # later, is then a duplicate), so it never waits and never makes others wait.
     await apply_versioned(
@@ -148,3 +173,73 @@ async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSess
     ticket = await repository.release(session, order.ticket.id, order.id)
     if ticket is not None:
         await outbox.record(session, ticket_updated(ticket))
+
+
+async def _hold_units(order: OrderCreated, session: AsyncSession) -> None:
+    listing = await repository.lock_listing(session, order.ticket.id)
+    applied = await apply_versioned(
+        session, OrderRef, id=order.id, version=order.version, values={"ticket_id": listing.id}
+    )
+    if applied is Applied.DUPLICATE:
+        return  # a repeat (counted once already), or its cancel came first (nothing to hold)
+    if listing.withdrawn_at is not None:
+        # Race (withdrawal vs order), as for a seat: orders cancels this order, and its
+        # cancel finds nothing counted to return.
+        log = {"order_id": str(order.id), "ticket_id": str(listing.id)}
+        logger.info("order:created for a withdrawn listing; no units held", extra=log)
+        return
+    await repository.move_units(
+        session, order_id=order.id, ticket_id=listing.id, held=order.quantity
+    )
+
+
+async def _sell_units(order: OrderCompleted, session: AsyncSession) -> None:
+    await repository.lock_listing(session, order.ticket.id)
+    ref = await repository.order_ref(session, order.id)
+    if ref is None:
+        # As for a seat: its created has not been applied yet. Wait for it.
+        raise CompletedBeforeCreated(
+            f"order {order.id} completed before its order:created was applied",
+            delay=HOLDER_WAIT_DELAY,
+            max_delay=HOLDER_WAIT_MAX_DELAY,
+        )
+    units = ref.units_held
+    # None held: a repeat (sold already), a refund's cancel came first (returned), or
+    # a withdrawn listing (never counted). Each sold unit fetched its order's price.
+    if units:
+        unit_cents = to_cents(order.ticket.price)
+        await repository.move_units(
+            session,
+            order_id=order.id,
+            ticket_id=ref.ticket_id,
+            held=-units,
+            sold=units,
+            sold_cents=units * unit_cents,
+        )
+
+
+async def _release_units(order: OrderCancelled, session: AsyncSession) -> None:
+    listing = await repository.lock_listing(session, order.ticket.id)
+    # The order's last event: applied at once, even before its created (which, arriving
+    # later, is then a duplicate and counts nothing).
+    await apply_versioned(
+        session,
+        OrderRef,
+        id=order.id,
+        version=order.version,
+        values={"ticket_id": listing.id},
+        final=True,
+    )
+    ref = await repository.order_ref(session, order.id)
+    assert ref is not None  # just settled
+    # Whatever the share still is: held (cancel, expiry), sold (a refund), or nothing (a
+    # repeat, or its created not applied yet). Returned once, as it is left at zero.
+    if ref.units_held or ref.units_sold:
+        await repository.move_units(
+            session,
+            order_id=order.id,
+            ticket_id=listing.id,
+            held=-ref.units_held,
+            sold=-ref.units_sold,
+            sold_cents=-ref.sold_cents,
+        )

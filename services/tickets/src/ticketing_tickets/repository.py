@@ -1,5 +1,6 @@
-"""All of tickets' SQL: tickets (listed, edited, reserved, sold, withdrawn), and the order
-references of the order listeners."""
+"""All of tickets' SQL: tickets (listed, edited, reserved, sold, withdrawn), the units of
+general-admission listings as counted from order events, and the order references of the
+order listeners."""
 
 from __future__ import annotations
 
@@ -10,13 +11,26 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_tickets.models import OrderRef, Ticket
+from ticketing_tickets.models import FOR_SALE, OrderRef, Ticket
 
 
 async def insert_ticket(
-    session: AsyncSession, *, title: str, price_cents: int, user_id: UUID
+    session: AsyncSession,
+    *,
+    title: str,
+    price_cents: int,
+    user_id: UUID,
+    quantity: int | None = None,
 ) -> Ticket:
-    ticket = Ticket(title=title, price_cents=price_cents, user_id=user_id, version=0)
+    """A seat, or with ``quantity`` a general-admission listing of that many units."""
+    ticket = Ticket(
+        title=title,
+        price_cents=price_cents,
+        user_id=user_id,
+        version=0,
+        general_admission=quantity is not None,
+        quantity=1 if quantity is None else quantity,
+    )
     session.add(ticket)
     await session.flush()
     await session.refresh(ticket, ["created_at"])
@@ -28,12 +42,12 @@ async def ticket_by_id(session: AsyncSession, ticket_id: UUID) -> Ticket | None:
 
 
 async def tickets_for_sale(session: AsyncSession, *, limit: int, offset: int) -> Sequence[Ticket]:
-    """Tickets nobody holds and the seller has not withdrawn, newest first (the id orders
-    tickets created in one instant)."""
+    """Tickets nobody holds (a general-admission listing: with a unit available) and the
+    seller has not withdrawn, newest first (the id orders tickets created in one instant)."""
     return (
         await session.scalars(
             select(Ticket)
-            .where(Ticket.order_id.is_(None), Ticket.withdrawn_at.is_(None))
+            .where(FOR_SALE)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(limit)
             .offset(offset)
@@ -56,7 +70,8 @@ async def update_unreserved(
     session: AsyncSession, ticket_id: UUID, *, seller_id: UUID, title: str, price_cents: int
 ) -> Ticket | None:
     """Edit a ticket of this seller that no order holds and that is not withdrawn; None
-    when that is not the case.
+    when that is not the case. No order ever holds a general-admission listing as a
+    whole (its order_id stays NULL), so it is editable while units are held or sold.
 
     One conditional UPDATE, not a read and then a write: the order:created
     handler may reserve the ticket at any moment, and a check made before the
@@ -121,7 +136,8 @@ async def mark_sold(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> T
 
 async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> Ticket | None:
     """Withdraw a ticket of this seller that no order holds (so neither reserved nor
-    sold) and that is not withdrawn yet; None when that is not the case.
+    sold; for a general-admission listing: no unit held or sold) and that is not
+    withdrawn yet; None when that is not the case.
 
     One conditional UPDATE, like ``reserve``: whichever of a withdrawal and an
     order:created takes the row lock first wins, and the other re-reads the
@@ -134,11 +150,65 @@ async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> T
             Ticket.user_id == seller_id,
             Ticket.order_id.is_(None),
             Ticket.sold_at.is_(None),
+            Ticket.units_held == 0,
+            Ticket.units_sold == 0,
             Ticket.withdrawn_at.is_(None),
         ],
         withdrawn_at=func.now(),
         version=Ticket.version + 1,
     )
+
+
+async def is_general_admission(session: AsyncSession, ticket_id: UUID) -> bool:
+    """Whether a ticket is a general-admission listing (False when unknown). Fixed when
+    listed, so read without a lock."""
+    found = await session.scalar(select(Ticket.general_admission).where(Ticket.id == ticket_id))
+    return bool(found)
+
+
+async def lock_listing(session: AsyncSession, ticket_id: UUID) -> Ticket:
+    """A general-admission listing, locked until the transaction ends.
+
+    Every order event of the listing takes this lock before it reads its order's ref,
+    so events of one order, which arrive through different consumers, are applied one
+    after another and each sees the share the previous one left.
+    """
+    return (
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.id == ticket_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+
+
+async def order_ref(session: AsyncSession, order_id: UUID) -> OrderRef | None:
+    return await session.get(OrderRef, order_id, populate_existing=True)
+
+
+async def move_units(
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    ticket_id: UUID,
+    held: int = 0,
+    sold: int = 0,
+    sold_cents: int = 0,
+) -> None:
+    """Add to an order's share of its listing's counts, and the same to the listing's:
+    the listing's counts stay the sum of its orders' shares. Not a version of the
+    listing (orders' units are the truth of who holds what; here they are only counted)."""
+    for model, key in ((OrderRef, order_id), (Ticket, ticket_id)):
+        await session.execute(
+            update(model)
+            .where(model.id == key)
+            .values(
+                units_held=model.units_held + held,
+                units_sold=model.units_sold + sold,
+                sold_cents=model.sold_cents + sold_cents,
+            )
+        )
 
 
 async def order_ref_version(session: AsyncSession, order_id: UUID) -> int:

@@ -20,7 +20,7 @@ from ticketing_common.session import CurrentUser, RequiredUser
 from ticketing_common.validation import path_id
 from ticketing_tickets import service
 from ticketing_tickets.errors import TicketNotFound
-from ticketing_tickets.schemas import SellerListingsRead, TicketRead, TicketWrite
+from ticketing_tickets.schemas import SellerListingsRead, TicketCreate, TicketRead, TicketWrite
 
 router = APIRouter(tags=["tickets"])
 
@@ -65,7 +65,7 @@ async def get_ticket(ticket_id: TicketId, user: CurrentUser, session: DbSession)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_ticket(body: TicketWrite, user: RequiredUser, session: DbSession) -> TicketRead:
+async def create_ticket(body: TicketCreate, user: RequiredUser, session: DbSession) -> TicketRead:
     return TicketRead.of(await service.create_ticket(session, user.id, body))
 
 

@@ -11,12 +11,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, PlainSerializer, StrictInt, StringConstraints
 
 from ticketing_common.money import Price, from_cents
 from ticketing_common.schemas import CamelModel
 from ticketing_common.validation import SingleLine
-from ticketing_tickets.models import TITLE_MAX_LENGTH, Ticket, TicketStatus
+from ticketing_tickets.models import (
+    MAX_UNITS_PER_LISTING,
+    TITLE_MAX_LENGTH,
+    Ticket,
+    TicketStatus,
+)
 
 if TYPE_CHECKING:
     from ticketing_tickets.service import SellerListings
@@ -35,11 +40,36 @@ Title = Annotated[
 ]
 
 
+def _quantity_range(value: int) -> int:
+    if not 1 <= value <= MAX_UNITS_PER_LISTING:
+        raise ValueError(f"Quantity must be between 1 and {MAX_UNITS_PER_LISTING}")
+    return value
+
+
+# Strict: a whole JSON number, not a string or a boolean that would pass as one.
+Quantity = Annotated[StrictInt, AfterValidator(_quantity_range)]
+
+
 class TicketWrite(CamelModel):
-    """The body of ``POST /`` and ``PUT /{id}``: both replace title and price."""
+    """The body of ``PUT /{id}``: it replaces title and price (a ``quantity`` sent is
+    ignored: it is fixed when listed)."""
 
     title: Title
     price: Price
+
+
+class TicketCreate(TicketWrite):
+    """The body of ``POST /``: with ``quantity``, a general-admission listing of that
+    many units; without, one seat."""
+
+    quantity: Quantity | None = None
+
+
+class UnitsRead(CamelModel):
+    total: int
+    available: int
+    held: int
+    sold: int
 
 
 class TicketRead(CamelModel):
@@ -50,9 +80,12 @@ class TicketRead(CamelModel):
     version: int
     order_id: UUID | None
     status: TicketStatus
+    general_admission: bool
+    units: UnitsRead
 
     @classmethod
     def of(cls, ticket: Ticket) -> TicketRead:
+        units = ticket.units
         return cls(
             id=ticket.id,
             title=ticket.title,
@@ -61,6 +94,10 @@ class TicketRead(CamelModel):
             version=ticket.version,
             order_id=ticket.order_id,
             status=ticket.status,
+            general_admission=ticket.general_admission,
+            units=UnitsRead(
+                total=units.total, available=units.available, held=units.held, sold=units.sold
+            ),
         )
 
 

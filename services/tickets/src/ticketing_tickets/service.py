@@ -9,7 +9,6 @@ transaction, so the event is published if and only if the change commits.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,7 +29,7 @@ from ticketing_tickets.errors import (
     TicketSold,
 )
 from ticketing_tickets.models import Ticket, TicketStatus
-from ticketing_tickets.schemas import TicketWrite
+from ticketing_tickets.schemas import TicketCreate, TicketWrite
 
 
 def ticket_updated(ticket: Ticket) -> TicketUpdated:
@@ -41,6 +40,8 @@ def ticket_updated(ticket: Ticket) -> TicketUpdated:
         price=from_cents(ticket.price_cents),
         user_id=ticket.user_id,
         order_id=ticket.order_id,
+        general_admission=ticket.general_admission,
+        quantity=ticket.quantity,
     )
 
 
@@ -64,9 +65,13 @@ async def get_ticket(session: AsyncSession, ticket_id: UUID, viewer_id: UUID | N
     return ticket
 
 
-async def create_ticket(session: AsyncSession, seller_id: UUID, body: TicketWrite) -> Ticket:
+async def create_ticket(session: AsyncSession, seller_id: UUID, body: TicketCreate) -> Ticket:
     ticket = await repository.insert_ticket(
-        session, title=body.title, price_cents=to_cents(body.price), user_id=seller_id
+        session,
+        title=body.title,
+        price_cents=to_cents(body.price),
+        user_id=seller_id,
+        quantity=body.quantity,
     )
     await outbox.record(
         session,
@@ -76,18 +81,20 @@ async def create_ticket(session: AsyncSession, seller_id: UUID, body: TicketWrit
             title=ticket.title,
             price=from_cents(ticket.price_cents),
             user_id=ticket.user_id,
+            general_admission=ticket.general_admission,
+            quantity=ticket.quantity,
         ),
     )
     return ticket
 
 
 def _not_free(ticket: Ticket) -> TicketReserved | TicketSold | ListingWithdrawn:
-    """Why the seller's own ticket could not be changed: an order held it, it was sold or
-    withdrawn, when the conditional UPDATE ran (even if it has been freed since this
-    transaction's snapshot)."""
+    """Why the seller's own ticket could not be changed: an order held it (or a unit of
+    it), it was sold (or a unit of it) or withdrawn, when the conditional UPDATE ran
+    (even if it has been freed since this transaction's snapshot)."""
     if ticket.status is TicketStatus.WITHDRAWN:
         return ListingWithdrawn()
-    if ticket.status is TicketStatus.SOLD:
+    if ticket.units.sold > 0:
         return TicketSold()
     return TicketReserved()
 
@@ -133,7 +140,8 @@ async def withdraw_ticket(session: AsyncSession, ticket_id: UUID, seller_id: UUI
 
 @dataclass(frozen=True)
 class SellerTotals:
-    """How many of a seller's listings are in each status, and what the sold ones fetched."""
+    """How many of a seller's units are in each state (a seat is one unit; a withdrawn
+    listing counts all its units as withdrawn), and what the sold ones fetched."""
 
     for_sale: int
     reserved: int
@@ -151,13 +159,13 @@ class SellerListings:
 async def listings_of(session: AsyncSession, seller_id: UUID) -> SellerListings:
     """Every listing of the seller, newest first, with the totals of the same rows."""
     tickets = await repository.tickets_of_seller(session, seller_id)
-    counts = Counter(ticket.status for ticket in tickets)
-    sold_cents = sum(ticket.price_cents for ticket in tickets if ticket.status is TicketStatus.SOLD)
+    units = [ticket.units for ticket in tickets]
+    withdrawn = [ticket for ticket in tickets if ticket.status is TicketStatus.WITHDRAWN]
     totals = SellerTotals(
-        for_sale=counts[TicketStatus.FOR_SALE],
-        reserved=counts[TicketStatus.RESERVED],
-        sold=counts[TicketStatus.SOLD],
-        withdrawn=counts[TicketStatus.WITHDRAWN],
-        revenue=from_cents(sold_cents),
+        for_sale=sum(u.available for u in units),
+        reserved=sum(u.held for u in units),
+        sold=sum(u.sold for u in units),
+        withdrawn=sum(ticket.quantity for ticket in withdrawn),
+        revenue=from_cents(sum(ticket.revenue_cents for ticket in tickets)),
     )
     return SellerListings(tickets, totals)

@@ -190,10 +190,15 @@ class MarketplaceApi:
         response = await self._call(caller, "GET", f"/api/tickets/{ticket_id}")
         return _parse(response, TicketRead)
 
-    async def create_ticket(self, caller: Caller, *, title: str, price: str) -> TicketRead:
+    async def create_ticket(
+        self, caller: Caller, *, title: str, price: str, quantity: str = ""
+    ) -> TicketRead:
         # The price goes as the visitor typed it: the tickets API is the one place that
-        # decides what a valid price is, and names the field when it is not.
-        body = {"title": title, "price": price}
+        # decides what a valid price is, and names the field when it is not. So does the
+        # quantity (none typed: a seat).
+        body: dict[str, object] = {"title": title, "price": price}
+        if quantity.strip():
+            body["quantity"] = _whole_number(quantity)
         response = await self._call(caller, "POST", "/api/tickets", json=body)
         return _parse(response, TicketRead)
 
@@ -213,8 +218,12 @@ class MarketplaceApi:
 
     # -- orders and payments -----------------------------------------------------------
 
-    async def create_order(self, caller: Caller, ticket_id: UUID) -> OrderRead:
-        body = {"ticketId": str(ticket_id)}
+    async def create_order(self, caller: Caller, ticket_id: UUID, quantity: str = "") -> OrderRead:
+        """Order a ticket, or ``quantity`` units of a general-admission listing (none
+        given: orders' default, one)."""
+        body: dict[str, object] = {"ticketId": str(ticket_id)}
+        if quantity.strip():
+            body["quantity"] = _whole_number(quantity)
         response = await self._call(caller, "POST", "/api/orders", json=body)
         return _parse(response, OrderRead)
 
@@ -237,6 +246,15 @@ class MarketplaceApi:
         body = {"token": token, "orderId": str(order_id)}
         response = await self._call(caller, "POST", "/api/payments", json=body)
         return _parse(response, PaymentRead)
+
+
+def _whole_number(text: str) -> int | str:
+    """A form's number as the JSON number the APIs take; anything else as typed, for the
+    API to refuse with its message for that field."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text
 
 
 def _set_cookies(response: httpx.Response) -> list[str]:

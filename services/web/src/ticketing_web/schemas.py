@@ -22,6 +22,15 @@ class UserRead(CamelModel):
     email: str
 
 
+class UnitsRead(CamelModel):
+    """A listing's units by where they stand (a seat is a listing of one)."""
+
+    total: int
+    available: int
+    held: int
+    sold: int
+
+
 class TicketRead(CamelModel):
     id: UUID
     title: str
@@ -29,6 +38,16 @@ class TicketRead(CamelModel):
     user_id: UUID
     version: int
     order_id: UUID | None = None
+    # A general-admission listing: ``units`` interchangeable seats at one price.
+    general_admission: bool = False
+    units: UnitsRead | None = None
+
+    @property
+    def units_left(self) -> int:
+        """Units a buyer may still order (none known: a seat, free unless held)."""
+        if self.units is not None:
+            return self.units.available
+        return int(self.order_id is None)
 
 
 class TicketPage(BaseModel):
@@ -60,8 +79,17 @@ class OrderRead(CamelModel):
     expires_at: datetime
     version: int
     ticket: OrderTicketRead
+    """The ticket and its unit price."""
     admission: AdmissionRead | None = None
     cancel_reason: CancelReason | None = None
+    quantity: int = 1
+    total: Decimal | None = None
+    """What the buyer pays for all its units (orders decides it)."""
+
+    @property
+    def amount(self) -> Decimal:
+        """The order's total (a body without one is of one seat: its price)."""
+        return self.ticket.price if self.total is None else self.total
 
 
 class CheckinRead(CamelModel):
@@ -71,6 +99,8 @@ class CheckinRead(CamelModel):
     ticket: OrderTicketRead
     checked_in_at: datetime
     checked_in_by: str
+    admits: int = 1
+    """How many people the one admission lets in (a general-admission order's quantity)."""
 
 
 class ListingStatus(StrEnum):

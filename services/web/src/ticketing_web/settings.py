@@ -19,6 +19,9 @@ class Settings(BusSettings):
     STRIPE_PUBLISHABLE_KEY: str | None = Field(default=None, pattern=r"^pk_[A-Za-z0-9_]+$")
     # How long one API call may take before the page says the service is unavailable.
     UPSTREAM_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    # The most units a ticket page offers in one order: orders' setting of the same name
+    # (it refuses more with a 400), so one variable set for both keeps them in step.
+    MAX_UNITS_PER_ORDER: int = Field(default=10, ge=1)
 
     @field_validator("STRIPE_PUBLISHABLE_KEY", mode="before")
     @classmethod

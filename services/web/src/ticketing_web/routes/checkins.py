@@ -42,7 +42,8 @@ class Outcome:
 
 def _outcome(admitted: CheckinRead | None, error: ApiError | None) -> Outcome | None:
     if admitted is not None:
-        return Outcome("admitted", "Admitted", admitted.ticket.title)
+        heading = "Admitted" if admitted.admits == 1 else f"Admit {admitted.admits} people"
+        return Outcome("admitted", heading, admitted.ticket.title)
     if error is None:
         return None
     message = " ".join(item.message for item in error.errors)

@@ -18,6 +18,7 @@ from ticketing_web.routes.dependencies import (
     FormText,
     SignedInCaller,
     TicketId,
+    WebSettings,
     signed_in,
 )
 
@@ -26,7 +27,7 @@ router = APIRouter()
 PAGE_SIZE = 20
 MAX_OFFSET = 1_000_000_000
 # Which form field shows each API field's message.
-TICKET_FIELDS = {"title": "title", "price": "price"}
+TICKET_FIELDS = {"title": "title", "price": "price", "quantity": "quantity"}
 
 # The forms' pages, where a visitor who must sign in first comes back to.
 Seller = Annotated[SignedInCaller, Depends(signed_in("/tickets/new"))]
@@ -53,13 +54,24 @@ async def landing(
 
 
 def _sell_form(
-    request: Request, *, title: str = "", price: str = "", error: ApiError | None = None
+    request: Request,
+    *,
+    title: str = "",
+    price: str = "",
+    quantity: str = "",
+    error: ApiError | None = None,
 ) -> HTMLResponse:
     field_errors, general = error.split(TICKET_FIELDS) if error else ({}, [])
     return render(
         request,
         "sell.html",
-        {"title": title, "price": price, "field_errors": field_errors, "errors": general},
+        {
+            "title": title,
+            "price": price,
+            "quantity": quantity,
+            "field_errors": field_errors,
+            "errors": general,
+        },
         status_code=error.status_code if error else 200,
         headers=error.headers() if error else None,
     )
@@ -72,12 +84,19 @@ async def sell_page(request: Request) -> Response:
 
 @router.post("/tickets/new")
 async def sell(
-    request: Request, api: Api, seller: Seller, title: FormText = "", price: FormText = ""
+    request: Request,
+    api: Api,
+    seller: Seller,
+    title: FormText = "",
+    price: FormText = "",
+    quantity: FormText = "",
 ) -> Response:
     try:
-        ticket = await api.create_ticket(seller.caller, title=title, price=price.strip())
+        ticket = await api.create_ticket(
+            seller.caller, title=title, price=price.strip(), quantity=quantity
+        )
     except ApiError as error:
-        return _sell_form(request, title=title, price=price, error=error)
+        return _sell_form(request, title=title, price=price, quantity=quantity, error=error)
     return redirect(f"/tickets/{ticket.id}")
 
 
@@ -87,7 +106,9 @@ async def _ticket_page(
     caller: Caller,
     ticket_id: UUID,
     user: UserPayload | None,
+    max_units: int,
     error: ApiError | None = None,
+    chosen_quantity: str = "1",
 ) -> HTMLResponse:
     ticket = await found(api.ticket(caller, ticket_id))
     return render(
@@ -96,6 +117,9 @@ async def _ticket_page(
         {
             "ticket": ticket,
             "own": user is not None and user.id == ticket.user_id,
+            # How many units the buyer may choose: as many as are left, up to orders' cap.
+            "quantities": range(1, min(max_units, ticket.units_left) + 1),
+            "chosen_quantity": chosen_quantity,
             "errors": [item.message for item in error.errors] if error else [],
         },
         status_code=error.status_code if error else 200,
@@ -105,15 +129,38 @@ async def _ticket_page(
 
 @router.get("/tickets/{ticket_id}")
 async def ticket_page(
-    request: Request, api: Api, caller: CallerDep, ticket_id: TicketId, user: CurrentUser
+    request: Request,
+    api: Api,
+    settings: WebSettings,
+    caller: CallerDep,
+    ticket_id: TicketId,
+    user: CurrentUser,
 ) -> HTMLResponse:
-    return await _ticket_page(request, api, caller, ticket_id, user)
+    return await _ticket_page(request, api, caller, ticket_id, user, settings.MAX_UNITS_PER_ORDER)
 
 
 @router.post("/tickets/{ticket_id}/purchase")
-async def purchase(request: Request, api: Api, ticket_id: TicketId, buyer: Buyer) -> Response:
+async def purchase(
+    request: Request,
+    api: Api,
+    settings: WebSettings,
+    ticket_id: TicketId,
+    buyer: Buyer,
+    quantity: FormText = "",
+) -> Response:
+    """Order the ticket, or the chosen number of units of a general-admission listing
+    (a seat's form sends no quantity)."""
     try:
-        order = await api.create_order(buyer.caller, ticket_id)
+        order = await api.create_order(buyer.caller, ticket_id, quantity)
     except ApiError as error:
-        return await _ticket_page(request, api, buyer.caller, ticket_id, buyer.user, error)
+        return await _ticket_page(
+            request,
+            api,
+            buyer.caller,
+            ticket_id,
+            buyer.user,
+            settings.MAX_UNITS_PER_ORDER,
+            error,
+            chosen_quantity=quantity,
+        )
     return redirect(f"/orders/{order.id}")
