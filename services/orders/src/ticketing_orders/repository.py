@@ -1,4 +1,5 @@
-"""All of orders' SQL: the ticket replica, the orders and their admissions."""
+"""All of orders' SQL: the ticket replica, the units of general-admission listings, the
+orders and their admissions."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ticketing_common.events.contracts import CancelReason, OrderStatus
-from ticketing_orders.models import HOLDING_PREDICATE, Admission, Order, TicketReplica
+from ticketing_orders.models import (
+    HOLDING_PREDICATE,
+    Admission,
+    Order,
+    TicketReplica,
+    TicketUnit,
+)
 
 PAYABLE_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
 HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
@@ -137,6 +144,98 @@ async def insert_reserving_order(
         set_committed_value(order, "ticket", ticket)
         set_committed_value(order, "admission", None)  # issued when it is paid
     return order
+
+
+async def add_units(session: AsyncSession, ticket_id: UUID, quantity: int) -> None:
+    """Give a general-admission listing its ``quantity`` free units, once.
+
+    Idempotent: a redelivered ticket:created (or a later version of the listing)
+    inserts nothing. The NOT EXISTS makes that one index probe instead of
+    ``quantity`` conflicting inserts; the units of a listing are inserted by one
+    statement, so either all of them exist or none.
+    """
+    units = select(literal(ticket_id), func.generate_series(1, quantity)).where(
+        ~select(TicketUnit.unit).where(TicketUnit.ticket_id == ticket_id).exists()
+    )
+    await session.execute(
+        insert(TicketUnit)
+        .from_select([TicketUnit.ticket_id, TicketUnit.unit], units)
+        .on_conflict_do_nothing(index_elements=[TicketUnit.ticket_id, TicketUnit.unit])
+    )
+
+
+async def claim_units(
+    session: AsyncSession, *, ticket_id: UUID, order_id: UUID, quantity: int
+) -> int:
+    """Give up to ``quantity`` free units of the listing to ``order_id``; how many it got.
+
+    Race: any number of buyers claim units of one listing at once. Each locks the
+    free rows it picks (``FOR UPDATE SKIP LOCKED``), skipping rows another buyer
+    has locked instead of waiting for them, and re-checks ``order_id IS NULL`` on a
+    row committed since its snapshot; so no unit is given twice, and buyers never
+    wait for one another (no lock on the listing). A buyer who got fewer than
+    asked rolls back, which frees the rows it claimed.
+    """
+    free = (
+        select(TicketUnit.ticket_id, TicketUnit.unit)
+        .where(TicketUnit.ticket_id == ticket_id, TicketUnit.order_id.is_(None))
+        .limit(quantity)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = await session.execute(
+        update(TicketUnit)
+        .where(tuple_(TicketUnit.ticket_id, TicketUnit.unit).in_(free))
+        .values(order_id=order_id)
+        .returning(TicketUnit.unit)
+        .execution_options(synchronize_session=False)
+    )
+    return len(claimed.all())
+
+
+async def insert_unit_order(
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    ticket: TicketReplica,
+    user_id: UUID,
+    quantity: int,
+    window: timedelta,
+) -> Order:
+    """The new order of ``quantity`` units of a general-admission listing, whose units
+    it already claimed (``claim_units``)."""
+    statement = (
+        insert(Order)
+        .values(
+            id=order_id,
+            user_id=user_id,
+            ticket_id=ticket.id,
+            price_cents=ticket.price_cents,
+            general_admission=True,
+            quantity=quantity,
+            status=OrderStatus.CREATED,
+            expires_at=func.now() + window,
+            version=0,
+        )
+        .returning(Order)
+    )
+    order = (await session.scalars(statement)).one()
+    set_committed_value(order, "ticket", ticket)
+    set_committed_value(order, "admission", None)
+    return order
+
+
+async def release_units(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
+    """Free the units these (just cancelled) orders held: exactly theirs.
+
+    Called in the transaction whose conditional UPDATE cancelled them, which only
+    one transition of an order ever wins, so units are released once.
+    """
+    await session.execute(
+        update(TicketUnit)
+        .where(TicketUnit.order_id.in_(order_ids))
+        .values(order_id=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def order_of_user(session: AsyncSession, order_id: UUID, user_id: UUID) -> Order | None:
