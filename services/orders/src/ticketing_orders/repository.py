@@ -179,6 +179,9 @@ async def claim_units(
     free = (
         select(TicketUnit.ticket_id, TicketUnit.unit)
         .where(TicketUnit.ticket_id == ticket_id, TicketUnit.order_id.is_(None))
+        # In the free units' index order: an index scan from the first free unit, never
+        # a scan of other listings' units.
+        .order_by(TicketUnit.unit)
         .limit(quantity)
         .with_for_update(skip_locked=True)
     )
