@@ -90,7 +90,9 @@ async def create_order(
     if quantity > rules.max_units:
         raise QuantityNotAllowed(rules.max_units)
     # Share-locked: a withdrawal of this ticket waits for this order, or this for it.
-    ticket = await repository.ticket_to_order(session, ticket_id)
+    # And the buyer's lock taken: their concurrent orders are decided one at a time
+    # (until this transaction ends), so together they never pass the cap.
+    ticket = await repository.ticket_to_order(session, ticket_id, user_id)
     if ticket is None:
         raise TicketNotFound(field="ticketId")
     if ticket.withdrawn:
@@ -99,12 +101,8 @@ async def create_order(
         raise OwnTicket(field="ticketId")
     if not ticket.general_admission and quantity != 1:
         raise QuantityOfSeat()
-    # The buyer's concurrent orders count their open orders one at a time (the lock
-    # lasts until this transaction commits), so together they never pass the cap.
-    await repository.lock_buyer(session, user_id)
-    await _check_reorder_cooldown(session, user_id, ticket_id, rules)
-    await _check_open_orders(session, user_id, rules)
     if ticket.general_admission:
+        _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
         # Units first, under an id of its own: a buyer who finds too few writes no
         # order, and the rollback frees what it claimed.
         order_id = uuid4()
@@ -122,37 +120,46 @@ async def create_order(
             window=rules.window,
         )
     else:
-        # No "is it free?" query first: the insert itself decides concurrent buyers.
+        # No "is it free?" query first: the insert itself decides concurrent buyers,
+        # and checks the buyer's cap and cool-down in the same statement.
         seat = await repository.insert_reserving_order(
-            session, ticket=ticket, user_id=user_id, window=rules.window
+            session,
+            ticket=ticket,
+            user_id=user_id,
+            window=rules.window,
+            max_open=rules.max_open,
+            cooldown=rules.reorder_cooldown,
         )
         if seat is None:
+            # Refused: the buyer's own rules say why if they refused, else the seat
+            # is held. Still under the buyer's lock, so their standing is unchanged.
+            _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
             raise TicketAlreadyReserved(field="ticketId")
         order = seat
     await outbox.record(session, order_created(order))
     return order
 
 
-async def _check_reorder_cooldown(
+async def _standing(
     session: AsyncSession, user_id: UUID, ticket_id: UUID, rules: HoldRules
-) -> None:
-    if not rules.reorder_cooldown:
-        return
-    left = await repository.reorder_cooldown_left(
+) -> repository.Standing:
+    return await repository.standing_of_buyer(
         session, user_id=user_id, ticket_id=ticket_id, cooldown=rules.reorder_cooldown
     )
-    if left is not None:
-        raise ReorderCoolingDown(retry_after=_whole_seconds(left))
 
 
-async def _check_open_orders(session: AsyncSession, user_id: UUID, rules: HoldRules) -> None:
-    held = await repository.open_orders_of_user(session, user_id)
-    if held.count < rules.max_open:
-        return
-    # The earliest a hold can end by itself; paying or cancelling one ends it sooner.
-    # An order past its expiry is being cancelled: a second is enough then.
-    first_ends = (held.earliest_expiry or held.now) - held.now
-    raise TooManyOpenOrders(held=held.count, retry_after=_whole_seconds(first_ends))
+def _check_standing(standing: repository.Standing, rules: HoldRules) -> None:
+    """429 when the buyer is cooling down after an order of this ticket was cancelled,
+    or holds as many open orders as they may (in that order)."""
+    if standing.last_cancelled is not None:
+        left = standing.last_cancelled + rules.reorder_cooldown - standing.now
+        if left > timedelta(0):
+            raise ReorderCoolingDown(retry_after=_whole_seconds(left))
+    if standing.open_orders >= rules.max_open:
+        # The earliest a hold can end by itself; paying or cancelling one ends it sooner.
+        # An order past its expiry is being cancelled: a second is enough then.
+        first_ends = (standing.earliest_expiry or standing.now) - standing.now
+        raise TooManyOpenOrders(held=standing.open_orders, retry_after=_whole_seconds(first_ends))
 
 
 def _whole_seconds(duration: timedelta) -> int:
