@@ -147,7 +147,7 @@ class Market:
         await self.publish(created)
         return created
 
-    async def order(self, buyer: UUID, ticket: TicketCreated) -> OrderCreated:
+    async def order(self, buyer: UUID, ticket: TicketCreated, *, quantity: int = 1) -> OrderCreated:
         order = OrderCreated(
             id=uuid4(),
             version=0,
@@ -155,13 +155,20 @@ class Market:
             user_id=buyer,
             expires_at=datetime.now(UTC) + timedelta(minutes=15),
             ticket=PricedTicketRef(id=ticket.id, price=ticket.price),
+            quantity=quantity,
         )
         await self.publish(order)
         return order
 
     async def completed(self, order: OrderCreated) -> Envelope[OrderCompleted]:
         return await self.publish(
-            OrderCompleted(id=order.id, version=2, user_id=order.user_id, ticket=order.ticket)
+            OrderCompleted(
+                id=order.id,
+                version=2,
+                user_id=order.user_id,
+                ticket=order.ticket,
+                quantity=order.quantity,
+            )
         )
 
     async def cancelled(

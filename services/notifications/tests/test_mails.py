@@ -99,3 +99,31 @@ async def test_expiry_withdrawal_decline_and_refund_each_mail_the_buyer_and_noth
     assert "$20.50" in text
     text, _ = bodies(mails["Your order for Show 0 expired"])
     assert f"https://tickets.example.test/tickets/{tickets[0].id}" in text
+
+
+async def test_an_order_of_several_units_is_mailed_with_its_quantity_and_total(
+    notifications: ServedApp, market: Market, mailbox: Mailbox
+) -> None:
+    seller, seller_email = await market.user()
+    buyer, buyer_email = await market.user()
+    listing = await market.ticket(seller, title="Standing", price="45.00")
+    order = await market.order(buyer, listing, quantity=3)
+    await market.completed(order)
+
+    [confirmation] = await mails_to(mailbox, buyer_email)
+    text, html = bodies(confirmation)
+    assert "admits 3 people, once" in text
+    assert "Tickets: 3" in text
+    assert "Total: $135.00" in text
+    assert "$135.00" in html
+    [sold] = await mails_to(mailbox, seller_email)
+    text, _ = bodies(sold)
+    assert "3 of your tickets" in text
+    assert "sold for $135.00\r\n($45.00 each)" in text
+
+    await market.cancelled(order, CancelReason.REFUNDED, version=3)
+    await market.refunded(order)
+    mails = await mails_to(mailbox, buyer_email, 2)
+    [refund] = [mail for mail in mails if str(mail["Subject"]) == "Refund issued: Standing"]
+    text, _ = bodies(refund)
+    assert 'We refunded $135.00 for 3 tickets "Standing"' in text

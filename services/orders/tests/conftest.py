@@ -69,14 +69,22 @@ class Tickets:
     db: Database
 
     async def listed(
-        self, *, seller_id: UUID | None = None, title: str = "Concert", price: str = "20.50"
+        self,
+        *,
+        seller_id: UUID | None = None,
+        title: str = "Concert",
+        price: str = "20.50",
+        units: int | None = None,
     ) -> TicketCreated:
+        """A per-seat ticket, or with ``units`` a general-admission listing of that many."""
         ticket = TicketCreated(
             id=uuid4(),
             version=0,
             title=title,
             price=Decimal(price),
             user_id=seller_id or uuid4(),
+            general_admission=units is not None,
+            quantity=units or 1,
         )
         await self.bus.publish(Envelope.of(ticket))
 

@@ -38,6 +38,8 @@ async def test_buyer_reserves_a_listed_ticket_with_201_created_and_the_ticket_em
         "expiresAt",
         "version",
         "ticket",
+        "quantity",
+        "total",
         "cancelReason",
         "admission",
     }
@@ -46,6 +48,7 @@ async def test_buyer_reserves_a_listed_ticket_with_201_created_and_the_ticket_em
     assert (order["cancelReason"], order["admission"]) == (None, None)
     assert order["version"] == 0
     assert order["ticket"] == {"id": str(ticket.id), "title": "Concert", "price": 20.5}
+    assert (order["quantity"], order["total"]) == (1, 20.5)
     expires_at = datetime.fromisoformat(order["expiresAt"])
     window = timedelta(seconds=900)
     assert before + window - timedelta(seconds=5) <= expires_at

@@ -109,7 +109,11 @@ async def outbox_drained(db: Database) -> bool:
 
 
 def order_created(
-    *, buyer: UUID, price: str = "20.50", expires_in: timedelta = timedelta(minutes=15)
+    *,
+    buyer: UUID,
+    price: str = "20.50",
+    expires_in: timedelta = timedelta(minutes=15),
+    quantity: int = 1,
 ) -> OrderCreated:
     return OrderCreated(
         id=uuid4(),
@@ -118,6 +122,7 @@ def order_created(
         user_id=buyer,
         expires_at=datetime.now(UTC) + expires_in,
         ticket=PricedTicketRef(id=uuid4(), price=Decimal(price)),
+        quantity=quantity,
     )
 
 
@@ -142,8 +147,11 @@ class Orders:
         buyer: UUID | None = None,
         price: str = "20.50",
         expires_in: timedelta = timedelta(minutes=15),
+        quantity: int = 1,
     ) -> OrderCreated:
-        order = order_created(buyer=buyer or uuid4(), price=price, expires_in=expires_in)
+        order = order_created(
+            buyer=buyer or uuid4(), price=price, expires_in=expires_in, quantity=quantity
+        )
         await self.bus.publish(Envelope.of(order))
 
         async def replicated() -> bool:

@@ -85,6 +85,7 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
             "ticket_id": order.ticket.id,
             # The price the buyer agreed to (a later edit of the ticket does not change it).
             "price_cents": to_cents(order.ticket.price),
+            "quantity": order.quantity,
         },
     )
 

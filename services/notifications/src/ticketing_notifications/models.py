@@ -52,7 +52,9 @@ class Order(Base):
     version: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[UUID]  # the buyer
     ticket_id: Mapped[UUID]
-    price_cents: Mapped[int] = mapped_column(BigInteger)
+    price_cents: Mapped[int] = mapped_column(BigInteger)  # the unit price
+    # Units of a general-admission listing (1 for a seat): the mails show the total.
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class SentMail(Base):

@@ -72,6 +72,11 @@ def money(amount: Decimal) -> str:
     return f"${amount:,.2f}"
 
 
+def amounts(price: Decimal, quantity: int) -> dict[str, object]:
+    """What a mail shows of what was paid: the unit price, the units and their total."""
+    return {"price": money(price), "quantity": quantity, "total": money(price * quantity)}
+
+
 async def _email(session: AsyncSession, user_id: UUID) -> str:
     email = await repository.email_of(session, user_id)
     if email is None:
@@ -123,7 +128,7 @@ async def mails_of_completed_order(
             subject=f"Your ticket for {title}",
             context={
                 "title": ticket.title,
-                "price": money(price),
+                **amounts(price, completed.quantity),
                 "order_id": completed.id,
                 "code": code,
                 "order_url": order_url,
@@ -145,7 +150,7 @@ async def mails_of_completed_order(
             subject=f"You sold {title}",
             context={
                 "title": ticket.title,
-                "price": money(price),
+                **amounts(price, completed.quantity),
                 "ticket_url": f"{settings.site_url}/tickets/{ticket.id}",
             },
         ),
@@ -183,7 +188,7 @@ async def mails_of_cancelled_order(
             subject=subject,
             context={
                 "title": ticket.title,
-                "price": money(from_cents(order.price_cents)),
+                **amounts(from_cents(order.price_cents), order.quantity),
                 "order_url": f"{settings.site_url}/orders/{order.id}",
                 "ticket_url": f"{settings.site_url}/tickets/{ticket.id}",
             },
@@ -226,7 +231,7 @@ async def mails_of_refunded_payment(
             subject=f"Refund issued: {one_line(ticket.title)}",
             context={
                 "title": ticket.title,
-                "price": money(from_cents(order.price_cents)),
+                **amounts(from_cents(order.price_cents), order.quantity),
                 "order_url": f"{settings.site_url}/orders/{order.id}",
             },
         )

@@ -17,6 +17,25 @@ class TicketAlreadyReserved(Conflict):
     message = "Ticket is already reserved"
 
 
+class NotEnoughTicketsLeft(Conflict):
+    """Fewer free units of the general-admission listing than the buyer asked for."""
+
+    def __init__(self) -> None:
+        super().__init__("Not enough tickets left", field="quantity")
+
+
+class QuantityOfSeat(BadRequest):
+    def __init__(self) -> None:
+        super().__init__("This ticket is sold one seat at a time", field="quantity")
+
+
+class QuantityNotAllowed(BadRequest):
+    """More units in one order than ``MAX_UNITS_PER_ORDER``."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__(f"You can order at most {most} tickets at once", field="quantity")
+
+
 class ListingWithdrawn(Conflict):
     """The ticket's seller withdrew it (ticket:withdrawn): nobody may order it any more."""
 

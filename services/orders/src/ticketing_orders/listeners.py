@@ -19,9 +19,9 @@ from ticketing_common.events.contracts import (
     TicketUpdated,
     TicketWithdrawn,
 )
-from ticketing_common.events.replica import apply_versioned
+from ticketing_common.events.replica import Applied, apply_versioned
 from ticketing_common.money import to_cents
-from ticketing_orders import service
+from ticketing_orders import repository, service
 from ticketing_orders.models import TicketReplica
 
 
@@ -35,7 +35,7 @@ async def on_ticket_updated(event: Envelope[TicketUpdated], session: AsyncSessio
 
 
 async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSession) -> None:
-    await apply_versioned(
+    applied = await apply_versioned(
         session,
         TicketReplica,
         id=ticket.id,
@@ -44,8 +44,14 @@ async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSessio
             "title": ticket.title,
             "price_cents": to_cents(ticket.price),
             "seller_id": ticket.user_id,
+            "general_admission": ticket.general_admission,
+            "quantity": ticket.quantity,
         },
     )
+    # With the listing's first applied version, in its transaction, so no order can see
+    # the listing without its units. Idempotent: later versions add none.
+    if applied is Applied.APPLIED and ticket.general_admission:
+        await repository.add_units(session, ticket.id, ticket.quantity)
 
 
 async def on_ticket_withdrawn(event: Envelope[TicketWithdrawn], session: AsyncSession) -> None:

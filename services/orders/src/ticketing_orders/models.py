@@ -1,10 +1,12 @@
-"""Orders' tables: orders, their admissions, and the replica of tickets that orders may
-reserve.
+"""Orders' tables: orders, their admissions, the replica of tickets that orders may
+reserve, and the units of general-admission listings.
 
 The ``tickets`` rows (``TicketReplica``) are a copy of the tickets service's records
 (same id and version), written only by the ticket:created / ticket:updated /
-ticket:withdrawn listeners. An ``admissions`` row is what a complete order's e-ticket
-lets in at the door (docs/after-purchase.md).
+ticket:withdrawn listeners. A general-admission listing also gets one ``ticket_units``
+row per unit when it is first replicated (docs/general-admission.md). An
+``admissions`` row is what a complete order's e-ticket lets in at the door
+(docs/after-purchase.md).
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ HOLDING_STATUSES = tuple(status.value for status in OrderStatus if status.holds_
 # As literal SQL, not bound parameters: PostgreSQL matches an ON CONFLICT target to
 # the partial index by its predicate, which a parameter (in a prepared statement's
 # generic plan) cannot prove. The values are our own constants.
+# General-admission orders stay out: many of them hold units of one listing.
 HOLDING_PREDICATE = text(
-    "status IN (" + ", ".join(f"'{status}'" for status in HOLDING_STATUSES) + ")"
+    "status IN ("
+    + ", ".join(f"'{status}'" for status in HOLDING_STATUSES)
+    + ") AND NOT general_admission"
 )
 
 
@@ -55,6 +60,26 @@ class TicketReplica(Base):
     version: Mapped[int] = mapped_column(Integer)
     # Taken off sale for good by its seller (ticket:withdrawn): no new order may hold it.
     withdrawn: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # ``quantity`` interchangeable units at one price (their rows are ``ticket_units``);
+    # a seat is one unit decided by the orders' reservation index instead.
+    general_admission: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class TicketUnit(Base):
+    """One unit of a general-admission listing, free (``order_id`` null) or held by an
+    order (created, awaiting payment or complete). Claimed and released only with the
+    order's own transitions (docs/concurrency.md, rule 21)."""
+
+    __tablename__ = "ticket_units"
+
+    ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    unit: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Deferred: a buyer claims units under the new order's id before inserting it, so
+    # a buyer who finds too few free units never writes an order.
+    order_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("orders.id", deferrable=True, initially="DEFERRED"), index=True
+    )
 
 
 class Order(Base):
@@ -68,6 +93,10 @@ class Order(Base):
     # The price the order was accepted at: what order:created carries and the buyer pays,
     # even if a seller's edit reaches the replica later.
     price_cents: Mapped[int] = mapped_column(BigInteger)
+    # An order of a general-admission listing holds ``quantity`` of its ``ticket_units``;
+    # an order of a seat holds the seat (quantity 1).
+    general_admission: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
     version: Mapped[int] = mapped_column(Integer, default=0)
     # When the order was cancelled (by its buyer or by its expiry): the buyer's cool-down
     # before ordering the same ticket again counts from it. Null for other statuses.
@@ -82,6 +111,11 @@ class Order(Base):
 
     ticket: Mapped[TicketReplica] = relationship(lazy="raise")
     admission: Mapped[Admission | None] = relationship(lazy="raise", viewonly=True)
+
+    @property
+    def total_cents(self) -> int:
+        """What the buyer pays: the unit price times the units."""
+        return self.price_cents * self.quantity
 
     @property
     def reason(self) -> CancelReason | None:
@@ -120,5 +154,12 @@ orders_ticket_reserved = Index(
     Order.ticket_id,
     unique=True,
     postgresql_where=HOLDING_PREDICATE,
+)
+# Where a buyer looks for free units: only free ones are in it.
+free_units = Index(
+    "ix_ticket_units_free",
+    TicketUnit.ticket_id,
+    TicketUnit.unit,
+    postgresql_where=TicketUnit.order_id.is_(None),
 )
 orders_by_user = Index("ix_orders_user_id_created_at", Order.user_id, Order.created_at)

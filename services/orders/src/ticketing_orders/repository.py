@@ -1,20 +1,27 @@
-"""All of orders' SQL: the ticket replica, the orders and their admissions."""
+"""All of orders' SQL: the ticket replica, the units of general-admission listings, the
+orders and their admissions."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, exists, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ticketing_common.events.contracts import CancelReason, OrderStatus
-from ticketing_orders.models import HOLDING_PREDICATE, Admission, Order, TicketReplica
+from ticketing_orders.models import (
+    HOLDING_PREDICATE,
+    Admission,
+    Order,
+    TicketReplica,
+    TicketUnit,
+)
 
 PAYABLE_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
 HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
@@ -23,108 +30,142 @@ HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
 RETURNED_AS_WRITTEN = {"synchronize_session": False, "populate_existing": True}
 
 
-async def ticket_to_order(session: AsyncSession, ticket_id: UUID) -> TicketReplica | None:
-    """The ticket, share-locked until the new order's transaction ends.
+async def ticket_to_order(
+    session: AsyncSession, ticket_id: UUID, user_id: UUID
+) -> TicketReplica | None:
+    """The ticket, share-locked until the new order's transaction ends, with the buyer's
+    lock taken: one statement for both.
 
-    Race: a ticket:withdrawn applied between this read and the order's commit would
-    look for orders to cancel before this one exists, and the order would hold a
-    withdrawn ticket. The share lock makes the withdrawal's update of the replica
-    wait for the order to commit (it then cancels it), or this read wait for the
-    withdrawal to commit (it then sees it withdrawn). Concurrent buyers' share
-    locks do not block one another.
+    Race (rule 17): a ticket:withdrawn applied between this read and the order's
+    commit would look for orders to cancel before this one exists, and the order
+    would hold a withdrawn ticket. The share lock makes the withdrawal's update of
+    the replica wait for the order to commit (it then cancels it), or this read
+    wait for the withdrawal to commit (it then sees it withdrawn). Concurrent
+    buyers' share locks do not block one another.
+
+    Race (rule 14): a buyer's concurrent orders (50 requests at once) would each
+    count the same open orders and all pass the cap. A transaction-scoped advisory
+    lock on the buyer makes them count one after another: the next one waits here
+    until the previous commits or rolls back, and its count, in a later statement
+    (a new snapshot, read committed), then sees that order. A transaction takes one
+    buyer's lock only, and a withdrawal never takes one, so neither lock can close a
+    cycle. The key is a 64-bit hash of the buyer: a collision only makes two buyers
+    wait for each other. No ticket, no lock: the request ends with 404.
     """
-    return await session.scalar(
-        select(TicketReplica)
-        .where(TicketReplica.id == ticket_id)
-        .with_for_update(read=True)
-        .execution_options(populate_existing=True)
+    key = func.hashtextextended(f"orders-of-buyer:{user_id}", 0)
+    row = (
+        await session.execute(
+            select(TicketReplica, func.pg_advisory_xact_lock(key))
+            .where(TicketReplica.id == ticket_id)
+            .with_for_update(read=True, of=TicketReplica)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return None if row is None else row[0]
+
+
+def _open_orders(user_id: UUID) -> ColumnElement[bool]:
+    """The buyer's open orders (created or awaiting payment): what the cap counts. An
+    order past its ``expiresAt`` counts until its expiration cancels it: until then it
+    still holds its ticket from everyone else."""
+    return (Order.user_id == user_id) & Order.status.in_(PAYABLE_STATUSES)
+
+
+def _cooling_down(user_id: UUID, ticket_id: UUID, cooldown: timedelta) -> ColumnElement[bool]:
+    """The buyer's orders of this ticket cancelled (by them or by their expiry) less than
+    ``cooldown`` ago."""
+    return (
+        (Order.user_id == user_id)
+        & (Order.ticket_id == ticket_id)
+        & (Order.status == OrderStatus.CANCELLED)
+        & (Order.cancelled_at > func.now() - cooldown)
     )
 
 
 @dataclass(frozen=True)
-class OpenOrders:
-    """A buyer's open orders (created or awaiting payment), as the database sees them now."""
+class Standing:
+    """What the fair-hold rules need of one buyer and one ticket, as committed now."""
 
-    count: int
+    open_orders: int
     earliest_expiry: datetime | None
+    """When the first of the buyer's open orders expires."""
+    last_cancelled: datetime | None
+    """The buyer's last order of the ticket cancelled within the cool-down, if any."""
     now: datetime
 
 
-async def lock_buyer(session: AsyncSession, user_id: UUID) -> None:
-    """Serialise the order creations of one buyer until the transaction ends.
-
-    Race: a buyer's concurrent orders (50 requests at once) would each count the
-    same open orders and all pass the cap. A transaction-scoped advisory lock on
-    the buyer makes them count one after another: the next one waits here until
-    the previous commits or rolls back, and its count (a new snapshot, read
-    committed) then sees that order. Taken before the order's insert, and a
-    transaction takes one buyer's lock only, so it cannot deadlock with the
-    ticket index that the insert waits on. The key is a 64-bit hash of the
-    buyer: a collision only makes two buyers wait for each other.
-    """
-    key = func.hashtextextended(f"orders-of-buyer:{user_id}", 0)
-    await session.execute(select(func.pg_advisory_xact_lock(key)))
-
-
-async def open_orders_of_user(session: AsyncSession, user_id: UUID) -> OpenOrders:
-    """How many orders the buyer holds open, and when the first of them expires.
-
-    An order past its ``expiresAt`` still counts until its expiration cancels it:
-    until then it still holds its ticket from everyone else.
-    """
-    row = (
-        await session.execute(
-            select(func.count(), func.min(Order.expires_at), func.now()).where(
-                Order.user_id == user_id, Order.status.in_(PAYABLE_STATUSES)
-            )
-        )
-    ).one()
-    return OpenOrders(count=row[0], earliest_expiry=row[1], now=row[2])
-
-
-async def reorder_cooldown_left(
+async def standing_of_buyer(
     session: AsyncSession, *, user_id: UUID, ticket_id: UUID, cooldown: timedelta
-) -> timedelta | None:
-    """How long until the buyer may order this ticket again after their last order of it
-    was cancelled (by them or by its expiry); None when they may now."""
+) -> Standing:
+    """The buyer's open orders and cool-down on the ticket, in one statement (one
+    snapshot, taken after the buyer's lock: see ``ticket_to_order``)."""
     row = (
         await session.execute(
-            select(func.max(Order.cancelled_at), func.now()).where(
-                Order.user_id == user_id,
-                Order.ticket_id == ticket_id,
-                Order.status == OrderStatus.CANCELLED,
-                Order.cancelled_at > func.now() - cooldown,
+            select(
+                select(func.count()).where(_open_orders(user_id)).scalar_subquery(),
+                select(func.min(Order.expires_at)).where(_open_orders(user_id)).scalar_subquery(),
+                select(func.max(Order.cancelled_at))
+                .where(_cooling_down(user_id, ticket_id, cooldown))
+                .scalar_subquery(),
+                func.now(),
             )
         )
     ).one()
-    last_cancelled, now = row
-    if last_cancelled is None:
-        return None
-    left: timedelta = last_cancelled + cooldown - now
-    return left if left > timedelta(0) else None
+    return Standing(open_orders=row[0], earliest_expiry=row[1], last_cancelled=row[2], now=row[3])
 
 
 async def insert_reserving_order(
-    session: AsyncSession, *, ticket: TicketReplica, user_id: UUID, window: timedelta
+    session: AsyncSession,
+    *,
+    ticket: TicketReplica,
+    user_id: UUID,
+    window: timedelta,
+    max_open: int,
+    cooldown: timedelta,
 ) -> Order | None:
-    """The new order holding ``ticket``, or None when another order already holds it.
+    """The new order holding the seat ``ticket``; None when another order holds it, or
+    the buyer may not order now (at the cap of open orders, or cooling down after an
+    order of this ticket was cancelled: ``standing_of_buyer`` tells which).
 
-    Race: any number of buyers may find the ticket free at the same moment. The
-    partial unique index on ``orders(ticket_id) WHERE status IN (holding)``
-    decides between them: ``ON CONFLICT DO NOTHING`` with that index as the
-    conflict target makes every insert but the first wait for it to commit and
-    then insert nothing, so exactly one succeeds and no transaction is left
-    aborted by an IntegrityError.
+    One statement decides and writes, so the purchase of a seat is three statements
+    (this, the ticket read, the outbox row). Still correct:
+    - Race (rule 1): any number of buyers may find the ticket free at the same
+      moment. The partial unique index on ``orders(ticket_id) WHERE status IN
+      (holding) AND NOT general_admission`` decides between them: ``ON CONFLICT DO
+      NOTHING`` with that index as the conflict target makes every insert but the
+      first wait for it to commit and then insert nothing, so exactly one succeeds
+      and no transaction is left aborted by an IntegrityError.
+    - Race (rule 14): the cap and the cool-down are conditions of this INSERT's
+      SELECT, evaluated in its snapshot, which is taken after ``ticket_to_order``
+      got the buyer's lock: it sees every order of the buyer committed before, and
+      no other order of the buyer can commit until this transaction ends.
     """
+    conditions = [select(func.count()).where(_open_orders(user_id)).scalar_subquery() < max_open]
+    if cooldown:
+        conditions.append(~exists().where(_cooling_down(user_id, ticket.id, cooldown)))
+    order_id = uuid4()
+    row = select(
+        literal(order_id, Order.id.type),
+        literal(user_id, Order.user_id.type),
+        literal(ticket.id, Order.ticket_id.type),
+        literal(ticket.price_cents, Order.price_cents.type),
+        literal(OrderStatus.CREATED, Order.status.type),
+        func.now() + window,  # the database's clock, shared by every replica
+        literal(0, Order.version.type),
+    ).where(*conditions)
     statement = (
         insert(Order)
-        .values(
-            user_id=user_id,
-            ticket_id=ticket.id,
-            price_cents=ticket.price_cents,
-            status=OrderStatus.CREATED,
-            expires_at=func.now() + window,  # the database's clock, shared by every replica
-            version=0,
+        .from_select(
+            [
+                Order.id,
+                Order.user_id,
+                Order.ticket_id,
+                Order.price_cents,
+                Order.status,
+                Order.expires_at,
+                Order.version,
+            ],
+            row,
         )
         .on_conflict_do_nothing(
             index_elements=[Order.ticket_id],
@@ -137,6 +178,101 @@ async def insert_reserving_order(
         set_committed_value(order, "ticket", ticket)
         set_committed_value(order, "admission", None)  # issued when it is paid
     return order
+
+
+async def add_units(session: AsyncSession, ticket_id: UUID, quantity: int) -> None:
+    """Give a general-admission listing its ``quantity`` free units, once.
+
+    Idempotent: a redelivered ticket:created (or a later version of the listing)
+    inserts nothing. The NOT EXISTS makes that one index probe instead of
+    ``quantity`` conflicting inserts; the units of a listing are inserted by one
+    statement, so either all of them exist or none.
+    """
+    units = select(literal(ticket_id), func.generate_series(1, quantity)).where(
+        ~select(TicketUnit.unit).where(TicketUnit.ticket_id == ticket_id).exists()
+    )
+    await session.execute(
+        insert(TicketUnit)
+        .from_select([TicketUnit.ticket_id, TicketUnit.unit], units)
+        .on_conflict_do_nothing(index_elements=[TicketUnit.ticket_id, TicketUnit.unit])
+    )
+
+
+async def claim_units(
+    session: AsyncSession, *, ticket_id: UUID, order_id: UUID, quantity: int
+) -> int:
+    """Give up to ``quantity`` free units of the listing to ``order_id``; how many it got.
+
+    Race: any number of buyers claim units of one listing at once. Each locks the
+    free rows it picks (``FOR UPDATE SKIP LOCKED``), skipping rows another buyer
+    has locked instead of waiting for them, and re-checks ``order_id IS NULL`` on a
+    row committed since its snapshot; so no unit is given twice, and buyers never
+    wait for one another (no lock on the listing). A buyer who got fewer than
+    asked rolls back, which frees the rows it claimed.
+    """
+    free = (
+        select(TicketUnit.ticket_id, TicketUnit.unit)
+        .where(TicketUnit.ticket_id == ticket_id, TicketUnit.order_id.is_(None))
+        # In the free units' index order: an index scan from the first free unit, never
+        # a scan of other listings' units.
+        .order_by(TicketUnit.unit)
+        .limit(quantity)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = await session.execute(
+        update(TicketUnit)
+        .where(tuple_(TicketUnit.ticket_id, TicketUnit.unit).in_(free))
+        .values(order_id=order_id)
+        .returning(TicketUnit.unit)
+        .execution_options(synchronize_session=False)
+    )
+    return len(claimed.all())
+
+
+async def insert_unit_order(
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    ticket: TicketReplica,
+    user_id: UUID,
+    quantity: int,
+    window: timedelta,
+) -> Order:
+    """The new order of ``quantity`` units of a general-admission listing, whose units
+    it already claimed (``claim_units``)."""
+    statement = (
+        insert(Order)
+        .values(
+            id=order_id,
+            user_id=user_id,
+            ticket_id=ticket.id,
+            price_cents=ticket.price_cents,
+            general_admission=True,
+            quantity=quantity,
+            status=OrderStatus.CREATED,
+            expires_at=func.now() + window,
+            version=0,
+        )
+        .returning(Order)
+    )
+    order = (await session.scalars(statement)).one()
+    set_committed_value(order, "ticket", ticket)
+    set_committed_value(order, "admission", None)
+    return order
+
+
+async def release_units(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
+    """Free the units these (just cancelled) orders held: exactly theirs.
+
+    Called in the transaction whose conditional UPDATE cancelled them, which only
+    one transition of an order ever wins, so units are released once.
+    """
+    await session.execute(
+        update(TicketUnit)
+        .where(TicketUnit.order_id.in_(order_ids))
+        .values(order_id=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def order_of_user(session: AsyncSession, order_id: UUID, user_id: UUID) -> Order | None:

@@ -20,7 +20,7 @@ from ticketing_common.session import RequiredUser
 from ticketing_common.state import provided
 from ticketing_common.validation import path_id
 from ticketing_orders import service
-from ticketing_orders.errors import OrderNotFound, TicketAlreadyReserved
+from ticketing_orders.errors import NotEnoughTicketsLeft, OrderNotFound, TicketAlreadyReserved
 from ticketing_orders.schemas import (
     AlreadyAdmittedBody,
     CheckInCreate,
@@ -44,11 +44,15 @@ class ReservationMetrics(Outcomes):
             metrics,
             "ticketing_orders_reservations",
             "Attempts to reserve a ticket (POST /api/orders) by outcome: reserved (201, "
-            "committed), conflict (409: someone else holds it), refused (429: hold limit, "
-            "re-order cool-down or rate limit), rejected (another 4xx, a withdrawn ticket "
-            "too), failed (anything else).",
+            "committed), conflict (409: someone else holds it, or too few units are left), "
+            "refused (429: hold limit, re-order cool-down or rate limit), rejected (another "
+            "4xx, a withdrawn ticket too), failed (anything else).",
             success="reserved",
-            errors=[(TicketAlreadyReserved, "conflict"), (TooManyRequests, "refused")],
+            errors=[
+                (TicketAlreadyReserved, "conflict"),
+                (NotEnoughTicketsLeft, "conflict"),
+                (TooManyRequests, "refused"),
+            ],
         )
 
 
@@ -98,7 +102,7 @@ async def create_order(
     body: OrderCreate, session: DbSession, user: RequiredUser, rules: Rules, codes: Codes
 ) -> OrderRead:
     order = await service.create_order(
-        session, user_id=user.id, ticket_id=body.ticket_id, rules=rules
+        session, user_id=user.id, ticket_id=body.ticket_id, quantity=body.quantity, rules=rules
     )
     return OrderRead.of(order, codes)
 

@@ -17,6 +17,9 @@ from ticketing_orders.models import Admission, Order
 
 class OrderCreate(CamelModel):
     ticket_id: UUID
+    # Strict: "2" or 2.0 is not a number of tickets. The most per order is a setting,
+    # checked by the service.
+    quantity: int = Field(default=1, ge=1, strict=True)
 
 
 class OrderTicketRead(CamelModel):
@@ -45,6 +48,11 @@ class OrderRead(CamelModel):
     expires_at: datetime
     version: int
     ticket: OrderTicketRead
+    """The ticket at its unit price, as the order was accepted."""
+    quantity: int
+    """Units held (1 for a seat)."""
+    total: Price
+    """What the buyer pays: the unit price times ``quantity``."""
     cancel_reason: CancelReason | None
     """Why a cancelled order was cancelled; null for other statuses."""
     admission: AdmissionRead | None
@@ -63,6 +71,8 @@ class OrderRead(CamelModel):
             expires_at=order.expires_at,
             version=order.version,
             ticket=OrderTicketRead.of(order),
+            quantity=order.quantity,
+            total=from_cents(order.total_cents),
             cancel_reason=order.reason,
             admission=(
                 AdmissionRead(
@@ -88,6 +98,8 @@ class CheckInRead(CamelModel):
     checked_in_at: datetime
     checked_in_by: str
     """The email of the seller who scanned it."""
+    admits: int
+    """How many people this one admission lets in (the order's quantity)."""
 
     @classmethod
     def of(cls, order: Order, admission: Admission) -> CheckInRead:
@@ -98,6 +110,7 @@ class CheckInRead(CamelModel):
             ticket=OrderTicketRead.of(order),
             checked_in_at=admission.checked_in_at,
             checked_in_by=admission.checked_in_by_email,
+            admits=order.quantity,
         )
 
 

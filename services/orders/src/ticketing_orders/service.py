@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,10 +34,13 @@ from ticketing_orders.errors import (
     AdmissionVoided,
     InvalidAdmissionCode,
     ListingWithdrawn,
+    NotEnoughTicketsLeft,
     NotTheSeller,
     OrderComplete,
     OrderNotFound,
     OwnTicket,
+    QuantityNotAllowed,
+    QuantityOfSeat,
     RefundAfterCheckIn,
     RefundOfUnpaidOrder,
     RefundPeriodEnded,
@@ -62,6 +65,8 @@ class HoldRules:
     """Open orders (created or awaiting payment) one buyer may hold at once."""
     reorder_cooldown: timedelta
     """How long after their order of a ticket was cancelled a buyer may not order it again."""
+    max_units: int
+    """Units of a general-admission listing one order may hold."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HoldRules:
@@ -69,55 +74,92 @@ class HoldRules:
             window=timedelta(seconds=settings.EXPIRATION_WINDOW_SECONDS),
             max_open=settings.MAX_OPEN_ORDERS_PER_USER,
             reorder_cooldown=timedelta(seconds=settings.REORDER_COOLDOWN_SECONDS),
+            max_units=settings.MAX_UNITS_PER_ORDER,
         )
 
 
 async def create_order(
-    session: AsyncSession, *, user_id: UUID, ticket_id: UUID, rules: HoldRules
+    session: AsyncSession,
+    *,
+    user_id: UUID,
+    ticket_id: UUID,
+    quantity: int = 1,
+    rules: HoldRules,
 ) -> Order:
+    """Reserve a seat, or ``quantity`` units of a general-admission listing, for the buyer."""
+    if quantity > rules.max_units:
+        raise QuantityNotAllowed(rules.max_units)
     # Share-locked: a withdrawal of this ticket waits for this order, or this for it.
-    ticket = await repository.ticket_to_order(session, ticket_id)
+    # And the buyer's lock taken: their concurrent orders are decided one at a time
+    # (until this transaction ends), so together they never pass the cap.
+    ticket = await repository.ticket_to_order(session, ticket_id, user_id)
     if ticket is None:
         raise TicketNotFound(field="ticketId")
     if ticket.withdrawn:
         raise ListingWithdrawn(field="ticketId")
     if ticket.seller_id == user_id:
         raise OwnTicket(field="ticketId")
-    # The buyer's concurrent orders count their open orders one at a time (the lock
-    # lasts until this transaction commits), so together they never pass the cap.
-    await repository.lock_buyer(session, user_id)
-    await _check_reorder_cooldown(session, user_id, ticket_id, rules)
-    await _check_open_orders(session, user_id, rules)
-    # No "is it free?" query first: the insert itself decides concurrent buyers.
-    order = await repository.insert_reserving_order(
-        session, ticket=ticket, user_id=user_id, window=rules.window
-    )
-    if order is None:
-        raise TicketAlreadyReserved(field="ticketId")
+    if not ticket.general_admission and quantity != 1:
+        raise QuantityOfSeat()
+    if ticket.general_admission:
+        _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
+        # Units first, under an id of its own: a buyer who finds too few writes no
+        # order, and the rollback frees what it claimed.
+        order_id = uuid4()
+        claimed = await repository.claim_units(
+            session, ticket_id=ticket.id, order_id=order_id, quantity=quantity
+        )
+        if claimed < quantity:
+            raise NotEnoughTicketsLeft()
+        order = await repository.insert_unit_order(
+            session,
+            order_id=order_id,
+            ticket=ticket,
+            user_id=user_id,
+            quantity=quantity,
+            window=rules.window,
+        )
+    else:
+        # No "is it free?" query first: the insert itself decides concurrent buyers,
+        # and checks the buyer's cap and cool-down in the same statement.
+        seat = await repository.insert_reserving_order(
+            session,
+            ticket=ticket,
+            user_id=user_id,
+            window=rules.window,
+            max_open=rules.max_open,
+            cooldown=rules.reorder_cooldown,
+        )
+        if seat is None:
+            # Refused: the buyer's own rules say why if they refused, else the seat
+            # is held. Still under the buyer's lock, so their standing is unchanged.
+            _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
+            raise TicketAlreadyReserved(field="ticketId")
+        order = seat
     await outbox.record(session, order_created(order))
     return order
 
 
-async def _check_reorder_cooldown(
+async def _standing(
     session: AsyncSession, user_id: UUID, ticket_id: UUID, rules: HoldRules
-) -> None:
-    if not rules.reorder_cooldown:
-        return
-    left = await repository.reorder_cooldown_left(
+) -> repository.Standing:
+    return await repository.standing_of_buyer(
         session, user_id=user_id, ticket_id=ticket_id, cooldown=rules.reorder_cooldown
     )
-    if left is not None:
-        raise ReorderCoolingDown(retry_after=_whole_seconds(left))
 
 
-async def _check_open_orders(session: AsyncSession, user_id: UUID, rules: HoldRules) -> None:
-    held = await repository.open_orders_of_user(session, user_id)
-    if held.count < rules.max_open:
-        return
-    # The earliest a hold can end by itself; paying or cancelling one ends it sooner.
-    # An order past its expiry is being cancelled: a second is enough then.
-    first_ends = (held.earliest_expiry or held.now) - held.now
-    raise TooManyOpenOrders(held=held.count, retry_after=_whole_seconds(first_ends))
+def _check_standing(standing: repository.Standing, rules: HoldRules) -> None:
+    """429 when the buyer is cooling down after an order of this ticket was cancelled,
+    or holds as many open orders as they may (in that order)."""
+    if standing.last_cancelled is not None:
+        left = standing.last_cancelled + rules.reorder_cooldown - standing.now
+        if left > timedelta(0):
+            raise ReorderCoolingDown(retry_after=_whole_seconds(left))
+    if standing.open_orders >= rules.max_open:
+        # The earliest a hold can end by itself; paying or cancelling one ends it sooner.
+        # An order past its expiry is being cancelled: a second is enough then.
+        first_ends = (standing.earliest_expiry or standing.now) - standing.now
+        raise TooManyOpenOrders(held=standing.open_orders, retry_after=_whole_seconds(first_ends))
 
 
 def _whole_seconds(duration: timedelta) -> int:
@@ -141,7 +183,7 @@ async def cancel_order(session: AsyncSession, *, user_id: UUID, order_id: UUID) 
         session, order_id, user_id, reason=CancelReason.CANCELLED
     )
     if cancelled is not None:
-        await _record_cancelled(session, cancelled)
+        await _cancelled([cancelled], session)
         return
     order = await repository.order_of_user(session, order_id, user_id)
     if order is None:
@@ -159,7 +201,7 @@ async def expire_order(session: AsyncSession, *, order_id: UUID) -> Order | None
     """
     cancelled = await repository.cancel_order(session, order_id, reason=CancelReason.EXPIRED)
     if cancelled is not None:
-        await _record_cancelled(session, cancelled)
+        await _cancelled([cancelled], session)
         return cancelled
     if await repository.order_by_id(session, order_id) is None:
         logger.warning("expiration of an unknown order", extra={"order_id": str(order_id)})
@@ -186,6 +228,7 @@ async def complete_order(session: AsyncSession, *, order_id: UUID) -> Order | No
                 ticket=PricedTicketRef(
                     id=completed.ticket_id, price=from_cents(completed.price_cents)
                 ),
+                quantity=completed.quantity,
             ),
         )
     else:
@@ -226,7 +269,7 @@ async def refund_order(
     )
     # The row lock held since the read above: the order is still complete.
     assert refunded is not None
-    await _record_cancelled(session, refunded)
+    await _cancelled([refunded], session)
     return await order_of_user(session, user_id=user_id, order_id=order_id)
 
 
@@ -239,8 +282,7 @@ async def cancel_orders_of_withdrawn_ticket(session: AsyncSession, *, ticket_id:
     )
     if cancelled:
         await repository.void_admissions(session, [order.id for order in cancelled])
-    for order in cancelled:
-        await _record_cancelled(session, order)
+    await _cancelled(cancelled, session)
     return len(cancelled)
 
 
@@ -336,7 +378,19 @@ def order_created(order: Order) -> OrderCreated:
         user_id=order.user_id,
         expires_at=order.expires_at,
         ticket=PricedTicketRef(id=order.ticket_id, price=from_cents(order.price_cents)),
+        quantity=order.quantity,
     )
+
+
+async def _cancelled(orders: Sequence[Order], session: AsyncSession) -> None:
+    """What follows the conditional UPDATE that cancelled ``orders``, in its transaction:
+    their units go back on sale and each order:cancelled is recorded. That UPDATE is
+    won by one transition of an order only, so units are freed once."""
+    with_units = [order.id for order in orders if order.general_admission]
+    if with_units:
+        await repository.release_units(session, with_units)
+    for order in orders:
+        await _record_cancelled(session, order)
 
 
 async def _record_cancelled(session: AsyncSession, order: Order) -> None:
@@ -347,5 +401,6 @@ async def _record_cancelled(session: AsyncSession, order: Order) -> None:
             version=order.version,
             ticket=TicketRef(id=order.ticket_id),
             reason=order.reason or CancelReason.CANCELLED,
+            quantity=order.quantity,
         ),
     )

@@ -1,5 +1,5 @@
 """Orders' settings: the shared database, bus and Redis settings, the reservation window,
-the fair-hold limits and the refund period.
+the fair-hold limits, the units per order and the refund period.
 
 The only place the orders service reads its environment (``UPPER_SNAKE`` names).
 """
@@ -27,6 +27,8 @@ class Settings(EventServiceSettings, RedisSettings):
     # After a buyer's order is cancelled (by them or by its expiry), how long before
     # the same buyer may order that ticket again: others get their chance at it.
     REORDER_COOLDOWN_SECONDS: int = Field(default=180, ge=0)
+    # Units of a general-admission listing one order may hold (POST /api/orders quantity).
+    MAX_UNITS_PER_ORDER: int = Field(default=10, ge=1)
 
     # How long after paying a buyer may refund an order that was not checked in
     # (POST /api/orders/{id}/refund; 7 days).

@@ -32,8 +32,10 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
         values={
             "user_id": order.user_id,
             "status": order.status,
-            # The ticket's price as the order was made: what the buyer pays.
+            # The ticket's unit price as the order was made, and its units: the buyer
+            # pays their product.
             "price_cents": to_cents(order.ticket.price),
+            "quantity": order.quantity,
             "expires_at": order.expires_at,
         },
     )

@@ -52,8 +52,15 @@ class OrderReplica(Base):
     version: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[UUID]  # the buyer
     status: Mapped[OrderStatus] = mapped_column(stored_by_value(OrderStatus))
-    price_cents: Mapped[int] = mapped_column(BigInteger)  # what the buyer pays
+    price_cents: Mapped[int] = mapped_column(BigInteger)  # the unit price
+    # Units of a general-admission listing the order holds (1 for a seat).
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def amount_cents(self) -> int:
+        """What the buyer pays: the unit price times the units."""
+        return self.price_cents * self.quantity
 
 
 class Payment(Base):

@@ -132,7 +132,8 @@ async def pay(
     replica_wait_seconds: float = 0,
     throttle: PaymentThrottle | None = None,
 ) -> Payment:
-    """Charge the order's price to the card once; the recorded payment.
+    """Charge the order's amount (unit price times quantity) to the card once; the
+    recorded payment.
 
     Raises OrderNotFound, CancelledOrderNotPayable, CancelledOrderRefunded, OrderExpired,
     OrderAlreadyPaid, CardDeclined, InvalidCardToken, AmountNotChargeable,
@@ -154,7 +155,7 @@ async def pay(
         # Only now: an answer from what is recorded (paid, in progress, the charge of a
         # crashed request) is never refused, so a buyer who was charged learns it.
         await throttle.attempt(user_id=user_id, order_id=order_id)
-    intent = await provider.intent_for_order(order_id, order.price_cents)
+    intent = await provider.intent_for_order(order_id, order.amount_cents)
     await _record_attempt(
         database, order_id=order_id, intent=intent, key=confirm_key(order_id, token)
     )
