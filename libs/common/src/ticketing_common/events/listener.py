@@ -36,6 +36,7 @@ from ticketing_common.backoff import backoff
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, P, decode
+from ticketing_common.faults import crash_point
 from ticketing_common.metrics import ConsumerMetrics, Metrics
 from ticketing_common.settings import BusSettings
 from ticketing_common.tracing import consuming
@@ -361,6 +362,8 @@ class ListenerGroup:
         applied = [
             delivery for delivery, outcome in zip(batch, outcomes, strict=True) if outcome is None
         ]
+        if applied:
+            crash_point("listener.after_commit")  # crash tests: committed, never acked
         # Pipelined: every ack is sent before the first confirmation is awaited.
         await asyncio.gather(*(delivery.message.ack_sync() for delivery in applied))
         self.handled += len(applied)
