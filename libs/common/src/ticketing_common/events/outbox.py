@@ -34,7 +34,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,19 +67,34 @@ outbox_table = Table(
 )
 
 
+# The row and its NOTIFY in one statement (one round trip): the CTE runs because the
+# insert selects from it. A NOTIFY inside a savepoint that is rolled back is dropped
+# with it, like the row.
+RECORD = insert(outbox_table).from_select(
+    ["event_id", "event_type", "subject_suffix", "body", TRACE_CONTEXT_COLUMN],
+    select(
+        bindparam("event_id", type_=Uuid),
+        bindparam("event_type", type_=String),
+        bindparam("subject_suffix", type_=String),
+        bindparam("body", type_=Text),
+        bindparam("trace_context", type_=outbox_table.c.trace_context.type),
+    ).select_from(select(func.pg_notify(NOTIFY_CHANNEL, "")).cte("notified")),
+)
+
+
 async def record(session: AsyncSession, payload: P) -> Envelope[P]:
     """Add an event to the caller's transaction; it is published only if that commits."""
     envelope = Envelope.of(payload)
     await session.execute(
-        insert(outbox_table).values(
-            event_id=envelope.id,
-            event_type=envelope.type.value,
-            subject_suffix=envelope.type.subject_suffix,
-            body=envelope.to_json().decode(),
-            trace_context=current_carrier(),
-        )
+        RECORD,
+        {
+            "event_id": envelope.id,
+            "event_type": envelope.type.value,
+            "subject_suffix": envelope.type.subject_suffix,
+            "body": envelope.to_json().decode(),
+            "trace_context": current_carrier(),
+        },
     )
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return envelope
 
 
