@@ -14,6 +14,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -216,3 +217,39 @@ async def test_a_batch_whose_connection_dies_waits_and_then_applies_each_event_o
         event.id for event in sent
     )
     assert set((await copies(database)).values()) == {2}
+
+
+async def test_a_fetch_handled_for_longer_than_the_ack_wait_is_not_redelivered_meanwhile(
+    bus: EventBus,
+) -> None:
+    policy = replace(POLICY, ack_wait=1)
+    runs: Counter[UUID] = Counter()
+    entered = asyncio.Event()
+
+    async def slow(event: Envelope[TicketCreated]) -> None:
+        entered.set()
+        runs[event.id] += 1
+        await asyncio.sleep(0.6)  # four of them: twice the ack wait for the last
+
+    async def idle(event: Envelope[TicketCreated]) -> None:
+        runs[event.id] += 1
+
+    sent = chains(tickets=4, versions=1)
+    for event in sent:
+        await bus.publish(event)
+    busy = ListenerGroup(bus, "orders", policy)
+    busy.add(TicketCreated, slow)
+    other = ListenerGroup(bus, "orders", policy)  # another replica, its fetch waiting
+    other.add(TicketCreated, idle)
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(busy.run(stopping))]
+    try:
+        await asyncio.wait_for(entered.wait(), timeout=10)  # the busy one took the batch
+        tasks.append(asyncio.create_task(other.run(stopping)))
+        await wait_until(lambda: busy.handled + other.handled == len(sent))
+        await wait_until(lambda: consumer_settled(bus, busy))
+    finally:
+        stopping.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+    assert runs == Counter(event.id for event in sent)  # each once: none redelivered
+    assert other.handled == 0

@@ -131,13 +131,14 @@ class RetryPolicy:
         return backoff(delivery, self.base_delay, self.max_delay)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Delivery(Generic[P]):
     """A fetched message, decoded, that its handler is to see."""
 
     message: Msg
     envelope: Envelope[P]
     delivery: int
+    settled: bool = False  # acked, nacked or dead-lettered
 
 
 class _HandlerFailed(Exception):
@@ -255,15 +256,34 @@ class ListenerGroup:
             delivery = await self._admit(listener, message)
             if delivery is not None:
                 ready.append(delivery)
-        handler = listener.handler
-        if isinstance(handler, Transactional) and len(ready) > 1:
-            outcomes = await self._apply_together(listener, handler, ready)
-            await self._settle(listener, ready, outcomes)
+        if not ready:
             return
-        # One at a time, each acked as soon as it is done: such a handler may be slow
-        # (a mail, a call), and the ack wait runs for every message of the fetch.
-        for delivery in ready:
-            await self._settle(listener, [delivery], [await self._run(listener, delivery)])
+        holding = asyncio.create_task(self._hold(ready))
+        try:
+            handler = listener.handler
+            if isinstance(handler, Transactional) and len(ready) > 1:
+                outcomes = await self._apply_together(listener, handler, ready)
+                await self._settle(listener, ready, outcomes)
+                return
+            # One at a time, each acked as soon as it is done: such a handler may be
+            # slow (a mail, a call).
+            for delivery in ready:
+                await self._settle(listener, [delivery], [await self._run(listener, delivery)])
+        finally:
+            holding.cancel()
+
+    async def _hold(self, batch: list[Delivery[P]]) -> None:
+        """Tell the broker, every third of the ack wait, that the fetch's unsettled
+        messages are being worked on: the ack wait runs for all of them from the
+        fetch, and one of a long batch must not be redelivered (to another replica)
+        while it waits its turn here. Settled ones are left alone: progress on a
+        nacked message would postpone its retry."""
+        while True:
+            await asyncio.sleep(self.policy.ack_wait / 3)
+            for delivery in batch:
+                if not delivery.settled:
+                    with contextlib.suppress(Exception):  # at worst, a redelivery
+                        await delivery.message.in_progress()
 
     async def _admit(self, listener: Listener[P], message: Msg) -> Delivery[P] | None:
         """The message decoded, or None when it went to the dead letters unseen."""
@@ -364,6 +384,8 @@ class ListenerGroup:
         ]
         if applied:
             crash_point("listener.after_commit")  # crash tests: committed, never acked
+        for delivery in applied:
+            delivery.settled = True
         # Pipelined: every ack is sent before the first confirmation is awaited.
         await asyncio.gather(*(delivery.message.ack_sync() for delivery in applied))
         self.handled += len(applied)
@@ -375,6 +397,7 @@ class ListenerGroup:
                 await self._fail(listener, delivery, outcome)
 
     async def _fail(self, listener: Listener[P], delivery: Delivery[P], error: Exception) -> None:
+        delivery.settled = True
         log = {"event_type": delivery.envelope.type.value, "event_id": str(delivery.envelope.id)}
         if isinstance(error, RetryLater):
             wait = backoff(
