@@ -222,19 +222,21 @@ async def test_a_batch_whose_connection_dies_waits_and_then_applies_each_event_o
 async def test_a_fetch_handled_for_longer_than_the_ack_wait_is_not_redelivered_meanwhile(
     bus: EventBus,
 ) -> None:
-    policy = replace(POLICY, ack_wait=1)
+    policy = replace(POLICY, ack_wait=2)
     runs: Counter[UUID] = Counter()
     entered = asyncio.Event()
 
     async def slow(event: Envelope[TicketCreated]) -> None:
         entered.set()
         runs[event.id] += 1
-        await asyncio.sleep(0.6)  # four of them: twice the ack wait for the last
+        # Six of them: the last one's turn comes well after the ack wait, and each
+        # is far shorter than the ack wait, whenever in its hold it started.
+        await asyncio.sleep(0.5)
 
     async def idle(event: Envelope[TicketCreated]) -> None:
         runs[event.id] += 1
 
-    sent = chains(tickets=4, versions=1)
+    sent = chains(tickets=6, versions=1)
     for event in sent:
         await bus.publish(event)
     busy = ListenerGroup(bus, "orders", policy)

@@ -138,6 +138,7 @@ class Delivery(Generic[P]):
     message: Msg
     envelope: Envelope[P]
     delivery: int
+    started: bool = False  # its handler has been called
     settled: bool = False  # acked, nacked or dead-lettered
 
 
@@ -258,7 +259,7 @@ class ListenerGroup:
                 ready.append(delivery)
         if not ready:
             return
-        holding = asyncio.create_task(self._hold(ready))
+        holding = asyncio.create_task(self._hold(ready)) if len(ready) > 1 else None
         try:
             handler = listener.handler
             if isinstance(handler, Transactional) and len(ready) > 1:
@@ -270,18 +271,26 @@ class ListenerGroup:
             for delivery in ready:
                 await self._settle(listener, [delivery], [await self._run(listener, delivery)])
         finally:
-            holding.cancel()
+            if holding is not None:
+                holding.cancel()
 
     async def _hold(self, batch: list[Delivery[P]]) -> None:
-        """Tell the broker, every third of the ack wait, that the fetch's unsettled
-        messages are being worked on: the ack wait runs for all of them from the
-        fetch, and one of a long batch must not be redelivered (to another replica)
-        while it waits its turn here. Settled ones are left alone: progress on a
-        nacked message would postpone its retry."""
-        while True:
+        """Tell the broker, every third of the ack wait, that the fetch's messages
+        still waiting for their handler are being worked on: the ack wait runs for
+        all of them from the fetch, and one must not be redelivered (to another
+        replica) while it waits its turn here.
+
+        A message whose handler has started keeps its ack wait, so a hung handler's
+        message is redelivered as without batches; and the whole hold ends after one
+        ack wait per message of the fetch, so the ones behind a hung handler are
+        redelivered too. Settled ones are left alone: progress on a nacked message
+        would postpone its retry."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + (len(batch) - 1) * self.policy.ack_wait
+        while loop.time() < until:
             await asyncio.sleep(self.policy.ack_wait / 3)
             for delivery in batch:
-                if not delivery.settled:
+                if not (delivery.started or delivery.settled):
                     with contextlib.suppress(Exception):  # at worst, a redelivery
                         await delivery.message.in_progress()
 
@@ -313,6 +322,7 @@ class ListenerGroup:
 
     async def _run(self, listener: Listener[P], delivery: Delivery[P]) -> Exception | None:
         """Run the handler on one message: None, or what it raised."""
+        delivery.started = True
         try:
             with self._span(delivery):
                 await listener.handler(delivery.envelope)
@@ -358,6 +368,7 @@ class ListenerGroup:
         async with handler.database.transaction() as session:
             # In stream order: events of one entity apply in the order they were published.
             for delivery in batch:
+                delivery.started = True
                 try:
                     with self._span(delivery):
                         if savepoints:
