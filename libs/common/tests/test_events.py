@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -304,9 +305,11 @@ async def test_two_replicas_in_one_queue_group_handle_each_event_exactly_once(
 
         return handle
 
-    first = ListenerGroup(bus, "orders", FAST)
+    # Small fetches, so that one replica's fetch cannot take all the events at once.
+    policy = replace(FAST, batch_size=4)
+    first = ListenerGroup(bus, "orders", policy)
     first.add(TicketCreated, handler_for("a"))
-    second = ListenerGroup(bus, "orders", FAST)
+    second = ListenerGroup(bus, "orders", policy)
     second.add(TicketCreated, handler_for("b"))
     events = [Envelope.of(ticket_created()) for _ in range(60)]
     async with running(first, second):

@@ -14,8 +14,9 @@ from sqlalchemy import func, select, text
 
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import TicketCreated, decode
+from ticketing_common.events.contracts import Envelope, TicketCreated, decode
 from ticketing_common.events.outbox import OutboxRelay, outbox_table, record
+from ticketing_common.metrics import Metrics
 from ticketing_common.testing import wait_until
 
 
@@ -129,16 +130,59 @@ async def test_process_killed_after_commit_before_publish_loses_nothing(
     assert await pending(database) == 0
 
 
-async def test_many_events_are_published_in_commit_order(database: Database, bus: EventBus) -> None:
+async def test_many_rows_are_each_published_once_in_commit_order(
+    database: Database, bus: EventBus
+) -> None:
+    # Versions of several tickets, committed interleaved, more than one relay batch,
+    # while the relay runs: every row once, each ticket's versions in order.
+    ids = [uuid4() for _ in range(10)]
+    relay = OutboxRelay(database, bus, fallback_poll_seconds=3600)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(relay.run(stopping))
     sent: list[UUID] = []
-    for _ in range(250):  # more than one relay batch
-        async with database.transaction() as session:
-            sent.append((await record(session, ticket())).id)
-    assert await OutboxRelay(database, bus).publish_pending() == 250
+    try:
+        for version in range(30):
+            async with database.transaction() as session:
+                for ticket_id in ids:
+                    payload = ticket().model_copy(update={"id": ticket_id, "version": version})
+                    sent.append((await record(session, payload)).id)
+        await wait_until(lambda: relay.published == len(sent), timeout=30)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, timeout=10)
+    assert await stream_count(bus) == len(sent)
+    assert await pending(database) == 0
     subscription = await bus.js.pull_subscribe(bus.subjects.all_events, stream=bus.subjects.stream)
-    received: list[UUID] = []
-    while len(received) < 250:
+    received: list[Envelope[TicketCreated]] = []
+    while len(received) < len(sent):
         for message in await subscription.fetch(100, timeout=5):
-            received.append(decode(message.data, TicketCreated).id)
+            received.append(decode(message.data, TicketCreated))
             await message.ack()
-    assert received == sent
+    assert [envelope.id for envelope in received] == sent
+    for ticket_id in ids:
+        versions = [envelope.data.version for envelope in received if envelope.data.id == ticket_id]
+        assert versions == list(range(30))
+
+
+async def test_the_pending_gauge_of_a_stopped_relay_counts_the_rows_again(
+    database: Database, bus: EventBus
+) -> None:
+    metrics = Metrics()
+    relay = OutboxRelay(database, bus, metrics=metrics)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(relay.run(stopping))
+    try:
+        async with database.transaction() as session:
+            await record(session, ticket())
+        await wait_until(lambda: relay.published == 1, timeout=10)
+        await metrics.refresh()  # idle, listening: known empty
+        assert metrics.registry.get_sample_value("ticketing_outbox_pending") == 0
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, timeout=10)
+    # Nobody listens for commits now: a scrape cannot assume the table is empty.
+    async with database.transaction() as session:
+        await record(session, ticket())
+        await record(session, ticket())
+    await metrics.refresh()
+    assert metrics.registry.get_sample_value("ticketing_outbox_pending") == 2

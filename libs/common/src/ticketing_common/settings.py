@@ -159,6 +159,8 @@ class BusSettings(ServiceSettings):
     NATS_STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)
     EVENT_MAX_DELIVERIES: int = Field(default=8, ge=1)
     EVENT_ACK_WAIT_SECONDS: float = Field(default=30, gt=0)
+    # Events per fetch; a transactional listener applies a fetch in one transaction.
+    EVENT_BATCH_SIZE: int = Field(default=64, ge=1, le=1000)
 
 
 class EventServiceSettings(DatabaseSettings, BusSettings):

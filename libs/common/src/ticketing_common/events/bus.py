@@ -9,9 +9,11 @@ An event's headers also carry the trace context it was published in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import nats
@@ -31,6 +33,18 @@ MSG_ID = "Nats-Msg-Id"
 DUPLICATE_WINDOW_SECONDS = 2 * 60 * 60  # covers any realistic relay retry or restart
 EVENT_RETENTION_SECONDS = 14 * 24 * 60 * 60
 DEAD_LETTER_RETENTION_SECONDS = 90 * 24 * 60 * 60
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event to publish: its subject, body, de-duplication id and trace parent."""
+
+    subject: str
+    body: bytes
+    msg_id: str
+    event_type: str
+    trace_parent: Mapping[str, str] | None = None
 
 
 def inbox_prefix(client_name: str) -> str:
@@ -135,7 +149,9 @@ class EventBus:
         self, subject: str, body: bytes, *, msg_id: str, headers: dict[str, str] | None = None
     ) -> PubAck:
         all_headers = {MSG_ID: msg_id, **(headers or {})}
-        return await self.js.publish(subject, body, headers=all_headers, timeout=5)
+        return await self.js.publish(
+            subject, body, headers=all_headers, timeout=PUBLISH_TIMEOUT_SECONDS
+        )
 
     async def publish_event(
         self,
@@ -153,6 +169,47 @@ class EventBus:
             self.tracer, event_type, subject=subject, message_id=msg_id, parent=trace_parent
         ) as headers:
             return await self.publish_raw(subject, body, msg_id=msg_id, headers=headers)
+
+    async def publish_all(
+        self, events: Sequence[Outgoing], *, timeout: float = PUBLISH_TIMEOUT_SECONDS
+    ) -> list[PubAck | Exception]:
+        """Publish events in order without awaiting each ack, then await them all:
+        each event's PubAck, or the error (a timeout, a rejection) that it got instead.
+
+        The messages leave in the given order on this one connection, and JetStream
+        stores one connection's publishes in the order they arrive; only a publish
+        that fails (and is retried later) can end up behind the ones sent after it.
+        An error before every event was sent (the connection closed) is raised.
+        """
+        acks: list[asyncio.Future[PubAck]] = []
+        try:
+            for event in events:
+                # The PRODUCER span covers the send; the ack is awaited with the others.
+                with producing(
+                    self.tracer,
+                    event.event_type,
+                    subject=event.subject,
+                    message_id=event.msg_id,
+                    parent=event.trace_parent,
+                ) as headers:
+                    acks.append(
+                        await self.js.publish_async(
+                            event.subject, event.body, headers={MSG_ID: event.msg_id, **headers}
+                        )
+                    )
+            if acks:
+                await asyncio.wait(acks, timeout=timeout)
+        finally:
+            for ack in acks:
+                ack.cancel()  # unanswered: frees its place among nats-py's pending publishes
+        results: list[PubAck | Exception] = []
+        for ack in acks:
+            if ack.cancelled():
+                results.append(TimeoutError(f"no ack within {timeout} s"))
+                continue
+            error = ack.exception()
+            results.append(ack.result() if error is None else _as_exception(error))
+        return results
 
     async def publish(self, envelope: Envelope[P]) -> PubAck:
         """Publish now. Services publish through the outbox; this is for the relay and tests."""
@@ -185,3 +242,7 @@ class EventBus:
             await self._nc.drain()
         self._nc = None
         self._js = None
+
+
+def _as_exception(error: BaseException) -> Exception:
+    return error if isinstance(error, Exception) else RuntimeError(repr(error))

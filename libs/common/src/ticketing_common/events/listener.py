@@ -7,6 +7,11 @@ which for a database service means after its transaction committed. A failing
 handler is redelivered with exponential back-off; at the last allowed delivery
 the message is copied to the dead-letter subject and acked, so one poison
 message never blocks the rest.
+
+Each pull fetches up to ``RetryPolicy.batch_size`` messages. The handlers of a
+``transactional`` listener apply a whole batch in one transaction, in stream
+order, and the batch is acked after that one commit; other handlers run and are
+acked one message at a time.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ticketing_common.backoff import backoff
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, P, decode
+from ticketing_common.faults import crash_point
 from ticketing_common.metrics import ConsumerMetrics, Metrics
 from ticketing_common.settings import BusSettings
 from ticketing_common.tracing import consuming
@@ -72,25 +78,33 @@ def database_unavailable(error: BaseException) -> bool:
     )
 
 
-def transactional(database: Database, handler: SessionHandler[P]) -> Handler[P]:
-    """Run a handler in its own transaction; it returns (and so is acked) after commit.
+def transactional(database: Database, handler: SessionHandler[P]) -> Transactional[P]:
+    """Run a handler in a transaction; it returns (and so is acked) after commit.
 
     A database that cannot be reached is an outage, not a poison message: the event
     waits for it (``RetryLater``, the longer limit) instead of being dead-lettered
     after a few failures, which would also befall an event that had already waited
     for another (every delivery counts against the failure limit).
     """
+    return Transactional(database, handler)
 
-    async def run(envelope: Envelope[P]) -> None:
+
+@dataclass(frozen=True)
+class Transactional(Generic[P]):
+    """A session handler and its database: called with one event, it runs in its own
+    transaction; the listener instead applies a fetched batch in one transaction."""
+
+    database: Database
+    handler: SessionHandler[P]
+
+    async def __call__(self, envelope: Envelope[P]) -> None:
         try:
-            async with database.transaction() as session:
-                await handler(envelope, session)
+            async with self.database.transaction() as session:
+                await self.handler(envelope, session)
         except Exception as error:
             if database_unavailable(error):
                 raise RetryLater(f"database unavailable: {error!r}") from error
             raise
-
-    return run
 
 
 @dataclass(frozen=True)
@@ -102,15 +116,34 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     ack_wait: float = 30.0
+    # Messages per fetch; a transactional listener applies them in one transaction.
+    batch_size: int = 64
 
     @classmethod
     def from_settings(cls, settings: BusSettings) -> RetryPolicy:
         return cls(
-            max_deliveries=settings.EVENT_MAX_DELIVERIES, ack_wait=settings.EVENT_ACK_WAIT_SECONDS
+            max_deliveries=settings.EVENT_MAX_DELIVERIES,
+            ack_wait=settings.EVENT_ACK_WAIT_SECONDS,
+            batch_size=settings.EVENT_BATCH_SIZE,
         )
 
     def delay(self, delivery: int) -> float:
         return backoff(delivery, self.base_delay, self.max_delay)
+
+
+@dataclass
+class Delivery(Generic[P]):
+    """A fetched message, decoded, that its handler is to see."""
+
+    message: Msg
+    envelope: Envelope[P]
+    delivery: int
+    started: bool = False  # its handler has been called
+    settled: bool = False  # acked, nacked or dead-lettered
+
+
+class _HandlerFailed(Exception):
+    """A handler of a batch applied without savepoints failed: its transaction is lost."""
 
 
 @dataclass
@@ -199,9 +232,9 @@ class ListenerGroup:
         try:
             while not stopping.is_set():
                 try:
-                    # One event per fetch (see fetch_unless_stopping).
                     messages = await fetch_unless_stopping(
-                        subscription.fetch(1, timeout=FETCH_WAIT_SECONDS), stopping
+                        subscription.fetch(self.policy.batch_size, timeout=FETCH_WAIT_SECONDS),
+                        stopping,
                     )
                 except (TimeoutError, NatsTimeoutError):
                     continue
@@ -210,16 +243,59 @@ class ListenerGroup:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), timeout=1)
                     continue
-                for message in messages:
-                    # In-flight work is finished even when stopping: the message is ours.
-                    await self._deliver(listener, message)
+                # In-flight work is finished even when stopping: the messages are ours.
+                await self._deliver(listener, messages)
         finally:
             # Without our inbox's interest the broker hands the stopped fetch's pull
             # request nothing more: what it would have sent goes to another replica.
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
 
-    async def _deliver(self, listener: Listener[P], message: Msg) -> None:
+    async def _deliver(self, listener: Listener[P], messages: list[Msg]) -> None:
+        ready: list[Delivery[P]] = []
+        for message in messages:
+            delivery = await self._admit(listener, message)
+            if delivery is not None:
+                ready.append(delivery)
+        if not ready:
+            return
+        holding = asyncio.create_task(self._hold(ready)) if len(ready) > 1 else None
+        try:
+            handler = listener.handler
+            if isinstance(handler, Transactional) and len(ready) > 1:
+                outcomes = await self._apply_together(listener, handler, ready)
+                await self._settle(listener, ready, outcomes)
+                return
+            # One at a time, each acked as soon as it is done: such a handler may be
+            # slow (a mail, a call).
+            for delivery in ready:
+                await self._settle(listener, [delivery], [await self._run(listener, delivery)])
+        finally:
+            if holding is not None:
+                holding.cancel()
+
+    async def _hold(self, batch: list[Delivery[P]]) -> None:
+        """Tell the broker, every third of the ack wait, that the fetch's messages
+        still waiting for their handler are being worked on: the ack wait runs for
+        all of them from the fetch, and one must not be redelivered (to another
+        replica) while it waits its turn here.
+
+        A message whose handler has started keeps its ack wait, so a hung handler's
+        message is redelivered as without batches; and the whole hold ends after one
+        ack wait per message of the fetch, so the ones behind a hung handler are
+        redelivered too. Settled ones are left alone: progress on a nacked message
+        would postpone its retry."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + (len(batch) - 1) * self.policy.ack_wait
+        while loop.time() < until:
+            await asyncio.sleep(self.policy.ack_wait / 3)
+            for delivery in batch:
+                if not (delivery.started or delivery.settled):
+                    with contextlib.suppress(Exception):  # at worst, a redelivery
+                        await delivery.message.in_progress()
+
+    async def _admit(self, listener: Listener[P], message: Msg) -> Delivery[P] | None:
+        """The message decoded, or None when it went to the dead letters unseen."""
         delivery = message.metadata.num_delivered or 1
         if delivery > 1:
             self.counters.redeliveries.labels(consumer=self.durable_name(listener.event_type)).inc()
@@ -228,46 +304,138 @@ class ListenerGroup:
         except ValidationError as error:
             # Redelivery cannot fix a malformed message: straight to the dead letters.
             await self._dead_letter(listener, message, f"invalid event: {error}", delivery)
-            return
-        log = {"event_type": envelope.type.value, "event_id": str(envelope.id)}
+            return None
         if delivery > max(self.policy.max_deliveries, self.policy.max_waits):
             # Seen more often than allowed without an answer: its handler kills the process.
             await self._dead_letter(listener, message, "delivery limit exceeded", delivery)
-            return
+            return None
+        return Delivery(message, envelope, delivery)
+
+    def _span(self, delivery: Delivery[P]) -> contextlib.AbstractContextManager[None]:
+        # The handler's span continues the trace the message's headers carry.
+        return consuming(
+            self.bus.tracer,
+            f"process {delivery.envelope.type.value}",
+            delivery.message.headers,
+            waits=(RetryLater,),
+        )
+
+    async def _run(self, listener: Listener[P], delivery: Delivery[P]) -> Exception | None:
+        """Run the handler on one message: None, or what it raised."""
+        delivery.started = True
         try:
-            # The handler's span continues the trace the message's headers carry.
-            with consuming(
-                self.bus.tracer,
-                f"process {envelope.type.value}",
-                message.headers,
-                waits=(RetryLater,),
-            ):
-                await listener.handler(envelope)
-        except RetryLater as later:
-            wait = backoff(
-                delivery,
-                later.delay or self.policy.base_delay,
-                min(self.policy.max_delay, later.max_delay or self.policy.max_delay),
-            )
-            await self._retry(
-                listener, message, str(later), delivery, wait, log, limit=self.policy.max_waits
-            )
-            return
+            with self._span(delivery):
+                await listener.handler(delivery.envelope)
         except Exception as error:
-            logger.exception("handler failed", extra={**log, "delivery": delivery})
+            return error
+        return None
+
+    async def _apply_together(
+        self, listener: Listener[P], handler: Transactional[P], batch: list[Delivery[P]]
+    ) -> list[Exception | None]:
+        """Apply a batch in one transaction: each message's outcome, all committed.
+
+        Optimistically without savepoints (the common case: every handler succeeds).
+        When one fails, that transaction is rolled back and the batch applied again
+        with a savepoint per message, so the failure undoes only its own message's
+        work: the others are applied once, the failed one is retried or dead-lettered.
+        Handlers are idempotent (any redelivery re-runs them), so the rolled-back
+        first run is harmless.
+        """
+        try:
+            try:
+                return await self._in_one_transaction(handler, batch, savepoints=False)
+            except _HandlerFailed:
+                return await self._in_one_transaction(handler, batch, savepoints=True)
+        except Exception as error:
+            if database_unavailable(error):
+                # An outage is a wait for every message, never a failure (see transactional).
+                wait = RetryLater(f"database unavailable: {error!r}")
+                return [wait for _ in batch]
+            # The transaction itself failed (its commit, a savepoint): nothing of it
+            # holds, so each message gets its own, as without batching.
+            logger.warning(
+                "batch transaction failed; applying one at a time",
+                exc_info=error,
+                extra={"event_type": listener.event_type.value, "batch": len(batch)},
+            )
+            return [await self._run(listener, delivery) for delivery in batch]
+
+    async def _in_one_transaction(
+        self, handler: Transactional[P], batch: list[Delivery[P]], *, savepoints: bool
+    ) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        async with handler.database.transaction() as session:
+            # In stream order: events of one entity apply in the order they were published.
+            for delivery in batch:
+                delivery.started = True
+                try:
+                    with self._span(delivery):
+                        if savepoints:
+                            async with session.begin_nested():
+                                await handler.handler(delivery.envelope, session)
+                        else:
+                            await handler.handler(delivery.envelope, session)
+                except Exception as error:
+                    if database_unavailable(error):
+                        raise
+                    if not savepoints:
+                        raise _HandlerFailed from error
+                    outcomes.append(error)
+                else:
+                    outcomes.append(None)
+        return outcomes
+
+    async def _settle(
+        self, listener: Listener[P], batch: list[Delivery[P]], outcomes: list[Exception | None]
+    ) -> None:
+        """Ack what was applied (after its commit), retry or dead-letter the rest."""
+        applied = [
+            delivery for delivery, outcome in zip(batch, outcomes, strict=True) if outcome is None
+        ]
+        if applied:
+            crash_point("listener.after_commit")  # crash tests: committed, never acked
+        for delivery in applied:
+            delivery.settled = True
+        # Pipelined: every ack is sent before the first confirmation is awaited.
+        await asyncio.gather(*(delivery.message.ack_sync() for delivery in applied))
+        self.handled += len(applied)
+        self.counters.handled.labels(consumer=self.durable_name(listener.event_type)).inc(
+            len(applied)
+        )
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            if outcome is not None:
+                await self._fail(listener, delivery, outcome)
+
+    async def _fail(self, listener: Listener[P], delivery: Delivery[P], error: Exception) -> None:
+        delivery.settled = True
+        log = {"event_type": delivery.envelope.type.value, "event_id": str(delivery.envelope.id)}
+        if isinstance(error, RetryLater):
+            wait = backoff(
+                delivery.delivery,
+                error.delay or self.policy.base_delay,
+                min(self.policy.max_delay, error.max_delay or self.policy.max_delay),
+            )
             await self._retry(
                 listener,
-                message,
-                repr(error),
-                delivery,
-                None,
+                delivery.message,
+                str(error),
+                delivery.delivery,
+                wait,
                 log,
-                limit=self.policy.max_deliveries,
+                limit=self.policy.max_waits,
             )
             return
-        await message.ack_sync()
-        self.handled += 1
-        self.counters.handled.labels(consumer=self.durable_name(listener.event_type)).inc()
+        logger.error("handler failed", exc_info=error, extra={**log, "delivery": delivery.delivery})
+        await self._retry(
+            listener,
+            delivery.message,
+            repr(error),
+            delivery.delivery,
+            None,
+            log,
+            limit=self.policy.max_deliveries,
+        )
 
     async def _retry(
         self,
@@ -317,9 +485,9 @@ async def fetch_unless_stopping(
     """The fetch's messages, or none once ``stopping`` is set: a stop does not wait
     out the fetch's wait for events.
 
-    Meant for one-message fetches, which nats-py returns as soon as the message has
-    come. A batch fetch holds what it has until the batch is full or its wait ends;
-    cancelled then, its messages would come back only after the ack wait.
+    nats-py's first pull request of a fetch is a no-wait one: the broker answers it
+    with what it has (up to the batch) as soon as it has anything, so a cancel
+    lands while it waits for the first message, not while it holds some.
     """
     task = asyncio.ensure_future(fetch)
     stop = asyncio.ensure_future(stopping.wait())

@@ -2,10 +2,11 @@
 
 :func:`record` inserts the envelope into the ``outbox`` table in the caller's
 transaction and issues ``NOTIFY``, which PostgreSQL delivers only when that
-transaction commits. :class:`OutboxRelay` listens for it, publishes pending rows
-in order with ``Nats-Msg-Id`` = event id, and deletes them. A crash between
-commit and publish leaves the row for the next relay run; a crash between publish
-and delete makes a second publish that JetStream's de-duplication drops.
+transaction commits. :class:`OutboxRelay` listens for it, publishes a batch of
+pending rows in order with ``Nats-Msg-Id`` = event id (all sent, then all acks
+awaited), and deletes the published ones in one statement. A crash between commit
+and publish leaves the row for the next relay run; a crash between publish and
+delete makes a second publish that JetStream's de-duplication drops.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import logging
 import time
 
 import asyncpg
+from nats.js.api import PubAck
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -25,17 +28,18 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
     delete,
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.db import Database, new_metadata, plain_url
-from ticketing_common.events.bus import EventBus
+from ticketing_common.events.bus import EventBus, Outgoing
 from ticketing_common.events.contracts import Envelope, P
 from ticketing_common.metrics import Metrics, OutboxMetrics
 from ticketing_common.tracing import current_carrier
@@ -63,20 +67,58 @@ outbox_table = Table(
 )
 
 
+# The row and its NOTIFY in one statement (one round trip): the CTE runs because the
+# insert selects from it. A NOTIFY inside a savepoint that is rolled back is dropped
+# with it, like the row.
+RECORD = insert(outbox_table).from_select(
+    ["event_id", "event_type", "subject_suffix", "body", TRACE_CONTEXT_COLUMN],
+    select(
+        bindparam("event_id", type_=Uuid),
+        bindparam("event_type", type_=String),
+        bindparam("subject_suffix", type_=String),
+        bindparam("body", type_=Text),
+        bindparam("trace_context", type_=outbox_table.c.trace_context.type),
+    ).select_from(select(func.pg_notify(NOTIFY_CHANNEL, "")).cte("notified")),
+)
+
+
 async def record(session: AsyncSession, payload: P) -> Envelope[P]:
     """Add an event to the caller's transaction; it is published only if that commits."""
     envelope = Envelope.of(payload)
     await session.execute(
-        insert(outbox_table).values(
-            event_id=envelope.id,
-            event_type=envelope.type.value,
-            subject_suffix=envelope.type.subject_suffix,
-            body=envelope.to_json().decode(),
-            trace_context=current_carrier(),
-        )
+        RECORD,
+        {
+            "event_id": envelope.id,
+            "event_type": envelope.type.value,
+            "subject_suffix": envelope.type.subject_suffix,
+            "body": envelope.to_json().decode(),
+            "trace_context": current_carrier(),
+        },
     )
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return envelope
+
+
+# The oldest pending rows, in commit order. SKIP LOCKED: replicas share the work
+# instead of queueing on one row.
+PENDING_BATCH = (
+    select(
+        outbox_table.c.seq,
+        outbox_table.c.event_id,
+        outbox_table.c.subject_suffix,
+        outbox_table.c.body,
+        outbox_table.c.event_type,
+        outbox_table.c.trace_context,
+        # Its age on the database's clock: no skew with ours.
+        func.extract("epoch", func.clock_timestamp() - outbox_table.c.created_at).label("age"),
+    )
+    .order_by(outbox_table.c.seq)
+    .limit(BATCH_SIZE)
+    .with_for_update(skip_locked=True)
+)
+# One statement, one array parameter, whatever the number of rows.
+PUBLISHED_ROWS = delete(outbox_table).where(
+    outbox_table.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger)))
+)
 
 
 class OutboxRelay:
@@ -96,73 +138,89 @@ class OutboxRelay:
         self.fallback_poll_seconds = fallback_poll_seconds
         self.retry_seconds = retry_seconds
         self._wake = asyncio.Event()
+        # LISTEN is up, and the last select found no row with no commit notified since.
+        self._listening = False
+        self._drained = False
+        self._notified = 0  # notifications received: a commit happened since a read
         self.published = 0
         self.metrics = OutboxMetrics(metrics or Metrics())
         if metrics is not None:
             metrics.on_scrape(self.refresh_pending)
 
     async def refresh_pending(self) -> None:
-        async with self.database.transaction() as session:
-            pending = await session.scalar(select(func.count()).select_from(outbox_table))
+        if self._drained:
+            # Nothing committed since the relay last found the table empty (a commit
+            # notifies, which clears this): no query for a scrape of an idle service.
+            self.metrics.pending.set(0)
+            return
+        async with self.database.engine.connect() as connection:
+            pending = await connection.scalar(select(func.count()).select_from(outbox_table))
         self.metrics.pending.set(pending or 0)
 
     async def publish_pending(self) -> int:
         """Publish every pending row; returns how many were published."""
         total = 0
         while True:
+            notified = self._notified
             async with self.database.transaction() as session:
-                # SKIP LOCKED: replicas share the work instead of queueing on one row.
-                rows = (
-                    await session.execute(
-                        select(
-                            outbox_table.c.seq,
-                            outbox_table.c.event_id,
-                            outbox_table.c.subject_suffix,
-                            outbox_table.c.body,
-                            outbox_table.c.event_type,
-                            outbox_table.c.trace_context,
-                            # Its age on the database's clock: no skew with ours.
-                            func.extract(
-                                "epoch", func.clock_timestamp() - outbox_table.c.created_at
-                            ).label("age"),
-                        )
-                        .order_by(outbox_table.c.seq)
-                        .limit(BATCH_SIZE)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
+                rows = (await session.execute(PENDING_BATCH)).all()
                 if not rows:
+                    # Unless a commit notified since the select began: its row may be there.
+                    self._drained = self._listening and notified == self._notified
                     return total
                 selected = time.perf_counter()
-                lags: list[float] = []
-                for row in rows:
-                    subject = self.bus.subjects.of_suffix(row.subject_suffix)
-                    await self.bus.publish_event(
-                        subject,
-                        row.body.encode(),
-                        msg_id=str(row.event_id),
-                        event_type=row.event_type,
-                        trace_parent=row.trace_context,
-                    )
-                    lags.append(float(row.age) + time.perf_counter() - selected)
-                await session.execute(
-                    delete(outbox_table).where(outbox_table.c.seq.in_([row.seq for row in rows]))
+                # Sent in seq order on one connection, acks awaited together (see
+                # EventBus.publish_all): JetStream stores them in this order.
+                results = await self.bus.publish_all(
+                    [
+                        Outgoing(
+                            self.bus.subjects.of_suffix(row.subject_suffix),
+                            row.body.encode(),
+                            str(row.event_id),
+                            row.event_type,
+                            row.trace_context,
+                        )
+                        for row in rows
+                    ]
                 )
-            total += len(rows)
-            self.published += len(rows)
-            self.metrics.observe_published(lags)  # after the delete committed: counted once
+                published_at = time.perf_counter() - selected
+                published = [
+                    row
+                    for row, result in zip(rows, results, strict=True)
+                    if isinstance(result, PubAck)
+                ]
+                if published:
+                    await session.execute(PUBLISHED_ROWS, {"seqs": [row.seq for row in published]})
+            total += len(published)
+            self.published += len(published)
+            # After the delete committed: counted once.
+            self.metrics.observe_published(float(row.age) + published_at for row in published)
+            failures = [result for result in results if not isinstance(result, PubAck)]
+            if failures:
+                # The failed rows stay and are published again on the next run.
+                raise failures[0]
 
     def _on_notify(self, *_: object) -> None:
+        self._notified += 1
+        self._drained = False
         self._wake.set()
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
             connection = await asyncpg.connect(plain_url(self.database.url))
             await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            connection.add_termination_listener(self._on_lost)
+            self._listening = True
             return connection
         except (OSError, asyncpg.PostgresError):
             logger.warning("outbox LISTEN unavailable; polling", exc_info=True)
             return None
+
+    def _on_lost(self, *_: object) -> None:
+        # Notifications may be missed from now on: a scrape counts again.
+        self._listening = False
+        self._notified += 1
+        self._drained = False
 
     async def run(self, stopping: asyncio.Event) -> None:
         listener = await self._listen()
