@@ -339,6 +339,9 @@ def create_service_app(
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry (global providers) is off: tracing.install instruments
+        # the app with the service's provider, and the check alone costs on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     app.state.components = runtime.components
