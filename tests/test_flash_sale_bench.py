@@ -13,7 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/ is scripts, not an installed package
 
-from bench.flash_sale import ProcStat, parse_stat, reach_lags, ticks_by_group  # noqa: E402
+from bench.flash_sale import (  # noqa: E402
+    Figures,
+    ProcStat,
+    is_general_admission_listing,
+    parse_stat,
+    reach_lags,
+    target_summary,
+    ticks_by_group,
+)
 
 
 def test_a_stat_line_is_read_past_a_command_name_with_spaces_and_parentheses() -> None:
@@ -44,3 +52,26 @@ def test_each_event_lags_until_the_in_order_count_covers_it() -> None:
     assert reach_lags(listed, samples) == pytest.approx([0.15, 0.4, 0.3, 0.7])
     # Applied before its 201 came back: no negative lag. Never applied: left out.
     assert reach_lags([1.0, 1.1], [(0.9, 1)]) == [0.0]
+
+
+def test_only_a_created_listing_with_units_is_general_admission() -> None:
+    units = {"total": 100, "available": 100, "held": 0, "sold": 0}
+    assert is_general_admission_listing(201, {"id": "t", "units": units})
+    # A stack without general admission refuses the field, or lists one seat.
+    assert not is_general_admission_listing(400, {"errors": [{"message": "Invalid"}]})
+    assert not is_general_admission_listing(201, {"id": "t", "price": "40.00"})
+
+
+def test_the_summary_says_which_target_was_met_and_which_was_not_measured() -> None:
+    figures = Figures(
+        cpu_per_purchase_ms=5.5,
+        purchases_per_second=120.0,
+        replication_p99=1.2,
+        sold_out_per_seat=1.5,
+    )
+    line = target_summary(figures)
+    assert "CPU/purchase <= 6 ms: 5.50 ms met" in line
+    assert "purchases/s >= 266: 120.0 NOT met" in line
+    assert "sold out < 2 s (per-seat): 1.50 s met" in line
+    assert "sold out < 2 s (general admission): - (not measured)" in line
+    assert "replication p99 <= 1 s: 1200 ms NOT met" in line

@@ -85,8 +85,18 @@ def _json_record(line: str) -> dict[str, object] | None:
     return record if isinstance(record, dict) else None
 
 
+# How our services' JSON lines (``ticketing_common.logs``) start their level: most
+# lines are info, and are told apart without parsing them. "level" is the second
+# key, after the time, so its first occurrence is the line's own.
+_LEVEL_MARK = '"level": "'
+_QUIET_LEVELS = ("info", "debug")
+
+
 def is_notable(line: str) -> bool:
     """A JSON log line at warning level or above."""
+    at = line.find(_LEVEL_MARK)
+    if at >= 0 and line.startswith(_QUIET_LEVELS, at + len(_LEVEL_MARK)):
+        return False
     record = _json_record(line)
     if record is None:
         return False

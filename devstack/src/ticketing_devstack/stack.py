@@ -194,6 +194,13 @@ def service_argv(spec: ServiceSpec[Any], port: int) -> list[str]:
         "--port",
         str(port),
         "--no-access-log",
+        # What uvicorn's "auto" picks when installed (uvicorn[standard]), stated so a
+        # missing one fails at start instead of silently serving on the slower pure-Python
+        # loop and parser.
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
         # Bounded, so stopping never hangs on a client holding a connection open.
         "--timeout-graceful-shutdown",
         "5",

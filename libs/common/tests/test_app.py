@@ -268,3 +268,29 @@ def test_components_are_found_by_type_and_a_wiring_mistake_fails_loudly() -> Non
         components.get(Database)
     with pytest.raises(ValueError, match="two components of type str"):
         components.add("another string")
+
+
+async def test_a_request_is_logged_only_with_the_access_log_on() -> None:
+    lines = _Lines()
+    app_logger = logging.getLogger("ticketing.app")
+    app_logger.addHandler(lines)
+    app_logger.setLevel(logging.INFO)
+    try:
+        for access_log in (False, True):
+            settings = ServiceSettings(
+                ENVIRONMENT="test", SERVICE_NAME="probe", ACCESS_LOG=access_log
+            )
+            app = create_service_app(
+                settings=settings,
+                title="probe",
+                routers=[_failing_router()],
+                runtime=ServiceRuntime(),
+                configure_logs=False,
+            )
+            async with serve_app(app) as served, served.client() as client:
+                await client.get("/port", headers={"X-Request-ID": f"access-{access_log}"})
+    finally:
+        app_logger.removeHandler(lines)
+        app_logger.setLevel(logging.NOTSET)
+    [line] = [line for line in lines.lines if line["message"] == "request"]
+    assert (line["request_id"], line["path"], line["status"]) == ("access-True", "/port", 200)

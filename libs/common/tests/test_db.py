@@ -1,12 +1,15 @@
-"""Database helpers: URL forms, a service's declarative base, the Alembic configuration."""
+"""Database helpers: URL forms, a service's declarative base, the Alembic configuration,
+the pool after PostgreSQL dropped its connections."""
 
 from __future__ import annotations
 
-from sqlalchemy import String
+import pytest
+from sqlalchemy import String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing_common.db import (
     NAMING_CONVENTION,
+    Database,
     ServiceBase,
     alembic_config,
     asyncpg_url,
@@ -66,3 +69,26 @@ def test_a_service_base_names_constraints_by_the_shared_convention() -> None:
     assert SecondBase.metadata.naming_convention == NAMING_CONVENTION
     names = {constraint.name for constraint in SecondBase.metadata.tables["items"].constraints}
     assert names == {"pk_items", "uq_items_name"}
+
+
+async def test_connections_the_server_dropped_fail_the_readiness_ping_once_then_are_replaced(
+    database_url: str,
+) -> None:
+    # No ping per checkout: a dropped connection is found by its first statement.
+    database = Database(database_url, pool_size=2)
+    other = Database(database_url, pool_size=1)
+    try:
+        async with database.transaction() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with other.transaction() as session:
+            # As a restart of PostgreSQL would, to the idle connection in the pool.
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(Exception, match="connection"):
+            await database.ping()
+        await database.ping()
+        async with database.transaction() as session:
+            new_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert new_pid != pid
+    finally:
+        await database.dispose()
+        await other.dispose()

@@ -23,7 +23,6 @@ from importlib.resources import files
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,61 +47,137 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 # 200), and low enough that nobody makes a service parse megabytes: 413 beyond.
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_ID_HEADER = "X-Request-ID"
-# The probes and the scrape: neither logged nor counted, they would drown the traffic.
+REQUEST_ID_HEADER_RAW = REQUEST_ID_HEADER.lower().encode("latin-1")
 PROXIED_HEADERS = frozenset({"x-forwarded-for", "forwarded"})
+# The probes and the scrape: neither logged nor counted, they would drown the traffic.
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", METRICS_PATH})
 # A given request id is kept only if it is a token: it is echoed in a response
 # header and forwarded to other services, where anything else could break the request.
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")
 
 
-def _request_id(scope: Scope) -> str:
-    given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")[:64]
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+def _request_headers(scope: Scope) -> tuple[str, int | None, bool]:
+    """The request id, the declared body length and whether a body may stream in
+    without one, from one pass over the raw headers (no ``Headers`` object)."""
+    given: bytes | None = None
+    length: bytes | None = None
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            given = value
+        elif name == b"content-length":
+            length = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    request_id = ""
+    if given is not None:
+        text = given[:64].decode("latin-1")
+        if _REQUEST_ID.fullmatch(text):
+            request_id = text
+    return request_id or uuid.uuid4().hex, _declared_length(length), chunked or length is None
 
 
 class RequestContext:
-    """The request id (``X-Request-ID`` when it is a token, else made up) for the request's logs
-    and its response, and one access log line per request.
+    """The outer layer of every request, one plain ASGI middleware doing four jobs:
 
-    A plain ASGI middleware rather than ``@app.middleware("http")``: Starlette's
-    ``BaseHTTPMiddleware`` ends a response normally when the app fails in the middle
-    of its body, so a half-sent body would reach the client as if it were whole.
+    - the request id (``X-Request-ID`` when it is a token, else made up) for the
+      request's logs and its response;
+    - the metrics: each request counted and timed by method, route template and status
+      (``HttpMetrics``), except ``unmeasured`` paths (the probes and the scrape);
+    - the body limit: a body over ``body_limit`` bytes is a 413, whether its length is
+      declared or it streams in. Raised where the app reads the body, so the app's own
+      handler renders it (the shared JSON shape, the web client's page). Not FastAPI's
+      ``max_body_size``: Starlette's limiter replaces the app's answer to an over-long
+      declared body with a plain-text one;
+    - with ``access_log``, one log line per request.
+
+    One layer rather than one per job: each layer is a coroutine and a wrapped ``send``
+    per request, which together cost more than the jobs themselves. Plain ASGI rather
+    than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` ends a response
+    normally when the app fails in the middle of its body, so a half-sent body would
+    reach the client as if it were whole.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: HttpMetrics,
+        unmeasured: frozenset[str],
+        body_limit: int = MAX_BODY_BYTES,
+        access_log: bool = False,
+    ) -> None:
         self.app = app
+        self.metrics = metrics
+        self.unmeasured = unmeasured
+        self.body_limit = body_limit
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
-        status: int | None = None
         started = time.perf_counter()
+        request_id, declared, may_stream = _request_headers(scope)
+        id_header = (REQUEST_ID_HEADER_RAW, request_id.encode("latin-1"))
+        # What the server answers if the app fails before starting a response.
+        status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = message.get("headers", ())
+                message["headers"] = [
+                    *(header for header in headers if header[0] != REQUEST_ID_HEADER_RAW),
+                    id_header,
+                ]
             await send(message)
 
         token = request_id_var.set(request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, self._limited(receive, declared, may_stream), send_with_id)
         finally:
-            if status is not None and scope["path"] not in UNLOGGED_PATHS:
-                logger.info(
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+            path = scope["path"]
+            if path not in self.unmeasured:
+                elapsed = time.perf_counter() - started
+                self.metrics.observe(scope, status, elapsed)
+                if self.access_log:
+                    logger.info(
+                        "request",
+                        extra={
+                            "method": scope["method"],
+                            "path": path,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                        },
+                    )
             request_id_var.reset(token)
+
+    def _limited(self, receive: Receive, declared: int | None, may_stream: bool) -> Receive:
+        """``receive``, raising 413 past the limit. A declared length within it needs no
+        counting: the server never passes on more body than the length declares."""
+        limit = self.body_limit
+        if declared is not None and declared > limit:
+
+            async def refuse() -> Message:
+                raise HTTPException(413, detail="Request body too large")
+
+            return refuse
+        if not may_stream:
+            return receive
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, detail="Request body too large")
+            return message
+
+        return receive_within_limit
 
 
 def every(interval: float, task: Callable[[], Awaitable[object]]) -> Worker:
@@ -212,47 +287,11 @@ class ServiceRuntime:
         return problems
 
 
-def _declared_length(scope: Scope) -> int | None:
-    value = Headers(scope=scope).get("content-length", "")
-    if not (value.isascii() and value.isdigit()):
+def _declared_length(value: bytes | None) -> int | None:
+    if value is None or not (value.isascii() and value.isdigit()):
         return None  # none, or malformed: the server refuses the latter itself
     # Past 18 digits the length is too long anyway, and past 4300 int() refuses it.
-    return sys.maxsize if len(value.lstrip("0")) > 18 else int(value)
-
-
-class BodyLimit:
-    """A request body over ``limit`` bytes is a 413, whether its length is declared
-    or it streams in. Raised where the app reads the body, so the app's own handler
-    renders it (the shared JSON shape, the web client's page).
-
-    Not FastAPI's ``max_body_size``: Starlette's limiter replaces the app's answer
-    to an over-long declared body with a plain-text one.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _declared_length(scope)
-        too_long = declared is not None and declared > self.limit
-        received = 0
-
-        async def receive_within_limit() -> Message:
-            nonlocal received
-            if too_long:
-                raise HTTPException(413, detail="Request body too large")
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise HTTPException(413, detail="Request body too large")
-            return message
-
-        await self.app(scope, receive_within_limit, send)
+    return sys.maxsize if len(value.lstrip(b"0")) > 18 else int(value)
 
 
 def create_service_app(
@@ -272,8 +311,8 @@ def create_service_app(
     with ``API_DOCS_ENABLED``, the OpenAPI document and Swagger UI are served there (the
     gateway routes only the service's prefix to it) and at the root. A service without
     one (web pages, an operator's endpoint) serves no API docs. ``middleware``
-    is the service's own, run inside the request context (its request id) and the body
-    limit, first listed outermost. ``error_handlers`` installs how errors are rendered
+    is the service's own, run inside the request context (its request id, the metrics
+    and the body limit), first listed outermost. ``error_handlers`` installs how errors are rendered
     (the shared JSON shape unless a service renders pages), including the innermost
     ``UnexpectedErrors`` middleware. ``router_prefix`` is put before every router's paths.
     ``metrics`` is the app's registry (a new one when None), served at ``/metrics``: the
@@ -300,6 +339,9 @@ def create_service_app(
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry (global providers) is off: tracing.install instruments
+        # the app with the service's provider, and the check alone costs on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     app.state.components = runtime.components
@@ -314,9 +356,12 @@ def create_service_app(
     # add_middleware wraps what was added before: the last added runs first.
     for own in reversed(middleware):
         app.add_middleware(own.cls, *own.args, **own.kwargs)
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    app.add_middleware(HttpMetrics, metrics=metrics, unmeasured=UNLOGGED_PATHS)
-    app.add_middleware(RequestContext)
+    app.add_middleware(
+        RequestContext,
+        metrics=HttpMetrics(metrics),
+        unmeasured=UNLOGGED_PATHS,
+        access_log=settings.ACCESS_LOG,
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 
@@ -31,7 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from ticketing_common.errors import AppError
 
@@ -242,35 +241,29 @@ def route_template(scope: Scope) -> str:
 
 
 class HttpMetrics:
-    """Counts each request and times it, labelled by method, route template and status.
+    """Counts each request and times it, labelled by method, route template and status;
+    called by the app's request middleware (``ticketing_common.app.RequestContext``)
+    once the app ran, when the router has recorded the route it matched in the scope.
 
-    Plain ASGI, like ``RequestContext``. The route is read from the scope after the
-    app ran (the router records the route it matched there). Paths in ``unmeasured``
-    (the probes and the scrape) are not counted.
+    The labelled series are looked up once per (method, route, status), not per
+    request: ``labels()`` checks and joins its arguments under a lock each time.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, unmeasured: frozenset[str]) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self.unmeasured = unmeasured
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.unmeasured:
-            await self.app(scope, receive, send)
-            return
-        status = 500  # what the server answers if the app fails before starting a response
-        started = time.perf_counter()
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = route_template(scope)
-            method = scope["method"]
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        method = scope["method"]
+        route = route_template(scope)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.metrics.http_requests.labels(method, route, str(status)),
+                self.metrics.http_duration.labels(method, route),
+            )
+            self._series[key] = series
+        count, duration = series
+        count.inc()
+        duration.observe(seconds)

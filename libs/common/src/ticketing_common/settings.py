@@ -71,6 +71,10 @@ class ServiceSettings(BaseSettings):
     # Swagger UI and the OpenAPI document; unset: on in development and tests only.
     API_DOCS_ENABLED: bool = False
     LOG_LEVEL: str = "INFO"
+    # One log line per request (method, path, status, duration). Off by default: the
+    # metrics count and time every request, and a line each costs more than the request's
+    # own middleware (and the relaying of the line by whatever collects the logs).
+    ACCESS_LOG: bool = False
     # Crash points to arm for fault-injection runs, ``name=probability,...`` (see
     # ticketing_common.faults); refused in production.
     FAULT_POINTS: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
@@ -124,7 +128,11 @@ class DatabaseSettings(ServiceSettings):
     """For services that own a PostgreSQL database."""
 
     DATABASE_URL: str = Field(repr=False)
-    DATABASE_POOL_SIZE: int = Field(default=10, gt=0)
+    # Connections kept open, and opened beyond them under a burst (closed when
+    # returned). Sized for 32 requests at once plus the listeners without opening
+    # new connections; six services stay under a PostgreSQL max_connections of 200.
+    DATABASE_POOL_SIZE: int = Field(default=24, gt=0)
+    DATABASE_POOL_OVERFLOW: int = Field(default=8, ge=0)
 
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")

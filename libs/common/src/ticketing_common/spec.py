@@ -229,7 +229,11 @@ class ServiceSpec(Generic[S]):
         settings = self.load_settings(settings)
         faults.arm(settings.FAULT_POINTS)
         database = (
-            Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+            Database(
+                settings.DATABASE_URL,
+                pool_size=settings.DATABASE_POOL_SIZE,
+                max_overflow=settings.DATABASE_POOL_OVERFLOW,
+            )
             if isinstance(settings, DatabaseSettings)
             else None
         )

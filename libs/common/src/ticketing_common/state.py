@@ -9,7 +9,7 @@ asks for one with ``provided(Kind)``::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar, cast
 
 from starlette.applications import Starlette
@@ -60,10 +60,12 @@ def components_of(app: Starlette) -> Components:
     return components
 
 
-def provided(kind: type[T]) -> Callable[[Request], T]:
+def provided(kind: type[T]) -> Callable[[Request], Awaitable[T]]:
     """A FastAPI dependency: the app's component of type ``kind``."""
 
-    def dependency(request: Request) -> T:
+    # A coroutine although it never waits: FastAPI runs a plain function dependency
+    # in a worker thread, a hand-off that costs more than the lookup.
+    async def dependency(request: Request) -> T:
         return components_of(request.app).get(kind)
 
     dependency.__name__ = f"provided_{kind.__name__}"

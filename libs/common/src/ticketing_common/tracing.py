@@ -229,9 +229,21 @@ def _instrument_engine(database: Database, provider: TracerProvider) -> None:
 def current_carrier() -> dict[str, str] | None:
     """The current span's context as W3C headers (``traceparent``, ``tracestate``), to
     store with an event or a job; None when no span is current (tracing off)."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None  # what the propagators would find, without asking each of them
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier or None
+
+
+def _untraced(tracer: Tracer, carried: Mapping[str, str] | None) -> bool:
+    """A span of ``tracer`` would be nothing: a no-op tracer (the service is not traced),
+    no context handed over and no span current, so nothing to continue or pass on."""
+    return (
+        isinstance(tracer, trace.NoOpTracer)
+        and not carried
+        and not trace.get_current_span().get_span_context().is_valid
+    )
 
 
 def context_of(carrier: Mapping[str, str] | None) -> Context | None:
@@ -278,6 +290,9 @@ def consuming(
     """A CONSUMER span for handling one message (or running one job), child of the
     context its headers carry. An exception of ``waits`` (``RetryLater``) is noted on
     the span, which stays unmarked: waiting is not failing."""
+    if _untraced(tracer, headers):
+        yield
+        return
     with tracer.start_as_current_span(
         name,
         context=context_of(headers),
