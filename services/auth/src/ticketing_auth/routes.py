@@ -33,14 +33,14 @@ ThrottleDep = Annotated[SigninThrottle, Depends(provided(SigninThrottle))]
 AttemptLimitsDep = Annotated[AttemptLimits, Depends(provided(AttemptLimits))]
 
 
-def _client(request: Request, settings: AuthSettings) -> str:
+async def _client(request: Request, settings: AuthSettings) -> str:  # async: no thread hop
     # The web client's pages vouch for their visitor with the shared key.
     return client_address(
         request, trust_proxy_headers=settings.TRUST_PROXY_HEADERS, vouching_key=settings.JWT_KEY
     )
 
 
-def _session_token(request: Request, settings: AuthSettings) -> SessionToken | None:
+async def _session_token(request: Request, settings: AuthSettings) -> SessionToken | None:
     """The cookie's token if we signed it, expired or not: whether its session is live
     is the service's question."""
     token = request.cookies.get(COOKIE_NAME)

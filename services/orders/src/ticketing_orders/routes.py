@@ -62,11 +62,11 @@ Reservations = Annotated[ReservationMetrics, Depends(provided(ReservationMetrics
 Codes = Annotated[AdmissionCodes, Depends(provided(AdmissionCodes))]
 
 
-def _order_id(order_id: str) -> UUID:
+async def _order_id(order_id: str) -> UUID:  # async: FastAPI runs a plain def in a thread
     return path_id(order_id, OrderNotFound())
 
 
-def _hold_rules(settings: OrdersSettings) -> HoldRules:
+async def _hold_rules(settings: OrdersSettings) -> HoldRules:
     return HoldRules.from_settings(settings)
 
 

@@ -29,7 +29,7 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 1_000_000_000  # far beyond any page a person reads; keeps OFFSET in range
 
 
-def _ticket_id(ticket_id: str) -> UUID:
+async def _ticket_id(ticket_id: str) -> UUID:  # async: FastAPI runs a plain def in a thread
     return path_id(ticket_id, TicketNotFound())
 
 
