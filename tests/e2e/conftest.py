@@ -43,6 +43,7 @@ class Stack:
     ) -> None:
         """Start ``ticketing up``; ``extra_args`` e.g. ``("--expiration-window", "5")``;
         ``env`` adds settings it passes on to every service (``MAX_OPEN_ORDERS_PER_USER``)."""
+        self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
@@ -106,17 +107,52 @@ class Stack:
         return alive
 
 
-@pytest.fixture(scope="session")
-def default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`ticketing up` with every default, shared by the modules that need nothing else:
-    starting the whole system costs tens of seconds. Its tests make their own users and
-    tickets, so they do not see each other's."""
-    started = Stack(tmp_path_factory.mktemp("default") / "data")
+# Starting the whole system costs tens of seconds, so the modules share two stacks
+# (session scope), each given the union of the settings its modules need. Every test
+# makes its own users and tickets.
+SHORT_WINDOW_SECONDS = 8
+"""The short stack's expiration window: long enough to pay through the gateway, short
+enough to watch an unpaid order expire."""
+LONG_STACK_ENV = {
+    # The hoarder tries every ticket on sale, with the other modules' tickets among
+    # them: what stops it must be the cap, not the default 10 orders a minute per buyer
+    # or 60 per client address (every test's address is 127.0.0.1).
+    "ORDER_RATE_PER_USER": "1000/minute",
+    "ORDER_RATE_PER_CLIENT": "1000/minute",
+}
+
+
+@contextmanager
+def started_stack(
+    data_dir: Path, *, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """A `Stack`, up; stopped on the way out."""
+    started = Stack(data_dir, extra_args=extra_args, env=env)
     try:
         started.wait_until_up(UP_TIMEOUT)
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def long_window_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`ticketing up` with the default expiration window (an order holds its ticket for
+    the whole test) and raised order rates (``LONG_STACK_ENV``)."""
+    with started_stack(tmp_path_factory.mktemp("long") / "data", env=LONG_STACK_ENV) as up:
+        yield up
+
+
+@pytest.fixture(scope="session")
+def short_window_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`ticketing up --traces` with a ``SHORT_WINDOW_SECONDS`` expiration window; its data
+    dir (``stack.data_dir``) holds the spans."""
+    if os.environ.get("STRIPE_SECRET_KEY"):
+        pytest.skip("these journeys use the Stripe sandbox's test cards")
+    window = ("--expiration-window", str(SHORT_WINDOW_SECONDS))
+    data_dir = tmp_path_factory.mktemp("short") / "data"
+    with started_stack(data_dir, extra_args=(*window, "--traces")) as up:
+        yield up
 
 
 @contextmanager
