@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 from ticketing_common.embedded import free_port
+from ticketing_devstack.instance import LOCK_FILE
 
 PASSWORD = "correct horse battery"
 UP_TIMEOUT = 180.0
@@ -80,6 +82,25 @@ class Stack:
                 self.children = list(psutil.Process(self.proc.pid).children(recursive=True))
                 return
         raise AssertionError(f"never printed {expected!r}:\n" + "\n".join(self.lines))
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Wait until a line it prints from now on contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            if text in line:
+                return
+        raise AssertionError(f"never printed {text!r}:\n" + "\n".join(self.lines))
+
+    def recorded_pid(self, name: str) -> int:
+        """The PID of the child ``name`` as the lock file records it now."""
+        record = json.loads((self.data_dir / LOCK_FILE).read_text())
+        return next(int(child["pid"]) for child in record["children"] if child["name"] == name)
 
     def terminate(self, timeout: float = 60) -> int:
         self.proc.send_signal(signal.SIGTERM)
