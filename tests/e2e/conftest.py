@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 from ticketing_common.embedded import free_port
+from ticketing_devstack.instance import LOCK_FILE
 
 PASSWORD = "correct horse battery"
 UP_TIMEOUT = 180.0
@@ -43,6 +45,7 @@ class Stack:
     ) -> None:
         """Start ``ticketing up``; ``extra_args`` e.g. ``("--expiration-window", "5")``;
         ``env`` adds settings it passes on to every service (``MAX_OPEN_ORDERS_PER_USER``)."""
+        self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
@@ -80,6 +83,25 @@ class Stack:
                 return
         raise AssertionError(f"never printed {expected!r}:\n" + "\n".join(self.lines))
 
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Wait until a line it prints from now on contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            if text in line:
+                return
+        raise AssertionError(f"never printed {text!r}:\n" + "\n".join(self.lines))
+
+    def recorded_pid(self, name: str) -> int:
+        """The PID of the child ``name`` as the lock file records it now."""
+        record = json.loads((self.data_dir / LOCK_FILE).read_text())
+        return next(int(child["pid"]) for child in record["children"] if child["name"] == name)
+
     def terminate(self, timeout: float = 60) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
@@ -106,17 +128,52 @@ class Stack:
         return alive
 
 
-@pytest.fixture(scope="session")
-def default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`ticketing up` with every default, shared by the modules that need nothing else:
-    starting the whole system costs tens of seconds. Its tests make their own users and
-    tickets, so they do not see each other's."""
-    started = Stack(tmp_path_factory.mktemp("default") / "data")
+# Starting the whole system costs tens of seconds, so the modules share two stacks
+# (session scope), each given the union of the settings its modules need. Every test
+# makes its own users and tickets.
+SHORT_WINDOW_SECONDS = 8
+"""The short stack's expiration window: long enough to pay through the gateway, short
+enough to watch an unpaid order expire."""
+LONG_STACK_ENV = {
+    # The hoarder tries every ticket on sale, with the other modules' tickets among
+    # them: what stops it must be the cap, not the default 10 orders a minute per buyer
+    # or 60 per client address (every test's address is 127.0.0.1).
+    "ORDER_RATE_PER_USER": "1000/minute",
+    "ORDER_RATE_PER_CLIENT": "1000/minute",
+}
+
+
+@contextmanager
+def started_stack(
+    data_dir: Path, *, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """A `Stack`, up; stopped on the way out."""
+    started = Stack(data_dir, extra_args=extra_args, env=env)
     try:
         started.wait_until_up(UP_TIMEOUT)
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def long_window_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`ticketing up` with the default expiration window (an order holds its ticket for
+    the whole test) and raised order rates (``LONG_STACK_ENV``)."""
+    with started_stack(tmp_path_factory.mktemp("long") / "data", env=LONG_STACK_ENV) as up:
+        yield up
+
+
+@pytest.fixture(scope="session")
+def short_window_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`ticketing up --traces` with a ``SHORT_WINDOW_SECONDS`` expiration window; its data
+    dir (``stack.data_dir``) holds the spans."""
+    if os.environ.get("STRIPE_SECRET_KEY"):
+        pytest.skip("these journeys use the Stripe sandbox's test cards")
+    window = ("--expiration-window", str(SHORT_WINDOW_SECONDS))
+    data_dir = tmp_path_factory.mktemp("short") / "data"
+    with started_stack(data_dir, extra_args=(*window, "--traces")) as up:
+        yield up
 
 
 @contextmanager

@@ -9,12 +9,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from .conftest import EVENT_TIMEOUT, UP_TIMEOUT, Stack, eventually, for_sale_ids, signed_up
+from .conftest import EVENT_TIMEOUT, Stack, eventually, for_sale_ids, signed_up
 
 pytestmark = pytest.mark.e2e
 
@@ -27,21 +26,14 @@ LISTED = 10
 CAP_MESSAGE = f"You already hold {CAP} tickets. Pay for or cancel one before reserving another."
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture
+def stack(long_window_stack: Stack) -> Stack:
+    """The stack with the default expiration window (the hoarder's orders hold their
+    tickets throughout) and the order rates raised (``LONG_STACK_ENV``), so that the
+    hoarder tries every ticket on sale and what stops it is the cap."""
     if os.environ.get("STRIPE_SECRET_KEY"):
         pytest.skip("the second buyer pays with the Stripe sandbox's test card")
-    started = Stack(
-        tmp_path_factory.mktemp("hoarding") / "data",
-        # The hoarder's rate is raised so that it tries every ticket: what stops it
-        # must be the cap (the default 10 a minute would stop it first).
-        env={"ORDER_RATE_PER_USER": "1000/minute"},
-    )
-    try:
-        started.wait_until_up(UP_TIMEOUT)
-        yield started
-    finally:
-        started.stop()
+    return long_window_stack
 
 
 def _reserve(buyer: httpx.Client, ticket_id: str) -> httpx.Response:

@@ -20,9 +20,9 @@ for _service in ("ticketing_auth", "ticketing_tickets", "ticketing_orders"):
 
 
 @pytest.fixture
-def stack(default_stack: Stack) -> Stack:
-    """The stack with every default, shared with the other modules that need nothing else."""
-    return default_stack
+def stack(long_window_stack: Stack) -> Stack:
+    """The stack with the default expiration window, shared with other modules."""
+    return long_window_stack
 
 
 def _ticket(client: httpx.Client, ticket_id: str) -> dict[str, Any]:

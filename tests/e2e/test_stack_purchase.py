@@ -6,16 +6,14 @@ Through the gateway only, with a short expiration window and the Stripe sandbox 
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from .conftest import (
     EVENT_TIMEOUT,
-    UP_TIMEOUT,
+    SHORT_WINDOW_SECONDS,
     Stack,
     eventually,
     for_sale_ids,
@@ -29,22 +27,13 @@ for _service in ("ticketing_payments", "ticketing_expiration"):
     if importlib.util.find_spec(f"{_service}.app") is None:
         pytest.skip(f"{_service} is not installed yet", allow_module_level=True)
 
-WINDOW_SECONDS = 8
+WINDOW_SECONDS = SHORT_WINDOW_SECONDS
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if os.environ.get("STRIPE_SECRET_KEY"):
-        pytest.skip("these journeys use the Stripe sandbox's test cards")
-    started = Stack(
-        tmp_path_factory.mktemp("purchase") / "data",
-        extra_args=("--expiration-window", str(WINDOW_SECONDS)),
-    )
-    try:
-        started.wait_until_up(UP_TIMEOUT)
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture
+def stack(short_window_stack: Stack) -> Stack:
+    """The stack with a short expiration window, shared with other modules."""
+    return short_window_stack
 
 
 def _listed(stack: Stack, seller: httpx.Client, price: float = 31.5) -> str:

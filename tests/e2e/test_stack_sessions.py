@@ -22,9 +22,9 @@ for _service in ("ticketing_auth", "ticketing_tickets", "ticketing_orders", "tic
 
 
 @pytest.fixture
-def stack(default_stack: Stack) -> Stack:
-    """The stack with every default, shared with the other modules that need nothing else."""
-    return default_stack
+def stack(long_window_stack: Stack) -> Stack:
+    """The stack with the default expiration window, shared with other modules."""
+    return long_window_stack
 
 
 # Whether each service accepts a request as signed in, by what it answers.

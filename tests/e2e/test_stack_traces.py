@@ -9,14 +9,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ticketing_common import tracing
 
-from .conftest import EVENT_TIMEOUT, UP_TIMEOUT, Stack, eventually, order_when_known, signed_up
+from .conftest import EVENT_TIMEOUT, Stack, eventually, order_when_known, signed_up
 
 pytestmark = pytest.mark.e2e
 
@@ -24,27 +23,16 @@ for _service in ("ticketing_payments", "ticketing_expiration", "ticketing_notifi
     if importlib.util.find_spec(f"{_service}.app") is None:
         pytest.skip(f"{_service} is not installed yet", allow_module_level=True)
 
-WINDOW_SECONDS = 3
 # Every service the expiry reaches: notifications mails the buyer the expiry notice.
 TRACED = ["expiration", "notifications", "orders", "payments", "tickets"]
 TICKETING = [sys.executable, "-m", "ticketing_devstack"]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("traces") / "data"
-
-
-@pytest.fixture(scope="module")
-def stack(data_dir: Path) -> Iterator[Stack]:
-    if os.environ.get("STRIPE_SECRET_KEY"):
-        pytest.skip("these journeys use the Stripe sandbox")
-    started = Stack(data_dir, extra_args=("--expiration-window", str(WINDOW_SECONDS), "--traces"))
-    try:
-        started.wait_until_up(UP_TIMEOUT)
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture
+def stack(short_window_stack: Stack) -> Stack:
+    """The stack started with ``--traces`` and a short expiration window, shared with
+    other modules."""
+    return short_window_stack
 
 
 def _reservation_trace(directory: Path) -> tracing.Trace | None:
@@ -59,7 +47,8 @@ def _reservation_trace(directory: Path) -> tracing.Trace | None:
     return None
 
 
-def test_an_expired_reservation_is_printed_as_one_trace(stack: Stack, data_dir: Path) -> None:
+def test_an_expired_reservation_is_printed_as_one_trace(stack: Stack) -> None:
+    data_dir = stack.data_dir
     with signed_up(stack) as seller, signed_up(stack) as buyer:
         created = seller.post("/api/tickets", json={"title": "Trio", "price": 12.5})
         assert created.status_code == 201, created.text

@@ -60,7 +60,7 @@ from ticketing_common.embedded import (
 )
 from ticketing_common.natsauth import DEFAULT_NAMESPACE, authorization_config, literal_passwords
 from ticketing_common.spec import ServiceSpec
-from ticketing_devstack import gateway, mailcatcher
+from ticketing_devstack import gateway, mailcatcher, migrate
 from ticketing_devstack.credentials import Credentials, stored_secret
 from ticketing_devstack.environment import (
     Addresses,
@@ -95,6 +95,8 @@ from ticketing_devstack.signals import StopRequestedError, signals_raise_stop
 
 READY_LINE = "Ticketing is up at {url}"
 MIGRATION_TIMEOUT = 180.0
+MIGRATIONS_NAME = "migrations"
+"""The name the migration run's log and lock-file record go by."""
 STRIPE_SANDBOX_NAME = "Stripe sandbox"
 STRIPE_SANDBOX_PACKAGE = "ticketing_stripe_sandbox"
 STRIPE_SANDBOX_HEALTH = "/_sandbox/health"
@@ -147,6 +149,11 @@ def load_jwt_key(data_dir: Path) -> str:
     """The key sessions are signed with, created once per data dir so sessions survive a
     restart."""
     return stored_secret(data_dir / "jwt_key", lambda: secrets.token_urlsafe(48))
+
+
+def failed_line(name: str) -> str:
+    """What the migration run prints last when ``name``'s migrations fail."""
+    return migrate.FAILED_LINE.format(name=name)
 
 
 def port_is_free(port: int) -> bool:
@@ -262,6 +269,8 @@ class Stack:
         """By user, once the stack's own NATS has users."""
         self.mail_url: str | None = None
         """The mailbox page, once the mail catcher runs."""
+        self.smtp_port: int | None = None
+        """The mail catcher's SMTP port, once it is started."""
 
     # -- start -------------------------------------------------------------------------
 
@@ -273,16 +282,21 @@ class Stack:
             self.printer.say(
                 "No service is installed yet; the gateway answers 404 to every path.", "yellow"
             )
+        # The sandbox and the catcher need no server: they start (Python imports, seconds
+        # of CPU) while the servers start and the databases migrate, and are waited for
+        # only before the services, which use them.
+        helpers = [self._launch_stripe_sandbox(), self._launch_mail_catcher()]
         servers = self._start_servers()
         ports = {spec.name: free_port() for spec in self.specs}
+        sandbox, catcher = helpers
         addresses = Addresses(
             gateway_url=self.config.url,
             ports=ports,
             nats_url=servers.nats,
             database_admin_url=servers.postgres,
             redis_url=servers.redis,
-            stripe_sandbox_url=self._start_stripe_sandbox(),
-            smtp_port=self._start_mail_catcher(),
+            stripe_sandbox_url=sandbox.address if sandbox is not None else None,
+            smtp_port=self.smtp_port,
             nats_passwords=self.nats_passwords,
         )
         jwt_key = self.config.environ.get("JWT_KEY") or load_jwt_key(self.data_dir)
@@ -295,6 +309,10 @@ class Stack:
         if servers.postgres is not None:
             self._create_databases(servers.postgres)
             self._migrate(envs)
+        started = [unit for unit in helpers if unit is not None]
+        self._wait_ready(started, max(STRIPE_SANDBOX_TIMEOUT, MAIL_CATCHER_TIMEOUT))
+        if catcher is not None:
+            self.mail_url = catcher.address
         # Started together: no service waits for another (they meet through events).
         services = [self._service(spec, ports[spec.name], envs[spec.name]) for spec in self.specs]
         for unit in services:
@@ -424,8 +442,8 @@ class Stack:
         for name in created:
             self.printer.detail(f"Created database {name}.")
 
-    def _start_stripe_sandbox(self) -> str | None:
-        """The sandbox's URL when it stands in for Stripe, else None."""
+    def _launch_stripe_sandbox(self) -> Unit | None:
+        """The sandbox, started (not yet ready) when it stands in for Stripe, else None."""
         environ = self.config.environ
         if not needs_stripe_sandbox(environ, self.specs):
             if charges_cards(self.specs):
@@ -456,11 +474,11 @@ class Stack:
         )
         unit = self._add(process, Role.STRIPE_SANDBOX, url)
         self._launch(unit)
-        self._wait_ready([unit], STRIPE_SANDBOX_TIMEOUT)
-        return url
+        return unit
 
-    def _start_mail_catcher(self) -> int | None:
-        """The catcher's SMTP port when it stands in for a mail server, else None."""
+    def _launch_mail_catcher(self) -> Unit | None:
+        """The catcher, started (not yet ready) when it stands in for a mail server, else
+        None; its SMTP port is then ``smtp_port``."""
         environ = self.config.environ
         if not needs_mail_catcher(environ, self.specs):
             if sends_mail(self.specs):
@@ -478,33 +496,38 @@ class Stack:
         )
         unit = self._add(process, Role.MAIL_CATCHER, url)
         self._launch(unit)
-        self._wait_ready([unit], MAIL_CATCHER_TIMEOUT)
-        self.mail_url = url
-        return smtp_port
+        self.smtp_port = smtp_port
+        return unit
 
     def _migrate(self, envs: Mapping[str, Mapping[str, str]]) -> None:
-        """Run every service's migrations at once; each has its own database. Their
-        output goes to the service's log."""
-        for spec in self.specs:
-            if spec.needs_database:
-                argv = [sys.executable, "-m", "ticketing_common.migrate", spec.package]
-                self.migrations.append(self.supervisor.spawn(spec.name, argv, env=envs[spec.name]))
-        runs = list(self.migrations)
+        """Migrate every service's database in one process (``migrate.py``: one import of
+        SQLAlchemy and Alembic instead of one per service); its output goes to the
+        ``migrations`` log."""
+        specs = [spec for spec in self.specs if spec.needs_database]
+        if not specs:
+            return
+        # The first service's environment, which has all a migration needs but the URL,
+        # and every service's URL in a variable of its own.
+        env = {key: value for key, value in envs[specs[0].name].items() if key != "DATABASE_URL"}
+        env |= {migrate.url_variable(spec.name): envs[spec.name]["DATABASE_URL"] for spec in specs}
+        argv = [sys.executable, "-m", migrate.__name__]
+        argv += [migrate.argument(spec.name, spec.package) for spec in specs]
+        run = self.supervisor.spawn(MIGRATIONS_NAME, argv, env=env)
+        self.migrations.append(run)
         self._record()
-        deadline = time.monotonic() + MIGRATION_TIMEOUT
-        for run in runs:
-            if not run.wait(deadline - time.monotonic()):
-                raise StartupError(
-                    f"Migrations of {run.name} did not finish within {MIGRATION_TIMEOUT:.0f}s",
-                    self.supervisor.settle(run.name),
-                )
-            if (code := run.exit_code()) != 0:
-                raise StartupError(
-                    f"Migrations of {run.name} failed (exit code {code})",
-                    self.supervisor.settle(run.name),
-                )
-            self.printer.detail(f"{run.name}: database migrated to the latest revision.")
-            self.migrations.remove(run)
+        if not run.wait(MIGRATION_TIMEOUT):
+            raise StartupError(
+                f"Migrations did not finish within {MIGRATION_TIMEOUT:.0f}s",
+                self.supervisor.settle(run.name),
+            )
+        tail = self.supervisor.settle(run.name)
+        if (code := run.exit_code()) != 0:
+            failed = [spec.name for spec in specs if failed_line(spec.name) in tail]
+            which = f"of {failed[0]} " if failed else ""
+            raise StartupError(f"Migrations {which}failed (exit code {code})", tail)
+        for spec in specs:
+            self.printer.detail(f"{spec.name}: database migrated to the latest revision.")
+        self.migrations.remove(run)
         self._record()
 
     def _check_gateway_port(self) -> None:

@@ -55,12 +55,13 @@ async def published_so_far(bus: EventBus, payload_type: type[P]) -> list[Envelop
     )
     found: list[Envelope[P]] = []
     try:
-        while True:
-            try:
-                messages = await subscription.fetch(100, timeout=0.3)
-            except (TimeoutError, NatsTimeoutError):
-                return found
+        # A new consumer counts what the stream holds for it: fetch exactly that, rather
+        # than learn there is no more from a fetch that times out (a fixed wait per call).
+        pending = (await subscription.consumer_info()).num_pending or 0
+        while len(found) < pending:
+            messages = await subscription.fetch(min(100, pending - len(found)), timeout=5)
             found += [decode(message.data, payload_type) for message in messages]
+        return found
     finally:
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
