@@ -68,20 +68,9 @@ class Stack:
         self._queue.put(None)
 
     def wait_until_up(self, timeout: float = 180) -> None:
-        expected = f"Ticketing is up at {self.url}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            if expected in line:
-                # Captured now, while every process it started runs.
-                self.children = list(psutil.Process(self.proc.pid).children(recursive=True))
-                return
-        raise AssertionError(f"never printed {expected!r}:\n" + "\n".join(self.lines))
+        self.wait_for(f"Ticketing is up at {self.url}", timeout)
+        # Captured now, while every process it started runs.
+        self.children = list(psutil.Process(self.proc.pid).children(recursive=True))
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
         """Wait until a line it prints from now on contains ``text``."""
