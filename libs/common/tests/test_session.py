@@ -11,6 +11,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Response
 from pydantic import ValidationError
 
+from ticketing_common import session
 from ticketing_common.errors import install_error_handlers
 from ticketing_common.session import (
     COOKIE_NAME,
@@ -102,6 +103,22 @@ def test_a_token_is_due_for_renewal_from_the_middle_of_its_life() -> None:
     assert not content.past_half_life(half - timedelta(seconds=1))
     assert content.past_half_life(half)
     assert content.past_half_life(content.expires_at + timedelta(hours=1))
+
+
+def test_tokens_are_remembered_but_a_junk_cookie_of_any_length_is_not() -> None:
+    remembered = session._read_signed.cache_info
+    token = issue_token(USER, SETTINGS)
+    assert len(token) <= session.MAX_CACHED_TOKEN_LENGTH
+    assert verify_token(token, SETTINGS) == USER
+    before = remembered()
+    assert verify_token(token, SETTINGS) == USER
+    assert remembered().hits == before.hits + 1  # checked once, then remembered
+
+    junk = "x" * 30_000
+    held = remembered().currsize
+    assert read_token(junk, SETTINGS) is None
+    assert read_token(junk + "y", SETTINGS) is None
+    assert remembered().currsize == held
 
 
 async def test_cookie_is_httponly_and_samesite_lax() -> None:

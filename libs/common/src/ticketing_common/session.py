@@ -79,8 +79,16 @@ class SessionToken:
         return (now or datetime.now(UTC)) >= self.issued_at + half_life
 
 
+# Our tokens are a few hundred bytes. A longer cookie is read but not remembered, so
+# that junk cookies (up to the gateway's 32 KiB of headers each) cannot fill the
+# cache with megabytes.
+MAX_CACHED_TOKEN_LENGTH = 1024
+
+
 def read_token(token: str, settings: ServiceSettings) -> SessionToken | None:
     """The token's content if it was signed with our key, even when it has expired."""
+    if len(token) > MAX_CACHED_TOKEN_LENGTH:
+        return _decode(token, settings.JWT_KEY)
     return _read_signed(token, settings.JWT_KEY)
 
 
@@ -91,6 +99,10 @@ def read_token(token: str, settings: ServiceSettings) -> SessionToken | None:
 # checked at each use.
 @functools.lru_cache(maxsize=4096)
 def _read_signed(token: str, key: str) -> SessionToken | None:
+    return _decode(token, key)
+
+
+def _decode(token: str, key: str) -> SessionToken | None:
     try:
         claims = jwt.decode(
             token,
