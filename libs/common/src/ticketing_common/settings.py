@@ -154,6 +154,13 @@ class RedisSettings(ServiceSettings):
         return value
 
 
+class OrderSizeSettings(ServiceSettings):
+    """How many units of a general-admission listing one order may hold: orders refuses
+    more (400), the web client offers no more. One variable, read by both."""
+
+    MAX_UNITS_PER_ORDER: int = Field(default=10, ge=1)
+
+
 class BusSettings(ServiceSettings):
     """For services on the event bus."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from ticketing_common.ratelimit import Rate
-from ticketing_common.settings import EventServiceSettings, RedisSettings
+from ticketing_common.settings import EventServiceSettings, OrderSizeSettings, RedisSettings
 
 
-class Settings(EventServiceSettings, RedisSettings):
+class Settings(EventServiceSettings, RedisSettings, OrderSizeSettings):
     # How long a new order holds its ticket before it expires (15 minutes; 30 s in demos).
     EXPIRATION_WINDOW_SECONDS: int = Field(default=900, gt=0)
 
@@ -27,8 +27,6 @@ class Settings(EventServiceSettings, RedisSettings):
     # After a buyer's order is cancelled (by them or by its expiry), how long before
     # the same buyer may order that ticket again: others get their chance at it.
     REORDER_COOLDOWN_SECONDS: int = Field(default=180, ge=0)
-    # Units of a general-admission listing one order may hold (POST /api/orders quantity).
-    MAX_UNITS_PER_ORDER: int = Field(default=10, ge=1)
 
     # How long after paying a buyer may refund an order that was not checked in
     # (POST /api/orders/{id}/refund; 7 days).

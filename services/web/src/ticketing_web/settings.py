@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from ticketing_common.settings import BusSettings
+from ticketing_common.settings import BusSettings, OrderSizeSettings
 
 
-class Settings(BusSettings):
+class Settings(BusSettings, OrderSizeSettings):
     # Base URL of the gateway; every API is reached under it (``/api/users``, ...).
     GATEWAY_URL: str = Field(pattern=r"^https?://[^/\s]+/?$")
     # With a publishable key the pay form tokenises cards with Stripe.js; without one
@@ -19,9 +19,6 @@ class Settings(BusSettings):
     STRIPE_PUBLISHABLE_KEY: str | None = Field(default=None, pattern=r"^pk_[A-Za-z0-9_]+$")
     # How long one API call may take before the page says the service is unavailable.
     UPSTREAM_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
-    # The most units a ticket page offers in one order: orders' setting of the same name
-    # (it refuses more with a 400), so one variable set for both keeps them in step.
-    MAX_UNITS_PER_ORDER: int = Field(default=10, ge=1)
 
     @field_validator("STRIPE_PUBLISHABLE_KEY", mode="before")
     @classmethod
