@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import String, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing_common.db import (
@@ -83,7 +84,9 @@ async def test_connections_the_server_dropped_fail_the_readiness_ping_once_then_
         async with other.transaction() as session:
             # As a restart of PostgreSQL would, to the idle connection in the pool.
             await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        with pytest.raises(Exception, match="connection"):
+        # Which error depends on when asyncpg reads the termination (a closed
+        # connection, or a protocol state error mid-statement); either is the driver's.
+        with pytest.raises(DBAPIError):
             await database.ping()
         await database.ping()
         async with database.transaction() as session:
