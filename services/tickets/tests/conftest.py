@@ -5,19 +5,41 @@ clients signed in as a seller and as another user."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
+from ticketing_common.db import Database
+from ticketing_common.events.contracts import (
+    CancelReason,
+    Envelope,
+    OrderCancelled,
+    OrderCompleted,
+    OrderCreated,
+    OrderStatus,
+    PricedTicketRef,
+    TicketRef,
+)
 from ticketing_common.spec import ServiceSpec
 from ticketing_common.testing import EventsOf, ServedApp, signed_in_cookie
 from ticketing_tickets.app import SPEC
+from ticketing_tickets.listeners import on_order_cancelled, on_order_completed, on_order_created
 from ticketing_tickets.settings import Settings
 
 # What the test modules import from here.
-__all__ = ["EventsOf", "NewTicket", "price"]
+__all__ = [
+    "EventsOf",
+    "NewTicket",
+    "OrderEvent",
+    "cancelled",
+    "completed",
+    "created",
+    "deliver",
+    "price",
+]
 
 NewTicket = Callable[..., Awaitable[dict[str, object]]]
 
@@ -63,3 +85,63 @@ def new_ticket(seller: httpx.AsyncClient) -> NewTicket:
 
 def price(value: object) -> Decimal:
     return Decimal(str(value))
+
+
+OrderEvent = Envelope[OrderCreated] | Envelope[OrderCancelled] | Envelope[OrderCompleted]
+
+
+def created(ticket_id: UUID, quantity: int = 1, *, price: str = "20.50") -> Envelope[OrderCreated]:
+    """A new order (version 0) of the ticket: a seat, or ``quantity`` units."""
+    return Envelope.of(
+        OrderCreated(
+            id=uuid4(),
+            version=0,
+            status=OrderStatus.CREATED,
+            user_id=uuid4(),
+            expires_at=datetime.now(UTC) + timedelta(minutes=15),
+            ticket=PricedTicketRef(id=ticket_id, price=Decimal(price)),
+            quantity=quantity,
+        )
+    )
+
+
+def cancelled(
+    order: Envelope[OrderCreated], reason: CancelReason = CancelReason.CANCELLED
+) -> Envelope[OrderCancelled]:
+    """The order's cancel: its next version, its last."""
+    data = order.data
+    return Envelope.of(
+        OrderCancelled(
+            id=data.id,
+            version=1,
+            ticket=TicketRef(id=data.ticket.id),
+            reason=reason,
+            quantity=data.quantity,
+        )
+    )
+
+
+def completed(order: Envelope[OrderCreated]) -> Envelope[OrderCompleted]:
+    """Paid: the order's current version (completion does not bump it)."""
+    data = order.data
+    return Envelope.of(
+        OrderCompleted(
+            id=data.id,
+            version=data.version,
+            user_id=data.user_id,
+            ticket=data.ticket,
+            quantity=data.quantity,
+        )
+    )
+
+
+async def deliver(db: Database, event: OrderEvent) -> None:
+    """One delivery, as ``transactional`` runs it: commit, or roll back on raise."""
+    async with db.transaction() as session:
+        match event.data:
+            case OrderCancelled():
+                await on_order_cancelled(Envelope.of(event.data, event_id=event.id), session)
+            case OrderCreated():
+                await on_order_created(Envelope.of(event.data, event_id=event.id), session)
+            case OrderCompleted():
+                await on_order_completed(Envelope.of(event.data, event_id=event.id), session)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from uuid import UUID, uuid4
 
 import httpx
@@ -19,13 +17,8 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import (
     CancelReason,
     Envelope,
-    OrderCancelled,
-    OrderCompleted,
     OrderCreated,
-    OrderStatus,
-    PricedTicketRef,
     TicketCreated,
-    TicketRef,
     TicketUpdated,
 )
 from ticketing_common.events.listener import ListenerGroup, RetryLater
@@ -35,69 +28,16 @@ from ticketing_tickets import repository, service
 from ticketing_tickets.errors import TicketReserved
 from ticketing_tickets.listeners import (
     CompletedBeforeCreated,
-    on_order_cancelled,
-    on_order_completed,
-    on_order_created,
 )
 from ticketing_tickets.models import OrderRef, Ticket
 
-from .conftest import EventsOf
-
-OrderEvent = Envelope[OrderCreated] | Envelope[OrderCancelled] | Envelope[OrderCompleted]
+from .conftest import EventsOf, OrderEvent, cancelled, completed, deliver
+from .conftest import created as order_created
 
 
 def created(ticket_id: UUID, quantity: int, price: str = "40") -> Envelope[OrderCreated]:
-    return Envelope.of(
-        OrderCreated(
-            id=uuid4(),
-            version=0,
-            status=OrderStatus.CREATED,
-            user_id=uuid4(),
-            expires_at=datetime.now(UTC) + timedelta(minutes=15),
-            ticket=PricedTicketRef(id=ticket_id, price=Decimal(price)),
-            quantity=quantity,
-        )
-    )
-
-
-def cancelled(
-    order: Envelope[OrderCreated], reason: CancelReason = CancelReason.CANCELLED
-) -> Envelope[OrderCancelled]:
-    data = order.data
-    return Envelope.of(
-        OrderCancelled(
-            id=data.id,
-            version=1,
-            ticket=TicketRef(id=data.ticket.id),
-            reason=reason,
-            quantity=data.quantity,
-        )
-    )
-
-
-def completed(order: Envelope[OrderCreated]) -> Envelope[OrderCompleted]:
-    data = order.data
-    return Envelope.of(
-        OrderCompleted(
-            id=data.id,
-            version=data.version,
-            user_id=data.user_id,
-            ticket=data.ticket,
-            quantity=data.quantity,
-        )
-    )
-
-
-async def deliver(db: Database, event: OrderEvent) -> None:
-    """One delivery, as ``transactional`` runs it: commit, or roll back on raise."""
-    async with db.transaction() as session:
-        match event.data:
-            case OrderCancelled():
-                await on_order_cancelled(Envelope.of(event.data, event_id=event.id), session)
-            case OrderCreated():
-                await on_order_created(Envelope.of(event.data, event_id=event.id), session)
-            case OrderCompleted():
-                await on_order_completed(Envelope.of(event.data, event_id=event.id), session)
+    """An order of units, at the $40 the listings here are sold at unless told."""
+    return order_created(ticket_id, quantity, price=price)
 
 
 async def listed(db: Database, quantity: int) -> UUID:

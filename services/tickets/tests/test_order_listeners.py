@@ -3,8 +3,6 @@ them: what they change in tickets' tables, and what they refuse to change."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
@@ -13,56 +11,16 @@ from sqlalchemy import func, select, update
 from ticketing_common.db import Database
 from ticketing_common.events.contracts import (
     CancelReason,
-    Envelope,
-    OrderCancelled,
-    OrderCompleted,
-    OrderCreated,
-    OrderStatus,
-    PricedTicketRef,
-    TicketRef,
 )
 from ticketing_common.events.listener import RetryLater
 from ticketing_common.events.outbox import outbox_table
 from ticketing_tickets import repository
 from ticketing_tickets.listeners import (
     CompletedBeforeCreated,
-    on_order_cancelled,
-    on_order_completed,
-    on_order_created,
 )
 from ticketing_tickets.models import OrderRef, Ticket
 
-
-def created(ticket_id: UUID) -> Envelope[OrderCreated]:
-    return Envelope.of(
-        OrderCreated(
-            id=uuid4(),
-            version=0,
-            status=OrderStatus.CREATED,
-            user_id=uuid4(),
-            expires_at=datetime.now(UTC) + timedelta(minutes=15),
-            ticket=PricedTicketRef(id=ticket_id, price=Decimal("20.50")),
-        )
-    )
-
-
-def cancelled(
-    order: Envelope[OrderCreated], reason: CancelReason = CancelReason.CANCELLED
-) -> Envelope[OrderCancelled]:
-    return Envelope.of(
-        OrderCancelled(
-            id=order.data.id, version=1, ticket=TicketRef(id=order.data.ticket.id), reason=reason
-        )
-    )
-
-
-def completed(order: Envelope[OrderCreated]) -> Envelope[OrderCompleted]:
-    """Paid: the order's current version (completion does not bump it)."""
-    return Envelope.of(
-        OrderCompleted(
-            id=order.data.id, version=0, user_id=order.data.user_id, ticket=order.data.ticket
-        )
-    )
+from .conftest import cancelled, completed, created, deliver
 
 
 async def listed(db: Database) -> UUID:
@@ -71,21 +29,6 @@ async def listed(db: Database) -> UUID:
             session, title="Concert", price_cents=2050, user_id=uuid4()
         )
         return ticket.id
-
-
-async def deliver(
-    db: Database,
-    event: Envelope[OrderCreated] | Envelope[OrderCancelled] | Envelope[OrderCompleted],
-) -> None:
-    """One delivery, as ``transactional`` runs it: commit, or roll back on raise."""
-    async with db.transaction() as session:
-        match event.data:
-            case OrderCancelled():
-                await on_order_cancelled(Envelope.of(event.data, event_id=event.id), session)
-            case OrderCreated():
-                await on_order_created(Envelope.of(event.data, event_id=event.id), session)
-            case OrderCompleted():
-                await on_order_completed(Envelope.of(event.data, event_id=event.id), session)
 
 
 async def snapshot(db: Database, ticket_id: UUID) -> tuple[UUID | None, int, int, list[UUID]]:
