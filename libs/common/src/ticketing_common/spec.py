@@ -256,8 +256,14 @@ class ServiceSpec(Generic[S]):
         if bus is not None:
             components.add(bus)
             if database is not None:
+                assert isinstance(settings, BusSettings)
                 # Every service with a database and a bus publishes through its outbox.
-                relay = OutboxRelay(database, bus, metrics=metrics)
+                relay = OutboxRelay(
+                    database,
+                    bus,
+                    linger_seconds=settings.OUTBOX_LINGER_MS / 1000,
+                    metrics=metrics,
+                )
                 components.add(relay)
                 workers.append(relay.run)
             if parts.listeners:

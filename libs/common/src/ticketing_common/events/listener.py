@@ -118,6 +118,8 @@ class RetryPolicy:
     ack_wait: float = 30.0
     # Messages per fetch; a transactional listener applies them in one transaction.
     batch_size: int = 64
+    # Seconds between a fetch that did not fill a batch and the next (EVENT_BATCH_LINGER_MS).
+    linger: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: BusSettings) -> RetryPolicy:
@@ -125,6 +127,7 @@ class RetryPolicy:
             max_deliveries=settings.EVENT_MAX_DELIVERIES,
             ack_wait=settings.EVENT_ACK_WAIT_SECONDS,
             batch_size=settings.EVENT_BATCH_SIZE,
+            linger=settings.EVENT_BATCH_LINGER_MS / 1000,
         )
 
     def delay(self, delivery: int) -> float:
@@ -245,6 +248,13 @@ class ListenerGroup:
                     continue
                 # In-flight work is finished even when stopping: the messages are ours.
                 await self._deliver(listener, messages)
+                if 1 < len(messages) < self.policy.batch_size and self.policy.linger:
+                    # Events are streaming in (more than one came since the last fetch)
+                    # but not backlogged: let the next moment's gather on the server, to
+                    # be fetched, applied and acked together. A lone event (a quiet
+                    # stream) or a full batch (a backlog) is followed by a fetch at once.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), timeout=self.policy.linger)
         finally:
             # Without our inbox's interest the broker hands the stopped fetch's pull
             # request nothing more: what it would have sent goes to another replica.
@@ -397,8 +407,12 @@ class ListenerGroup:
             crash_point("listener.after_commit")  # crash tests: committed, never acked
         for delivery in applied:
             delivery.settled = True
-        # Pipelined: every ack is sent before the first confirmation is awaited.
-        await asyncio.gather(*(delivery.message.ack_sync() for delivery in applied))
+        # One round trip for the lot: the broker applies a consumer's acks in the order
+        # they arrive, so the last one's confirmation means every earlier one is applied.
+        if applied:
+            for delivery in applied[:-1]:
+                await delivery.message.ack()
+            await applied[-1].message.ack_sync()
         self.handled += len(applied)
         self.counters.handled.labels(consumer=self.durable_name(listener.event_type)).inc(
             len(applied)

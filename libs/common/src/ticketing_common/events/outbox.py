@@ -131,12 +131,17 @@ class OutboxRelay:
         *,
         fallback_poll_seconds: float = 5.0,
         retry_seconds: float = 1.0,
+        linger_seconds: float = 0.0,
         metrics: Metrics | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
         self.fallback_poll_seconds = fallback_poll_seconds
         self.retry_seconds = retry_seconds
+        # Woken by a commit while commits stream in (its last read found more than one),
+        # the relay waits this long before it reads, so the commits of that moment go
+        # out in one select, one pipelined send and one delete.
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         # LISTEN is up, and the last select found no row with no commit notified since.
         self._listening = False
@@ -199,6 +204,12 @@ class OutboxRelay:
             if failures:
                 # The failed rows stay and are published again on the next run.
                 raise failures[0]
+            if len(rows) < BATCH_SIZE and self._listening and notified == self._notified:
+                # A short batch had every row committed before the select, and no commit
+                # has notified since it began: a later one notifies and wakes the relay,
+                # so there is nothing to select again for.
+                self._drained = True
+                return total
 
     def _on_notify(self, *_: object) -> None:
         self._notified += 1
@@ -227,8 +238,9 @@ class OutboxRelay:
         try:
             while not stopping.is_set():
                 self._wake.clear()
+                published = 0
                 try:
-                    await self.publish_pending()
+                    published = await self.publish_pending()
                     timeout = self.fallback_poll_seconds
                 except Exception:
                     logger.exception("outbox relay failed; retrying")
@@ -242,6 +254,14 @@ class OutboxRelay:
                 )
                 for waiter in pending:
                     waiter.cancel()
+                if (
+                    published > 1  # commits are streaming in: a lone one goes out at once
+                    and self.linger_seconds
+                    and self._wake.is_set()
+                    and not stopping.is_set()
+                ):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), timeout=self.linger_seconds)
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
