@@ -255,3 +255,28 @@ async def test_a_fetch_handled_for_longer_than_the_ack_wait_is_not_redelivered_m
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
     assert runs == Counter(event.id for event in sent)  # each once: none redelivered
     assert other.handled == 0
+
+
+async def test_a_stream_consumed_with_a_linger_is_applied_once_each_in_version_order(
+    bus: EventBus, database: Database
+) -> None:
+    """Events published in waves while the listener runs, lingering between fetches of
+    more than one: every event applied once, each ticket at its last version, all acked."""
+    sent = chains(tickets=8, versions=6)
+    group = ListenerGroup(bus, "orders", replace(POLICY, linger=0.05))
+    group.add(TicketCreated, transactional(database, apply_copy))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(group.run(stopping))
+    try:
+        for start in range(0, len(sent), 6):
+            for event in sent[start : start + 6]:
+                await bus.publish(event)
+            await asyncio.sleep(0.02)  # waves: some land while the listener lingers
+        await wait_until(lambda: group.handled == len(sent), timeout=30)
+        await wait_until(lambda: consumer_settled(bus, group), timeout=10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, timeout=10)
+    applied = await effects(database)
+    assert sorted(event_id for event_id, _ in applied) == sorted(event.id for event in sent)
+    assert set((await copies(database)).values()) == {5}
