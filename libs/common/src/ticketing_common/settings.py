@@ -176,15 +176,15 @@ class BusSettings(ServiceSettings):
     EVENT_ACK_WAIT_SECONDS: float = Field(default=30, gt=0)
     # Events per fetch; a transactional listener applies a fetch in one transaction.
     EVENT_BATCH_SIZE: int = Field(default=64, ge=1, le=1000)
-    # While events stream in (a fetch brought more than one, but not a full batch), a
-    # listener waits this long before its next fetch: the events of that moment are
-    # then applied in one transaction and acked together, instead of a fetch, a
-    # transaction and an ack round for every one or two. A lone event and a backlog
-    # are fetched again at once. Adds at most this much to an event's latency under
-    # load; 0 turns it off.
+    # After a fetch that brought events but did not fill a batch, a listener waits this
+    # long before its next: under load the events of that moment are then applied in
+    # one transaction and acked together, instead of a fetch, a transaction and an ack
+    # round for every one or two. A backlog (a full batch) is fetched again at once and
+    # an idle consumer's fetch answers the moment an event arrives, so this only adds
+    # latency to an event that follows another closely; 0 turns it off.
     EVENT_BATCH_LINGER_MS: float = Field(default=100, ge=0, le=1000)
-    # The outbox relay's counterpart: woken by a commit while commits stream in (its
-    # last read found more than one), it waits this long before it reads again.
+    # The outbox relay's counterpart: woken by a commit right after it published, it
+    # waits this long before it reads again.
     OUTBOX_LINGER_MS: float = Field(default=20, ge=0, le=1000)
 
 

@@ -248,11 +248,11 @@ class ListenerGroup:
                     continue
                 # In-flight work is finished even when stopping: the messages are ours.
                 await self._deliver(listener, messages)
-                if 1 < len(messages) < self.policy.batch_size and self.policy.linger:
-                    # Events are streaming in (more than one came since the last fetch)
-                    # but not backlogged: let the next moment's gather on the server, to
-                    # be fetched, applied and acked together. A lone event (a quiet
-                    # stream) or a full batch (a backlog) is followed by a fetch at once.
+                if 0 < len(messages) < self.policy.batch_size and self.policy.linger:
+                    # Busy but not backlogged: let the next moment's events gather on
+                    # the server, to be fetched, applied and acked together. A backlog
+                    # (a full batch) is fetched again at once, and an idle consumer's
+                    # fetch still answers the moment an event arrives.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), timeout=self.policy.linger)
         finally:

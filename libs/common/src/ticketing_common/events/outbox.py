@@ -138,9 +138,9 @@ class OutboxRelay:
         self.bus = bus
         self.fallback_poll_seconds = fallback_poll_seconds
         self.retry_seconds = retry_seconds
-        # Woken by a commit while commits stream in (its last read found more than one),
-        # the relay waits this long before it reads, so the commits of that moment go
-        # out in one select, one pipelined send and one delete.
+        # Woken by a commit right after it published (busy), the relay waits this long
+        # before it reads, so the commits of that moment go out in one select, one
+        # pipelined send and one delete.
         self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         # LISTEN is up, and the last select found no row with no commit notified since.
@@ -255,7 +255,7 @@ class OutboxRelay:
                 for waiter in pending:
                     waiter.cancel()
                 if (
-                    published > 1  # commits are streaming in: a lone one goes out at once
+                    published  # busy: an idle relay's first commit goes out at once
                     and self.linger_seconds
                     and self._wake.is_set()
                     and not stopping.is_set()
