@@ -7,6 +7,7 @@ PNG (and from the image inside the PDF), ``pypdf`` extracts the PDF's text.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from decimal import Decimal
 from uuid import uuid4
 
@@ -57,3 +58,15 @@ def test_the_pdf_carries_title_price_order_and_a_qr_code_that_scans() -> None:
     [image] = reader.pages[0].images
     assert image.image is not None
     assert _decoded(image.image) == [CODE]
+
+
+def test_the_pdf_of_a_general_admission_order_shows_its_units_and_whom_it_admits() -> None:
+    ticket = ETicket(
+        title="Standing", price=Decimal("40"), order_id=uuid4(), ticket_id=uuid4(), code=CODE
+    )
+    one = PdfReader(io.BytesIO(pdf(ticket))).pages[0].extract_text()
+    three = PdfReader(io.BytesIO(pdf(replace(ticket, quantity=3)))).pages[0].extract_text()
+    assert "$40.00 USD" in one
+    assert "admits one person, once" in " ".join(one.split())
+    assert "3 x $40.00 = $120.00 USD" in three
+    assert "admits 3 people together, once" in " ".join(three.split())

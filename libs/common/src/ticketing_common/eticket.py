@@ -43,10 +43,13 @@ class ETicket:
     ticket_id: UUID
     code: str
     issued_at: datetime | None = None
+    # A general-admission order's units: one code lets this many people in, together.
+    quantity: int = 1
 
 
 def pdf(ticket: ETicket) -> bytes:
-    """A one-page A6 PDF (105 by 148 mm): the title, price, order id and QR code."""
+    """A one-page A6 PDF (105 by 148 mm): the title, price (times the units of a
+    general-admission order), order id, QR code and how many people it admits."""
     document = FPDF(format=(105, 148))  # A6, in mm
     document.set_title(f"Ticket: {ticket.title}")
     document.set_creator("Ticketing")
@@ -57,7 +60,7 @@ def pdf(ticket: ETicket) -> bytes:
     document.multi_cell(width, 7, _latin1(ticket.title), align="C", new_x="LMARGIN")
     document.ln(2)
     document.set_font("Helvetica", "", 11)
-    document.cell(width, 6, f"${ticket.price:,.2f} USD", align="C", new_x="LMARGIN", new_y="NEXT")
+    document.cell(width, 6, _amount(ticket), align="C", new_x="LMARGIN", new_y="NEXT")
     side = min(width, 70.0)
     document.image(io.BytesIO(qr_png(ticket.code)), x=(document.w - side) / 2, w=side, h=side)
     document.ln(2)
@@ -68,10 +71,19 @@ def pdf(ticket: ETicket) -> bytes:
         issued = ticket.issued_at.strftime("%Y-%m-%d %H:%M UTC")
         document.cell(width, 4, f"Issued {issued}", align="C", new_x="LMARGIN", new_y="NEXT")
     document.set_font("Helvetica", "I", 7)
+    admits = "one person" if ticket.quantity == 1 else f"{ticket.quantity} people together"
     document.multi_cell(
-        width, 4, "Show this code at the door. It admits one person, once.", align="C"
+        width, 4, f"Show this code at the door. It admits {admits}, once.", align="C"
     )
     return bytes(document.output())
+
+
+def _amount(ticket: ETicket) -> str:
+    """``$40.00 USD``, or for several units ``3 x $40.00 = $120.00 USD``."""
+    if ticket.quantity == 1:
+        return f"${ticket.price:,.2f} USD"
+    total = ticket.price * ticket.quantity
+    return f"{ticket.quantity} x ${ticket.price:,.2f} = ${total:,.2f} USD"
 
 
 def _latin1(text: str) -> str:

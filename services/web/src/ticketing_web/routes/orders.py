@@ -134,6 +134,7 @@ async def ticket_pdf(api: Api, order_id: OrderId, me: SignedIn) -> Response:
             order_id=order.id,
             ticket_id=order.ticket.id,
             code=order.admission.code,
+            quantity=order.quantity,
         )
     )
     return Response(
