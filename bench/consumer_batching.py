@@ -1,6 +1,7 @@
 """Batched consumers and relay: events/s and CPU per event, one at a time vs batched.
 
-Run with ``uv run python bench/consumer_batching.py [--events N] [--batch-sizes 1,64,256]``.
+Run with ``uv run python bench/consumer_batching.py [--events N] [--batch-sizes 1,64,256]
+[--rate 100] [--lingers 0,20,50,100]``.
 The script starts its own embedded nats-server and PostgreSQL (127.0.0.1, in a
 temporary directory) and stops them when it finishes or fails.
 
@@ -16,6 +17,12 @@ namespace, all in one run:
 * **relay** -- ``--events`` outbox rows are committed before an :class:`OutboxRelay`
   publishes them all: ``one-by-one`` awaits each publish's ack before the next (as
   before), ``pipelined`` is the relay as it is.
+
+* **steady** -- events published one by one at ``--rate`` per second (about 20 s
+  of them) while the same consumer (batch 64) runs, once with each listener linger
+  of ``--lingers`` (``EVENT_BATCH_LINGER_MS``), and once with no consumer at all
+  (the publishing alone, to subtract from the bench column); also each event's lag
+  from its envelope's time to its handler's run, p50 and p99.
 
 Time is from the start of the drain to its end. CPU is utime + stime from
 ``/proc`` (psutil) of this process (the consumer or relay), the PostgreSQL server
@@ -180,6 +187,7 @@ class Result:
     events: int
     seconds: float
     cpu: dict[str, float]
+    note: str = ""
 
     def line(self) -> str:
         per_event = {name: seconds * 1000 / self.events for name, seconds in self.cpu.items()}
@@ -187,7 +195,7 @@ class Result:
             f"| {self.name} | {self.events} | {self.seconds:.2f} | "
             f"{self.events / self.seconds:.0f} | "
             + " | ".join(f"{per_event[name]:.3f}" for name in ("bench", "postgres", "nats"))
-            + f" | **{sum(per_event.values()):.3f}** |"
+            + f" | **{sum(per_event.values()):.3f}** | {self.note} |"
         )
 
 
@@ -220,17 +228,7 @@ async def consumer(servers: Servers, events: int, batch_size: int) -> Result:
     database, namespace = await fresh(servers, "consumer")
     bus = await EventBus(servers.nats_url, namespace, client_name="bench").connect()
     try:
-        orders = [
-            OrderCreated(
-                id=uuid4(),
-                version=0,
-                status=OrderStatus.CREATED,
-                user_id=uuid4(),
-                expires_at=datetime.now(UTC) + timedelta(minutes=15),
-                ticket=PricedTicketRef(id=uuid4(), price=Decimal("40.00")),
-            )
-            for _ in range(events)
-        ]
+        orders = orders_for(events)
         async with database.transaction() as session:
             await session.execute(
                 text("INSERT INTO tickets (id, version, title) VALUES (:id, 0, 'Gig')"),
@@ -271,6 +269,82 @@ async def consumer(servers: Servers, events: int, batch_size: int) -> Result:
         await database.dispose()
 
 
+def orders_for(events: int) -> list[OrderCreated]:
+    return [
+        OrderCreated(
+            id=uuid4(),
+            version=0,
+            status=OrderStatus.CREATED,
+            user_id=uuid4(),
+            expires_at=datetime.now(UTC) + timedelta(minutes=15),
+            ticket=PricedTicketRef(id=uuid4(), price=Decimal("40.00")),
+        )
+        for _ in range(events)
+    ]
+
+
+async def steady(servers: Servers, events: int, rate: float, linger_ms: float | None) -> Result:
+    """``events`` published one by one at ``rate``/s while the consumer runs with the
+    given linger (None: no consumer, the publishing alone). Also the latency of each
+    event, from its envelope's time to its handler's run."""
+    database, namespace = await fresh(servers, "steady")
+    bus = await EventBus(servers.nats_url, namespace, client_name="bench").connect()
+    try:
+        orders = orders_for(events)
+        async with database.transaction() as session:
+            await session.execute(
+                text("INSERT INTO tickets (id, version, title) VALUES (:id, 0, 'Gig')"),
+                [{"id": order.ticket.id} for order in orders],
+            )
+        lags: list[float] = []
+
+        async def handle(event: Envelope[OrderCreated], session: AsyncSession) -> None:
+            lags.append((datetime.now(UTC) - event.time).total_seconds())
+            await on_order_created(event, session)
+
+        policy = replace(RetryPolicy(), linger=(linger_ms or 0) / 1000)
+        group = ListenerGroup(bus, "tickets", policy)
+        group.add(OrderCreated, transactional(database, handle))
+        stopping = asyncio.Event()
+
+        async def publish() -> None:
+            started = time.perf_counter()
+            for index, order in enumerate(orders):
+                await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+                envelope = Envelope.of(order)
+                await bus.publish_event(
+                    bus.subjects.of(OrderCreated.event_type),
+                    envelope.to_json(),
+                    msg_id=str(envelope.id),
+                    event_type=envelope.type.value,
+                )
+
+        async def drain() -> None:
+            if linger_ms is None:
+                await publish()
+                return
+            task = asyncio.create_task(group.run(stopping))
+            await publish()
+            await wait_until(lambda: group.handled >= events, timeout=DRAIN_TIMEOUT_SECONDS)
+            stopping.set()
+            await task
+
+        name = (
+            f"steady {rate:.0f}/s, publishing alone"
+            if linger_ms is None
+            else f"steady {rate:.0f}/s, linger {linger_ms:.0f} ms"
+        )
+        result = await measured(servers, name, events, drain)
+        if lags:
+            lags.sort()
+            p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, len(lags) * 99 // 100)]
+            result = replace(result, note=f"lag p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        return result
+    finally:
+        await bus.close()
+        await database.dispose()
+
+
 async def relay(servers: Servers, events: int, *, pipelined: bool) -> Result:
     database, namespace = await fresh(servers, "relay")
     bus_type = EventBus if pipelined else OneByOneBus
@@ -304,13 +378,19 @@ async def relay(servers: Servers, events: int, *, pipelined: bool) -> Result:
         await database.dispose()
 
 
-async def run(servers: Servers, events: int, batch_sizes: list[int]) -> None:
+async def run(
+    servers: Servers,
+    events: int,
+    batch_sizes: list[int],
+    rate: float,
+    lingers: list[float],
+) -> None:
     print(f"events={events} cpus={os.cpu_count()} load before={load()}")
     print(
         "\n| configuration | events | seconds | events/s | CPU ms/event: bench | postgres "
-        "| nats | all |"
+        "| nats | all | |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     # A warm-up of each kind (imports, pools, server caches): not shown.
     await consumer(servers, 200, max(batch_sizes))
     await relay(servers, 200, pipelined=True)
@@ -318,6 +398,11 @@ async def run(servers: Servers, events: int, batch_sizes: list[int]) -> None:
         print((await consumer(servers, events, batch_size)).line())
     for pipelined in (False, True):
         print((await relay(servers, events, pipelined=pipelined)).line())
+    if lingers:
+        steady_events = min(events, int(rate * 20))  # about 20 s each
+        print((await steady(servers, steady_events, rate, None)).line())
+        for linger in lingers:
+            print((await steady(servers, steady_events, rate, linger)).line())
     print(f"\nload after={load()}")
 
 
@@ -331,8 +416,17 @@ def main() -> None:
     parser.add_argument(
         "--batch-sizes", default="1,64,256", help="consumer batch sizes to compare (1,64,256)"
     )
+    parser.add_argument(
+        "--rate", type=float, default=100, help="events/s of the steady stream (100)"
+    )
+    parser.add_argument(
+        "--lingers",
+        default="0,20,50,100",
+        help="listener lingers (ms) to compare on the steady stream (0,20,50,100; empty: none)",
+    )
     args = parser.parse_args()
     batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
+    lingers = [float(linger) for linger in args.lingers.split(",") if linger]
     if args.events < 1 or min(batch_sizes) < 1:
         parser.error("--events and every batch size must be at least 1")
     logging.basicConfig(level=logging.WARNING)
@@ -340,7 +434,7 @@ def main() -> None:
         stack = EmbeddedStack(Path(tmp))
         try:
             stack.start(nats=True, postgres=True, redis=False)
-            asyncio.run(run(Servers(stack), args.events, batch_sizes))
+            asyncio.run(run(Servers(stack), args.events, batch_sizes, args.rate, lingers))
         finally:
             stack.stop()
 

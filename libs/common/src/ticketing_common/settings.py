@@ -182,7 +182,7 @@ class BusSettings(ServiceSettings):
     # round for every one or two. A backlog (a full batch) is fetched again at once and
     # an idle consumer's fetch answers the moment an event arrives, so this only adds
     # latency to an event that follows another closely; 0 turns it off.
-    EVENT_BATCH_LINGER_MS: float = Field(default=100, ge=0, le=1000)
+    EVENT_BATCH_LINGER_MS: float = Field(default=50, ge=0, le=1000)
     # The outbox relay's counterpart: woken by a commit right after it published, it
     # waits this long before it reads again.
     OUTBOX_LINGER_MS: float = Field(default=20, ge=0, le=1000)
