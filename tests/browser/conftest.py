@@ -153,11 +153,14 @@ def sign_up(page: Page, email: str, *, shot: str | None = None) -> None:
     assert page.locator("nav >> text=Sign out").is_visible()
 
 
-def sell(page: Page, title: str, price: str, *, shot: str | None = None) -> str:
-    """List a ticket through the form; returns its id (from the page it lands on)."""
+def sell(page: Page, title: str, price: str, *, quantity: str = "", shot: str | None = None) -> str:
+    """List a ticket (or, with a quantity, a general-admission listing) through the
+    form; returns its id (from the page it lands on)."""
     page.goto("/tickets/new")
     page.fill("#title", title)
     page.fill("#price", price)
+    if quantity:
+        page.fill("#quantity", quantity)
     if shot:
         screenshot(page, shot)
     page.click("button:has-text('List ticket')")

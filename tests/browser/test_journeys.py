@@ -182,6 +182,33 @@ def _assert_mailed(stack: Stack, page: Page, email: str, title: str, code: str) 
     screenshot(page, "mailbox")
 
 
+def test_a_buyer_chooses_how_many_units_of_a_general_admission_listing_to_buy(
+    stack: Stack, new_context: OpenContext
+) -> None:
+    seller = new_context().new_page()
+    sign_up(seller, new_email())
+    listing_id = sell(seller, "Summer Festival, standing", "40", quantity="50")
+    expect(seller.locator(".units-left")).to_have_text("50 left")
+
+    buyer = new_context().new_page()
+    sign_up(buyer, new_email())
+    buyer.goto(f"/tickets/{listing_id}")
+    expect(buyer.locator(".price.big")).to_contain_text("$40.00 each")
+    buyer.select_option("#quantity", "3")
+    screenshot(buyer, "ga-ticket")
+    buyer.click("button:has-text('Purchase')")
+    buyer.wait_for_url(re.compile(r"/orders/[0-9a-f-]{36}$"))
+    expect(buyer.locator(".order-quantity")).to_have_text("3 \u00d7 $40.00")
+    screenshot(buyer, "ga-order")
+
+    # Tickets counts the order's units once its order:created arrives.
+    def left() -> bool:
+        buyer.goto(f"/tickets/{listing_id}")
+        return buyer.locator(".units-left").inner_text() == "47 left"
+
+    _eventually("the listing showing 47 left", left)
+
+
 def test_a_declined_card_shows_the_providers_message_and_the_form_stays_usable(
     stack: Stack, new_context: OpenContext
 ) -> None:
