@@ -40,11 +40,11 @@ class Applied(StrEnum):
 
 @dataclass(frozen=True)
 class _Statements:
-    """The statements that apply one table's changes of one shape (the columns set).
+    """The statements that apply one table's changes of one shape (the columns they set).
 
     Built once and reused with bound parameters: a statement object built per event
-    costs more Python CPU (coercing its values, computing its compiled-cache key)
-    than its round trip to PostgreSQL."""
+    cost about as much Python CPU (coercing its values, computing its compiled-cache
+    key) as executing it."""
 
     settle: Executable  # final: insert, or overwrite any earlier version
     insert: Executable  # version 0: insert unless the row exists
