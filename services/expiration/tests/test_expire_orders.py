@@ -64,6 +64,21 @@ async def test_redelivery_after_the_job_ran_schedules_nothing(
     assert len(await expirations_of(bus, order.id)) == 1
 
 
+async def test_a_redis_that_forgot_the_scheduling_script_still_schedules(
+    expiration: ServedApp, bus: EventBus
+) -> None:
+    first, second = order_created(expires_in=-1), order_created(expires_in=-1)
+    await bus.publish(Envelope.of(first))
+    await wait_until(lambda: expirations_of(bus, first.id))
+    # A restarted Redis keeps its data (the jobs) but not the scripts it had loaded.
+    await expiration.component(JobStore).pool.script_flush()
+    await bus.publish(Envelope.of(second))
+
+    [event] = await wait_until(lambda: expirations_of(bus, second.id))
+
+    assert event.id == expiration_event_id(second.id)
+
+
 # A month old: older than how long arq would keep a job key by default.
 @pytest.mark.parametrize("expires_in", [-60, -30 * 24 * 3600], ids=["minute", "month"])
 async def test_order_created_whose_expires_at_is_past_fires_at_once(

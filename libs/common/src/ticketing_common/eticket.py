@@ -47,9 +47,12 @@ class ETicket:
     quantity: int = 1
 
 
-def pdf(ticket: ETicket) -> bytes:
+def pdf(ticket: ETicket, *, qr: bytes | None = None) -> bytes:
     """A one-page A6 PDF (105 by 148 mm): the title, price (times the units of a
-    general-admission order), order id, QR code and how many people it admits."""
+    general-admission order), order id, QR code and how many people it admits.
+
+    ``qr``: the code's ``qr_png``, when the caller has rendered it already (a mail that
+    also shows it inline): rendering it costs about as much as the rest of the PDF."""
     document = FPDF(format=(105, 148))  # A6, in mm
     document.set_title(f"Ticket: {ticket.title}")
     document.set_creator("Ticketing")
@@ -62,7 +65,8 @@ def pdf(ticket: ETicket) -> bytes:
     document.set_font("Helvetica", "", 11)
     document.cell(width, 6, _amount(ticket), align="C", new_x="LMARGIN", new_y="NEXT")
     side = min(width, 70.0)
-    document.image(io.BytesIO(qr_png(ticket.code)), x=(document.w - side) / 2, w=side, h=side)
+    png = qr if qr is not None else qr_png(ticket.code)
+    document.image(io.BytesIO(png), x=(document.w - side) / 2, w=side, h=side)
     document.ln(2)
     document.set_font("Helvetica", "", 7)
     document.cell(width, 4, f"Order {ticket.order_id}", align="C", new_x="LMARGIN", new_y="NEXT")

@@ -1,12 +1,14 @@
 """Expiration's store: one delayed arq job per order in Redis.
 
-The job id is derived from the order id, and arq refuses a job id that already
-exists (queued, running, or finished while its result is kept), so scheduling the
-same order twice schedules it once. A finished job's result is kept for
-``EXPIRATION_KEEP_RESULT_SECONDS`` (a day), far beyond the broker's 2 h duplicate
-window; a redelivery later than that would schedule a second job, which is harmless:
-it publishes expiration:complete under the same event id, for an order that orders
-has long since cancelled or completed, and orders ignores it.
+The job id is derived from the order id, and a job id that already exists (queued,
+running, or finished while its result is kept) is refused, so scheduling the same
+order twice schedules it once. The job is written as arq's ``enqueue_job`` writes it
+(the same keys, encoding and expiry, which arq's worker reads), but by one Lua
+script: one round trip instead of arq's watch, check and transaction. A finished
+job's result is kept for ``EXPIRATION_KEEP_RESULT_SECONDS`` (a day), far beyond the
+broker's 2 h duplicate window; a redelivery later than that would schedule a second
+job, which is harmless: it publishes expiration:complete under the same event id,
+for an order that orders has long since cancelled or completed, and orders ignores it.
 
 Every Redis command of the service's own lives here; arq's worker (``jobs.py``)
 runs the jobs.
@@ -14,10 +16,14 @@ runs the jobs.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
+from redis.commands.core import AsyncScript
 
 from ticketing_common.tracing import current_carrier
 
@@ -27,6 +33,18 @@ JOB_FUNCTION = "expire_order"
 # matches how long the broker keeps the order:created that scheduled it.
 JOB_TTL_AFTER_DUE_MS = 14 * 24 * 3600 * 1000
 
+# arq's enqueue check and write, atomic as a script runs alone: the job unless its id
+# is queued, running or kept as a result (a redelivered order:created), then its due
+# time in the queue. KEYS: job, result, queue. ARGV: expiry ms, job, score, job id.
+ENQUEUE_UNLESS_KNOWN = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
+    return 0
+end
+redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
 
 class JobStore:
     """The service's connection to Redis, for scheduling and readiness."""
@@ -35,9 +53,12 @@ class JobStore:
         self.redis_settings = RedisSettings.from_dsn(redis_url)
         self.queue_name = queue_name
         self._pool: ArqRedis | None = None
+        self._enqueue: AsyncScript | None = None
 
     async def connect(self) -> None:
         self._pool = await self.create_pool()
+        # Sent by its digest (EVALSHA), loaded again whenever Redis lost it (a restart).
+        self._enqueue = self._pool.register_script(ENQUEUE_UNLESS_KNOWN)
 
     async def create_pool(self) -> ArqRedis:
         """A new connection pool on the service's queue (the worker takes its own)."""
@@ -64,19 +85,27 @@ class JobStore:
         A time in the past is due at once. The job keeps the trace context it was
         scheduled in (order:created's handling), so its firing continues that trace.
         """
-        due_in = expires_at - datetime.now(UTC)
-        job = await self.pool.enqueue_job(
+        if self._enqueue is None:
+            raise RuntimeError("JobStore is not connected")
+        job_id = self.job_id(order_id)
+        enqueued_ms = timestamp_ms()
+        due_ms = to_unix_ms(expires_at)
+        # Explicit, because arq's default (due + extra) is negative for an expiresAt
+        # older than the extra, which Redis refuses (a replayed, old order:created).
+        expires_ms = max(due_ms - enqueued_ms, 0) + JOB_TTL_AFTER_DUE_MS
+        job = serialize_job(
             JOB_FUNCTION,
-            str(order_id),
-            expires_at.isoformat(),
-            trace_context=current_carrier(),
-            _job_id=self.job_id(order_id),
-            _defer_until=expires_at,
-            # Explicit, because arq's default (due + extra) is negative for an expiresAt
-            # older than the extra, which Redis refuses (a replayed, old order:created).
-            _expires=max(due_in, timedelta(0)) + timedelta(milliseconds=JOB_TTL_AFTER_DUE_MS),
+            (str(order_id), expires_at.isoformat()),
+            {"trace_context": current_carrier()},
+            None,
+            enqueued_ms,
+            serializer=self.pool.job_serializer,
         )
-        return job is not None
+        added = await self._enqueue(
+            keys=[job_key_prefix + job_id, result_key_prefix + job_id, self.queue_name],
+            args=[expires_ms, job, due_ms, job_id],
+        )
+        return bool(added)
 
     async def pending(self) -> int:
         """Jobs in the queue (deferred, due or running)."""
@@ -96,3 +125,4 @@ class JobStore:
             # types-redis describes redis 4, which had no aclose (redis 5 deprecates close).
             await self._pool.aclose()  # type: ignore[attr-defined]
             self._pool = None
+            self._enqueue = None

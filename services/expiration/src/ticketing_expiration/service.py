@@ -90,7 +90,10 @@ class LatenessStats:
 async def schedule_expiration(store: JobStore, order: OrderCreated) -> bool:
     """Schedule the order's expiration; False when it was already scheduled (redelivery)."""
     scheduled = await store.schedule(order.id, order.expires_at)
-    logger.info(
+    # One line per purchase costs more than the scheduling itself (formatting, and the
+    # log pipeline after it): only the unusual repeat is told at INFO; the firing is too.
+    logger.log(
+        logging.DEBUG if scheduled else logging.INFO,
         "expiration scheduled" if scheduled else "expiration already scheduled",
         extra={"order_id": str(order.id), "expires_at": order.expires_at.isoformat()},
     )

@@ -118,7 +118,9 @@ async def mails_of_completed_order(
         ticket_id=ticket.id,
         code=code,
         issued_at=event.time,
+        quantity=completed.quantity,
     )
+    qr = qr_png(code)  # once, for the inline image and the PDF
     title = one_line(ticket.title)
     order_url = f"{settings.site_url}/orders/{completed.id}"
     return [
@@ -134,11 +136,11 @@ async def mails_of_completed_order(
                 "order_url": order_url,
                 "qr_cid": QR_CID,
             },
-            inline=(InlineImage(cid=QR_CID, png=qr_png(code)),),
+            inline=(InlineImage(cid=QR_CID, png=qr),),
             attachments=(
                 Attachment(
                     filename=f"ticket-{completed.id}.pdf",
-                    content=pdf(eticket),
+                    content=pdf(eticket, qr=qr),
                     maintype="application",
                     subtype="pdf",
                 ),
