@@ -212,7 +212,7 @@ async def _hold_units(order: OrderCreated, session: AsyncSession) -> None:
     )
     if applied is Applied.DUPLICATE:
         return  # a repeat (counted once already), or its cancel came first (nothing to hold)
-    if listing.withdrawn_at is not None:
+    if listing.withdrawn:
         # Race (withdrawal vs order), as for a seat: orders cancels this order, and its
         # cancel finds nothing counted to return.
         log = {"order_id": str(order.id), "ticket_id": str(listing.id)}

@@ -242,32 +242,86 @@ async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> T
     )
 
 
+IS_GENERAL_ADMISSION = select(_tickets.c.general_admission).where(_tickets.c.id == _ticket_id)
+
+
 async def is_general_admission(session: AsyncSession, ticket_id: UUID) -> bool:
     """Whether a ticket is a general-admission listing (False when unknown). Fixed when
     listed, so read without a lock."""
-    found = await session.scalar(select(Ticket.general_admission).where(Ticket.id == ticket_id))
-    return bool(found)
+    connection = await session.connection()
+    return bool(await connection.scalar(IS_GENERAL_ADMISSION, {"ticket": ticket_id}))
 
 
-async def lock_listing(session: AsyncSession, ticket_id: UUID) -> Ticket:
+class LockedListing(NamedTuple):
+    id: UUID
+    withdrawn: bool
+
+
+LOCK_LISTING = (
+    select(_tickets.c.id, _tickets.c.withdrawn_at.is_not(None))
+    .where(_tickets.c.id == _ticket_id)
+    .with_for_update()
+)
+
+
+async def lock_listing(session: AsyncSession, ticket_id: UUID) -> LockedListing:
     """A general-admission listing, locked until the transaction ends.
 
     Every order event of the listing takes this lock before it reads its order's ref,
     so events of one order, which arrive through different consumers, are applied one
     after another and each sees the share the previous one left.
     """
-    return (
-        await session.scalars(
-            select(Ticket)
-            .where(Ticket.id == ticket_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    connection = await session.connection()
+    return LockedListing._make(
+        (await connection.execute(LOCK_LISTING, {"ticket": ticket_id})).one()
+    )
 
 
-async def order_ref(session: AsyncSession, order_id: UUID) -> OrderRef | None:
-    return await session.get(OrderRef, order_id, populate_existing=True)
+class OrderShare(NamedTuple):
+    """An order's share of its listing's counts (its ref)."""
+
+    ticket_id: UUID
+    units_held: int
+    units_sold: int
+    sold_cents: int
+
+
+ORDER_SHARE = select(*(_order_refs.c[name] for name in OrderShare._fields)).where(
+    _order_refs.c.id == _order_id
+)
+
+
+async def order_ref(session: AsyncSession, order_id: UUID) -> OrderShare | None:
+    connection = await session.connection()
+    row = (await connection.execute(ORDER_SHARE, {"order": order_id})).first()
+    return None if row is None else OrderShare._make(row)
+
+
+_held = bindparam("held", type_=_tickets.c.units_held.type)
+_sold = bindparam("sold", type_=_tickets.c.units_sold.type)
+_cents = bindparam("cents", type_=_tickets.c.sold_cents.type)
+
+
+def _moved(table: Table) -> dict[str, Any]:
+    return {
+        "units_held": table.c.units_held + _held,
+        "units_sold": table.c.units_sold + _sold,
+        "sold_cents": table.c.sold_cents + _cents,
+    }
+
+
+# Both rows in one statement (the order's share in a CTE, which always runs).
+MOVE_UNITS = (
+    update(_tickets)
+    .where(_tickets.c.id == _ticket_id)
+    .values(_moved(_tickets))
+    .add_cte(
+        update(_order_refs)
+        .where(_order_refs.c.id == _order_id)
+        .values(_moved(_order_refs))
+        .cte("share_moved")
+    )
+)
 
 
 async def move_units(
@@ -282,22 +336,21 @@ async def move_units(
     """Add to an order's share of its listing's counts, and the same to the listing's:
     the listing's counts stay the sum of its orders' shares. Not a version of the
     listing (orders' units are the truth of who holds what; here they are only counted)."""
-    for model, key in ((OrderRef, order_id), (Ticket, ticket_id)):
-        await session.execute(
-            update(model)
-            .where(model.id == key)
-            .values(
-                units_held=model.units_held + held,
-                units_sold=model.units_sold + sold,
-                sold_cents=model.sold_cents + sold_cents,
-            )
-        )
+    connection = await session.connection()
+    await connection.execute(
+        MOVE_UNITS,
+        {"order": order_id, "ticket": ticket_id, "held": held, "sold": sold, "cents": sold_cents},
+    )
+
+
+ORDER_REF_VERSION = select(_order_refs.c.version).where(_order_refs.c.id == _order_id)
 
 
 async def order_ref_version(session: AsyncSession, order_id: UUID) -> int:
     """The last version seen of an order that has a ref (-1 when it has none)."""
-    version = await session.scalar(select(OrderRef.version).where(OrderRef.id == order_id))
-    return -1 if version is None else version
+    connection = await session.connection()
+    version = await connection.scalar(ORDER_REF_VERSION, {"order": order_id})
+    return -1 if version is None else int(version)
 
 
 async def _changed(
