@@ -143,6 +143,7 @@ async def test_forty_buyers_racing_for_ten_units_never_get_more_than_exist(
 
     events = await published(bus, OrderCreated, len(accepted))
     assert {event.data.id: event.data.quantity for event in events} == accepted
+    assert all(event.data.ticket.general_admission for event in events)
 
 
 @pytest.mark.parametrize(
@@ -216,9 +217,9 @@ async def test_cancel_expiry_and_payment_at_once_one_wins_and_units_return_once(
     cancels = await published_so_far(bus, OrderCancelled)
     completions = await published_so_far(bus, OrderCompleted)
     assert sorted(e.data.id for e in cancels) == sorted(cancelled)
-    assert all(e.data.quantity == 3 for e in cancels)
+    assert all((e.data.quantity, e.data.ticket.general_admission) == (3, True) for e in cancels)
     assert sorted(e.data.id for e in completions) == sorted(completed)
-    assert all(e.data.quantity == 3 for e in completions)
+    assert all((e.data.quantity, e.data.ticket.general_admission) == (3, True) for e in completions)
 
 
 async def test_a_paid_order_of_units_admits_its_quantity_and_its_refund_returns_them(

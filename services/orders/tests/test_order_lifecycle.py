@@ -136,7 +136,9 @@ async def test_payment_completes_the_order_issues_its_admission_and_it_never_exp
         id=order_id,
         version=0,
         user_id=buyer,
-        ticket=PricedTicketRef(id=UUID(order["ticket"]["id"]), price=Decimal("42.10")),
+        ticket=PricedTicketRef(
+            id=UUID(order["ticket"]["id"]), price=Decimal("42.10"), general_admission=False
+        ),
     )
     assert await _count(bus, OrderCompleted) == 1
     assert await _count(bus, OrderCancelled) == 0

@@ -90,8 +90,16 @@ def price(value: object) -> Decimal:
 OrderEvent = Envelope[OrderCreated] | Envelope[OrderCancelled] | Envelope[OrderCompleted]
 
 
-def created(ticket_id: UUID, quantity: int = 1, *, price: str = "20.50") -> Envelope[OrderCreated]:
-    """A new order (version 0) of the ticket: a seat, or ``quantity`` units."""
+def created(
+    ticket_id: UUID,
+    quantity: int = 1,
+    *,
+    price: str = "20.50",
+    general_admission: bool | None = None,
+) -> Envelope[OrderCreated]:
+    """A new order (version 0) of the ticket: a seat, or ``quantity`` units. Without
+    ``general_admission`` it is an event as published before orders said which: tickets
+    looks it up. Its cancel and completion say what it says."""
     return Envelope.of(
         OrderCreated(
             id=uuid4(),
@@ -99,7 +107,9 @@ def created(ticket_id: UUID, quantity: int = 1, *, price: str = "20.50") -> Enve
             status=OrderStatus.CREATED,
             user_id=uuid4(),
             expires_at=datetime.now(UTC) + timedelta(minutes=15),
-            ticket=PricedTicketRef(id=ticket_id, price=Decimal(price)),
+            ticket=PricedTicketRef(
+                id=ticket_id, price=Decimal(price), general_admission=general_admission
+            ),
             quantity=quantity,
         )
     )
@@ -114,7 +124,7 @@ def cancelled(
         OrderCancelled(
             id=data.id,
             version=1,
-            ticket=TicketRef(id=data.ticket.id),
+            ticket=TicketRef(id=data.ticket.id, general_admission=data.ticket.general_admission),
             reason=reason,
             quantity=data.quantity,
         )

@@ -3,14 +3,21 @@ them: what they change in tickets' tables, and what they refuse to change."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from ticketing_common.db import Database
 from ticketing_common.events.contracts import (
     CancelReason,
+    EventType,
 )
 from ticketing_common.events.listener import RetryLater
 from ticketing_common.events.outbox import outbox_table
@@ -18,9 +25,9 @@ from ticketing_tickets import repository
 from ticketing_tickets.listeners import (
     CompletedBeforeCreated,
 )
-from ticketing_tickets.models import OrderRef, Ticket
+from ticketing_tickets.models import OrderRef, Ticket, TicketStatus, Units
 
-from .conftest import cancelled, completed, created, deliver
+from .conftest import OrderEvent, cancelled, completed, created, deliver
 
 
 async def listed(db: Database) -> UUID:
@@ -181,3 +188,139 @@ async def test_an_order_for_a_withdrawn_ticket_reserves_nothing_and_its_cancel_f
     # Only the withdrawal's version; no ticket:updated (the withdrawal's own event was
     # not recorded here: the repository was called directly).
     assert await snapshot(db, ticket_id) == (None, 1, 0, [order.data.id])
+
+
+@contextmanager
+def statements_of(db: Database) -> Iterator[list[str]]:
+    """The SQL statements ``db`` sends to PostgreSQL meanwhile."""
+    sent: list[str] = []
+
+    def count(*args: Any) -> None:
+        sent.append(args[2])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+
+
+def lifecycle_outcomes(quantity: int | None) -> list[tuple[TicketStatus, Units, int, int]]:
+    """(status, units, version, ticket:updated recorded) after an order's created, its
+    repeat, its completion and its refund: a seat, or an order of all 3 units."""
+    if quantity is None:
+        return [
+            (TicketStatus.RESERVED, Units(1, 0, 1, 0), 1, 1),
+            (TicketStatus.RESERVED, Units(1, 0, 1, 0), 1, 0),
+            (TicketStatus.SOLD, Units(1, 0, 0, 1), 1, 0),
+            (TicketStatus.FOR_SALE, Units(1, 1, 0, 0), 2, 1),
+        ]
+    return [  # units are counted, not versions of the listing
+        (TicketStatus.RESERVED, Units(3, 0, 3, 0), 0, 0),
+        (TicketStatus.RESERVED, Units(3, 0, 3, 0), 0, 0),
+        (TicketStatus.SOLD, Units(3, 0, 0, 3), 0, 0),
+        (TicketStatus.FOR_SALE, Units(3, 3, 0, 0), 0, 0),
+    ]
+
+
+@pytest.mark.parametrize("quantity", [None, 3], ids=["seat", "general-admission"])
+async def test_order_events_without_general_admission_look_it_up_and_apply_alike(
+    db: Database, quantity: int | None
+) -> None:
+    """Orders says on every order event whether the ticket is general admission; an
+    event from before it did (the field absent) is looked up, and handled the same."""
+    sent: dict[bool | None, list[int]] = {}
+    for says in (None, quantity is not None):
+        async with db.transaction() as session:
+            listing = await repository.insert_ticket(
+                session, title="Concert", price_cents=2050, user_id=uuid4(), quantity=quantity
+            )
+        order = created(listing.id, quantity or 1, general_admission=says)
+        lifecycle: list[OrderEvent] = [
+            order,
+            order,  # redelivered
+            completed(order),
+            cancelled(order, CancelReason.REFUNDED),
+        ]
+        outcomes: list[tuple[TicketStatus, Units, int, int]] = []
+        sent[says] = []
+        for delivery in lifecycle:
+            with statements_of(db) as statements:
+                await deliver(db, delivery)
+            sent[says].append(len(statements))
+            async with db.transaction() as session:
+                ticket = await session.get_one(Ticket, listing.id)
+                recorded = await session.scalars(
+                    outbox_table.delete().returning(outbox_table.c.seq)
+                )
+                outcomes.append((ticket.status, ticket.units, ticket.version, len(recorded.all())))
+        assert outcomes == lifecycle_outcomes(quantity), says
+    old, new = sent
+    # The lookup is the one statement more that an old event costs, on every delivery.
+    assert sent[old] == [count + 1 for count in sent[new]]
+    if quantity is None:
+        # A new order of a free seat: its ref and the reservation, then ticket:updated.
+        assert sent[new][0] == 2
+
+
+async def test_orders_of_seats_made_and_cancelled_one_after_another_end_with_the_last_holding(
+    migrated_url: str,
+) -> None:
+    """12 seats, each ordered by 4 orders in turn (each cancelled before the next was made,
+    as orders allows; the last one live, or paid), every event delivered twice, all at once
+    in random order over 8 connections, each retried while it must wait. Each seat ends
+    held by its last order alone, sold if it was paid, and its ticket:updated events are
+    exactly one per version, the last saying that order holds it."""
+    db = Database(migrated_url, pool_size=8)
+    try:
+        rng = random.Random(14)
+        events: list[OrderEvent] = []
+        last: dict[UUID, tuple[UUID, bool]] = {}
+        for _ in range(12):
+            async with db.transaction() as session:
+                seat = await repository.insert_ticket(
+                    session, title="Seat", price_cents=2050, user_id=uuid4()
+                )
+            orders = [created(seat.id, general_admission=rng.choice([None, False])) for _ in "abcd"]
+            events += orders
+            events += [cancelled(order, rng.choice(list(CancelReason))) for order in orders[:-1]]
+            paid = rng.random() < 0.5
+            if paid:
+                events.append(completed(orders[-1]))
+            last[seat.id] = (orders[-1].data.id, paid)
+        deliveries = events * 2
+        rng.shuffle(deliveries)
+        gate = asyncio.Semaphore(8)
+
+        async def until_applied(event: OrderEvent) -> None:
+            # Bounded, as the listener's waits are: a wait for an event already applied
+            # would never end (a lock nobody frees), and fails here instead.
+            for _ in range(2000):
+                async with gate:
+                    try:
+                        await deliver(db, event)
+                        return
+                    except RetryLater:
+                        pass  # as the listener does: redelivered later
+                await asyncio.sleep(0)
+            pytest.fail(f"{event.type} of order {event.data.id} waited for ever")
+
+        await asyncio.gather(*(until_applied(event) for event in deliveries))
+        async with db.transaction() as session:
+            bodies = await session.scalars(
+                select(outbox_table.c.body).where(
+                    outbox_table.c.event_type == EventType.TICKET_UPDATED.value
+                )
+            )
+            published: dict[str, list[dict[str, Any]]] = {}
+            for body in bodies:
+                data = json.loads(body)["data"]
+                published.setdefault(data["id"], []).append(data)
+            for seat_id, (holder, paid) in last.items():
+                ticket = await session.get_one(Ticket, seat_id)
+                assert (ticket.order_id, ticket.sold_at is not None) == (holder, paid)
+                versions = sorted(published[str(seat_id)], key=lambda data: data["version"])
+                assert [data["version"] for data in versions] == list(range(1, ticket.version + 1))
+                assert versions[-1]["orderId"] == str(holder)
+    finally:
+        await db.dispose()

@@ -226,7 +226,9 @@ async def complete_order(session: AsyncSession, *, order_id: UUID) -> Order | No
                 version=completed.version,
                 user_id=completed.user_id,
                 ticket=PricedTicketRef(
-                    id=completed.ticket_id, price=from_cents(completed.price_cents)
+                    id=completed.ticket_id,
+                    price=from_cents(completed.price_cents),
+                    general_admission=completed.general_admission,
                 ),
                 quantity=completed.quantity,
             ),
@@ -377,7 +379,11 @@ def order_created(order: Order) -> OrderCreated:
         status=OrderStatus.CREATED,
         user_id=order.user_id,
         expires_at=order.expires_at,
-        ticket=PricedTicketRef(id=order.ticket_id, price=from_cents(order.price_cents)),
+        ticket=PricedTicketRef(
+            id=order.ticket_id,
+            price=from_cents(order.price_cents),
+            general_admission=order.general_admission,
+        ),
         quantity=order.quantity,
     )
 
@@ -399,7 +405,7 @@ async def _record_cancelled(session: AsyncSession, order: Order) -> None:
         OrderCancelled(
             id=order.id,
             version=order.version,
-            ticket=TicketRef(id=order.ticket_id),
+            ticket=TicketRef(id=order.ticket_id, general_admission=order.general_admission),
             reason=order.reason or CancelReason.CANCELLED,
             quantity=order.quantity,
         ),

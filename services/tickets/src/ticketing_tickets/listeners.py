@@ -59,6 +59,8 @@ from ticketing_common.events.contracts import (
     OrderCancelled,
     OrderCompleted,
     OrderCreated,
+    PricedTicketRef,
+    TicketRef,
 )
 from ticketing_common.events.listener import (
     RetryLater,
@@ -89,18 +91,38 @@ class CompletedBeforeCreated(RetryLater):
 
 async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession) -> None:
     order = event.data
-    if await repository.is_general_admission(session, order.ticket.id):
+    if await _general_admission(order.ticket, session):
         await _hold_units(order, session)
         return
-    applied = await apply_versioned(
-        session, OrderRef, id=order.id, version=order.version, values={"ticket_id": order.ticket.id}
-    )
-    if (
-        applied is Applied.DUPLICATE
-        and await repository.order_ref_version(session, order.id) > order.version
-    ):
-        return  # its order:cancelled came first: a cancelled order never takes the ticket
+    if order.version == 0:
+        # The usual case, a new order of a free ticket, in one statement: its ref, and
+        # the reservation only if the ref was new. Anything else falls through to the
+        # steps below, each a fresh statement that sees what committed meanwhile.
+        reserved = await repository.reserve_for_new_order(session, order.ticket.id, order.id)
+        if reserved is not None:
+            await outbox.record(session, ticket_updated(reserved))
+            return
+    else:
+        await apply_versioned(
+            session,
+            OrderRef,
+            id=order.id,
+            version=order.version,
+            values={"ticket_id": order.ticket.id},
+        )
+    await _reserve_unless_cancelled(order, session)
+
+
+async def _reserve_unless_cancelled(order: OrderCreated, session: AsyncSession) -> None:
+    """order:created of a seat whose ref is applied (new, or a duplicate) and did not
+    reserve it at once: make the ticket agree with the order's last known state."""
+    # The ref is at this version or past it (a duplicate). Past it: its order:cancelled
+    # came first, and a cancelled order never takes the ticket.
+    if await repository.order_ref_version(session, order.id) > order.version:
+        return
     # Conditional on the ticket being free, so it cannot race an edit or another order.
+    # A repeat (redelivery, replay, re-announcement) takes a ticket its order should
+    # hold but does not (rule 13); the ref of a new order found the ticket taken.
     ticket = await repository.reserve(session, order.ticket.id, order.id)
     if ticket is not None:
         await outbox.record(session, ticket_updated(ticket))
@@ -132,12 +154,12 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
 
 async def on_order_completed(event: Envelope[OrderCompleted], session: AsyncSession) -> None:
     order = event.data
-    if await repository.is_general_admission(session, order.ticket.id):
+    if await _general_admission(order.ticket, session):
         await _sell_units(order, session)
         return
     # Conditional on the order still holding the ticket: a refund's order:cancelled
     # that came first freed it, and then this changes nothing. A repeat finds it sold.
-    if await repository.mark_sold(session, order.ticket.id, order.id) is not None:
+    if await repository.mark_sold(session, order.ticket.id, order.id):
         return
     if await repository.order_ref_version(session, order.id) < 0:
         # Neither its created nor its cancel has been applied: the created may be
@@ -153,7 +175,7 @@ async def on_order_completed(event: Envelope[OrderCompleted], session: AsyncSess
 
 async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSession) -> None:
     order = event.data
-    if await repository.is_general_admission(session, order.ticket.id):
+    if await _general_admission(order.ticket, session):
         await _release_units(order, session)
         return
     # An order's last event: applied at once, even before its created (which, arriving
@@ -175,6 +197,14 @@ async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSess
         await outbox.record(session, ticket_updated(ticket))
 
 
+async def _general_admission(ticket: TicketRef | PricedTicketRef, session: AsyncSession) -> bool:
+    """Whether the order's ticket is a general-admission listing: as the event says, or
+    looked up for an event published before orders said so."""
+    if ticket.general_admission is not None:
+        return ticket.general_admission
+    return await repository.is_general_admission(session, ticket.id)
+
+
 async def _hold_units(order: OrderCreated, session: AsyncSession) -> None:
     listing = await repository.lock_listing(session, order.ticket.id)
     applied = await apply_versioned(
@@ -182,7 +212,7 @@ async def _hold_units(order: OrderCreated, session: AsyncSession) -> None:
     )
     if applied is Applied.DUPLICATE:
         return  # a repeat (counted once already), or its cancel came first (nothing to hold)
-    if listing.withdrawn_at is not None:
+    if listing.withdrawn:
         # Race (withdrawal vs order), as for a seat: orders cancels this order, and its
         # cancel finds nothing counted to return.
         log = {"order_id": str(order.id), "ticket_id": str(listing.id)}

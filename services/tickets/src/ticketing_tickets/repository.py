@@ -5,13 +5,36 @@ order listeners."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_tickets.models import FOR_SALE, OrderRef, Ticket
+
+_tickets = Ticket.__table__
+_order_refs = OrderRef.__table__
+assert isinstance(_tickets, Table)
+assert isinstance(_order_refs, Table)
+
+
+class PublishedTicket(NamedTuple):
+    """What ticket:updated says of a ticket, as an order event's write left it. Read
+    with Core, not as an ORM ``Ticket``: an order event needs no more than this."""
+
+    id: UUID
+    version: int
+    title: str
+    price_cents: int
+    user_id: UUID
+    order_id: UUID | None
+    general_admission: bool
+    quantity: int
+
+
+_PUBLISHED = [_tickets.c[name] for name in PublishedTicket._fields]
 
 
 async def insert_ticket(
@@ -92,46 +115,106 @@ async def update_unreserved(
     )
 
 
-async def reserve(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
+# The order listeners' writes run once per event, so each is one statement built once
+# (building and compiling a statement costs more than running it) and run with Core.
+
+_ticket_id = bindparam("ticket", type_=_tickets.c.id.type)
+_order_id = bindparam("order", type_=_tickets.c.order_id.type)
+_FREE = (_tickets.c.id == _ticket_id) & _tickets.c.order_id.is_(None)
+_FREE &= _tickets.c.withdrawn_at.is_(None)
+_HELD = (_tickets.c.id == _ticket_id) & (_tickets.c.order_id == _order_id)
+
+RESERVE = (
+    update(_tickets)
+    .where(_FREE)
+    .values(order_id=_order_id, version=_tickets.c.version + 1)
+    .returning(*_PUBLISHED)
+)
+
+# A new order's ref (version 0, as ``apply_versioned`` inserts it) and, only when the
+# ref was new, the reservation: one round trip for an order:created that is neither a
+# repeat nor overtaken by its cancel. The UPDATE runs on the ref the CTE returned, so a
+# ref that existed (a repeat, or the order's cancel committed first) reserves nothing
+# here, and the caller decides with fresh statements, as for any other outcome.
+_NEW_REF = (
+    insert(_order_refs)
+    .values(id=_order_id, version=0, ticket_id=_ticket_id)
+    .on_conflict_do_nothing(index_elements=[_order_refs.c.id])
+    .returning(_order_refs.c.id)
+    .cte("new_ref")
+)
+RESERVE_FOR_NEW_ORDER = (
+    update(_tickets)
+    .where(_FREE, exists(select(_NEW_REF.c.id)))
+    .values(order_id=_order_id, version=_tickets.c.version + 1)
+    .returning(*_PUBLISHED)
+)
+
+RELEASE = (
+    update(_tickets)
+    .where(_HELD)
+    .values(order_id=None, sold_at=None, version=_tickets.c.version + 1)
+    .returning(*_PUBLISHED)
+)
+
+MARK_SOLD = (
+    update(_tickets)
+    .where(_HELD, _tickets.c.sold_at.is_(None))
+    .values(sold_at=func.now())
+    .returning(_tickets.c.id)
+)
+
+
+async def _published(
+    session: AsyncSession, statement: Any, ticket_id: UUID, order_id: UUID
+) -> PublishedTicket | None:
+    connection = await session.connection()
+    row = (await connection.execute(statement, {"ticket": ticket_id, "order": order_id})).first()
+    return None if row is None else PublishedTicket._make(row)
+
+
+async def reserve(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> PublishedTicket | None:
     """Lock a free ticket for an order; None when it is unknown, held or withdrawn.
 
     Conditional on ``order_id IS NULL AND withdrawn_at IS NULL`` so a concurrent
     edit, withdrawal or another order's event cannot interleave between a check and
     the write.
     """
-    return await _changed(
-        session,
-        [Ticket.id == ticket_id, Ticket.order_id.is_(None), Ticket.withdrawn_at.is_(None)],
-        order_id=order_id,
-        version=Ticket.version + 1,
-    )
+    return await _published(session, RESERVE, ticket_id, order_id)
 
 
-async def release(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
+async def reserve_for_new_order(
+    session: AsyncSession, ticket_id: UUID, order_id: UUID
+) -> PublishedTicket | None:
+    """Insert a new order's ref (version 0) and, if the ref was new, lock the free ticket
+    for it, in one statement; None when either did not happen (the ref existed, or the
+    ticket is unknown, held or withdrawn: the caller looks at which).
+
+    The reservation is the same conditional UPDATE as ``reserve``, so it decides races
+    with edits, withdrawals and other orders the same way; and as with
+    ``apply_versioned``, a concurrent insert of the same ref (the order's cancel, or a
+    second delivery) makes this one wait for it and then insert nothing.
+    """
+    return await _published(session, RESERVE_FOR_NEW_ORDER, ticket_id, order_id)
+
+
+async def release(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> PublishedTicket | None:
     """Free a ticket held by this order, sold or not; None when this order does not hold it.
 
     A sold ticket is freed by its order's refund: it is for sale again.
     """
-    return await _changed(
-        session,
-        [Ticket.id == ticket_id, Ticket.order_id == order_id],
-        order_id=None,
-        sold_at=None,
-        version=Ticket.version + 1,
-    )
+    return await _published(session, RELEASE, ticket_id, order_id)
 
 
-async def mark_sold(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> Ticket | None:
-    """Mark sold a ticket this order holds and that is not sold yet; None otherwise.
+async def mark_sold(session: AsyncSession, ticket_id: UUID, order_id: UUID) -> bool:
+    """Mark sold a ticket this order holds and that is not sold yet; False otherwise.
 
     The version is not bumped: a sale is a fact about the holding order, which
     orders already knows, not a change that replicas of the ticket apply.
     """
-    return await _changed(
-        session,
-        [Ticket.id == ticket_id, Ticket.order_id == order_id, Ticket.sold_at.is_(None)],
-        sold_at=func.now(),
-    )
+    connection = await session.connection()
+    sold = await connection.execute(MARK_SOLD, {"ticket": ticket_id, "order": order_id})
+    return sold.first() is not None
 
 
 async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> Ticket | None:
@@ -159,32 +242,86 @@ async def withdraw(session: AsyncSession, ticket_id: UUID, seller_id: UUID) -> T
     )
 
 
+IS_GENERAL_ADMISSION = select(_tickets.c.general_admission).where(_tickets.c.id == _ticket_id)
+
+
 async def is_general_admission(session: AsyncSession, ticket_id: UUID) -> bool:
     """Whether a ticket is a general-admission listing (False when unknown). Fixed when
     listed, so read without a lock."""
-    found = await session.scalar(select(Ticket.general_admission).where(Ticket.id == ticket_id))
-    return bool(found)
+    connection = await session.connection()
+    return bool(await connection.scalar(IS_GENERAL_ADMISSION, {"ticket": ticket_id}))
 
 
-async def lock_listing(session: AsyncSession, ticket_id: UUID) -> Ticket:
+class LockedListing(NamedTuple):
+    id: UUID
+    withdrawn: bool
+
+
+LOCK_LISTING = (
+    select(_tickets.c.id, _tickets.c.withdrawn_at.is_not(None))
+    .where(_tickets.c.id == _ticket_id)
+    .with_for_update()
+)
+
+
+async def lock_listing(session: AsyncSession, ticket_id: UUID) -> LockedListing:
     """A general-admission listing, locked until the transaction ends.
 
     Every order event of the listing takes this lock before it reads its order's ref,
     so events of one order, which arrive through different consumers, are applied one
     after another and each sees the share the previous one left.
     """
-    return (
-        await session.scalars(
-            select(Ticket)
-            .where(Ticket.id == ticket_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    connection = await session.connection()
+    return LockedListing._make(
+        (await connection.execute(LOCK_LISTING, {"ticket": ticket_id})).one()
+    )
 
 
-async def order_ref(session: AsyncSession, order_id: UUID) -> OrderRef | None:
-    return await session.get(OrderRef, order_id, populate_existing=True)
+class OrderShare(NamedTuple):
+    """An order's share of its listing's counts (its ref)."""
+
+    ticket_id: UUID
+    units_held: int
+    units_sold: int
+    sold_cents: int
+
+
+ORDER_SHARE = select(*(_order_refs.c[name] for name in OrderShare._fields)).where(
+    _order_refs.c.id == _order_id
+)
+
+
+async def order_ref(session: AsyncSession, order_id: UUID) -> OrderShare | None:
+    connection = await session.connection()
+    row = (await connection.execute(ORDER_SHARE, {"order": order_id})).first()
+    return None if row is None else OrderShare._make(row)
+
+
+_held = bindparam("held", type_=_tickets.c.units_held.type)
+_sold = bindparam("sold", type_=_tickets.c.units_sold.type)
+_cents = bindparam("cents", type_=_tickets.c.sold_cents.type)
+
+
+def _moved(table: Table) -> dict[str, Any]:
+    return {
+        "units_held": table.c.units_held + _held,
+        "units_sold": table.c.units_sold + _sold,
+        "sold_cents": table.c.sold_cents + _cents,
+    }
+
+
+# Both rows in one statement (the order's share in a CTE, which always runs).
+MOVE_UNITS = (
+    update(_tickets)
+    .where(_tickets.c.id == _ticket_id)
+    .values(_moved(_tickets))
+    .add_cte(
+        update(_order_refs)
+        .where(_order_refs.c.id == _order_id)
+        .values(_moved(_order_refs))
+        .cte("share_moved")
+    )
+)
 
 
 async def move_units(
@@ -199,22 +336,21 @@ async def move_units(
     """Add to an order's share of its listing's counts, and the same to the listing's:
     the listing's counts stay the sum of its orders' shares. Not a version of the
     listing (orders' units are the truth of who holds what; here they are only counted)."""
-    for model, key in ((OrderRef, order_id), (Ticket, ticket_id)):
-        await session.execute(
-            update(model)
-            .where(model.id == key)
-            .values(
-                units_held=model.units_held + held,
-                units_sold=model.units_sold + sold,
-                sold_cents=model.sold_cents + sold_cents,
-            )
-        )
+    connection = await session.connection()
+    await connection.execute(
+        MOVE_UNITS,
+        {"order": order_id, "ticket": ticket_id, "held": held, "sold": sold, "cents": sold_cents},
+    )
+
+
+ORDER_REF_VERSION = select(_order_refs.c.version).where(_order_refs.c.id == _order_id)
 
 
 async def order_ref_version(session: AsyncSession, order_id: UUID) -> int:
     """The last version seen of an order that has a ref (-1 when it has none)."""
-    version = await session.scalar(select(OrderRef.version).where(OrderRef.id == order_id))
-    return -1 if version is None else version
+    connection = await session.connection()
+    version = await connection.scalar(ORDER_REF_VERSION, {"order": order_id})
+    return -1 if version is None else int(version)
 
 
 async def _changed(

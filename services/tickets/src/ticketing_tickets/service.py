@@ -32,7 +32,7 @@ from ticketing_tickets.models import Ticket, TicketStatus
 from ticketing_tickets.schemas import TicketCreate, TicketWrite
 
 
-def ticket_updated(ticket: Ticket) -> TicketUpdated:
+def ticket_updated(ticket: Ticket | repository.PublishedTicket) -> TicketUpdated:
     return TicketUpdated(
         id=ticket.id,
         version=ticket.version,

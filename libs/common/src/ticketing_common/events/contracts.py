@@ -78,12 +78,21 @@ class Payload(CamelModel):
 
 
 class TicketRef(Payload):
+    """The ticket an order event is about."""
+
     id: UUID
+    general_admission: bool | None = None
+    """Whether it is a general-admission listing (fixed when listed), so a consumer
+    need not look it up. None in events published before orders sent it: look it up."""
 
 
 class PricedTicketRef(Payload):
+    """The ticket an order event is about, and its unit price as the order was accepted."""
+
     id: UUID
     price: Price
+    general_admission: bool | None = None
+    """As in :class:`TicketRef`: None in older events."""
 
 
 class TicketCreated(Payload):
