@@ -6,18 +6,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import ColumnElement, exists, func, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Interval,
+    Table,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import ReturningInsert
 
 from ticketing_common.events.contracts import CancelReason, OrderStatus
 from ticketing_orders.models import (
     HOLDING_PREDICATE,
     Admission,
+    Base,
     Order,
     TicketReplica,
     TicketUnit,
@@ -30,11 +45,32 @@ HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
 RETURNED_AS_WRITTEN = {"synchronize_session": False, "populate_existing": True}
 
 
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_ORDERS = _table(Order)
+
+# The replica's columns, read with Core: the ticket is only read (to decide and to answer),
+# so the ORM's identity map and loading machinery would be pure cost on the purchase path.
+_TICKETS = _table(TicketReplica)
+
+# Built once: a statement object memoizes its compile-cache key, so executing it again
+# skips both building it and walking it for that key.
+TICKET_TO_ORDER = (
+    select(*_TICKETS.c, func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lock"), 0)))
+    .where(_TICKETS.c.id == bindparam("ticket_id"))
+    .with_for_update(read=True, of=_TICKETS)
+)
+
+
 async def ticket_to_order(
     session: AsyncSession, ticket_id: UUID, user_id: UUID
 ) -> TicketReplica | None:
     """The ticket, share-locked until the new order's transaction ends, with the buyer's
-    lock taken: one statement for both.
+    lock taken: one statement for both. Detached from the session: read, never written.
 
     Race (rule 17): a ticket:withdrawn applied between this read and the order's
     commit would look for orders to cancel before this one exists, and the order
@@ -52,33 +88,37 @@ async def ticket_to_order(
     cycle. The key is a 64-bit hash of the buyer: a collision only makes two buyers
     wait for each other. No ticket, no lock: the request ends with 404.
     """
-    key = func.hashtextextended(f"orders-of-buyer:{user_id}", 0)
     row = (
         await session.execute(
-            select(TicketReplica, func.pg_advisory_xact_lock(key))
-            .where(TicketReplica.id == ticket_id)
-            .with_for_update(read=True, of=TicketReplica)
-            .execution_options(populate_existing=True)
+            TICKET_TO_ORDER, {"ticket_id": ticket_id, "lock": f"orders-of-buyer:{user_id}"}
         )
     ).first()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    return TicketReplica(**{column.key: row[index] for index, column in enumerate(_TICKETS.c)})
 
 
-def _open_orders(user_id: UUID) -> ColumnElement[bool]:
+def _open_orders(user_id: UUID | ColumnElement[UUID]) -> ColumnElement[bool]:
     """The buyer's open orders (created or awaiting payment): what the cap counts. An
     order past its ``expiresAt`` counts until its expiration cancels it: until then it
     still holds its ticket from everyone else."""
-    return (Order.user_id == user_id) & Order.status.in_(PAYABLE_STATUSES)
+    # The table's columns, not the mapped attributes: an ORM attribute would make the
+    # plain INSERT of ``insert_reserving_order`` an ORM statement again.
+    return (_ORDERS.c.user_id == user_id) & _ORDERS.c.status.in_(PAYABLE_STATUSES)
 
 
-def _cooling_down(user_id: UUID, ticket_id: UUID, cooldown: timedelta) -> ColumnElement[bool]:
+def _cooling_down(
+    user_id: UUID | ColumnElement[UUID],
+    ticket_id: UUID | ColumnElement[UUID],
+    cooldown: timedelta | ColumnElement[timedelta],
+) -> ColumnElement[bool]:
     """The buyer's orders of this ticket cancelled (by them or by their expiry) less than
     ``cooldown`` ago."""
     return (
-        (Order.user_id == user_id)
-        & (Order.ticket_id == ticket_id)
-        & (Order.status == OrderStatus.CANCELLED)
-        & (Order.cancelled_at > func.now() - cooldown)
+        (_ORDERS.c.user_id == user_id)
+        & (_ORDERS.c.ticket_id == ticket_id)
+        & (_ORDERS.c.status == OrderStatus.CANCELLED)
+        & (_ORDERS.c.cancelled_at > func.now() - cooldown)
     )
 
 
@@ -114,6 +154,44 @@ async def standing_of_buyer(
     return Standing(open_orders=row[0], earliest_expiry=row[1], last_cancelled=row[2], now=row[3])
 
 
+def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:
+    """``insert_reserving_order``'s statement, built once (with the cool-down condition or
+    without it, when the cool-down is off): every value is a parameter."""
+    user_id = bindparam("user_id", type_=_ORDERS.c.user_id.type)
+    ticket_id = bindparam("ticket_id", type_=_ORDERS.c.ticket_id.type)
+    conditions = [
+        select(func.count()).where(_open_orders(user_id)).scalar_subquery()
+        < bindparam("max_open", type_=Integer)
+    ]
+    if cooldown:
+        conditions.append(
+            ~exists().where(
+                _cooling_down(user_id, ticket_id, bindparam("cooldown", type_=Interval))
+            )
+        )
+    row = select(
+        bindparam("id", type_=_ORDERS.c.id.type),
+        user_id,
+        ticket_id,
+        bindparam("price_cents", type_=_ORDERS.c.price_cents.type),
+        literal(OrderStatus.CREATED, _ORDERS.c.status.type),
+        # The database's clock, shared by every replica.
+        func.now() + bindparam("window", type_=Interval),
+        literal(0, _ORDERS.c.version.type),
+    ).where(*conditions)
+    columns = ["id", "user_id", "ticket_id", "price_cents", "status", "expires_at", "version"]
+    return (
+        insert(_ORDERS)
+        .from_select(columns, row)
+        .on_conflict_do_nothing(index_elements=["ticket_id"], index_where=HOLDING_PREDICATE)
+        .returning(*_ORDERS.c)
+    )
+
+
+RESERVE_SEAT = _reserving_insert(cooldown=True)
+RESERVE_SEAT_WITHOUT_COOLDOWN = _reserving_insert(cooldown=False)
+
+
 async def insert_reserving_order(
     session: AsyncSession,
     *,
@@ -125,7 +203,8 @@ async def insert_reserving_order(
 ) -> Order | None:
     """The new order holding the seat ``ticket``; None when another order holds it, or
     the buyer may not order now (at the cap of open orders, or cooling down after an
-    order of this ticket was cancelled: ``standing_of_buyer`` tells which).
+    order of this ticket was cancelled: ``standing_of_buyer`` tells which). The order
+    is detached from the session: nothing later in the request changes it.
 
     One statement decides and writes, so the purchase of a seat is three statements
     (this, the ticket read, the outbox row). Still correct:
@@ -140,43 +219,26 @@ async def insert_reserving_order(
       got the buyer's lock: it sees every order of the buyer committed before, and
       no other order of the buyer can commit until this transaction ends.
     """
-    conditions = [select(func.count()).where(_open_orders(user_id)).scalar_subquery() < max_open]
-    if cooldown:
-        conditions.append(~exists().where(_cooling_down(user_id, ticket.id, cooldown)))
-    order_id = uuid4()
-    row = select(
-        literal(order_id, Order.id.type),
-        literal(user_id, Order.user_id.type),
-        literal(ticket.id, Order.ticket_id.type),
-        literal(ticket.price_cents, Order.price_cents.type),
-        literal(OrderStatus.CREATED, Order.status.type),
-        func.now() + window,  # the database's clock, shared by every replica
-        literal(0, Order.version.type),
-    ).where(*conditions)
-    statement = (
-        insert(Order)
-        .from_select(
-            [
-                Order.id,
-                Order.user_id,
-                Order.ticket_id,
-                Order.price_cents,
-                Order.status,
-                Order.expires_at,
-                Order.version,
-            ],
-            row,
+    statement = RESERVE_SEAT if cooldown else RESERVE_SEAT_WITHOUT_COOLDOWN
+    row = (
+        await session.execute(
+            statement,
+            {
+                "id": uuid4(),
+                "user_id": user_id,
+                "ticket_id": ticket.id,
+                "price_cents": ticket.price_cents,
+                "max_open": max_open,
+                "cooldown": cooldown,
+                "window": window,
+            },
         )
-        .on_conflict_do_nothing(
-            index_elements=[Order.ticket_id],
-            index_where=HOLDING_PREDICATE,
-        )
-        .returning(Order)
-    )
-    order = (await session.scalars(statement)).one_or_none()
-    if order is not None:
-        set_committed_value(order, "ticket", ticket)
-        set_committed_value(order, "admission", None)  # issued when it is paid
+    ).first()
+    if row is None:
+        return None
+    order = Order(**{column.key: row[index] for index, column in enumerate(_ORDERS.c)})
+    set_committed_value(order, "ticket", ticket)
+    set_committed_value(order, "admission", None)  # issued when it is paid
     return order
 
 
