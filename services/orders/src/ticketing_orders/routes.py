@@ -66,10 +66,6 @@ async def _order_id(order_id: str) -> UUID:  # async: FastAPI runs a plain def i
     return path_id(order_id, OrderNotFound())
 
 
-async def _hold_rules(settings: OrdersSettings) -> HoldRules:
-    return HoldRules.from_settings(settings)
-
-
 async def _count_reservation(reservations: Reservations) -> AsyncIterator[None]:
     """Counts the attempt's outcome. The route's first dependency, so it also sees the
     rate limit's 429 and, ending last, the session's commit (a reservation counts once
@@ -83,7 +79,8 @@ async def _order_rate(request: Request, user: RequiredUser, throttle: Throttle) 
     await throttle.order_attempt(request, user.id)
 
 
-Rules = Annotated[HoldRules, Depends(_hold_rules)]
+# Read from the settings once, at start-up (app.py), not on every order.
+Rules = Annotated[HoldRules, Depends(provided(HoldRules))]
 OrderId = Annotated[UUID, Depends(_order_id)]
 
 
