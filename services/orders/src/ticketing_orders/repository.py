@@ -13,6 +13,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Interval,
+    Row,
     Table,
     bindparam,
     exists,
@@ -56,12 +57,22 @@ _ORDERS = _table(Order)
 # The replica's columns, read with Core: the ticket is only read (to decide and to answer),
 # so the ORM's identity map and loading machinery would be pure cost on the purchase path.
 _TICKETS = _table(TicketReplica)
+_UNITS = _table(TicketUnit)
+
+# The parameters of the purchase's statements, shared by them. Not named like a column:
+# an INSERT or UPDATE keeps those names for the values it writes.
+_BUYER = bindparam("buyer", type_=_ORDERS.c.user_id.type)
+_TICKET = bindparam("ticket", type_=_ORDERS.c.ticket_id.type)
+_ORDER = bindparam("order", type_=_ORDERS.c.id.type)
+_WINDOW = bindparam("window", type_=Interval)
+_COOLDOWN = bindparam("cooldown", type_=Interval)
+_PRICE = bindparam("price", type_=_ORDERS.c.price_cents.type)
 
 # Built once: a statement object memoizes its compile-cache key, so executing it again
 # skips both building it and walking it for that key.
 TICKET_TO_ORDER = (
     select(*_TICKETS.c, func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lock"), 0)))
-    .where(_TICKETS.c.id == bindparam("ticket_id"))
+    .where(_TICKETS.c.id == _TICKET)
     .with_for_update(read=True, of=_TICKETS)
 )
 
@@ -90,7 +101,7 @@ async def ticket_to_order(
     """
     row = (
         await session.execute(
-            TICKET_TO_ORDER, {"ticket_id": ticket_id, "lock": f"orders-of-buyer:{user_id}"}
+            TICKET_TO_ORDER, {"ticket": ticket_id, "lock": f"orders-of-buyer:{user_id}"}
         )
     ).first()
     if row is None:
@@ -134,6 +145,16 @@ class Standing:
     now: datetime
 
 
+STANDING = select(
+    select(func.count()).where(_open_orders(_BUYER)).scalar_subquery(),
+    select(func.min(_ORDERS.c.expires_at)).where(_open_orders(_BUYER)).scalar_subquery(),
+    select(func.max(_ORDERS.c.cancelled_at))
+    .where(_cooling_down(_BUYER, _TICKET, _COOLDOWN))
+    .scalar_subquery(),
+    func.now(),
+)
+
+
 async def standing_of_buyer(
     session: AsyncSession, *, user_id: UUID, ticket_id: UUID, cooldown: timedelta
 ) -> Standing:
@@ -141,14 +162,7 @@ async def standing_of_buyer(
     snapshot, taken after the buyer's lock: see ``ticket_to_order``)."""
     row = (
         await session.execute(
-            select(
-                select(func.count()).where(_open_orders(user_id)).scalar_subquery(),
-                select(func.min(Order.expires_at)).where(_open_orders(user_id)).scalar_subquery(),
-                select(func.max(Order.cancelled_at))
-                .where(_cooling_down(user_id, ticket_id, cooldown))
-                .scalar_subquery(),
-                func.now(),
-            )
+            STANDING, {"buyer": user_id, "ticket": ticket_id, "cooldown": cooldown}
         )
     ).one()
     return Standing(open_orders=row[0], earliest_expiry=row[1], last_cancelled=row[2], now=row[3])
@@ -157,26 +171,19 @@ async def standing_of_buyer(
 def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:
     """``insert_reserving_order``'s statement, built once (with the cool-down condition or
     without it, when the cool-down is off): every value is a parameter."""
-    user_id = bindparam("user_id", type_=_ORDERS.c.user_id.type)
-    ticket_id = bindparam("ticket_id", type_=_ORDERS.c.ticket_id.type)
     conditions = [
-        select(func.count()).where(_open_orders(user_id)).scalar_subquery()
+        select(func.count()).where(_open_orders(_BUYER)).scalar_subquery()
         < bindparam("max_open", type_=Integer)
     ]
     if cooldown:
-        conditions.append(
-            ~exists().where(
-                _cooling_down(user_id, ticket_id, bindparam("cooldown", type_=Interval))
-            )
-        )
+        conditions.append(~exists().where(_cooling_down(_BUYER, _TICKET, _COOLDOWN)))
     row = select(
-        bindparam("id", type_=_ORDERS.c.id.type),
-        user_id,
-        ticket_id,
-        bindparam("price_cents", type_=_ORDERS.c.price_cents.type),
+        _ORDER,
+        _BUYER,
+        _TICKET,
+        _PRICE,
         literal(OrderStatus.CREATED, _ORDERS.c.status.type),
-        # The database's clock, shared by every replica.
-        func.now() + bindparam("window", type_=Interval),
+        func.now() + _WINDOW,  # the database's clock, shared by every replica
         literal(0, _ORDERS.c.version.type),
     ).where(*conditions)
     columns = ["id", "user_id", "ticket_id", "price_cents", "status", "expires_at", "version"]
@@ -224,18 +231,22 @@ async def insert_reserving_order(
         await session.execute(
             statement,
             {
-                "id": uuid4(),
-                "user_id": user_id,
-                "ticket_id": ticket.id,
-                "price_cents": ticket.price_cents,
+                "order": uuid4(),
+                "buyer": user_id,
+                "ticket": ticket.id,
+                "price": ticket.price_cents,
                 "max_open": max_open,
                 "cooldown": cooldown,
                 "window": window,
             },
         )
     ).first()
-    if row is None:
-        return None
+    return None if row is None else _new_order(row, ticket)
+
+
+def _new_order(row: Row[Any], ticket: TicketReplica) -> Order:
+    """The order just inserted (``row``: every column, as returned), with its ticket,
+    detached from the session: nothing later in the request changes it."""
     order = Order(**{column.key: row[index] for index, column in enumerate(_ORDERS.c)})
     set_committed_value(order, "ticket", ticket)
     set_committed_value(order, "admission", None)  # issued when it is paid
@@ -260,6 +271,23 @@ async def add_units(session: AsyncSession, ticket_id: UUID, quantity: int) -> No
     )
 
 
+_FREE_UNITS = (
+    select(_UNITS.c.ticket_id, _UNITS.c.unit)
+    .where(_UNITS.c.ticket_id == _TICKET, _UNITS.c.order_id.is_(None))
+    # In the free units' index order: an index scan from the first free unit, never
+    # a scan of other listings' units.
+    .order_by(_UNITS.c.unit)
+    .limit(bindparam("units", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+CLAIM_UNITS = (
+    update(_UNITS)
+    .where(tuple_(_UNITS.c.ticket_id, _UNITS.c.unit).in_(_FREE_UNITS))
+    .values(order_id=_ORDER)
+    .returning(_UNITS.c.unit)
+)
+
+
 async def claim_units(
     session: AsyncSession, *, ticket_id: UUID, order_id: UUID, quantity: int
 ) -> int:
@@ -272,23 +300,27 @@ async def claim_units(
     wait for one another (no lock on the listing). A buyer who got fewer than
     asked rolls back, which frees the rows it claimed.
     """
-    free = (
-        select(TicketUnit.ticket_id, TicketUnit.unit)
-        .where(TicketUnit.ticket_id == ticket_id, TicketUnit.order_id.is_(None))
-        # In the free units' index order: an index scan from the first free unit, never
-        # a scan of other listings' units.
-        .order_by(TicketUnit.unit)
-        .limit(quantity)
-        .with_for_update(skip_locked=True)
-    )
     claimed = await session.execute(
-        update(TicketUnit)
-        .where(tuple_(TicketUnit.ticket_id, TicketUnit.unit).in_(free))
-        .values(order_id=order_id)
-        .returning(TicketUnit.unit)
-        .execution_options(synchronize_session=False)
+        CLAIM_UNITS, {"ticket": ticket_id, "order": order_id, "units": quantity}
     )
     return len(claimed.all())
+
+
+INSERT_UNIT_ORDER = (
+    insert(_ORDERS)
+    .values(
+        id=_ORDER,
+        user_id=_BUYER,
+        ticket_id=_TICKET,
+        price_cents=_PRICE,
+        general_admission=True,
+        quantity=bindparam("units", type_=Integer),
+        status=OrderStatus.CREATED,
+        expires_at=func.now() + _WINDOW,
+        version=0,
+    )
+    .returning(*_ORDERS.c)
+)
 
 
 async def insert_unit_order(
@@ -302,25 +334,20 @@ async def insert_unit_order(
 ) -> Order:
     """The new order of ``quantity`` units of a general-admission listing, whose units
     it already claimed (``claim_units``)."""
-    statement = (
-        insert(Order)
-        .values(
-            id=order_id,
-            user_id=user_id,
-            ticket_id=ticket.id,
-            price_cents=ticket.price_cents,
-            general_admission=True,
-            quantity=quantity,
-            status=OrderStatus.CREATED,
-            expires_at=func.now() + window,
-            version=0,
+    row = (
+        await session.execute(
+            INSERT_UNIT_ORDER,
+            {
+                "order": order_id,
+                "buyer": user_id,
+                "ticket": ticket.id,
+                "price": ticket.price_cents,
+                "units": quantity,
+                "window": window,
+            },
         )
-        .returning(Order)
-    )
-    order = (await session.scalars(statement)).one()
-    set_committed_value(order, "ticket", ticket)
-    set_committed_value(order, "admission", None)
-    return order
+    ).one()
+    return _new_order(row, ticket)
 
 
 async def release_units(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
