@@ -67,6 +67,30 @@ async def test_a_refused_request_is_not_counted(limiter: RateLimiter) -> None:
     await limiter.hit(one, "carol")  # the refusals left nothing behind
 
 
+async def test_limits_hit_in_order_stop_at_the_first_one_over_and_count_none_after_it(
+    limiter: RateLimiter,
+) -> None:
+    per_buyer = Limit("per-buyer", "1/minute", "buyer")
+    per_address = Limit("per-address", "2/minute", "address")
+
+    def order_of(buyer: str) -> tuple[tuple[Limit, tuple[str, ...]], ...]:
+        return (per_buyer, (buyer,)), (per_address, ("203.0.113.7",))
+
+    await limiter.hit_in_order(*order_of("dave"))
+    for _ in range(3):
+        with pytest.raises(TooManyRequests) as refused:
+            await limiter.hit_in_order(*order_of("dave"))
+        assert str(refused.value) == "buyer"
+
+    # The buyer's refusals took nothing from the address: one more buyer behind it gets
+    # through, and only then is it full.
+    await limiter.hit_in_order(*order_of("erin"))
+    with pytest.raises(TooManyRequests) as refused:
+        await limiter.hit_in_order(*order_of("frank"))
+    assert str(refused.value) == "address"
+    assert 1 <= refused.value.retry_after <= 60
+
+
 async def test_without_redis_the_limit_is_not_enforced(unused_tcp_port: int) -> None:
     limiter = RateLimiter(f"redis://127.0.0.1:{unused_tcp_port}/0", key_prefix="test")
     try:

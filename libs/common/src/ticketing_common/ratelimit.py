@@ -23,6 +23,7 @@ shared key, which the gateway passes through untouched (it rewrites
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -36,9 +37,10 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
+from limits.aio.storage.redis.bridge import RedisBridge
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from pydantic import AfterValidator
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 
 from ticketing_common.errors import TooManyRequests
 
@@ -128,7 +130,7 @@ class Limit:
     message: str
     """What the refused client reads, in the shared error shape."""
 
-    @property
+    @functools.cached_property
     def item(self) -> RateLimitItem:
         return parse(self.rate)
 
@@ -138,6 +140,24 @@ def _storage_uri(redis_url: str) -> str:
     parts = urlsplit(redis_url)
     scheme = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
     return urlunsplit(parts._replace(scheme=scheme.get(parts.scheme, parts.scheme)))
+
+
+# limits' own sliding-window script as a function, applied to each limit in turn: one
+# round trip counts a request against several limits, and, as separate hits would, stops
+# at the first one that is over (that one and the ones after it are not counted). Its
+# result: 0, or the position (from 1) of the limit that refused.
+_ACQUIRE_IN_ORDER = f"""
+local function acquire(KEYS, ARGV)
+{RedisBridge.SCRIPT_ACQUIRE_SLIDING_WINDOW.decode()}
+end
+for i = 1, #KEYS / 2 do
+    local keys = {{KEYS[2 * i - 1], KEYS[2 * i]}}
+    if not acquire(keys, {{ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]}}) then
+        return i
+    end
+end
+return 0
+"""
 
 
 class LimitedServiceSettings(Protocol):
@@ -179,22 +199,43 @@ class RateLimiter:
             connection_pool=self._pool,  # type: ignore[arg-type]
         )
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        self._acquire_in_order = Redis(connection_pool=self._pool).register_script(
+            _ACQUIRE_IN_ORDER
+        )
 
     async def hit(self, limit: Limit, *key: str) -> None:
         """Count one request of ``key`` against ``limit``; 429 once it is over."""
-        item = limit.item
+        await self.hit_in_order((limit, key))
+
+    async def hit_in_order(self, *hits: tuple[Limit, tuple[str, ...]]) -> None:
+        """Count one request against each ``(limit, key)`` in turn, in one round trip; 429
+        from the first limit that is over, and the ones after it are not counted."""
+        keys: list[str] = []
+        args: list[int] = []
+        for limit, key in hits:
+            keys.extend(self._window_keys(limit, key))
+            args.extend((limit.item.amount, limit.item.get_expiry(), 1))
         try:
-            allowed = await self._limiter.hit(item, limit.name, *key)
-            if allowed:
+            refused = int(await self._acquire_in_order(keys=keys, args=args))
+            if not refused:
                 return
-            stats = await self._limiter.get_window_stats(item, limit.name, *key)
+            limit, key = hits[refused - 1]
+            stats = await self._limiter.get_window_stats(limit.item, limit.name, *key)
         except Exception:
-            logger.warning(
-                "rate limit not enforced: Redis unreachable", extra={"limit": limit.name}
-            )
+            names = ", ".join(limit.name for limit, _ in hits)
+            logger.warning("rate limit not enforced: Redis unreachable", extra={"limit": names})
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise TooManyRequests(limit.message, retry_after=retry_after)
+
+    def _window_keys(self, limit: Limit, key: tuple[str, ...]) -> tuple[str, str]:
+        """The previous and current windows' Redis keys of ``key`` under ``limit``, named
+        as limits names them, so its window statistics and ``reset`` read the same."""
+        counted = limit.item.key_for(limit.name, *key)
+        return (
+            self._storage.bridge.prefixed_key(self._storage._previous_window_key(counted)),
+            self._storage.bridge.prefixed_key(self._storage._current_window_key(counted)),
+        )
 
     async def reset(self, limit: Limit, *key: str) -> None:
         """Forget ``key``'s count under ``limit`` (an operator's or a test's tool)."""

@@ -6,18 +6,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import ColumnElement, exists, func, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Interval,
+    Row,
+    Table,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import ReturningInsert
 
 from ticketing_common.events.contracts import CancelReason, OrderStatus
 from ticketing_orders.models import (
     HOLDING_PREDICATE,
     Admission,
+    Base,
     Order,
     TicketReplica,
     TicketUnit,
@@ -30,11 +46,42 @@ HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
 RETURNED_AS_WRITTEN = {"synchronize_session": False, "populate_existing": True}
 
 
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_ORDERS = _table(Order)
+
+# The replica's columns, read with Core: the ticket is only read (to decide and to answer),
+# so the ORM's identity map and loading machinery would be pure cost on the purchase path.
+_TICKETS = _table(TicketReplica)
+_UNITS = _table(TicketUnit)
+
+# The parameters of the purchase's statements, shared by them. Not named like a column:
+# an INSERT or UPDATE keeps those names for the values it writes.
+_BUYER = bindparam("buyer", type_=_ORDERS.c.user_id.type)
+_TICKET = bindparam("ticket", type_=_ORDERS.c.ticket_id.type)
+_ORDER = bindparam("order", type_=_ORDERS.c.id.type)
+_WINDOW = bindparam("window", type_=Interval)
+_COOLDOWN = bindparam("cooldown", type_=Interval)
+_PRICE = bindparam("price", type_=_ORDERS.c.price_cents.type)
+
+# Built once: a statement object memoizes its compile-cache key, so executing it again
+# skips both building it and walking it for that key.
+TICKET_TO_ORDER = (
+    select(*_TICKETS.c, func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lock"), 0)))
+    .where(_TICKETS.c.id == _TICKET)
+    .with_for_update(read=True, of=_TICKETS)
+)
+
+
 async def ticket_to_order(
     session: AsyncSession, ticket_id: UUID, user_id: UUID
 ) -> TicketReplica | None:
     """The ticket, share-locked until the new order's transaction ends, with the buyer's
-    lock taken: one statement for both.
+    lock taken: one statement for both. Detached from the session: read, never written.
 
     Race (rule 17): a ticket:withdrawn applied between this read and the order's
     commit would look for orders to cancel before this one exists, and the order
@@ -52,33 +99,37 @@ async def ticket_to_order(
     cycle. The key is a 64-bit hash of the buyer: a collision only makes two buyers
     wait for each other. No ticket, no lock: the request ends with 404.
     """
-    key = func.hashtextextended(f"orders-of-buyer:{user_id}", 0)
     row = (
         await session.execute(
-            select(TicketReplica, func.pg_advisory_xact_lock(key))
-            .where(TicketReplica.id == ticket_id)
-            .with_for_update(read=True, of=TicketReplica)
-            .execution_options(populate_existing=True)
+            TICKET_TO_ORDER, {"ticket": ticket_id, "lock": f"orders-of-buyer:{user_id}"}
         )
     ).first()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    return TicketReplica(**{column.key: row[index] for index, column in enumerate(_TICKETS.c)})
 
 
-def _open_orders(user_id: UUID) -> ColumnElement[bool]:
+def _open_orders(user_id: UUID | ColumnElement[UUID]) -> ColumnElement[bool]:
     """The buyer's open orders (created or awaiting payment): what the cap counts. An
     order past its ``expiresAt`` counts until its expiration cancels it: until then it
     still holds its ticket from everyone else."""
-    return (Order.user_id == user_id) & Order.status.in_(PAYABLE_STATUSES)
+    # The table's columns, not the mapped attributes: an ORM attribute would make the
+    # plain INSERT of ``insert_reserving_order`` an ORM statement again.
+    return (_ORDERS.c.user_id == user_id) & _ORDERS.c.status.in_(PAYABLE_STATUSES)
 
 
-def _cooling_down(user_id: UUID, ticket_id: UUID, cooldown: timedelta) -> ColumnElement[bool]:
+def _cooling_down(
+    user_id: UUID | ColumnElement[UUID],
+    ticket_id: UUID | ColumnElement[UUID],
+    cooldown: timedelta | ColumnElement[timedelta],
+) -> ColumnElement[bool]:
     """The buyer's orders of this ticket cancelled (by them or by their expiry) less than
     ``cooldown`` ago."""
     return (
-        (Order.user_id == user_id)
-        & (Order.ticket_id == ticket_id)
-        & (Order.status == OrderStatus.CANCELLED)
-        & (Order.cancelled_at > func.now() - cooldown)
+        (_ORDERS.c.user_id == user_id)
+        & (_ORDERS.c.ticket_id == ticket_id)
+        & (_ORDERS.c.status == OrderStatus.CANCELLED)
+        & (_ORDERS.c.cancelled_at > func.now() - cooldown)
     )
 
 
@@ -94,6 +145,16 @@ class Standing:
     now: datetime
 
 
+STANDING = select(
+    select(func.count()).where(_open_orders(_BUYER)).scalar_subquery(),
+    select(func.min(_ORDERS.c.expires_at)).where(_open_orders(_BUYER)).scalar_subquery(),
+    select(func.max(_ORDERS.c.cancelled_at))
+    .where(_cooling_down(_BUYER, _TICKET, _COOLDOWN))
+    .scalar_subquery(),
+    func.now(),
+)
+
+
 async def standing_of_buyer(
     session: AsyncSession, *, user_id: UUID, ticket_id: UUID, cooldown: timedelta
 ) -> Standing:
@@ -101,17 +162,41 @@ async def standing_of_buyer(
     snapshot, taken after the buyer's lock: see ``ticket_to_order``)."""
     row = (
         await session.execute(
-            select(
-                select(func.count()).where(_open_orders(user_id)).scalar_subquery(),
-                select(func.min(Order.expires_at)).where(_open_orders(user_id)).scalar_subquery(),
-                select(func.max(Order.cancelled_at))
-                .where(_cooling_down(user_id, ticket_id, cooldown))
-                .scalar_subquery(),
-                func.now(),
-            )
+            STANDING, {"buyer": user_id, "ticket": ticket_id, "cooldown": cooldown}
         )
     ).one()
     return Standing(open_orders=row[0], earliest_expiry=row[1], last_cancelled=row[2], now=row[3])
+
+
+def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:
+    """``insert_reserving_order``'s statement, built once (with the cool-down condition or
+    without it, when the cool-down is off): every value is a parameter."""
+    conditions = [
+        select(func.count()).where(_open_orders(_BUYER)).scalar_subquery()
+        < bindparam("max_open", type_=Integer)
+    ]
+    if cooldown:
+        conditions.append(~exists().where(_cooling_down(_BUYER, _TICKET, _COOLDOWN)))
+    row = select(
+        _ORDER,
+        _BUYER,
+        _TICKET,
+        _PRICE,
+        literal(OrderStatus.CREATED, _ORDERS.c.status.type),
+        func.now() + _WINDOW,  # the database's clock, shared by every replica
+        literal(0, _ORDERS.c.version.type),
+    ).where(*conditions)
+    columns = ["id", "user_id", "ticket_id", "price_cents", "status", "expires_at", "version"]
+    return (
+        insert(_ORDERS)
+        .from_select(columns, row)
+        .on_conflict_do_nothing(index_elements=["ticket_id"], index_where=HOLDING_PREDICATE)
+        .returning(*_ORDERS.c)
+    )
+
+
+RESERVE_SEAT = _reserving_insert(cooldown=True)
+RESERVE_SEAT_WITHOUT_COOLDOWN = _reserving_insert(cooldown=False)
 
 
 async def insert_reserving_order(
@@ -125,7 +210,8 @@ async def insert_reserving_order(
 ) -> Order | None:
     """The new order holding the seat ``ticket``; None when another order holds it, or
     the buyer may not order now (at the cap of open orders, or cooling down after an
-    order of this ticket was cancelled: ``standing_of_buyer`` tells which).
+    order of this ticket was cancelled: ``standing_of_buyer`` tells which). The order
+    is detached from the session: nothing later in the request changes it.
 
     One statement decides and writes, so the purchase of a seat is three statements
     (this, the ticket read, the outbox row). Still correct:
@@ -140,43 +226,30 @@ async def insert_reserving_order(
       got the buyer's lock: it sees every order of the buyer committed before, and
       no other order of the buyer can commit until this transaction ends.
     """
-    conditions = [select(func.count()).where(_open_orders(user_id)).scalar_subquery() < max_open]
-    if cooldown:
-        conditions.append(~exists().where(_cooling_down(user_id, ticket.id, cooldown)))
-    order_id = uuid4()
-    row = select(
-        literal(order_id, Order.id.type),
-        literal(user_id, Order.user_id.type),
-        literal(ticket.id, Order.ticket_id.type),
-        literal(ticket.price_cents, Order.price_cents.type),
-        literal(OrderStatus.CREATED, Order.status.type),
-        func.now() + window,  # the database's clock, shared by every replica
-        literal(0, Order.version.type),
-    ).where(*conditions)
-    statement = (
-        insert(Order)
-        .from_select(
-            [
-                Order.id,
-                Order.user_id,
-                Order.ticket_id,
-                Order.price_cents,
-                Order.status,
-                Order.expires_at,
-                Order.version,
-            ],
-            row,
+    statement = RESERVE_SEAT if cooldown else RESERVE_SEAT_WITHOUT_COOLDOWN
+    row = (
+        await session.execute(
+            statement,
+            {
+                "order": uuid4(),
+                "buyer": user_id,
+                "ticket": ticket.id,
+                "price": ticket.price_cents,
+                "max_open": max_open,
+                "cooldown": cooldown,
+                "window": window,
+            },
         )
-        .on_conflict_do_nothing(
-            index_elements=[Order.ticket_id],
-            index_where=HOLDING_PREDICATE,
-        )
-        .returning(Order)
-    )
-    order = (await session.scalars(statement)).one_or_none()
-    if order is not None:
-        set_committed_value(order, "ticket", ticket)
-        set_committed_value(order, "admission", None)  # issued when it is paid
+    ).first()
+    return None if row is None else _new_order(row, ticket)
+
+
+def _new_order(row: Row[Any], ticket: TicketReplica) -> Order:
+    """The order just inserted (``row``: every column, as returned), with its ticket,
+    detached from the session: nothing later in the request changes it."""
+    order = Order(**{column.key: row[index] for index, column in enumerate(_ORDERS.c)})
+    set_committed_value(order, "ticket", ticket)
+    set_committed_value(order, "admission", None)  # issued when it is paid
     return order
 
 
@@ -198,6 +271,23 @@ async def add_units(session: AsyncSession, ticket_id: UUID, quantity: int) -> No
     )
 
 
+_FREE_UNITS = (
+    select(_UNITS.c.ticket_id, _UNITS.c.unit)
+    .where(_UNITS.c.ticket_id == _TICKET, _UNITS.c.order_id.is_(None))
+    # In the free units' index order: an index scan from the first free unit, never
+    # a scan of other listings' units.
+    .order_by(_UNITS.c.unit)
+    .limit(bindparam("units", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+CLAIM_UNITS = (
+    update(_UNITS)
+    .where(tuple_(_UNITS.c.ticket_id, _UNITS.c.unit).in_(_FREE_UNITS))
+    .values(order_id=_ORDER)
+    .returning(_UNITS.c.unit)
+)
+
+
 async def claim_units(
     session: AsyncSession, *, ticket_id: UUID, order_id: UUID, quantity: int
 ) -> int:
@@ -210,23 +300,27 @@ async def claim_units(
     wait for one another (no lock on the listing). A buyer who got fewer than
     asked rolls back, which frees the rows it claimed.
     """
-    free = (
-        select(TicketUnit.ticket_id, TicketUnit.unit)
-        .where(TicketUnit.ticket_id == ticket_id, TicketUnit.order_id.is_(None))
-        # In the free units' index order: an index scan from the first free unit, never
-        # a scan of other listings' units.
-        .order_by(TicketUnit.unit)
-        .limit(quantity)
-        .with_for_update(skip_locked=True)
-    )
     claimed = await session.execute(
-        update(TicketUnit)
-        .where(tuple_(TicketUnit.ticket_id, TicketUnit.unit).in_(free))
-        .values(order_id=order_id)
-        .returning(TicketUnit.unit)
-        .execution_options(synchronize_session=False)
+        CLAIM_UNITS, {"ticket": ticket_id, "order": order_id, "units": quantity}
     )
     return len(claimed.all())
+
+
+INSERT_UNIT_ORDER = (
+    insert(_ORDERS)
+    .values(
+        id=_ORDER,
+        user_id=_BUYER,
+        ticket_id=_TICKET,
+        price_cents=_PRICE,
+        general_admission=True,
+        quantity=bindparam("units", type_=Integer),
+        status=OrderStatus.CREATED,
+        expires_at=func.now() + _WINDOW,
+        version=0,
+    )
+    .returning(*_ORDERS.c)
+)
 
 
 async def insert_unit_order(
@@ -240,25 +334,20 @@ async def insert_unit_order(
 ) -> Order:
     """The new order of ``quantity`` units of a general-admission listing, whose units
     it already claimed (``claim_units``)."""
-    statement = (
-        insert(Order)
-        .values(
-            id=order_id,
-            user_id=user_id,
-            ticket_id=ticket.id,
-            price_cents=ticket.price_cents,
-            general_admission=True,
-            quantity=quantity,
-            status=OrderStatus.CREATED,
-            expires_at=func.now() + window,
-            version=0,
+    row = (
+        await session.execute(
+            INSERT_UNIT_ORDER,
+            {
+                "order": order_id,
+                "buyer": user_id,
+                "ticket": ticket.id,
+                "price": ticket.price_cents,
+                "units": quantity,
+                "window": window,
+            },
         )
-        .returning(Order)
-    )
-    order = (await session.scalars(statement)).one()
-    set_committed_value(order, "ticket", ticket)
-    set_committed_value(order, "admission", None)
-    return order
+    ).one()
+    return _new_order(row, ticket)
 
 
 async def release_units(session: AsyncSession, order_ids: Sequence[UUID]) -> None:

@@ -35,12 +35,14 @@ class OrderThrottle:
         self.vouching_key = settings.JWT_KEY
 
     async def order_attempt(self, request: Request, user_id: UUID) -> None:
-        """Count one order creation; 429 with ``Retry-After`` when a rate is exceeded."""
-        await self.limiter.hit(self.per_user, str(user_id))
+        """Count one order creation; 429 with ``Retry-After`` when a rate is exceeded.
+        Both counts in one round trip, the buyer's first."""
         client = client_address(
             request, trust_proxy_headers=self.trust_proxy_headers, vouching_key=self.vouching_key
         )
-        await self.limiter.hit(self.per_client, client)
+        await self.limiter.hit_in_order(
+            (self.per_user, (str(user_id),)), (self.per_client, (client,))
+        )
 
     async def close(self) -> None:
         await self.limiter.close()
