@@ -228,12 +228,7 @@ async def consumer(servers: Servers, events: int, batch_size: int) -> Result:
     database, namespace = await fresh(servers, "consumer")
     bus = await EventBus(servers.nats_url, namespace, client_name="bench").connect()
     try:
-        orders = orders_for(events)
-        async with database.transaction() as session:
-            await session.execute(
-                text("INSERT INTO tickets (id, version, title) VALUES (:id, 0, 'Gig')"),
-                [{"id": order.ticket.id} for order in orders],
-            )
+        orders = await free_tickets_ordered(database, events)
         for chunk in range(0, events, 500):
             await bus.publish_all(
                 [
@@ -283,6 +278,17 @@ def orders_for(events: int) -> list[OrderCreated]:
     ]
 
 
+async def free_tickets_ordered(database: Database, events: int) -> list[OrderCreated]:
+    """``events`` orders, each of its own free ticket, stored in ``database``."""
+    orders = orders_for(events)
+    async with database.transaction() as session:
+        await session.execute(
+            text("INSERT INTO tickets (id, version, title) VALUES (:id, 0, 'Gig')"),
+            [{"id": order.ticket.id} for order in orders],
+        )
+    return orders
+
+
 async def steady(servers: Servers, events: int, rate: float, linger_ms: float | None) -> Result:
     """``events`` published one by one at ``rate``/s while the consumer runs with the
     given linger (None: no consumer, the publishing alone). Also the latency of each
@@ -290,12 +296,7 @@ async def steady(servers: Servers, events: int, rate: float, linger_ms: float | 
     database, namespace = await fresh(servers, "steady")
     bus = await EventBus(servers.nats_url, namespace, client_name="bench").connect()
     try:
-        orders = orders_for(events)
-        async with database.transaction() as session:
-            await session.execute(
-                text("INSERT INTO tickets (id, version, title) VALUES (:id, 0, 'Gig')"),
-                [{"id": order.ticket.id} for order in orders],
-            )
+        orders = await free_tickets_ordered(database, events)
         lags: list[float] = []
 
         async def handle(event: Envelope[OrderCreated], session: AsyncSession) -> None:

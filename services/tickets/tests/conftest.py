@@ -4,6 +4,7 @@ clients signed in as a seller and as another user."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ from ticketing_common.events.contracts import (
     PricedTicketRef,
     TicketRef,
 )
+from ticketing_common.events.listener import RetryLater
 from ticketing_common.spec import ServiceSpec
 from ticketing_common.testing import EventsOf, ServedApp, signed_in_cookie
 from ticketing_tickets.app import SPEC
@@ -155,3 +157,24 @@ async def deliver(db: Database, event: OrderEvent) -> None:
                 await on_order_created(Envelope.of(event.data, event_id=event.id), session)
             case OrderCompleted():
                 await on_order_completed(Envelope.of(event.data, event_id=event.id), session)
+
+
+async def deliver_shuffled(db: Database, events: list[OrderEvent], *, connections: int) -> None:
+    """Deliver every event, all at once over ``connections`` transactions, each until it
+    is applied: an event that raises ``RetryLater`` is delivered again later, as the
+    listener would. Bounded, as the listener's waits are: a wait that would never end
+    (a lock nobody frees) fails the test instead."""
+    gate = asyncio.Semaphore(connections)
+
+    async def until_applied(event: OrderEvent) -> None:
+        for _ in range(2000):
+            async with gate:
+                try:
+                    await deliver(db, event)
+                    return
+                except RetryLater:
+                    pass  # redelivered later
+            await asyncio.sleep(0)
+        pytest.fail(f"{event.type} of order {event.data.id} waited for ever")
+
+    await asyncio.gather(*(until_applied(event) for event in events))

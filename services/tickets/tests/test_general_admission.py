@@ -21,7 +21,7 @@ from ticketing_common.events.contracts import (
     TicketCreated,
     TicketUpdated,
 )
-from ticketing_common.events.listener import ListenerGroup, RetryLater
+from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.events.outbox import outbox_table
 from ticketing_common.testing import ServedApp, wait_until
 from ticketing_tickets import repository, service
@@ -31,7 +31,7 @@ from ticketing_tickets.listeners import (
 )
 from ticketing_tickets.models import OrderRef, Ticket
 
-from .conftest import EventsOf, OrderEvent, cancelled, completed, deliver
+from .conftest import EventsOf, OrderEvent, cancelled, completed, deliver, deliver_shuffled
 from .conftest import created as order_created
 
 
@@ -227,19 +227,7 @@ async def test_many_concurrent_order_events_for_one_listing_leave_exactly_their_
             sold += order.data.quantity if fate == "paid" else 0
         deliveries = events * 2
         rng.shuffle(deliveries)
-        gate = asyncio.Semaphore(8)
-
-        async def until_applied(event: OrderEvent) -> None:
-            while True:
-                async with gate:
-                    try:
-                        await deliver(db, event)
-                        return
-                    except RetryLater:
-                        pass  # as the listener does: redelivered later
-                await asyncio.sleep(0)
-
-        await asyncio.gather(*(until_applied(event) for event in deliveries))
+        await deliver_shuffled(db, deliveries, connections=8)
         assert await counts(db, ticket_id) == (held, sold, sold * 4000, 0, 0)
     finally:
         await db.dispose()

@@ -3,7 +3,6 @@ them: what they change in tickets' tables, and what they refuse to change."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from ticketing_tickets.listeners import (
 )
 from ticketing_tickets.models import OrderRef, Ticket, TicketStatus, Units
 
-from .conftest import OrderEvent, cancelled, completed, created, deliver
+from .conftest import OrderEvent, cancelled, completed, created, deliver, deliver_shuffled
 
 
 async def listed(db: Database) -> UUID:
@@ -290,22 +289,7 @@ async def test_orders_of_seats_made_and_cancelled_one_after_another_end_with_the
             last[seat.id] = (orders[-1].data.id, paid)
         deliveries = events * 2
         rng.shuffle(deliveries)
-        gate = asyncio.Semaphore(8)
-
-        async def until_applied(event: OrderEvent) -> None:
-            # Bounded, as the listener's waits are: a wait for an event already applied
-            # would never end (a lock nobody frees), and fails here instead.
-            for _ in range(2000):
-                async with gate:
-                    try:
-                        await deliver(db, event)
-                        return
-                    except RetryLater:
-                        pass  # as the listener does: redelivered later
-                await asyncio.sleep(0)
-            pytest.fail(f"{event.type} of order {event.data.id} waited for ever")
-
-        await asyncio.gather(*(until_applied(event) for event in deliveries))
+        await deliver_shuffled(db, deliveries, connections=8)
         async with db.transaction() as session:
             bodies = await session.scalars(
                 select(outbox_table.c.body).where(
