@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ticketing_common.backoff import pause
 from ticketing_common.db import Database
 from ticketing_common.errors import ERROR_RESPONSES, install_error_handlers
 from ticketing_common.events.bus import EventBus
@@ -193,8 +194,7 @@ def every(interval: float, task: Callable[[], Awaitable[object]]) -> Worker:
                 await task()
             except Exception:
                 logger.warning("periodic task failed", extra={"task": repr(task)}, exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=interval)
+            await pause(stopping, interval)
 
     return run
 

@@ -100,13 +100,15 @@ class AttemptLimits:
 
     async def sign_up(self, *, client: str, email: str) -> None:
         """Count a sign-up; 429 when its client or its email is over its rate."""
-        await self.limiter.hit(self.signup_per_client, client)
-        await self.limiter.hit(self.signup_per_email, email_key(email))
+        await self.limiter.hit_in_order(
+            (self.signup_per_client, (client,)), (self.signup_per_email, (email_key(email),))
+        )
 
     async def sign_in(self, *, client: str, email: str) -> None:
         """Count a sign-in attempt, whatever its outcome will be; 429 when over a rate."""
-        await self.limiter.hit(self.signin_per_client, client)
-        await self.limiter.hit(self.signin_per_email, email_key(email))
+        await self.limiter.hit_in_order(
+            (self.signin_per_client, (client,)), (self.signin_per_email, (email_key(email),))
+        )
 
     async def close(self) -> None:
         await self.limiter.close()

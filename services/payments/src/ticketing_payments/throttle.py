@@ -42,8 +42,9 @@ class PaymentThrottle:
 
     async def attempt(self, *, user_id: UUID, order_id: UUID) -> None:
         """Count an attempt to charge; 429 when the user or the order is over its rate."""
-        await self.limiter.hit(self.per_user, str(user_id))
-        await self.limiter.hit(self.per_order, str(order_id))
+        await self.limiter.hit_in_order(
+            (self.per_user, (str(user_id),)), (self.per_order, (str(order_id),))
+        )
 
     async def close(self) -> None:
         await self.limiter.close()

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing_common.backoff import backoff
+from ticketing_common.backoff import backoff, pause
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, P, decode
@@ -243,8 +243,7 @@ class ListenerGroup:
                     continue
                 except Exception:
                     logger.exception("fetch failed", extra={"event_type": event_type.value})
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), timeout=1)
+                    await pause(stopping, 1)
                     continue
                 # In-flight work is finished even when stopping: the messages are ours.
                 await self._deliver(listener, messages)
@@ -253,8 +252,7 @@ class ListenerGroup:
                     # the server, to be fetched, applied and acked together. A backlog
                     # (a full batch) is fetched again at once, and an idle consumer's
                     # fetch still answers the moment an event arrives.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), timeout=self.policy.linger)
+                    await pause(stopping, self.policy.linger)
         finally:
             # Without our inbox's interest the broker hands the stopped fetch's pull
             # request nothing more: what it would have sent goes to another replica.
@@ -405,11 +403,10 @@ class ListenerGroup:
         ]
         if applied:
             crash_point("listener.after_commit")  # crash tests: committed, never acked
-        for delivery in applied:
-            delivery.settled = True
-        # One round trip for the lot: the broker applies a consumer's acks in the order
-        # they arrive, so the last one's confirmation means every earlier one is applied.
-        if applied:
+            for delivery in applied:
+                delivery.settled = True
+            # One round trip for the lot: the broker applies a consumer's acks in the order
+            # they arrive, so the last one's confirmation means every earlier one is applied.
             for delivery in applied[:-1]:
                 await delivery.message.ack()
             await applied[-1].message.ack_sync()

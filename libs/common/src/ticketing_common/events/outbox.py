@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing_common.backoff import pause
 from ticketing_common.db import Database, new_metadata, plain_url
 from ticketing_common.events.bus import EventBus, Outgoing
 from ticketing_common.events.contracts import Envelope, P
@@ -260,8 +261,7 @@ class OutboxRelay:
                     and self._wake.is_set()
                     and not stopping.is_set()
                 ):
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), timeout=self.linger_seconds)
+                    await pause(stopping, self.linger_seconds)
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
