@@ -471,6 +471,18 @@ class Sampler:
             await asyncio.sleep(self.interval)
 
 
+async def until_in_orders_replica(
+    stack: Stack, count: int, interval: float
+) -> tuple[Sampler, asyncio.Task[None]]:
+    """A running sampler of orders' ``ticket:created`` counter, done when it has grown by
+    ``count`` (or at the run's wait limit): whatever is listed next is in the replica
+    then."""
+    sampler = Sampler(lambda: stack.handled("orders", "ticket-created"), interval)
+    sampler.target = count
+    await sampler.start()
+    return sampler, asyncio.create_task(sampler.run(time.perf_counter() + WAIT_TIMEOUT))
+
+
 async def until_drained(stack: Stack, interval: float, deadline: float) -> float | None:
     """When nothing was pending any more (consumers, outboxes); None at the deadline."""
     while time.perf_counter() < deadline:
@@ -545,11 +557,8 @@ async def replication(
     figures: Figures,
 ) -> tuple[list[str], CpuColumn]:
     """Lists ``count`` tickets at once and measures when orders' replica has each."""
-    sampler = Sampler(lambda: stack.handled("orders", "ticket-created"), args.sample)
-    sampler.target = count
-    await sampler.start()
+    sampler, watching = await until_in_orders_replica(stack, count, args.sample)
     before, started = stack.cpu(), time.perf_counter()
-    watching = asyncio.create_task(sampler.run(started + WAIT_TIMEOUT))
     ids, listed = await list_tickets(client, seller, count, args.concurrency, "Seat")
     listed_at = time.perf_counter()
     await watching
@@ -650,10 +659,7 @@ async def flash_sale(
     figures: Figures,
 ) -> CpuColumn:
     seats = args.seats
-    in_replica = Sampler(lambda: stack.handled("orders", "ticket-created"), args.sample)
-    in_replica.target = seats
-    await in_replica.start()
-    watching = asyncio.create_task(in_replica.run(time.perf_counter() + WAIT_TIMEOUT))
+    in_replica, watching = await until_in_orders_replica(stack, seats, args.sample)
     ids, _ = await list_tickets(client, seller, seats, args.concurrency, "Flash seat")
     await watching
     if in_replica.reached_at is None:
@@ -753,10 +759,7 @@ async def general_admission_sale(
     is right; then the listing's counts and the buyers' orders are checked."""
     units = args.seats
     label = f"flash sale, {len(buyers)} buyers for a {units}-unit general-admission listing"
-    in_replica = Sampler(lambda: stack.handled("orders", "ticket-created"), args.sample)
-    in_replica.target = 1
-    await in_replica.start()
-    watching = asyncio.create_task(in_replica.run(time.perf_counter() + WAIT_TIMEOUT))
+    in_replica, watching = await until_in_orders_replica(stack, 1, args.sample)
     body = {"title": "Flash standing", "price": 40, "quantity": units}
     listing = await timed(client, "POST", "/api/tickets", cookie=seller.cookie, body=body)
     if not is_general_admission_listing(listing.status, listing.body):
