@@ -103,13 +103,7 @@ async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession)
             await outbox.record(session, ticket_updated(reserved))
             return
     else:
-        await apply_versioned(
-            session,
-            OrderRef,
-            id=order.id,
-            version=order.version,
-            values={"ticket_id": order.ticket.id},
-        )
+        await _apply_ref(order, session)
     await _reserve_unless_cancelled(order, session)
 
 
@@ -180,14 +174,7 @@ async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSess
         return
     # An order's last event: applied at once, even before its created (which, arriving
     # later, is then a duplicate), so it never waits and never makes others wait.
-    await apply_versioned(
-        session,
-        OrderRef,
-        id=order.id,
-        version=order.version,
-        values={"ticket_id": order.ticket.id},
-        final=True,
-    )
+    await _apply_ref(order, session, final=True)
     # Only the order that holds the ticket frees it: a cancelled order that never
     # got the lock must not release another order's (nor a withdrawn ticket, which
     # no order holds). Done on a repeat too: a cancelled order never holds a ticket,
@@ -195,6 +182,21 @@ async def on_order_cancelled(event: Envelope[OrderCancelled], session: AsyncSess
     ticket = await repository.release(session, order.ticket.id, order.id)
     if ticket is not None:
         await outbox.record(session, ticket_updated(ticket))
+
+
+async def _apply_ref(
+    order: OrderCreated | OrderCancelled, session: AsyncSession, *, final: bool = False
+) -> Applied:
+    """Apply the order's version to its ref (``apply_versioned``), which names its ticket;
+    ``final`` for its cancel, the last version."""
+    return await apply_versioned(
+        session,
+        OrderRef,
+        id=order.id,
+        version=order.version,
+        values={"ticket_id": order.ticket.id},
+        final=final,
+    )
 
 
 async def _general_admission(ticket: TicketRef | PricedTicketRef, session: AsyncSession) -> bool:
@@ -207,9 +209,7 @@ async def _general_admission(ticket: TicketRef | PricedTicketRef, session: Async
 
 async def _hold_units(order: OrderCreated, session: AsyncSession) -> None:
     listing = await repository.lock_listing(session, order.ticket.id)
-    applied = await apply_versioned(
-        session, OrderRef, id=order.id, version=order.version, values={"ticket_id": listing.id}
-    )
+    applied = await _apply_ref(order, session)
     if applied is Applied.DUPLICATE:
         return  # a repeat (counted once already), or its cancel came first (nothing to hold)
     if listing.withdrawn:
@@ -252,14 +252,7 @@ async def _release_units(order: OrderCancelled, session: AsyncSession) -> None:
     listing = await repository.lock_listing(session, order.ticket.id)
     # The order's last event: applied at once, even before its created (which, arriving
     # later, is then a duplicate and counts nothing).
-    await apply_versioned(
-        session,
-        OrderRef,
-        id=order.id,
-        version=order.version,
-        values={"ticket_id": listing.id},
-        final=True,
-    )
+    await _apply_ref(order, session, final=True)
     ref = await repository.order_ref(session, order.id)
     assert ref is not None  # just settled
     # Whatever the share still is: held (cancel, expiry), sold (a refund), or nothing (a
