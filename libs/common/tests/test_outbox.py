@@ -130,13 +130,16 @@ async def test_process_killed_after_commit_before_publish_loses_nothing(
     assert await pending(database) == 0
 
 
+@pytest.mark.parametrize("linger", [0.0, 0.02], ids=["at once", "lingering"])
 async def test_many_rows_are_each_published_once_in_commit_order(
-    database: Database, bus: EventBus
+    database: Database, bus: EventBus, linger: float
 ) -> None:
     # Versions of several tickets, committed interleaved, more than one relay batch,
-    # while the relay runs: every row once, each ticket's versions in order.
+    # while the relay runs: every row once, each ticket's versions in order. The poll is
+    # an hour away, so a commit the relay stopped looking for (a short batch ends a run)
+    # or slept through (its linger) would never be published.
     ids = [uuid4() for _ in range(10)]
-    relay = OutboxRelay(database, bus, fallback_poll_seconds=3600)
+    relay = OutboxRelay(database, bus, fallback_poll_seconds=3600, linger_seconds=linger)
     stopping = asyncio.Event()
     task = asyncio.create_task(relay.run(stopping))
     sent: list[UUID] = []
