@@ -287,7 +287,7 @@ class Stack:
         # only before the services, which use them.
         helpers = [self._launch_stripe_sandbox(), self._launch_mail_catcher()]
         servers = self._start_servers()
-        ports = {spec.name: free_port() for spec in self.specs}
+        ports = {spec.name: free_port(self._gateway_port()) for spec in self.specs}
         sandbox, catcher = helpers
         addresses = Addresses(
             gateway_url=self.config.url,
@@ -382,6 +382,7 @@ class Stack:
             nats=any(spec.uses_nats for spec in self.specs),
             postgres=any(spec.needs_database for spec in self.specs),
             redis=any(spec.uses_redis for spec in self.specs),
+            avoid_ports=self._gateway_port(),
         )
         for kind in urls.external:
             self.printer.say(f"Using the external {kind.name} server from {kind.variable}.")
@@ -464,7 +465,7 @@ class Stack:
                 "sandbox cannot charge tokens made by Stripe.js.",
                 "yellow",
             )
-        port = free_port()
+        port = free_port(self._gateway_port())
         url = f"http://{HOST}:{port}"
         process = self.supervisor.child(
             STRIPE_SANDBOX_NAME,
@@ -486,7 +487,7 @@ class Stack:
                     f"Mail goes to the SMTP server in SMTP_HOST ({environ['SMTP_HOST']})."
                 )
             return None
-        smtp_port, http_port = free_port(), free_port()
+        smtp_port, http_port = free_port(self._gateway_port()), free_port(self._gateway_port())
         url = f"http://{HOST}:{http_port}"
         process = self.supervisor.child(
             MAIL_CATCHER_NAME,
@@ -529,6 +530,11 @@ class Stack:
             self.printer.detail(f"{spec.name}: database migrated to the latest revision.")
         self.migrations.remove(run)
         self._record()
+
+    def _gateway_port(self) -> tuple[int]:
+        """The gateway's port, bound only once every other process is up: until then the
+        system would hand it out as free, so no other process may be given it."""
+        return (self.config.port,)
 
     def _check_gateway_port(self) -> None:
         if not port_is_free(self.config.port):

@@ -137,3 +137,12 @@ def test_an_embedded_server_serves_once_started_and_stops_by_its_pid(tmp_path: P
     assert server.pid is None
     assert listening(server.port) is not None
     assert "Server is ready" in (tmp_path / "nats.log").read_text()
+
+
+def test_a_free_port_is_never_one_of_the_ports_to_avoid() -> None:
+    # The system hands out ports from its ephemeral range: avoid all of it but a few
+    # hundred, so without the check almost every pick would be an avoided port.
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    avoid = frozenset(range(low, high + 1)) - frozenset(range(low, low + 300))
+    picks = [free_port(avoid) for _ in range(5)]
+    assert not avoid.intersection(picks)

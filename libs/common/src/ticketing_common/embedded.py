@@ -25,7 +25,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -39,12 +39,16 @@ HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and none of ``avoid``:
+    ports promised to something that has not bound them yet (a gateway that starts
+    last), which the system would otherwise hand out as free."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def port_open(port: int, host: str = HOST) -> bool:
@@ -525,10 +529,12 @@ def configured_or_embedded(
     nats: bool = True,
     postgres: bool = True,
     redis: bool = True,
+    avoid_ports: Collection[int] = (),
 ) -> ServerUrls:
     """Each wanted server: the one its variable names (``NATS_URL``, ``DATABASE_URL``,
     ``REDIS_URL``) when set, else an embedded one under ``data_dir/<name>`` on a free
-    port, which ``start`` starts (and then owns) and returns the URL of."""
+    port (none of ``avoid_ports``), which ``start`` starts (and then owns) and returns
+    the URL of."""
     urls: dict[str, str | None] = {}
     external: list[ServerKind] = []
     for kind, wanted in ((NATS, nats), (POSTGRES, postgres), (REDIS, redis)):
@@ -539,7 +545,8 @@ def configured_or_embedded(
             urls[kind.name] = configured
             external.append(kind)
         else:
-            urls[kind.name] = start(kind.server(kind.name, free_port(), data_dir / kind.name))
+            port = free_port(avoid_ports)
+            urls[kind.name] = start(kind.server(kind.name, port, data_dir / kind.name))
     return ServerUrls(
         nats=urls[NATS.name],
         postgres=urls[POSTGRES.name],
