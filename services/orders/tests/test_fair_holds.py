@@ -22,7 +22,7 @@ from ticketing_common.events.contracts import (
     PaymentCreated,
     TicketCreated,
 )
-from ticketing_common.testing import published, wait_until
+from ticketing_common.testing import published, statements_of, wait_until
 from ticketing_orders.models import Order
 from ticketing_orders.throttle import PER_CLIENT_MESSAGE, PER_USER_MESSAGE
 
@@ -231,3 +231,46 @@ async def test_without_redis_the_rates_are_not_enforced_but_the_cap_still_holds(
 
         assert [response.status_code for response in responses] == [201, 201, 429]
         assert _message(responses[2]) == CAP_MESSAGE.format(2)
+
+
+async def test_a_seat_another_order_holds_is_refused_from_one_read_the_buyers_own_rules_first(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    """Most requests of a sell-out: the seat is held already. One statement answers
+    them (no insert, no second look at the buyer), with the same answers as before:
+    the buyer's cool-down, then their cap, then 409."""
+    async with serve_orders(MAX_OPEN_ORDERS_PER_USER=2) as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        seat, first, second = [await tickets.listed() for _ in range(3)]
+        holder, buyer, cooling, hoarder = uuid4(), uuid4(), uuid4(), uuid4()
+        cancelled = (await _order(client, users, cooling, seat)).json()["id"]
+        assert (
+            await client.delete(f"/api/orders/{cancelled}", headers=users.headers(cooling))
+        ).status_code == 204
+        assert (await _order(client, users, holder, seat)).status_code == 201
+        for ticket in (first, second):
+            assert (await _order(client, users, hoarder, ticket)).status_code == 201
+        before = await _open_orders(db, holder), await _open_orders(db, hoarder)
+
+        with statements_of(orders.component(Database)) as sent:
+            taken = await _order(client, users, buyer, seat)
+        assert taken.status_code == 409
+        assert taken.json()["errors"] == [
+            {"message": "Ticket is already reserved", "field": "ticketId"}
+        ]
+        # The outbox relay shares the engine: its statements are not the request's.
+        request = [statement for statement in sent if "outbox" not in statement]
+        assert len(request) == 1, request
+
+        cooling_down = await _order(client, users, cooling, seat)
+        assert cooling_down.status_code == 429
+        assert "cancelled or expired a moment ago" in _message(cooling_down)
+        at_cap = await _order(client, users, hoarder, seat)
+        assert at_cap.status_code == 429
+        assert _message(at_cap) == CAP_MESSAGE.format(2)
+        assert 1 <= _retry_after(at_cap) <= 900
+
+        # Nothing was written by the refusals; the holder still holds the seat.
+        assert (await _open_orders(db, holder), await _open_orders(db, hoarder)) == before
+        assert await _open_orders(db, buyer) == 0
+        assert len(await published(bus, OrderCreated, 4)) == 4

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from ticketing_common.db import Database
 from ticketing_common.events.contracts import (
@@ -20,6 +18,7 @@ from ticketing_common.events.contracts import (
 )
 from ticketing_common.events.listener import RetryLater
 from ticketing_common.events.outbox import outbox_table
+from ticketing_common.testing import statements_of
 from ticketing_tickets import repository
 from ticketing_tickets.listeners import (
     CompletedBeforeCreated,
@@ -187,21 +186,6 @@ async def test_an_order_for_a_withdrawn_ticket_reserves_nothing_and_its_cancel_f
     # Only the withdrawal's version; no ticket:updated (the withdrawal's own event was
     # not recorded here: the repository was called directly).
     assert await snapshot(db, ticket_id) == (None, 1, 0, [order.data.id])
-
-
-@contextmanager
-def statements_of(db: Database) -> Iterator[list[str]]:
-    """The SQL statements ``db`` sends to PostgreSQL meanwhile."""
-    sent: list[str] = []
-
-    def count(*args: Any) -> None:
-        sent.append(args[2])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
 
 
 def lifecycle_outcomes(quantity: int | None) -> list[tuple[TicketStatus, Units, int, int]]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Row,
     Table,
     bindparam,
+    case,
     exists,
     func,
     literal,
@@ -67,46 +68,6 @@ _ORDER = bindparam("order", type_=_ORDERS.c.id.type)
 _WINDOW = bindparam("window", type_=Interval)
 _COOLDOWN = bindparam("cooldown", type_=Interval)
 _PRICE = bindparam("price", type_=_ORDERS.c.price_cents.type)
-
-# Built once: a statement object memoizes its compile-cache key, so executing it again
-# skips both building it and walking it for that key.
-TICKET_TO_ORDER = (
-    select(*_TICKETS.c, func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lock"), 0)))
-    .where(_TICKETS.c.id == _TICKET)
-    .with_for_update(read=True, of=_TICKETS)
-)
-
-
-async def ticket_to_order(
-    session: AsyncSession, ticket_id: UUID, user_id: UUID
-) -> TicketReplica | None:
-    """The ticket, share-locked until the new order's transaction ends, with the buyer's
-    lock taken: one statement for both. Detached from the session: read, never written.
-
-    Race (rule 17): a ticket:withdrawn applied between this read and the order's
-    commit would look for orders to cancel before this one exists, and the order
-    would hold a withdrawn ticket. The share lock makes the withdrawal's update of
-    the replica wait for the order to commit (it then cancels it), or this read
-    wait for the withdrawal to commit (it then sees it withdrawn). Concurrent
-    buyers' share locks do not block one another.
-
-    Race (rule 14): a buyer's concurrent orders (50 requests at once) would each
-    count the same open orders and all pass the cap. A transaction-scoped advisory
-    lock on the buyer makes them count one after another: the next one waits here
-    until the previous commits or rolls back, and its count, in a later statement
-    (a new snapshot, read committed), then sees that order. A transaction takes one
-    buyer's lock only, and a withdrawal never takes one, so neither lock can close a
-    cycle. The key is a 64-bit hash of the buyer: a collision only makes two buyers
-    wait for each other. No ticket, no lock: the request ends with 404.
-    """
-    row = (
-        await session.execute(
-            TICKET_TO_ORDER, {"ticket": ticket_id, "lock": f"orders-of-buyer:{user_id}"}
-        )
-    ).first()
-    if row is None:
-        return None
-    return TicketReplica(**{column.key: row[index] for index, column in enumerate(_TICKETS.c)})
 
 
 def _open_orders(user_id: UUID | ColumnElement[UUID]) -> ColumnElement[bool]:
@@ -166,6 +127,105 @@ async def standing_of_buyer(
         )
     ).one()
     return Standing(open_orders=row[0], earliest_expiry=row[1], last_cancelled=row[2], now=row[3])
+
+
+# Whether another order holds the seat (the partial unique index's own predicate, so
+# the probe is that index), and only then the buyer's standing: a CASE runs its
+# subqueries only for the branch taken, so a free seat's read costs nothing more.
+_HELD = exists().where(_ORDERS.c.ticket_id == _TICKETS.c.id, HOLDING_PREDICATE)
+_STANDING_IF_HELD = [
+    case((_HELD, column), else_=None)
+    for column in (
+        select(func.count()).where(_open_orders(_BUYER)).scalar_subquery(),
+        select(func.min(_ORDERS.c.expires_at)).where(_open_orders(_BUYER)).scalar_subquery(),
+        select(func.max(_ORDERS.c.cancelled_at))
+        .where(_cooling_down(_BUYER, _TICKET, _COOLDOWN))
+        .scalar_subquery(),
+    )
+]
+
+# Built once: a statement object memoizes its compile-cache key, so executing it again
+# skips both building it and walking it for that key.
+TICKET_TO_ORDER = (
+    select(
+        *_TICKETS.c,
+        func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lock"), 0)),
+        _HELD,
+        *_STANDING_IF_HELD,
+        func.now(),
+    )
+    .where(_TICKETS.c.id == _TICKET)
+    .with_for_update(read=True, of=_TICKETS)
+)
+
+
+@dataclass(frozen=True)
+class TicketToOrder:
+    """``ticket_to_order``'s answer."""
+
+    ticket: TicketReplica
+    held_against: Standing | None
+    """When another order held the seat as the read began: the buyer's standing then,
+    for the refusal to say whether the buyer's own rules refuse them first."""
+
+
+async def ticket_to_order(
+    session: AsyncSession, ticket_id: UUID, user_id: UUID, cooldown: timedelta
+) -> TicketToOrder | None:
+    """The ticket, share-locked until the new order's transaction ends, with the buyer's
+    lock taken: one statement for both. Detached from the session: read, never written.
+
+    Race (rule 17): a ticket:withdrawn applied between this read and the order's
+    commit would look for orders to cancel before this one exists, and the order
+    would hold a withdrawn ticket. The share lock makes the withdrawal's update of
+    the replica wait for the order to commit (it then cancels it), or this read
+    wait for the withdrawal to commit (it then sees it withdrawn). Concurrent
+    buyers' share locks do not block one another.
+
+    Race (rule 14): a buyer's concurrent orders (50 requests at once) would each
+    count the same open orders and all pass the cap. A transaction-scoped advisory
+    lock on the buyer makes them count one after another: the next one waits here
+    until the previous commits or rolls back, and its count, in a later statement
+    (a new snapshot, read committed), then sees that order. A transaction takes one
+    buyer's lock only, and a withdrawal never takes one, so neither lock can close a
+    cycle. The key is a 64-bit hash of the buyer: a collision only makes two buyers
+    wait for each other. No ticket, no lock: the request ends with 404.
+
+    A seat another order holds (committed before this statement began) is refused
+    from this one read, most of a sell-out's requests: no insert, no second
+    statement for the standing. That standing is of this statement's snapshot,
+    taken before the buyer's lock, so a buyer racing their own orders may be told
+    409 where a later look would say 429; either way nothing is written. A seat
+    whose holder commits after the snapshot is still decided by the insert.
+    """
+    row = (
+        await session.execute(
+            TICKET_TO_ORDER,
+            {
+                "ticket": ticket_id,
+                "lock": f"orders-of-buyer:{user_id}",
+                "buyer": user_id,
+                "cooldown": cooldown,
+            },
+        )
+    ).first()
+    if row is None:
+        return None
+    width = len(_TICKETS.c)
+    ticket = TicketReplica(**{column.key: row[index] for index, column in enumerate(_TICKETS.c)})
+    open_orders, earliest_expiry, last_cancelled, now = row[width + 2 :]
+    held = row[width + 1]
+    standing = (
+        Standing(
+            open_orders=open_orders,
+            earliest_expiry=earliest_expiry,
+            last_cancelled=last_cancelled,
+            now=now,
+        )
+        if held and not ticket.general_admission
+        else None
+    )
+    return TicketToOrder(ticket, standing)
 
 
 def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:

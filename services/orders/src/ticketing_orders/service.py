@@ -92,9 +92,10 @@ async def create_order(
     # Share-locked: a withdrawal of this ticket waits for this order, or this for it.
     # And the buyer's lock taken: their concurrent orders are decided one at a time
     # (until this transaction ends), so together they never pass the cap.
-    ticket = await repository.ticket_to_order(session, ticket_id, user_id)
-    if ticket is None:
+    read = await repository.ticket_to_order(session, ticket_id, user_id, rules.reorder_cooldown)
+    if read is None:
         raise TicketNotFound(field="ticketId")
+    ticket = read.ticket
     if ticket.withdrawn:
         raise ListingWithdrawn(field="ticketId")
     if ticket.seller_id == user_id:
@@ -119,8 +120,13 @@ async def create_order(
             quantity=quantity,
             window=rules.window,
         )
+    elif read.held_against is not None:
+        # Held by another order already: refused from the read alone, the buyer's own
+        # rules first (as below).
+        _check_standing(read.held_against, rules)
+        raise TicketAlreadyReserved(field="ticketId")
     else:
-        # No "is it free?" query first: the insert itself decides concurrent buyers,
+        # No separate "is it free?" query: the insert itself decides concurrent buyers,
         # and checks the buyer's cap and cool-down in the same statement.
         seat = await repository.insert_reserving_order(
             session,

@@ -18,6 +18,7 @@ from ticketing_common.testing.helpers import (
     serve_app,
     signed_in_cookie,
     signed_in_headers,
+    statements_of,
     wait_until,
 )
 from ticketing_common.testing.service import (
@@ -46,6 +47,7 @@ __all__ = [
     "serve_spec",
     "signed_in_cookie",
     "signed_in_headers",
+    "statements_of",
     "tried_and_not_acked",
     "wait_until",
 ]

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 from uuid import UUID, uuid4
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import event
 
+from ticketing_common.db import Database
 from ticketing_common.embedded import HOST, free_port
 from ticketing_common.session import COOKIE_NAME, UserPayload, issue_token
 from ticketing_common.settings import ServiceSettings
@@ -116,3 +118,19 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@contextmanager
+def statements_of(db: Database) -> Iterator[list[str]]:
+    """The SQL statements ``db`` sends to PostgreSQL meanwhile (BEGIN and COMMIT are not
+    statements here: SQLAlchemy sends them outside its cursor)."""
+    sent: list[str] = []
+
+    def count(*args: Any) -> None:
+        sent.append(args[2])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
