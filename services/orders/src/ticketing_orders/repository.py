@@ -20,6 +20,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     select,
     tuple_,
     update,
@@ -42,6 +43,12 @@ from ticketing_orders.models import (
 
 PAYABLE_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
 HOLDING = tuple(status for status in OrderStatus if status.holds_ticket)
+# The payable statuses as SQL literals (our own constants) for the purchase's statements:
+# a list of values would be an "expanding" parameter, whose SQL SQLAlchemy rewrites
+# at every execution.
+_PAYABLE_LITERALS: list[ColumnElement[str]] = [
+    literal_column(f"'{status.value}'") for status in PAYABLE_STATUSES
+]
 # For UPDATE … RETURNING: the WHERE is not evaluated in Python, and the returned row
 # replaces any stale copy this session loaded before (a refund reads, then updates).
 RETURNED_AS_WRITTEN = {"synchronize_session": False, "populate_existing": True}
@@ -76,7 +83,7 @@ def _open_orders(user_id: UUID | ColumnElement[UUID]) -> ColumnElement[bool]:
     still holds its ticket from everyone else."""
     # The table's columns, not the mapped attributes: an ORM attribute would make the
     # plain INSERT of ``insert_reserving_order`` an ORM statement again.
-    return (_ORDERS.c.user_id == user_id) & _ORDERS.c.status.in_(PAYABLE_STATUSES)
+    return (_ORDERS.c.user_id == user_id) & _ORDERS.c.status.in_(_PAYABLE_LITERALS)
 
 
 def _cooling_down(
