@@ -113,14 +113,16 @@ class Standing:
     now: datetime
 
 
-STANDING = select(
+# A buyer's standing on a ticket, as three columns: their open orders, when the first
+# of those expires, their last order of the ticket cancelled within the cool-down.
+_STANDING_COLUMNS = (
     select(func.count()).where(_open_orders(_BUYER)).scalar_subquery(),
     select(func.min(_ORDERS.c.expires_at)).where(_open_orders(_BUYER)).scalar_subquery(),
     select(func.max(_ORDERS.c.cancelled_at))
     .where(_cooling_down(_BUYER, _TICKET, _COOLDOWN))
     .scalar_subquery(),
-    func.now(),
 )
+STANDING = select(*_STANDING_COLUMNS, func.now())
 
 
 async def standing_of_buyer(
@@ -140,16 +142,7 @@ async def standing_of_buyer(
 # the probe is that index), and only then the buyer's standing: a CASE runs its
 # subqueries only for the branch taken, so a free seat's read costs nothing more.
 _HELD = exists().where(_ORDERS.c.ticket_id == _TICKETS.c.id, HOLDING_PREDICATE)
-_STANDING_IF_HELD = [
-    case((_HELD, column), else_=None)
-    for column in (
-        select(func.count()).where(_open_orders(_BUYER)).scalar_subquery(),
-        select(func.min(_ORDERS.c.expires_at)).where(_open_orders(_BUYER)).scalar_subquery(),
-        select(func.max(_ORDERS.c.cancelled_at))
-        .where(_cooling_down(_BUYER, _TICKET, _COOLDOWN))
-        .scalar_subquery(),
-    )
-]
+_STANDING_IF_HELD = [case((_HELD, column), else_=None) for column in _STANDING_COLUMNS]
 
 # Built once: a statement object memoizes its compile-cache key, so executing it again
 # skips both building it and walking it for that key.
