@@ -367,8 +367,24 @@ def print_cpu(columns: Sequence[CpuColumn]) -> None:
     for name in names:
         cells = [f"{c.spent.get(name, 0.0) / max(c.per, 1):.2f}" for c in columns]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    totals = [f"**{sum(c.spent.values()) / max(c.per, 1):.2f}**" for c in columns]
-    print("| **all** | " + " | ".join(totals) + " |")
+    totals = [cpu_per_request(c) for c in columns]
+    print("| **all** | " + " | ".join(f"**{t:.2f}**" for t in totals) + " |")
+    print("| **all, in no-op GETs** | " + " | ".join(relative_cpu(totals)) + " |")
+
+
+def cpu_per_request(column: CpuColumn) -> float:
+    return sum(column.spent.values()) / max(column.per, 1)
+
+
+def relative_cpu(totals: Sequence[float]) -> list[str]:
+    """Each phase's CPU per request over the first phase's (the no-op GET, this run's
+    baseline): how many no-op requests one request of the phase costs. The machine's
+    speed drifts between runs (the same code has cost a fifth more CPU per request in
+    one run than in the next); a phase and the baseline of the same run share it."""
+    baseline = totals[0] if totals else 0.0
+    if baseline <= 0:
+        return ["-" for _ in totals]
+    return [f"{total / baseline:.1f}x" for total in totals]
 
 
 def load() -> str:

@@ -19,6 +19,7 @@ from bench.flash_sale import (  # noqa: E402
     is_general_admission_listing,
     parse_stat,
     reach_lags,
+    relative_cpu,
     target_summary,
     ticks_by_group,
 )
@@ -75,3 +76,10 @@ def test_the_summary_says_which_target_was_met_and_which_was_not_measured() -> N
     assert "sold out < 2 s (per-seat): 1.50 s met" in line
     assert "sold out < 2 s (general admission): - (not measured)" in line
     assert "replication p99 <= 1 s: 1200 ms NOT met" in line
+
+
+def test_each_phase_is_also_given_in_no_op_requests_of_the_same_run() -> None:
+    assert relative_cpu([1.25, 16.25, 5.0]) == ["1.0x", "13.0x", "4.0x"]
+    # No baseline measured: no ratio rather than a division by zero.
+    assert relative_cpu([0.0, 3.0]) == ["-", "-"]
+    assert relative_cpu([]) == []
