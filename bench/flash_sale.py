@@ -73,7 +73,7 @@ import aiohttp
 import asyncpg
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.js.api import ConsumerInfo
+from nats.js.errors import NotFoundError
 
 from ticketing_common.events.contracts import Subjects
 from ticketing_common.session import COOKIE_NAME
@@ -85,6 +85,7 @@ from ticketing_expiration.service import percentile
 PASSWORD = "flash-sale-bench-password"  # noqa: S105 -- the buyers' made-up accounts
 UP = "ticketing up"
 DEFAULT = "(default)"  # a setting the process does not set
+UNKNOWN = "?"  # a setting of a process that is gone
 # What the run needs the stack to allow; shown as the running processes have them.
 SETTINGS = {
     "orders": ("MAX_OPEN_ORDERS_PER_USER", "ORDER_RATE_PER_USER", "ORDER_RATE_PER_CLIENT"),
@@ -257,6 +258,20 @@ def is_general_admission_listing(status: int, body: object) -> bool:
 # --- the stack ----------------------------------------------------------------------
 
 
+def setting_of(pids: Mapping[str, int], process: str, name: str) -> str:
+    """An environment variable of a running process: DEFAULT when it does not set it,
+    UNKNOWN when the process is gone."""
+    try:
+        raw = Path(f"/proc/{pids[process]}/environ").read_bytes()
+    except (KeyError, OSError):
+        return UNKNOWN
+    for item in raw.split(b"\0"):
+        key, _, value = item.decode(errors="replace").partition("=")
+        if key == name:
+            return value
+    return DEFAULT
+
+
 class Stack:
     """The running stack: its URL, its processes' CPU, and what is pending in it.
 
@@ -269,42 +284,43 @@ class Stack:
     floor, and one ``count(*)`` per database the outbox rows not yet published.
     """
 
-    def __init__(self, info: InstanceInfo, data_dir: Path) -> None:
+    def __init__(
+        self, info: InstanceInfo, nats: NatsClient, stream: str, outboxes: list[asyncpg.Connection]
+    ) -> None:
         self.url = info.url
-        self.data_dir = data_dir
         self.roots = {info.pid: UP} | {c.pid: c.name for c in info.children if c.pid}
-        self.services = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
         self.pids = {c.name: c.pid for c in info.children if c.pid}
-        self.nats: NatsClient | None = None
-        self.outboxes: list[asyncpg.Connection] = []
-        self.stream = ""
+        self.nats = nats
+        self.stream = stream
+        self.outboxes = outboxes
 
-    async def connect(self) -> None:
-        """To the stack's NATS and to each database that has an outbox."""
-        service = next(name for name in sorted(self.pids) if name in self.services)
-        url = self.setting(service, "NATS_URL")
-        namespace = self.setting(service, "NATS_NAMESPACE")
-        self.stream = Subjects("ticketing" if namespace == DEFAULT else namespace).stream
-        self.nats = await nats.connect(Credentials(self.data_dir).admin_nats_url(url))
-        for name in sorted(self.pids):
-            database = self.setting(name, "DATABASE_URL")
-            if name not in self.services or database in (DEFAULT, "?"):
+    @classmethod
+    async def connect(cls, info: InstanceInfo, data_dir: Path) -> Stack:
+        """The stack, connected to its NATS and to each database that has an outbox."""
+        pids = {c.name: c.pid for c in info.children if c.pid}
+        services = sorted(
+            {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}.intersection(pids)
+        )
+        url = setting_of(pids, services[0], "NATS_URL")
+        namespace = setting_of(pids, services[0], "NATS_NAMESPACE")
+        stream = Subjects("ticketing" if namespace == DEFAULT else namespace).stream
+        client = await nats.connect(Credentials(data_dir).admin_nats_url(url))
+        outboxes: list[asyncpg.Connection] = []
+        for name in services:
+            database = setting_of(pids, name, "DATABASE_URL")
+            if database in (DEFAULT, UNKNOWN):
                 continue
             connection = await asyncpg.connect(database)
             if await connection.fetchval("SELECT to_regclass('outbox') IS NOT NULL"):
-                self.outboxes.append(connection)
+                outboxes.append(connection)
             else:
                 await connection.close()
+        return cls(info, client, stream, outboxes)
 
     async def close(self) -> None:
         for connection in self.outboxes:
             await connection.close()
-        if self.nats is not None:
-            await self.nats.close()
-
-    async def consumers(self) -> list[ConsumerInfo]:
-        assert self.nats is not None, "connect first"
-        return await self.nats.jetstream().consumers_info(self.stream)
+        await self.nats.close()
 
     def cpu(self) -> dict[str, int]:
         stats: list[ProcStat] = []
@@ -317,29 +333,24 @@ class Stack:
         return ticks_by_group(stats, self.roots)
 
     def setting(self, process: str, name: str) -> str:
-        try:
-            raw = Path(f"/proc/{self.pids[process]}/environ").read_bytes()
-        except (KeyError, OSError):
-            return "?"
-        for item in raw.split(b"\0"):
-            key, _, value = item.decode(errors="replace").partition("=")
-            if key == name:
-                return value
-        return DEFAULT
+        return setting_of(self.pids, process, name)
 
     async def handled(self, service: str, event_slug: str) -> int:
         """Events ``service``'s consumer of ``event_slug`` (``ticket-created``) has acked,
         in order: its ack floor. A listener acks after its commit, so this many are
         applied."""
-        durable = f"{service}-{event_slug}"
-        for consumer in await self.consumers():
-            if consumer.name == durable:
-                return consumer.ack_floor.consumer_seq if consumer.ack_floor else 0
-        return 0
+        try:
+            consumer = await self.nats.jetstream().consumer_info(
+                self.stream, f"{service}-{event_slug}"
+            )
+        except NotFoundError:
+            return 0  # not made yet: nothing applied
+        return consumer.ack_floor.consumer_seq if consumer.ack_floor else 0
 
     async def pending(self) -> int:
         """Events not yet applied by any consumer, and outbox rows not yet published."""
-        total = sum((c.num_pending or 0) + (c.num_ack_pending or 0) for c in await self.consumers())
+        consumers = await self.nats.jetstream().consumers_info(self.stream)
+        total = sum((c.num_pending or 0) + (c.num_ack_pending or 0) for c in consumers)
         for connection in self.outboxes:
             total += await connection.fetchval("SELECT count(*) FROM outbox")
         return total
@@ -905,8 +916,7 @@ async def run(args: argparse.Namespace) -> int:
     if info is None:
         print(f"ticketing up is not running with {args.data_dir}", file=sys.stderr)
         return 2
-    stack = Stack(info, args.data_dir.absolute())
-    await stack.connect()
+    stack = await Stack.connect(info, args.data_dir.absolute())
     print(f"stack: {stack.url} (PID {info.pid}), processes: {', '.join(sorted(stack.pids))}")
     for process, names in SETTINGS.items():
         print(f"  {process}: " + ", ".join(f"{n}={stack.setting(process, n)}" for n in names))
