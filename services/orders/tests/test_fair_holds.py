@@ -9,7 +9,7 @@ from collections import Counter
 from uuid import UUID, uuid4
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ticketing_common.db import Database
 from ticketing_common.embedded import free_port
@@ -274,3 +274,38 @@ async def test_a_seat_another_order_holds_is_refused_from_one_read_the_buyers_ow
         assert (await _open_orders(db, holder), await _open_orders(db, hoarder)) == before
         assert await _open_orders(db, buyer) == 0
         assert len(await published(bus, OrderCreated, 4)) == 4
+
+
+async def test_a_refusal_for_stock_that_is_gone_waits_for_no_lock(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    """The look that refuses a held seat, or a sold-out listing, runs outside any
+    transaction and takes no lock: it is answered while the ticket's replica row is
+    locked for update, as applying a new version or a withdrawal locks it, where the
+    share lock an order takes would wait. A free seat still waits for that lock."""
+    async with serve_orders() as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        seat, listing, free = (
+            await tickets.listed(),
+            await tickets.listed(units=1),
+            await tickets.listed(),
+        )
+        for ticket in (seat, listing):
+            assert (await _order(client, users, uuid4(), ticket)).status_code == 201
+
+        async with db.engine.connect() as connection, connection.begin():
+            for ticket in (seat, listing, free):
+                await connection.execute(
+                    text("SELECT 1 FROM tickets WHERE id = :id FOR UPDATE"), {"id": ticket.id}
+                )
+            held = await asyncio.wait_for(_order(client, users, uuid4(), seat), 5)
+            sold_out = await asyncio.wait_for(_order(client, users, uuid4(), listing), 5)
+            waiting = asyncio.create_task(_order(client, users, uuid4(), free))
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+
+        assert held.status_code == 409
+        assert _message(held) == "Ticket is already reserved"
+        assert sold_out.status_code == 409
+        assert _message(sold_out) == "Not enough tickets left"
+        assert (await waiting).status_code == 201

@@ -3,7 +3,8 @@ orders and their admissions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import ReturningInsert
@@ -158,15 +159,105 @@ TICKET_TO_ORDER = (
     .with_for_update(read=True, of=_TICKETS)
 )
 
+# At a glance, whether the order would be refused for want of stock: the seat held
+# by another order, or fewer free units of a general-admission listing than asked
+# (counted up to that many, in the free units' index). Then the buyer's standing.
+_UNITS_ASKED = bindparam("units", type_=Integer)
+_ENOUGH_FREE = (
+    select(func.count())
+    .select_from(
+        select(_UNITS.c.unit)
+        .where(_UNITS.c.ticket_id == _TICKETS.c.id, _UNITS.c.order_id.is_(None))
+        .limit(_UNITS_ASKED)
+        .subquery()
+    )
+    .scalar_subquery()
+    >= _UNITS_ASKED
+)
+_TAKEN = case((_TICKETS.c.general_admission, ~_ENOUGH_FREE), else_=_HELD)
+GLANCE_AT_TICKET = select(
+    *_TICKETS.c,
+    _TAKEN,
+    *[case((_TAKEN, column), else_=None) for column in _STANDING_COLUMNS],
+    func.now(),
+).where(_TICKETS.c.id == _TICKET)
+
 
 @dataclass(frozen=True)
 class TicketToOrder:
-    """``ticket_to_order``'s answer."""
+    """What ``ticket_to_order`` and ``glance_at_ticket`` answer."""
 
     ticket: TicketReplica
-    held_against: Standing | None
-    """When another order held the seat as the read began: the buyer's standing then,
-    for the refusal to say whether the buyer's own rules refuse them first."""
+    taken_against: Standing | None
+    """When the stock asked for was taken as the read began (the seat held by another
+    order, or too few free units of a listing; ``ticket_to_order`` looks at seats
+    only): the buyer's standing then, for the refusal to say whether the buyer's own
+    rules refuse them first."""
+
+
+def _ticket_to_order(
+    row: Row[*tuple[Any, ...]] | None, *, seats_only: bool
+) -> TicketToOrder | None:
+    """A row of ``TICKET_TO_ORDER`` or ``GLANCE_AT_TICKET``: the ticket's columns, one
+    column the answer does not use (the lock's, or the glance's own verdict), whether
+    the stock was taken, the buyer's standing when it was, and ``now()``."""
+    if row is None:
+        return None
+    ticket = TicketReplica(**{column.key: row[index] for index, column in enumerate(_TICKETS.c)})
+    taken = row[-5]
+    open_orders, earliest_expiry, last_cancelled, now = row[-4:]
+    standing = (
+        Standing(
+            open_orders=open_orders,
+            earliest_expiry=earliest_expiry,
+            last_cancelled=last_cancelled,
+            now=now,
+        )
+        if taken and not (seats_only and ticket.general_admission)
+        else None
+    )
+    return TicketToOrder(ticket, standing)
+
+
+@asynccontextmanager
+async def _autocommit(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
+    """A connection of the session's engine outside the session's transaction, each
+    statement on it committed by itself: no BEGIN and ROLLBACK round trips. Returned
+    to the pool when done, before the session takes one, so a request never holds two."""
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(f"a session bound to an engine, not {engine!r}")
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
+async def glance_at_ticket(
+    session: AsyncSession, ticket_id: UUID, user_id: UUID, quantity: int, cooldown: timedelta
+) -> TicketToOrder | None:
+    """The ticket, and whether the ``quantity`` asked for was taken: one statement
+    outside any transaction, taking no lock. Most requests of a sell-out ask for stock
+    that is gone, and are refused from this alone; what it finds available is decided
+    again, under the locks, by ``ticket_to_order`` and the insert (docs/concurrency.md,
+    rule 1).
+
+    A refusal from it is right at the moment its statement ran: the seat was held,
+    or fewer units were free, in committed data then. It writes nothing, so it needs
+    neither the share lock (rule 17 guards a new order against a withdrawal) nor the
+    buyer's lock (rule 14 guards the cap of orders being written): a read in a
+    transaction holding them would also assign a transaction id and mark the ticket's
+    row for its share lock, a multixact when many buyers share it, for a request that
+    writes nothing. Units another buyer's uncommitted claim holds still look free
+    here: that buyer may roll back, and the claim decides.
+    """
+    async with _autocommit(session) as connection:
+        row = (
+            await connection.execute(
+                GLANCE_AT_TICKET,
+                {"ticket": ticket_id, "buyer": user_id, "cooldown": cooldown, "units": quantity},
+            )
+        ).first()
+    return _ticket_to_order(row, seats_only=False)
 
 
 async def ticket_to_order(
@@ -191,8 +282,8 @@ async def ticket_to_order(
     cycle. The key is a 64-bit hash of the buyer: a collision only makes two buyers
     wait for each other. No ticket, no lock: the request ends with 404.
 
-    A seat another order holds (committed before this statement began) is refused
-    from this one read, most of a sell-out's requests: no insert, no second
+    A seat another order came to hold since ``glance_at_ticket`` looked (committed
+    before this statement began) is refused from this one read: no insert, no second
     statement for the standing. That standing is of this statement's snapshot,
     taken before the buyer's lock, so a buyer racing their own orders may be told
     409 where a later look would say 429; either way nothing is written. A seat
@@ -209,23 +300,7 @@ async def ticket_to_order(
             },
         )
     ).first()
-    if row is None:
-        return None
-    width = len(_TICKETS.c)
-    ticket = TicketReplica(**{column.key: row[index] for index, column in enumerate(_TICKETS.c)})
-    open_orders, earliest_expiry, last_cancelled, now = row[width + 2 :]
-    held = row[width + 1]
-    standing = (
-        Standing(
-            open_orders=open_orders,
-            earliest_expiry=earliest_expiry,
-            last_cancelled=last_cancelled,
-            now=now,
-        )
-        if held and not ticket.general_admission
-        else None
-    )
-    return TicketToOrder(ticket, standing)
+    return _ticket_to_order(row, seats_only=True)
 
 
 def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:

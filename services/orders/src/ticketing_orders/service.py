@@ -89,19 +89,30 @@ async def create_order(
     """Reserve a seat, or ``quantity`` units of a general-admission listing, for the buyer."""
     if quantity > rules.max_units:
         raise QuantityNotAllowed(rules.max_units)
+    # A look first, outside any transaction and without a lock: most requests of a
+    # sell-out ask for stock that is gone, and are answered from it alone.
+    glance = _orderable(
+        await repository.glance_at_ticket(
+            session, ticket_id, user_id, quantity, rules.reorder_cooldown
+        ),
+        user_id,
+        quantity,
+    )
+    if glance.taken_against is not None:
+        _check_standing(glance.taken_against, rules)  # the buyer's own rules first
+        if glance.ticket.general_admission:
+            raise NotEnoughTicketsLeft()
+        raise TicketAlreadyReserved(field="ticketId")
+    # Then the decision, under the locks: everything the glance found is read again.
     # Share-locked: a withdrawal of this ticket waits for this order, or this for it.
     # And the buyer's lock taken: their concurrent orders are decided one at a time
     # (until this transaction ends), so together they never pass the cap.
-    read = await repository.ticket_to_order(session, ticket_id, user_id, rules.reorder_cooldown)
-    if read is None:
-        raise TicketNotFound(field="ticketId")
+    read = _orderable(
+        await repository.ticket_to_order(session, ticket_id, user_id, rules.reorder_cooldown),
+        user_id,
+        quantity,
+    )
     ticket = read.ticket
-    if ticket.withdrawn:
-        raise ListingWithdrawn(field="ticketId")
-    if ticket.seller_id == user_id:
-        raise OwnTicket(field="ticketId")
-    if not ticket.general_admission and quantity != 1:
-        raise QuantityOfSeat()
     if ticket.general_admission:
         _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
         # Units first, under an id of its own: a buyer who finds too few writes no
@@ -120,10 +131,10 @@ async def create_order(
             quantity=quantity,
             window=rules.window,
         )
-    elif read.held_against is not None:
-        # Held by another order already: refused from the read alone, the buyer's own
-        # rules first (as below).
-        _check_standing(read.held_against, rules)
+    elif read.taken_against is not None:
+        # Held by another order since the glance: refused from the read alone, the
+        # buyer's own rules first (as below).
+        _check_standing(read.taken_against, rules)
         raise TicketAlreadyReserved(field="ticketId")
     else:
         # No separate "is it free?" query: the insert itself decides concurrent buyers,
@@ -144,6 +155,23 @@ async def create_order(
         order = seat
     await outbox.record(session, order_created(order))
     return order
+
+
+def _orderable(
+    read: repository.TicketToOrder | None, user_id: UUID, quantity: int
+) -> repository.TicketToOrder:
+    """``read``, unless it found no ticket, or one the buyer may not order (or not
+    ``quantity`` of)."""
+    if read is None:
+        raise TicketNotFound(field="ticketId")
+    ticket = read.ticket
+    if ticket.withdrawn:
+        raise ListingWithdrawn(field="ticketId")
+    if ticket.seller_id == user_id:
+        raise OwnTicket(field="ticketId")
+    if not ticket.general_admission and quantity != 1:
+        raise QuantityOfSeat()
+    return read
 
 
 async def _standing(
