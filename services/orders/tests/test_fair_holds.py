@@ -279,10 +279,11 @@ async def test_a_seat_another_order_holds_is_refused_from_one_read_the_buyers_ow
 async def test_a_refusal_for_stock_that_is_gone_waits_for_no_lock(
     serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
 ) -> None:
-    """The look that refuses a held seat, or a sold-out listing, runs outside any
-    transaction and takes no lock: it is answered while the ticket's replica row is
-    locked for update, as applying a new version or a withdrawal locks it, where the
-    share lock an order takes would wait. A free seat still waits for that lock."""
+    """Once the process has seen the stock taken (it reserved the seat, or refused an
+    order of the listing as sold out), the look that refuses the next buyers runs
+    outside any transaction and takes no lock: it is answered while the ticket's
+    replica row is locked for update, as applying a new version or a withdrawal locks
+    it, where the share lock an order takes would wait. A free seat still waits."""
     async with serve_orders() as orders, orders.client() as client:
         tickets = Tickets(bus, db)
         seat, listing, free = (
@@ -292,6 +293,7 @@ async def test_a_refusal_for_stock_that_is_gone_waits_for_no_lock(
         )
         for ticket in (seat, listing):
             assert (await _order(client, users, uuid4(), ticket)).status_code == 201
+        assert (await _order(client, users, uuid4(), listing)).status_code == 409
 
         async with db.engine.connect() as connection, connection.begin():
             for ticket in (seat, listing, free):
@@ -309,3 +311,37 @@ async def test_a_refusal_for_stock_that_is_gone_waits_for_no_lock(
         assert sold_out.status_code == 409
         assert _message(sold_out) == "Not enough tickets left"
         assert (await waiting).status_code == 201
+
+
+async def test_only_a_ticket_seen_taken_is_looked_at_before_the_transaction(
+    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
+) -> None:
+    """The first purchase of a seat goes straight to the transaction. Once reserved,
+    the seat is looked at first: a purchase after its order was cancelled finds it
+    free there (one statement more) and is decided in the transaction as before; the
+    next buyer is refused by the look alone."""
+    async with serve_orders() as orders, orders.client() as client:
+        tickets = Tickets(bus, db)
+        seat = await tickets.listed()
+        first, second, third = uuid4(), uuid4(), uuid4()
+        database = orders.component(Database)
+
+        with statements_of(database) as sent:
+            bought = await _order(client, users, first, seat)
+        assert bought.status_code == 201
+        straight = [statement for statement in sent if "outbox" not in statement]
+        cancelled = await client.delete(
+            f"/api/orders/{bought.json()['id']}", headers=users.headers(first)
+        )
+        assert cancelled.status_code == 204
+
+        with statements_of(database) as sent:
+            again = await _order(client, users, second, seat)
+        assert again.status_code == 201
+        looked_first = [statement for statement in sent if "outbox" not in statement]
+        assert len(looked_first) == len(straight) + 1, (straight, looked_first)
+
+        with statements_of(database) as sent:
+            refused = await _order(client, users, third, seat)
+        assert refused.status_code == 409
+        assert len([statement for statement in sent if "outbox" not in statement]) == 1

@@ -30,7 +30,7 @@ from ticketing_orders.listeners import (
     on_ticket_withdrawn,
 )
 from ticketing_orders.routes import ReservationMetrics, checkins_router, router
-from ticketing_orders.service import HoldRules
+from ticketing_orders.service import HoldRules, TakenTickets
 from ticketing_orders.settings import Settings
 from ticketing_orders.throttle import OrderThrottle
 
@@ -44,6 +44,7 @@ def parts(context: ServiceContext[Settings]) -> Parts:
             ReservationMetrics(context.metrics),
             AdmissionCodes.of_secret(context.settings.JWT_KEY),
             HoldRules.from_settings(context.settings),
+            TakenTickets(),
         ],
         listeners=[
             Listener(TicketCreated, transactional(database, on_ticket_created)),

@@ -28,7 +28,7 @@ from ticketing_orders.schemas import (
     OrderCreate,
     OrderRead,
 )
-from ticketing_orders.service import HoldRules
+from ticketing_orders.service import HoldRules, TakenTickets
 from ticketing_orders.settings import Settings
 from ticketing_orders.throttle import OrderThrottle
 
@@ -83,6 +83,7 @@ async def _order_rate(request: Request, user: RequiredUser) -> None:
 
 # Read from the settings once, at start-up (app.py), not on every order.
 Rules = Annotated[HoldRules, Depends(provided(HoldRules))]
+Taken = Annotated[TakenTickets, Depends(provided(TakenTickets))]
 OrderId = Annotated[UUID, Depends(_order_id)]
 
 
@@ -98,10 +99,20 @@ async def list_orders(session: DbSession, user: RequiredUser, codes: Codes) -> l
     dependencies=[Depends(_count_reservation, scope="function"), Depends(_order_rate)],
 )
 async def create_order(
-    body: OrderCreate, session: DbSession, user: RequiredUser, rules: Rules, codes: Codes
+    body: OrderCreate,
+    session: DbSession,
+    user: RequiredUser,
+    rules: Rules,
+    taken: Taken,
+    codes: Codes,
 ) -> OrderRead:
     order = await service.create_order(
-        session, user_id=user.id, ticket_id=body.ticket_id, quantity=body.quantity, rules=rules
+        session,
+        user_id=user.id,
+        ticket_id=body.ticket_id,
+        quantity=body.quantity,
+        rules=rules,
+        taken=taken,
     )
     return OrderRead.of(order, codes)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -78,6 +79,31 @@ class HoldRules:
         )
 
 
+class TakenTickets:
+    """Tickets this process recently saw taken: a seat it reserved or refused as held,
+    a listing it refused as sold out. A hint of where a look outside any transaction
+    (``repository.glance_at_ticket``) is likely to refuse an order by itself; it decides
+    nothing. A ticket not in it goes straight to the transaction, which decides as
+    well and spares a purchase that succeeds the look's statement; one in it that the
+    look finds free again leaves it. The oldest leave when it is full."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._seen: OrderedDict[UUID, None] = OrderedDict()
+
+    def __contains__(self, ticket_id: UUID) -> bool:
+        return ticket_id in self._seen
+
+    def saw_taken(self, ticket_id: UUID) -> None:
+        self._seen[ticket_id] = None
+        self._seen.move_to_end(ticket_id)
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+
+    def saw_free(self, ticket_id: UUID) -> None:
+        self._seen.pop(ticket_id, None)
+
+
 async def create_order(
     session: AsyncSession,
     *,
@@ -85,24 +111,45 @@ async def create_order(
     ticket_id: UUID,
     quantity: int = 1,
     rules: HoldRules,
+    taken: TakenTickets,
 ) -> Order:
     """Reserve a seat, or ``quantity`` units of a general-admission listing, for the buyer."""
     if quantity > rules.max_units:
         raise QuantityNotAllowed(rules.max_units)
-    # A look first, outside any transaction and without a lock: most requests of a
-    # sell-out ask for stock that is gone, and are answered from it alone.
-    glance = _orderable(
-        await repository.glance_at_ticket(
-            session, ticket_id, user_id, quantity, rules.reorder_cooldown
-        ),
-        user_id,
-        quantity,
-    )
-    if glance.taken_against is not None:
-        _check_standing(glance.taken_against, rules)  # the buyer's own rules first
-        if glance.ticket.general_admission:
-            raise NotEnoughTicketsLeft()
-        raise TicketAlreadyReserved(field="ticketId")
+    try:
+        order = await _reserve(session, user_id, ticket_id, quantity, rules, taken)
+    except (TicketAlreadyReserved, NotEnoughTicketsLeft):
+        taken.saw_taken(ticket_id)
+        raise
+    if not order.general_admission:
+        taken.saw_taken(ticket_id)  # held now: the next buyer of it is likely refused
+    return order
+
+
+async def _reserve(
+    session: AsyncSession,
+    user_id: UUID,
+    ticket_id: UUID,
+    quantity: int,
+    rules: HoldRules,
+    taken: TakenTickets,
+) -> Order:
+    if ticket_id in taken:
+        # A look first, outside any transaction and without a lock: most requests of
+        # a sell-out ask for stock that is gone, and are answered from it alone.
+        glance = _orderable(
+            await repository.glance_at_ticket(
+                session, ticket_id, user_id, quantity, rules.reorder_cooldown
+            ),
+            user_id,
+            quantity,
+        )
+        if glance.taken_against is not None:
+            _check_standing(glance.taken_against, rules)  # the buyer's own rules first
+            if glance.ticket.general_admission:
+                raise NotEnoughTicketsLeft()
+            raise TicketAlreadyReserved(field="ticketId")
+        taken.saw_free(ticket_id)
     # Then the decision, under the locks: everything the glance found is read again.
     # Share-locked: a withdrawal of this ticket waits for this order, or this for it.
     # And the buyer's lock taken: their concurrent orders are decided one at a time
