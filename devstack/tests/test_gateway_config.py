@@ -92,3 +92,13 @@ def test_caddy_home_config_and_data_dirs_are_inside_the_given_dir(tmp_path: Path
     assert env["PATH"] == "/bin"
     for key in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
         assert Path(env[key]).is_relative_to(tmp_path)
+
+
+def test_caddy_runs_go_on_one_thread_with_a_lazier_collector_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    env = caddy_env(tmp_path, base={"PATH": "/bin"})
+    assert (env["GOMAXPROCS"], env["GOGC"]) == ("1", "400")
+
+    told = caddy_env(tmp_path, base={"PATH": "/bin", "GOMAXPROCS": "4"})
+    assert (told["GOMAXPROCS"], told["GOGC"]) == ("4", "400")

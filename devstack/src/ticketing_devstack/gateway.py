@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from ticketing_common.app import MAX_BODY_BYTES
+from ticketing_common.embedded import go_runtime_env
 from ticketing_common.metrics import METRICS_PATH
 from ticketing_common.spec import CATCH_ALL
 
@@ -197,7 +198,7 @@ def caddy_argv(binary: Path, config_path: Path) -> list[str]:
 
 def caddy_env(caddy_dir: Path, base: Mapping[str, str] = os.environ) -> dict[str, str]:
     """Environment that keeps Caddy's home, config and data directories inside ``caddy_dir``."""
-    env = dict(base)
+    env = go_runtime_env(base)
     env["HOME"] = str(caddy_dir / "home")
     env["XDG_CONFIG_HOME"] = str(caddy_dir / "config")
     env["XDG_DATA_HOME"] = str(caddy_dir / "data")

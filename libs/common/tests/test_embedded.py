@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from ticketing_common.embedded import (
+    GO_RUNTIME,
     NATS,
     REDIS,
     ChildProcess,
@@ -137,6 +138,18 @@ def test_an_embedded_server_serves_once_started_and_stops_by_its_pid(tmp_path: P
     assert server.pid is None
     assert listening(server.port) is not None
     assert "Server is ready" in (tmp_path / "nats.log").read_text()
+
+
+def test_nats_server_runs_with_the_go_runtime_settings(tmp_path: Path) -> None:
+    server = NatsServer("nats", free_port(), tmp_path).start()
+    try:
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        server.stop()
+
+    for name, value in GO_RUNTIME.items():
+        if name not in os.environ:  # ours wins when set
+            assert f"{name}={value}".encode() in environ
 
 
 def test_a_free_port_is_never_one_of_the_ports_to_avoid() -> None:
