@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from uuid import uuid4
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_orders.service import TakenTickets
 
@@ -30,22 +27,3 @@ def test_the_oldest_leave_when_it_is_full_and_seeing_one_again_makes_it_newest()
     taken.saw_taken(fourth)
     assert second not in taken
     assert all(ticket in taken for ticket in (first, third, fourth))
-
-
-async def test_a_seat_being_decided_settles_when_its_request_is_done_a_listing_never_waits() -> (
-    None
-):
-    taken = TakenTickets()
-    seat, listing = uuid4(), uuid4()
-    await asyncio.wait_for(taken.settled(seat), 1)  # nobody deciding
-
-    decided = taken.deciding(AsyncSession(), seat)
-    waiting = asyncio.create_task(taken.settled(seat))
-    await asyncio.sleep(0.05)
-    assert not waiting.done()
-    decided()
-    await asyncio.wait_for(waiting, 1)
-
-    taken.saw_listing(listing)
-    taken.deciding(AsyncSession(), listing)
-    await asyncio.wait_for(taken.settled(listing), 1)

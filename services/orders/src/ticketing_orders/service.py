@@ -100,14 +100,16 @@ class TakenTickets:
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._seen: OrderedDict[UUID, None] = OrderedDict()
-        self._listings: OrderedDict[UUID, None] = OrderedDict()
         self._deciding: dict[UUID, asyncio.Event] = {}
 
     def __contains__(self, ticket_id: UUID) -> bool:
         return ticket_id in self._seen
 
     def saw_taken(self, ticket_id: UUID) -> None:
-        self._remember(self._seen, ticket_id)
+        self._seen[ticket_id] = None
+        self._seen.move_to_end(ticket_id)
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
 
     def saw_free(self, ticket_id: UUID) -> None:
         self._seen.pop(ticket_id, None)
@@ -119,30 +121,18 @@ class TakenTickets:
 
     def deciding(self, session: AsyncSession, ticket_id: UUID) -> Callable[[], None]:
         """The request of ``session`` decides the ticket until its transaction ends, or
-        until it calls what this returns, when the ticket turns out to be a
-        general-admission listing, whose buyers never wait for one another; a listing
-        seen once is never decided again."""
+        until it calls what this returns (a general-admission listing, which many
+        requests may decide at once)."""
         event = asyncio.Event()
+        self._deciding[ticket_id] = event
 
         def decided() -> None:
             if self._deciding.get(ticket_id) is event:
                 del self._deciding[ticket_id]
             event.set()
 
-        if ticket_id not in self._listings:
-            self._deciding[ticket_id] = event
-            after_transaction(session, decided)
+        after_transaction(session, decided)
         return decided
-
-    def saw_listing(self, ticket_id: UUID) -> None:
-        """``ticket_id`` is a general-admission listing."""
-        self._remember(self._listings, ticket_id)
-
-    def _remember(self, seen: OrderedDict[UUID, None], ticket_id: UUID) -> None:
-        seen[ticket_id] = None
-        seen.move_to_end(ticket_id)
-        if len(seen) > self._size:
-            seen.popitem(last=False)
 
 
 async def create_order(
@@ -204,7 +194,6 @@ async def _reserve(
     )
     ticket = read.ticket
     if ticket.general_admission:
-        taken.saw_listing(ticket_id)
         decided()
         _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
         # Units first, under an id of its own: a buyer who finds too few writes no
