@@ -12,7 +12,6 @@ from ticketing_common.db import (
     NAMING_CONVENTION,
     Database,
     ServiceBase,
-    after_transaction,
     alembic_config,
     asyncpg_url,
     plain_url,
@@ -96,39 +95,3 @@ async def test_connections_the_server_dropped_fail_the_readiness_ping_once_then_
     finally:
         await database.dispose()
         await other.dispose()
-
-
-async def test_after_transaction_calls_back_once_it_has_committed_or_rolled_back(
-    database_url: str,
-) -> None:
-    database = Database(database_url, pool_size=1)
-    seen: list[tuple[str, bool]] = []
-    try:
-
-        async def committed_by_then() -> bool:
-            async with database.transaction() as session:
-                count = await session.scalar(text("SELECT count(*) FROM after_marks"))
-            return bool(count)
-
-        async with database.transaction() as session:
-            await session.execute(text("CREATE TABLE after_marks (id int)"))
-        async with database.transaction() as session:
-            await session.execute(text("INSERT INTO after_marks VALUES (1)"))
-            after_transaction(session, lambda: seen.append(("commit", True)))
-        assert seen == [("commit", True)]
-        assert await committed_by_then()
-
-        async def refused() -> None:
-            async with database.transaction() as session:
-                await session.execute(text("DELETE FROM after_marks"))
-                after_transaction(session, lambda: seen.append(("rollback", True)))
-                raise RuntimeError("refused")
-
-        with pytest.raises(RuntimeError):
-            await refused()
-        assert seen == [("commit", True), ("rollback", True)]
-        assert await committed_by_then()  # the delete was rolled back
-    finally:
-        async with database.transaction() as session:
-            await session.execute(text("DROP TABLE IF EXISTS after_marks"))
-        await database.dispose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import httpx
@@ -346,52 +345,3 @@ async def test_only_a_ticket_seen_taken_is_looked_at_before_the_transaction(
             refused = await _order(client, users, third, seat)
         assert refused.status_code == 409
         assert len([statement for statement in sent if "outbox" not in statement]) == 1
-
-
-async def test_requests_for_a_seat_the_process_is_deciding_wait_outside_the_database(
-    serve_orders: ServeOrders, bus: EventBus, db: Database, users: Users
-) -> None:
-    """Five buyers of one seat at once, while another transaction's insert of a holding
-    order is not yet committed: only the first request waits in PostgreSQL (on the
-    index, for that insert), the others wait in the process for its transaction to
-    end, then are refused by the look. All five are refused once that order commits."""
-    async with serve_orders() as orders, orders.client() as client:
-        seat = await Tickets(bus, db).listed()
-        session = db.sessions()
-        try:
-            session.add(
-                Order(
-                    user_id=uuid4(),
-                    status=OrderStatus.CREATED,
-                    expires_at=datetime.now(UTC) + timedelta(minutes=15),
-                    ticket_id=seat.id,
-                    price_cents=2050,
-                )
-            )
-            await session.flush()
-            buyers = [asyncio.create_task(_order(client, users, uuid4(), seat)) for _ in range(5)]
-
-            async def one_waits_on_the_index() -> bool:
-                return await _waiting_on_locks(db) == 1
-
-            await wait_until(one_waits_on_the_index)
-            await asyncio.sleep(0.5)
-            assert await _waiting_on_locks(db) == 1
-            assert not any(buyer.done() for buyer in buyers)
-            await session.commit()
-        finally:
-            await session.close()
-
-        responses = await asyncio.gather(*buyers)
-        assert [response.status_code for response in responses] == [409] * 5
-
-
-async def _waiting_on_locks(db: Database) -> int:
-    async with db.engine.connect() as connection:
-        waiting = await connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return int(waiting or 0)

@@ -7,7 +7,7 @@ the response is sent. Services flush; they never commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -126,9 +126,6 @@ class Database:
         except BaseException:
             await session.close()  # rolls back, and returns the connection
             raise
-        finally:
-            for callback in session.info.pop(_AFTER_TRANSACTION, ()):
-                callback()
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -136,15 +133,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-_AFTER_TRANSACTION = "ticketing.after_transaction"
-
-
-def after_transaction(session: AsyncSession, callback: Callable[[], None]) -> None:
-    """Call ``callback`` once the transaction of ``session`` (one of
-    ``Database.transaction``) has ended: committed, rolled back, or abandoned."""
-    session.info.setdefault(_AFTER_TRANSACTION, []).append(callback)
 
 
 def database_of(request: Request) -> Database:

@@ -8,11 +8,10 @@ raises), so an order and its outbox event commit together or not at all.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -20,7 +19,6 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.admission import AdmissionCodes
-from ticketing_common.db import after_transaction
 from ticketing_common.events import outbox
 from ticketing_common.events.contracts import (
     CancelReason,
@@ -87,20 +85,11 @@ class TakenTickets:
     (``repository.glance_at_ticket``) is likely to refuse an order by itself; it decides
     nothing. A ticket not in it goes straight to the transaction, which decides as
     well and spares a purchase that succeeds the look's statement; one in it that the
-    look finds free again leaves it. The oldest leave when it is full.
-
-    And the seats a request of this process is deciding in its transaction now: a
-    request for one of them waits here for that transaction to end, then looks. In a
-    sell-out most such requests would otherwise each run the transaction, wait in
-    PostgreSQL for the first insert to commit, holding a connection, and read the
-    buyer's standing to be refused; after the wait they are refused by the look.
-    Only this process's own requests wait, and only for one another: the database
-    still decides, as it does between processes."""
+    look finds free again leaves it. The oldest leave when it is full."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._seen: OrderedDict[UUID, None] = OrderedDict()
-        self._deciding: dict[UUID, asyncio.Event] = {}
 
     def __contains__(self, ticket_id: UUID) -> bool:
         return ticket_id in self._seen
@@ -113,26 +102,6 @@ class TakenTickets:
 
     def saw_free(self, ticket_id: UUID) -> None:
         self._seen.pop(ticket_id, None)
-
-    async def settled(self, ticket_id: UUID) -> None:
-        """Once no request of this process is deciding the seat."""
-        while (deciding := self._deciding.get(ticket_id)) is not None:
-            await deciding.wait()
-
-    def deciding(self, session: AsyncSession, ticket_id: UUID) -> Callable[[], None]:
-        """The request of ``session`` decides the ticket until its transaction ends, or
-        until it calls what this returns (a general-admission listing, which many
-        requests may decide at once)."""
-        event = asyncio.Event()
-        self._deciding[ticket_id] = event
-
-        def decided() -> None:
-            if self._deciding.get(ticket_id) is event:
-                del self._deciding[ticket_id]
-            event.set()
-
-        after_transaction(session, decided)
-        return decided
 
 
 async def create_order(
@@ -165,7 +134,6 @@ async def _reserve(
     rules: HoldRules,
     taken: TakenTickets,
 ) -> Order:
-    await taken.settled(ticket_id)
     if ticket_id in taken:
         # A look first, outside any transaction and without a lock: most requests of
         # a sell-out ask for stock that is gone, and are answered from it alone.
@@ -186,7 +154,6 @@ async def _reserve(
     # Share-locked: a withdrawal of this ticket waits for this order, or this for it.
     # And the buyer's lock taken: their concurrent orders are decided one at a time
     # (until this transaction ends), so together they never pass the cap.
-    decided = taken.deciding(session, ticket_id)  # before the first wait: others see it
     read = _orderable(
         await repository.ticket_to_order(session, ticket_id, user_id, rules.reorder_cooldown),
         user_id,
@@ -194,7 +161,6 @@ async def _reserve(
     )
     ticket = read.ticket
     if ticket.general_admission:
-        decided()
         _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
         # Units first, under an id of its own: a buyer who finds too few writes no
         # order, and the rollback frees what it claimed.
