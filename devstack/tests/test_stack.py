@@ -48,7 +48,7 @@ from ticketing_devstack.stack import (
 from ticketing_stripe_sandbox.testing import StripeApi, stripe_client
 
 FAKE_APP = """
-import json, os, pathlib, tempfile, threading
+import json, os, pathlib, threading
 from fastapi import FastAPI, Response
 
 def create_app():
@@ -57,7 +57,9 @@ def create_app():
     name = os.environ["SERVICE_NAME"]
     print("a banner line of", name, flush=True)
     # "crash": the first process gets ready, then dies; every later one dies starting.
-    crashed = pathlib.Path(tempfile.gettempdir(), f"fake-crashed-{os.environ['PORT']}")
+    # The mark is the test's own (a shared temporary directory keeps marks of earlier
+    # runs, and a port can come round again).
+    crashed = pathlib.Path(os.environ["FAKE_STATE_DIR"], f"fake-crashed-{os.environ['PORT']}")
     if mode == "crash" and crashed.exists():
         os._exit(3)
 
@@ -185,6 +187,7 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
             FAKE_SERVICES=services,
             FAKE_VERBOSE="1" if verbose else "0",
             FAKE_SENDS_MAIL="1" if sends_mail else "0",
+            FAKE_STATE_DIR=str(tmp_path),
         )
         env.pop("JWT_KEY", None)
         env.pop("SMTP_HOST", None)
