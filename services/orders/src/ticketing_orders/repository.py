@@ -195,12 +195,12 @@ class TicketToOrder:
     rules refuse them first."""
 
 
-def _ticket_to_order(
-    row: Row[*tuple[Any, ...]] | None, *, seats_only: bool
-) -> TicketToOrder | None:
-    """A row of ``TICKET_TO_ORDER`` or ``GLANCE_AT_TICKET``: the ticket's columns, one
-    column the answer does not use (the lock's, or the glance's own verdict), whether
-    the stock was taken, the buyer's standing when it was, and ``now()``."""
+def _ticket_to_order(row: Row[*tuple[Any, ...]] | None) -> TicketToOrder | None:
+    """A row of ``TICKET_TO_ORDER`` or ``GLANCE_AT_TICKET``: the ticket's columns first;
+    last, whether the stock was taken, the buyer's standing when it was, and ``now()``
+    (the lock's column between them in ``TICKET_TO_ORDER`` is not read). A listing's
+    units are never "held" (the holding predicate leaves general-admission orders
+    out), so ``ticket_to_order`` finds only seats taken."""
     if row is None:
         return None
     ticket = TicketReplica(**{column.key: row[index] for index, column in enumerate(_TICKETS.c)})
@@ -213,7 +213,7 @@ def _ticket_to_order(
             last_cancelled=last_cancelled,
             now=now,
         )
-        if taken and not (seats_only and ticket.general_admission)
+        if taken
         else None
     )
     return TicketToOrder(ticket, standing)
@@ -257,7 +257,7 @@ async def glance_at_ticket(
                 {"ticket": ticket_id, "buyer": user_id, "cooldown": cooldown, "units": quantity},
             )
         ).first()
-    return _ticket_to_order(row, seats_only=False)
+    return _ticket_to_order(row)
 
 
 async def ticket_to_order(
@@ -300,7 +300,7 @@ async def ticket_to_order(
             },
         )
     ).first()
-    return _ticket_to_order(row, seats_only=True)
+    return _ticket_to_order(row)
 
 
 def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:
