@@ -13,7 +13,7 @@ import asyncio
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -29,11 +29,18 @@ from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, EventType, TicketCreated, decode
 from ticketing_common.events.listener import (
     ListenerGroup,
+    Pipelined,
     RetryLater,
     RetryPolicy,
     transactional,
 )
-from ticketing_common.events.replica import Applied, apply_versioned
+from ticketing_common.events.replica import (
+    Applied,
+    Change,
+    applied_together,
+    apply_change,
+    apply_versioned,
+)
 from ticketing_common.testing import wait_until
 
 POLICY = RetryPolicy(max_deliveries=3, base_delay=0.05, max_delay=0.2, ack_wait=3)
@@ -280,3 +287,107 @@ async def test_a_stream_consumed_with_a_linger_is_applied_once_each_in_version_o
     applied = await effects(database)
     assert sorted(event_id for event_id, _ in applied) == sorted(event.id for event in sent)
     assert set((await copies(database)).values()) == {5}
+
+
+async def test_a_batch_step_applies_each_records_first_change_and_the_handler_the_rest(
+    bus: EventBus, database: Database
+) -> None:
+    """A replica's batch step (``applied_together``) with a handler that fails on one
+    event: the transaction is rolled back and the batch applied again with savepoints,
+    the step first again. Every good event applied, each ticket at its last version,
+    the poison one dead-lettered, everything acked; the step took the first version of
+    each ticket, the handler the later ones."""
+    good = chains(tickets=6, versions=3)
+    poison = version_of(uuid4(), 0, "poison")
+    sent = [*good[:8], poison, *good[8:]]
+    claimed: list[UUID] = []
+    handled: list[UUID] = []
+
+    def change_of(event: Envelope[TicketCreated]) -> Change:
+        ticket = event.data
+        return Change(id=ticket.id, version=ticket.version, values={"title": ticket.title})
+
+    step = applied_together(Copy, change_of, unless=lambda event: event.id == poison.id)
+
+    async def together(
+        events: Sequence[Envelope[TicketCreated]], session: AsyncSession
+    ) -> Collection[int]:
+        positions = await step(events, session)
+        claimed.extend(events[index].id for index in positions)
+        return positions
+
+    async def handle(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+        if event.id == poison.id:
+            raise RuntimeError("a bug this event always hits")
+        handled.append(event.id)
+        await apply_change(session, Copy, change_of(event))
+
+    for event in sent:
+        await bus.publish(event)
+    group = ListenerGroup(bus, "orders", POLICY)
+    group.add(TicketCreated, transactional(database, handle, together=together))
+    await run_until(group, lambda: group.handled == len(good) and group.dead_lettered == 1)
+    await wait_until(lambda: consumer_settled(bus, group))
+
+    # Every ticket at its last version; the poison one never copied.
+    assert await copies(database) == {event.data.id: 2 for event in good}
+    firsts = {event.id for event in good if event.data.version == 0}
+    assert firsts <= set(claimed)  # the step applied every ticket's first version
+    assert not set(claimed) & {event.id for event in good if event.data.version > 0}
+    assert {event.id for event in good if event.data.version > 0} <= set(handled)
+
+
+async def pipelined_run(
+    bus: EventBus, send: Callable[[Sequence[UUID]], Awaitable[None]], events: int = 10
+) -> list[Envelope[TicketCreated]]:
+    """``events`` published before a listener with a ``Pipelined`` handler (staging each
+    event's id) starts, so its first fetch takes them all; run until all are handled."""
+    sent = chains(tickets=events, versions=1)
+    for event in sent:
+        await bus.publish(event)
+    group = ListenerGroup(bus, "orders", POLICY)
+    handler: Pipelined[TicketCreated, UUID] = Pipelined(lambda event: event.id, send)
+    group.add(TicketCreated, handler)
+    await run_until(group, lambda: group.handled == len(sent))
+    await wait_until(lambda: consumer_settled(bus, group))
+    return sent
+
+
+async def test_a_pipelined_handler_sends_a_fetched_batch_at_once(bus: EventBus) -> None:
+    sends: list[list[UUID]] = []
+
+    async def send(parts: Sequence[UUID]) -> None:
+        sends.append(list(parts))
+
+    sent = await pipelined_run(bus, send)
+
+    assert sends == [[event.id for event in sent]]  # one send, in stream order
+
+
+async def test_a_failed_pipelined_send_is_sent_again_one_event_at_a_time(bus: EventBus) -> None:
+    sends: list[list[UUID]] = []
+
+    async def send(parts: Sequence[UUID]) -> None:
+        if len(parts) > 1:
+            raise RuntimeError("a reply the batch could not take")
+        sends.append(list(parts))
+
+    sent = await pipelined_run(bus, send)
+
+    assert sends == [[event.id] for event in sent]
+
+
+async def test_a_pipelined_send_told_to_wait_has_its_whole_batch_come_back(bus: EventBus) -> None:
+    sends: list[list[UUID]] = []
+    away = True
+
+    async def send(parts: Sequence[UUID]) -> None:
+        nonlocal away
+        if away:
+            away = False
+            raise RetryLater("the store is away", delay=0.05, max_delay=0.1)
+        sends.append(list(parts))
+
+    sent = await pipelined_run(bus, send)
+
+    assert sorted(part for parts in sends for part in parts) == sorted(e.id for e in sent)

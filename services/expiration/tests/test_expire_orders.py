@@ -172,3 +172,38 @@ async def test_stopping_mid_way_loses_no_job_and_runs_none_twice(
     assert sorted(str(event.data.order_id) for event in events) == sorted(
         str(order.id) for order in orders
     )
+
+
+async def test_a_batch_of_jobs_goes_at_once_and_each_known_one_is_refused(
+    expiration: ServedApp,
+) -> None:
+    store = expiration.component(JobStore)
+    known = order_created(expires_in=3600)
+    assert await store.schedule(known.id, known.expires_at)
+    # And Redis forgot the script since (a restart): the batch loads it and goes again.
+    await store.pool.script_flush()
+    fresh = [order_created(expires_in=3600) for _ in range(4)]
+    batch = [fresh[0], known, *fresh[1:], fresh[0]]
+
+    scheduled = await store.schedule_all([store.job(o.id, o.expires_at) for o in batch])
+
+    # New, known, the three others new, and the first one again: known by then.
+    assert scheduled == [True, False, True, True, True, False]
+    assert await store.pending() == 5
+
+
+async def test_a_burst_of_orders_with_a_repeat_expires_each_order_once(
+    expiration: ServedApp, bus: EventBus
+) -> None:
+    """Published at once, so the listener fetches them in batches and schedules each
+    batch in one round trip: every order expires, once, the repeated one too."""
+    orders = [order_created(expires_in=-1) for _ in range(20)]
+    for order in [*orders, orders[3]]:
+        await bus.publish(Envelope.of(order))
+    await wait_until(lambda: handled(expiration) == 21)
+    await wait_until(lambda: worker_of(expiration).fired == 20)
+    await asyncio.sleep(1.0)  # a second job of the repeated order would have run by now
+
+    assert worker_of(expiration).fired == 20
+    for order in orders:
+        assert len(await expirations_of(bus, order.id)) == 1

@@ -6,11 +6,15 @@ import asyncio
 from decimal import Decimal
 from uuid import uuid4
 
+from sqlalchemy import func, select
+
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated, TicketUpdated
 from ticketing_common.events.listener import ListenerGroup
 from ticketing_common.testing import ServedApp, wait_until
+from ticketing_orders.listeners import created_together, on_ticket_created
+from ticketing_orders.models import TicketUnit
 
 from .conftest import Tickets, replica_ticket
 
@@ -91,3 +95,45 @@ async def test_duplicate_and_older_events_change_nothing(
     assert copy is not None
     assert (copy.version, copy.title, copy.price_cents) == (1, "v1", 2000)
     assert listeners.dead_lettered == 0
+
+
+async def test_a_batch_of_seats_and_a_listing_copies_each_and_gives_the_listing_its_units(
+    db: Database,
+) -> None:
+    """The listener's batch step copies the seats at once and leaves the listing to its
+    handler, which also gives it its units; applied either way, the batch ends alike."""
+
+    def listed(units: int | None) -> Envelope[TicketCreated]:
+        return Envelope.of(
+            TicketCreated(
+                id=uuid4(),
+                version=0,
+                title="Gig",
+                price=Decimal("12"),
+                user_id=uuid4(),
+                general_admission=units is not None,
+                quantity=units or 1,
+            )
+        )
+
+    batch = [listed(None), listed(5), listed(None)]
+    async with db.transaction() as session:
+        claimed = await created_together(batch, session)
+        for index, event in enumerate(batch):
+            if index not in claimed:
+                await on_ticket_created(event, session)
+
+    assert claimed == {0, 2}
+    for event in batch:
+        copy = await replica_ticket(db, event.data.id)
+        assert copy is not None
+        assert (copy.version, copy.general_admission, copy.quantity) == (
+            0,
+            event.data.general_admission,
+            event.data.quantity,
+        )
+    async with db.transaction() as session:
+        units = await session.scalar(
+            select(func.count()).where(TicketUnit.ticket_id == batch[1].data.id)
+        )
+    assert units == 5

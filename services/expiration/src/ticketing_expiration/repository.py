@@ -16,6 +16,9 @@ runs the jobs.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -24,6 +27,7 @@ from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from ticketing_common.tracing import current_carrier
 
@@ -44,6 +48,18 @@ redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 return 1
 """
+# The script's name in Redis (EVALSHA): its SHA-1, as Redis computes it.
+ENQUEUE_DIGEST = hashlib.sha1(ENQUEUE_UNLESS_KNOWN.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Job:
+    """An order's expiration job, as the enqueue script takes it."""
+
+    order_id: UUID
+    expires_at: datetime
+    keys: tuple[str, str, str]  # job, result, queue
+    args: tuple[int, bytes, int, str]  # expiry ms, job, score, job id
 
 
 class JobStore:
@@ -79,21 +95,17 @@ class JobStore:
         # the id keeps two namespaces on one Redis from refusing each other's jobs.
         return f"{self.queue_name}:expire:{order_id}"
 
-    async def schedule(self, order_id: UUID, expires_at: datetime) -> bool:
-        """Enqueue the order's job to run at ``expires_at``; False if it already exists.
-
-        A time in the past is due at once. The job keeps the trace context it was
-        scheduled in (order:created's handling), so its firing continues that trace.
-        """
-        if self._enqueue is None:
-            raise RuntimeError("JobStore is not connected")
+    def job(self, order_id: UUID, expires_at: datetime) -> Job:
+        """The order's job to run at ``expires_at``, ready to schedule. A time in the past
+        is due at once. The job keeps the trace context it is made in (order:created's
+        handling), so its firing continues that trace."""
         job_id = self.job_id(order_id)
         enqueued_ms = timestamp_ms()
         due_ms = to_unix_ms(expires_at)
         # Explicit, because arq's default (due + extra) is negative for an expiresAt
         # older than the extra, which Redis refuses (a replayed, old order:created).
         expires_ms = max(due_ms - enqueued_ms, 0) + JOB_TTL_AFTER_DUE_MS
-        job = serialize_job(
+        body = serialize_job(
             JOB_FUNCTION,
             (str(order_id), expires_at.isoformat()),
             {"trace_context": current_carrier()},
@@ -101,11 +113,39 @@ class JobStore:
             enqueued_ms,
             serializer=self.pool.job_serializer,
         )
-        added = await self._enqueue(
-            keys=[job_key_prefix + job_id, result_key_prefix + job_id, self.queue_name],
-            args=[expires_ms, job, due_ms, job_id],
+        return Job(
+            order_id=order_id,
+            expires_at=expires_at,
+            keys=(job_key_prefix + job_id, result_key_prefix + job_id, self.queue_name),
+            args=(expires_ms, body, due_ms, job_id),
         )
-        return bool(added)
+
+    async def schedule(self, order_id: UUID, expires_at: datetime) -> bool:
+        """Enqueue the order's job to run at ``expires_at``; False if it already exists."""
+        return (await self.schedule_all([self.job(order_id, expires_at)]))[0]
+
+    async def schedule_all(self, jobs: Sequence[Job]) -> list[bool]:
+        """Enqueue each job unless it already exists (True where it was new): one round
+        trip for them all, a pipeline of the enqueue script's calls. Each call is atomic
+        and refuses a known job, so running them again is harmless."""
+        if self._enqueue is None:
+            raise RuntimeError("JobStore is not connected")
+        if len(jobs) == 1:
+            (job,) = jobs
+            return [bool(await self._enqueue(keys=job.keys, args=job.args))]
+        for _ in range(2):
+            async with self.pool.pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    pipe.evalsha(ENQUEUE_DIGEST, len(job.keys), *job.keys, *job.args)
+                answers = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(answer, NoScriptError) for answer in answers):
+                break
+            # Redis lost the script (a restart): load it, and send the lot again.
+            await self.pool.script_load(ENQUEUE_UNLESS_KNOWN)  # type: ignore[no-untyped-call]
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+        return [bool(answer) for answer in answers]
 
     async def pending(self) -> int:
         """Jobs in the queue (deferred, due or running)."""

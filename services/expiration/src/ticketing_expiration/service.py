@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid5
@@ -20,9 +20,9 @@ from uuid import UUID, uuid5
 from prometheus_client import Histogram
 
 from ticketing_common.events.bus import EventBus
-from ticketing_common.events.contracts import Envelope, ExpirationComplete, OrderCreated
+from ticketing_common.events.contracts import Envelope, ExpirationComplete
 from ticketing_common.metrics import LATENESS_BUCKETS, Metrics
-from ticketing_expiration.repository import JobStore
+from ticketing_expiration.repository import Job, JobStore
 
 logger = logging.getLogger("ticketing.expiration")
 
@@ -87,16 +87,19 @@ class LatenessStats:
         )
 
 
-async def schedule_expiration(store: JobStore, order: OrderCreated) -> bool:
-    """Schedule the order's expiration; False when it was already scheduled (redelivery)."""
-    scheduled = await store.schedule(order.id, order.expires_at)
-    # One line per purchase costs more than the scheduling itself (formatting, and the
-    # log pipeline after it): only the unusual repeat is told at INFO; the firing is too.
-    logger.log(
-        logging.DEBUG if scheduled else logging.INFO,
-        "expiration scheduled" if scheduled else "expiration already scheduled",
-        extra={"order_id": str(order.id), "expires_at": order.expires_at.isoformat()},
-    )
+async def schedule_expirations(store: JobStore, jobs: Sequence[Job]) -> list[bool]:
+    """Schedule the orders' expirations at once; False where one was already scheduled
+    (a redelivery)."""
+    scheduled = await store.schedule_all(jobs)
+    for job, new in zip(jobs, scheduled, strict=True):
+        # One line per purchase costs more than the scheduling itself (formatting, and
+        # the log pipeline after it): only the unusual repeat is told at INFO; the firing
+        # is too.
+        logger.log(
+            logging.DEBUG if new else logging.INFO,
+            "expiration scheduled" if new else "expiration already scheduled",
+            extra={"order_id": str(job.order_id), "expires_at": job.expires_at.isoformat()},
+        )
     return scheduled
 
 

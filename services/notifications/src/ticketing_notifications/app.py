@@ -21,19 +21,21 @@ from ticketing_common.events.contracts import (
     UserCreated,
 )
 from ticketing_common.events.listener import Handler, Listener, transactional
+from ticketing_common.events.replica import replicating
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 from ticketing_notifications import service
 from ticketing_notifications.listeners import (
     Plan,
     mailing,
-    on_order_created,
-    on_ticket_created,
-    on_ticket_updated,
-    on_ticket_withdrawn,
     on_user_created,
+    order_created,
+    ticket_created,
+    ticket_updated,
+    ticket_withdrawn,
 )
 from ticketing_notifications.mailer import Mailer
 from ticketing_notifications.mails import Composer
+from ticketing_notifications.models import Order, Ticket
 from ticketing_notifications.settings import Settings
 
 
@@ -50,10 +52,10 @@ def parts(context: ServiceContext[Settings]) -> Parts:
         provides=[mailer, composer, counts],
         listeners=[
             Listener(UserCreated, transactional(database, on_user_created)),
-            Listener(TicketCreated, transactional(database, on_ticket_created)),
-            Listener(TicketUpdated, transactional(database, on_ticket_updated)),
-            Listener(TicketWithdrawn, transactional(database, on_ticket_withdrawn)),
-            Listener(OrderCreated, transactional(database, on_order_created)),
+            Listener(TicketCreated, replicating(database, Ticket, ticket_created)),
+            Listener(TicketUpdated, replicating(database, Ticket, ticket_updated)),
+            Listener(TicketWithdrawn, replicating(database, Ticket, ticket_withdrawn)),
+            Listener(OrderCreated, replicating(database, Order, order_created)),
             Listener(OrderCompleted, mails(service.mails_of_completed_order)),
             Listener(OrderCancelled, mails(service.mails_of_cancelled_order)),
             Listener(PaymentDeclined, mails(service.mails_of_declined_payment)),

@@ -1,11 +1,12 @@
 """What notifications hears: the replicas' events, and the events that cause mail.
 
-user:created, ticket:* and order:created keep the replicas a mail needs (tickets in
-their owner's version order, ``apply_versioned``). order:completed, order:cancelled,
-payment:declined and payment:refunded cause mail: the handler reads what the mails
-need in one transaction, then sends each mail exactly once (``service.send_once``).
-An SMTP server or a database that cannot be reached is an outage: the event waits
-(``RetryLater``) instead of being dead-lettered after a few failures.
+user:created, ticket:* and order:created keep the replicas a mail needs (in their
+owner's version order: each event's change, applied by ``replicating``).
+order:completed, order:cancelled, payment:declined and payment:refunded cause mail:
+the handler reads what the mails need in one transaction, then sends each mail
+exactly once (``service.send_once``). An SMTP server or a database that cannot be
+reached is an outage: the event waits (``RetryLater``) instead of being
+dead-lettered after a few failures.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from ticketing_common.events.contracts import (
     UserCreated,
 )
 from ticketing_common.events.listener import Handler, RetryLater, database_unavailable
-from ticketing_common.events.replica import apply_versioned
+from ticketing_common.events.replica import Change
 from ticketing_common.money import to_cents
 from ticketing_notifications import repository, service
 from ticketing_notifications.mailer import Mailer, is_outage
 from ticketing_notifications.mails import Composer, Mail
-from ticketing_notifications.models import Order, Ticket
 from ticketing_notifications.settings import Settings
 
 Plan = Callable[[AsyncSession, Settings, Envelope[P]], Awaitable[list[Mail]]]
@@ -40,11 +40,9 @@ async def on_user_created(event: Envelope[UserCreated], session: AsyncSession) -
     await repository.add_user(session, user_id=event.data.id, email=event.data.email)
 
 
-async def on_ticket_created(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+def ticket_created(event: Envelope[TicketCreated]) -> Change:
     ticket = event.data
-    await apply_versioned(
-        session,
-        Ticket,
+    return Change(
         id=ticket.id,
         version=ticket.version,
         values={
@@ -55,29 +53,23 @@ async def on_ticket_created(event: Envelope[TicketCreated], session: AsyncSessio
     )
 
 
-async def on_ticket_updated(event: Envelope[TicketUpdated], session: AsyncSession) -> None:
+def ticket_updated(event: Envelope[TicketUpdated]) -> Change:
     ticket = event.data
-    await apply_versioned(
-        session,
-        Ticket,
+    return Change(
         id=ticket.id,
         version=ticket.version,
         values={"title": ticket.title, "price_cents": to_cents(ticket.price)},
     )
 
 
-async def on_ticket_withdrawn(event: Envelope[TicketWithdrawn], session: AsyncSession) -> None:
+def ticket_withdrawn(event: Envelope[TicketWithdrawn]) -> Change:
     # Applied in order like any version, so the ticket:updated events after it line up.
-    await apply_versioned(
-        session, Ticket, id=event.data.id, version=event.data.version, values={"withdrawn": True}
-    )
+    return Change(id=event.data.id, version=event.data.version, values={"withdrawn": True})
 
 
-async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession) -> None:
+def order_created(event: Envelope[OrderCreated]) -> Change:
     order = event.data
-    await apply_versioned(
-        session,
-        Order,
+    return Change(
         id=order.id,
         version=order.version,
         values={

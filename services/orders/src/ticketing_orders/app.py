@@ -23,11 +23,13 @@ from ticketing_common.events.contracts import (
 from ticketing_common.events.listener import Listener, transactional
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
 from ticketing_orders.listeners import (
+    created_together,
     on_expiration_complete,
     on_payment_created,
     on_ticket_created,
     on_ticket_updated,
     on_ticket_withdrawn,
+    updated_together,
 )
 from ticketing_orders.routes import ReservationMetrics, checkins_router, router
 from ticketing_orders.service import HoldRules, TakenTickets
@@ -47,8 +49,14 @@ def parts(context: ServiceContext[Settings]) -> Parts:
             TakenTickets(),
         ],
         listeners=[
-            Listener(TicketCreated, transactional(database, on_ticket_created)),
-            Listener(TicketUpdated, transactional(database, on_ticket_updated)),
+            Listener(
+                TicketCreated,
+                transactional(database, on_ticket_created, together=created_together),
+            ),
+            Listener(
+                TicketUpdated,
+                transactional(database, on_ticket_updated, together=updated_together),
+            ),
             Listener(TicketWithdrawn, transactional(database, on_ticket_withdrawn)),
             Listener(ExpirationComplete, transactional(database, on_expiration_complete)),
             Listener(PaymentCreated, transactional(database, on_payment_created)),

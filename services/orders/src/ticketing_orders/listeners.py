@@ -9,6 +9,8 @@ before its predecessor (a gap) is not acked, so it comes back after it.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.events.contracts import (
@@ -19,25 +21,34 @@ from ticketing_common.events.contracts import (
     TicketUpdated,
     TicketWithdrawn,
 )
-from ticketing_common.events.replica import Applied, apply_versioned
+from ticketing_common.events.listener import BatchStep
+from ticketing_common.events.replica import (
+    Applied,
+    Change,
+    applied_together,
+    apply_change,
+    apply_versioned,
+)
 from ticketing_common.money import to_cents
 from ticketing_orders import repository, service
 from ticketing_orders.models import TicketReplica
 
+Ticket = TypeVar("Ticket", TicketCreated, TicketUpdated)
+
 
 async def on_ticket_created(event: Envelope[TicketCreated], session: AsyncSession) -> None:
-    await _replicate(event.data, session)
+    await _replicate(event, session)
 
 
 async def on_ticket_updated(event: Envelope[TicketUpdated], session: AsyncSession) -> None:
     # orderId is the tickets service's view of the reservation; orders has its own.
-    await _replicate(event.data, session)
+    await _replicate(event, session)
 
 
-async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSession) -> None:
-    applied = await apply_versioned(
-        session,
-        TicketReplica,
+def ticket_change(event: Envelope[Ticket]) -> Change:
+    """What a ticket:created or ticket:updated makes of the ticket replica."""
+    ticket = event.data
+    return Change(
         id=ticket.id,
         version=ticket.version,
         values={
@@ -48,10 +59,29 @@ async def _replicate(ticket: TicketCreated | TicketUpdated, session: AsyncSessio
             "quantity": ticket.quantity,
         },
     )
+
+
+async def _replicate(event: Envelope[Ticket], session: AsyncSession) -> None:
+    applied = await apply_change(session, TicketReplica, ticket_change(event))
     # With the listing's first applied version, in its transaction, so no order can see
     # the listing without its units. Idempotent: later versions add none.
-    if applied is Applied.APPLIED and ticket.general_admission:
-        await repository.add_units(session, ticket.id, ticket.quantity)
+    if applied is Applied.APPLIED and event.data.general_admission:
+        await repository.add_units(session, event.data.id, event.data.quantity)
+
+
+def _with_units(event: Envelope[Ticket]) -> bool:
+    return event.data.general_admission
+
+
+# A fetched batch of ticket:created or ticket:updated, mostly in one statement: a seat's
+# change is all its event does; a listing's also gives it its units, so its events go
+# through ``_replicate``.
+created_together: BatchStep[TicketCreated] = applied_together(
+    TicketReplica, ticket_change, unless=_with_units
+)
+updated_together: BatchStep[TicketUpdated] = applied_together(
+    TicketReplica, ticket_change, unless=_with_units
+)
 
 
 async def on_ticket_withdrawn(event: Envelope[TicketWithdrawn], session: AsyncSession) -> None:

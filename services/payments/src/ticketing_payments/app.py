@@ -16,8 +16,10 @@ from ticketing_common.events.contracts import (
     PaymentRefunded,
 )
 from ticketing_common.events.listener import Listener, transactional
+from ticketing_common.events.replica import replicating
 from ticketing_common.spec import Parts, ServiceContext, ServiceSpec
-from ticketing_payments.listeners import on_order_cancelled, on_order_created
+from ticketing_payments.listeners import on_order_cancelled, order_created
+from ticketing_payments.models import OrderReplica
 from ticketing_payments.provider import PaymentProvider
 from ticketing_payments.routes import router
 from ticketing_payments.service import PaymentMetrics, reconciler
@@ -32,7 +34,7 @@ def parts(context: ServiceContext[Settings]) -> Parts:
     return Parts(
         provides=[provider, throttle, PaymentMetrics(context.metrics, database)],
         listeners=[
-            Listener(OrderCreated, transactional(database, on_order_created)),
+            Listener(OrderCreated, replicating(database, OrderReplica, order_created)),
             Listener(OrderCancelled, transactional(database, on_order_cancelled(provider))),
         ],
         workers=[reconciler(database, provider, settings.REFUND_SWEEP_SECONDS)],

@@ -15,18 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common.events.contracts import Envelope, OrderCancelled, OrderCreated, OrderStatus
 from ticketing_common.events.listener import SessionHandler
-from ticketing_common.events.replica import apply_versioned
+from ticketing_common.events.replica import Change, apply_versioned
 from ticketing_common.money import to_cents
 from ticketing_payments import service
 from ticketing_payments.models import OrderReplica
 from ticketing_payments.provider import PaymentProvider
 
 
-async def on_order_created(event: Envelope[OrderCreated], session: AsyncSession) -> None:
+def order_created(event: Envelope[OrderCreated]) -> Change:
+    """What order:created makes of the order replica (``replicating`` applies it)."""
     order = event.data
-    await apply_versioned(
-        session,
-        OrderReplica,
+    return Change(
         id=order.id,
         version=order.version,
         values={

@@ -11,7 +11,11 @@ message never blocks the rest.
 Each pull fetches up to ``RetryPolicy.batch_size`` messages. The handlers of a
 ``transactional`` listener apply a whole batch in one transaction, in stream
 order, and the batch is acked after that one commit; other handlers run and are
-acked one message at a time.
+acked one message at a time. A transactional listener may also apply what it can
+of a batch in one statement first (``together``: a replica's rows, all at once);
+its handler applies the rest, one event at a time, as without it. A ``Pipelined``
+handler sends a batch's work at once (one round trip to Redis) and has it acked
+together.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from nats.aio.msg import Msg
@@ -43,11 +47,18 @@ from ticketing_common.tracing import consuming
 
 logger = logging.getLogger("ticketing.listener")
 
+S = TypeVar("S")
+
 # How long one fetch waits for an event before asking again (a stop does not wait it out).
 FETCH_WAIT_SECONDS = 1.0
 
 Handler = Callable[[Envelope[P]], Awaitable[None]]
 SessionHandler = Callable[[Envelope[P], AsyncSession], Awaitable[None]]
+BatchStep = Callable[[Sequence[Envelope[P]], AsyncSession], Awaitable[Collection[int]]]
+"""Applies what it can of a fetched batch at once, in the batch's transaction, and
+answers the positions it applied; the session handler applies the others, in order.
+It claims an event only when no earlier event of the batch is about the same record,
+so each record's events still apply in the order they were published."""
 
 
 class RetryLater(Exception):
@@ -78,15 +89,22 @@ def database_unavailable(error: BaseException) -> bool:
     )
 
 
-def transactional(database: Database, handler: SessionHandler[P]) -> Transactional[P]:
+def transactional(
+    database: Database, handler: SessionHandler[P], *, together: BatchStep[P] | None = None
+) -> Transactional[P]:
     """Run a handler in a transaction; it returns (and so is acked) after commit.
+
+    ``together``: a batch step that applies, in one go, the events of a fetched batch
+    it can (``replica.applied_together``); the handler applies the rest. It must
+    write exactly what the handler would for the events it claims, in the same
+    transaction, so a batch applied with it or one at a time ends the same.
 
     A database that cannot be reached is an outage, not a poison message: the event
     waits for it (``RetryLater``, the longer limit) instead of being dead-lettered
     after a few failures, which would also befall an event that had already waited
     for another (every delivery counts against the failure limit).
     """
-    return Transactional(database, handler)
+    return Transactional(database, handler, together)
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,7 @@ class Transactional(Generic[P]):
 
     database: Database
     handler: SessionHandler[P]
+    together: BatchStep[P] | None = None
 
     async def __call__(self, envelope: Envelope[P]) -> None:
         try:
@@ -105,6 +124,22 @@ class Transactional(Generic[P]):
             if database_unavailable(error):
                 raise RetryLater(f"database unavailable: {error!r}") from error
             raise
+
+
+@dataclass(frozen=True)
+class Pipelined(Generic[P, S]):
+    """A handler whose work for a fetched batch goes out at once (one Redis pipeline, say):
+    ``stage`` makes each event's part, under that event's span, and ``send`` sends the
+    parts together, returning when all are done. Called with one event, it sends one.
+
+    ``send`` must be idempotent, as any handler: when it fails, every event of the
+    batch is handled again, one at a time."""
+
+    stage: Callable[[Envelope[P]], S]
+    send: Callable[[Sequence[S]], Awaitable[None]]
+
+    async def __call__(self, envelope: Envelope[P]) -> None:
+        await self.send([self.stage(envelope)])
 
 
 @dataclass(frozen=True)
@@ -274,6 +309,10 @@ class ListenerGroup:
                 outcomes = await self._apply_together(listener, handler, ready)
                 await self._settle(listener, ready, outcomes)
                 return
+            if isinstance(handler, Pipelined) and len(ready) > 1:
+                outcomes = await self._send_together(listener, handler, ready)
+                await self._settle(listener, ready, outcomes)
+                return
             # One at a time, each acked as soon as it is done: such a handler may be
             # slow (a mail, a call).
             for delivery in ready:
@@ -369,14 +408,52 @@ class ListenerGroup:
             )
             return [await self._run(listener, delivery) for delivery in batch]
 
+    async def _send_together(
+        self, listener: Listener[P], handler: Pipelined[P, Any], batch: list[Delivery[P]]
+    ) -> list[Exception | None]:
+        """Stage each message's part in its span, send them all at once: each message's
+        outcome. A wait (``RetryLater``: the store is away) is every message's; any other
+        failure sends each message by itself, as without batching."""
+        outcomes: list[Exception | None] = [None for _ in batch]
+        staged: list[tuple[Delivery[P], Any]] = []
+        for index, delivery in enumerate(batch):
+            delivery.started = True
+            try:
+                with self._span(delivery):
+                    staged.append((delivery, handler.stage(delivery.envelope)))
+            except Exception as error:
+                outcomes[index] = error
+        try:
+            await handler.send([part for _, part in staged])
+        except RetryLater as wait:
+            return [outcome or wait for outcome in outcomes]
+        except Exception as error:
+            logger.warning(
+                "batch failed; handling one at a time",
+                exc_info=error,
+                extra={"event_type": listener.event_type.value, "batch": len(batch)},
+            )
+            return [
+                outcome or await self._run(listener, delivery)
+                for delivery, outcome in zip(batch, outcomes, strict=True)
+            ]
+        return outcomes
+
     async def _in_one_transaction(
         self, handler: Transactional[P], batch: list[Delivery[P]], *, savepoints: bool
     ) -> list[Exception | None]:
         outcomes: list[Exception | None] = []
         async with handler.database.transaction() as session:
-            # In stream order: events of one entity apply in the order they were published.
-            for delivery in batch:
+            # What the batch step takes first, at once (the first event of each record).
+            together: Collection[int] = ()
+            if handler.together is not None:
+                together = await handler.together([d.envelope for d in batch], session)
+            # The rest in stream order: one entity's events in the order they were published.
+            for index, delivery in enumerate(batch):
                 delivery.started = True
+                if index in together:
+                    outcomes.append(None)
+                    continue
                 try:
                     with self._span(delivery):
                         if savepoints:
