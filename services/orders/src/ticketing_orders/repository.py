@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
     Interval,
     Row,
+    Select,
     Table,
     bindparam,
     case,
@@ -32,7 +33,9 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import ReturningInsert
 
-from ticketing_common.events.contracts import CancelReason, OrderStatus
+from ticketing_common.events import outbox
+from ticketing_common.events.contracts import CancelReason, Envelope, OrderCreated, OrderStatus
+from ticketing_common.money import to_cents
 from ticketing_orders.models import (
     HOLDING_PREDICATE,
     Admission,
@@ -73,7 +76,7 @@ _UNITS = _table(TicketUnit)
 _BUYER = bindparam("buyer", type_=_ORDERS.c.user_id.type)
 _TICKET = bindparam("ticket", type_=_ORDERS.c.ticket_id.type)
 _ORDER = bindparam("order", type_=_ORDERS.c.id.type)
-_WINDOW = bindparam("window", type_=Interval)
+_EXPIRES = bindparam("expires", type_=_ORDERS.c.expires_at.type)
 _COOLDOWN = bindparam("cooldown", type_=Interval)
 _PRICE = bindparam("price", type_=_ORDERS.c.price_cents.type)
 
@@ -193,6 +196,10 @@ class TicketToOrder:
     order, or too few free units of a listing; ``ticket_to_order`` looks at seats
     only): the buyer's standing then, for the refusal to say whether the buyer's own
     rules refuse them first."""
+    now: datetime
+    """The read's ``now()``: in ``ticket_to_order``, the start of the order's
+    transaction, which PostgreSQL's ``now()`` is in every statement of it, so the new
+    order's expiry is counted from it in Python (``service._order_to_create``)."""
 
 
 def _ticket_to_order(row: Row[*tuple[Any, ...]] | None) -> TicketToOrder | None:
@@ -216,7 +223,7 @@ def _ticket_to_order(row: Row[*tuple[Any, ...]] | None) -> TicketToOrder | None:
         if taken
         else None
     )
-    return TicketToOrder(ticket, standing)
+    return TicketToOrder(ticket, standing, now)
 
 
 @asynccontextmanager
@@ -288,6 +295,11 @@ async def ticket_to_order(
     taken before the buyer's lock, so a buyer racing their own orders may be told
     409 where a later look would say 429; either way nothing is written. A seat
     whose holder commits after the snapshot is still decided by the insert.
+
+    Its last column, ``now()``, is the transaction's start, the same in every later
+    statement of it: the new order's expiry is counted from it in Python
+    (``TicketToOrder.now``), so that order:created can be built before the insert,
+    which writes it with the order in one statement (``insert_reserving_order``).
     """
     row = (
         await session.execute(
@@ -304,8 +316,8 @@ async def ticket_to_order(
 
 
 def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:
-    """``insert_reserving_order``'s statement, built once (with the cool-down condition or
-    without it, when the cool-down is off): every value is a parameter."""
+    """The INSERT of ``insert_reserving_order``'s statement (with the cool-down condition
+    or without it, when the cool-down is off): every value is a parameter."""
     conditions = [
         select(func.count()).where(_open_orders(_BUYER)).scalar_subquery()
         < bindparam("max_open", type_=Integer)
@@ -318,7 +330,7 @@ def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:
         _TICKET,
         _PRICE,
         literal(OrderStatus.CREATED, _ORDERS.c.status.type),
-        func.now() + _WINDOW,  # the database's clock, shared by every replica
+        _EXPIRES,
         literal(0, _ORDERS.c.version.type),
     ).where(*conditions)
     columns = ["id", "user_id", "ticket_id", "price_cents", "status", "expires_at", "version"]
@@ -330,50 +342,77 @@ def _reserving_insert(*, cooldown: bool) -> ReturningInsert[Any]:
     )
 
 
-RESERVE_SEAT = _reserving_insert(cooldown=True)
-RESERVE_SEAT_WITHOUT_COOLDOWN = _reserving_insert(cooldown=False)
+def _announcing(writing: ReturningInsert[Any]) -> Select[Any]:
+    """``writing`` (an INSERT of an order, returning every column) as one statement with
+    the outbox row of its order:created: ``WITH reserved AS (<writing>), <the outbox
+    insert> SELECT <the order's columns> FROM reserved``. The event is written exactly
+    when the order is, in the same round trip: an insert that writes no order returns
+    no row and records no event. Its parameters: ``_announced``."""
+    reserved = writing.cte("reserved")
+    return select(*reserved.c).add_cte(outbox.recorded_with(reserved))
+
+
+def _announced(created: OrderCreated) -> dict[str, object]:
+    """The parameters of an ``_announcing`` statement that writes the order ``created``
+    announces: the order's id, buyer, ticket, price and expiry, taken from the event so
+    that the row and the event agree by construction; then the event's own outbox row
+    (``outbox.parameters_of``)."""
+    return {
+        "order": created.id,
+        "buyer": created.user_id,
+        "ticket": created.ticket.id,
+        "price": to_cents(created.ticket.price),
+        "expires": created.expires_at,
+        **outbox.parameters_of(Envelope.of(created)),
+    }
+
+
+RESERVE_SEAT = _announcing(_reserving_insert(cooldown=True))
+RESERVE_SEAT_WITHOUT_COOLDOWN = _announcing(_reserving_insert(cooldown=False))
 
 
 async def insert_reserving_order(
     session: AsyncSession,
     *,
+    created: OrderCreated,
     ticket: TicketReplica,
-    user_id: UUID,
-    window: timedelta,
     max_open: int,
     cooldown: timedelta,
 ) -> Order | None:
-    """The new order holding the seat ``ticket``; None when another order holds it, or
-    the buyer may not order now (at the cap of open orders, or cooling down after an
-    order of this ticket was cancelled: ``standing_of_buyer`` tells which). The order
-    is detached from the session: nothing later in the request changes it.
+    """The new order ``created`` announces, holding the seat ``ticket``, with that
+    order:created recorded in the outbox; None, and no event, when another order holds
+    the seat, or the buyer may not order now (at the cap of open orders, or cooling
+    down after an order of this ticket was cancelled: ``standing_of_buyer`` tells
+    which). The order is detached from the session: nothing later in the request
+    changes it.
 
-    One statement decides and writes, so the purchase of a seat is three statements
-    (this, the ticket read, the outbox row). Still correct:
+    One statement decides and writes both the order and its event (``_announcing``),
+    so the purchase of a seat is two statements (this and the ticket read). Still
+    correct:
     - Race (rule 1): any number of buyers may find the ticket free at the same
       moment. The partial unique index on ``orders(ticket_id) WHERE status IN
       (holding) AND NOT general_admission`` decides between them: ``ON CONFLICT DO
       NOTHING`` with that index as the conflict target makes every insert but the
       first wait for it to commit and then insert nothing, so exactly one succeeds
-      and no transaction is left aborted by an IntegrityError.
+      and no transaction is left aborted by an IntegrityError. The outbox row is
+      written from the insert's RETURNING, so a buyer who lost wrote no event.
     - Race (rule 14): the cap and the cool-down are conditions of this INSERT's
-      SELECT, evaluated in its snapshot, which is taken after ``ticket_to_order``
-      got the buyer's lock: it sees every order of the buyer committed before, and
-      no other order of the buyer can commit until this transaction ends.
+      SELECT, evaluated in its snapshot (every part of one statement shares it),
+      which is taken after ``ticket_to_order`` got the buyer's lock: it sees every
+      order of the buyer committed before, and no other order of the buyer can
+      commit until this transaction ends.
+
+    The expiry is ``created.expires_at``, counted by the caller from the ticket
+    read's ``now()``: the database's clock (shared by every replica) at this
+    transaction's start, what ``now()`` in this statement would be too. Passing it,
+    rather than adding the window to ``now()`` in SQL, makes the row's expiry the
+    event's by construction: an interval of a day or more added in SQL is calendar
+    arithmetic in the session's time zone, which a Python ``timedelta`` is not.
     """
     statement = RESERVE_SEAT if cooldown else RESERVE_SEAT_WITHOUT_COOLDOWN
     row = (
         await session.execute(
-            statement,
-            {
-                "order": uuid4(),
-                "buyer": user_id,
-                "ticket": ticket.id,
-                "price": ticket.price_cents,
-                "max_open": max_open,
-                "cooldown": cooldown,
-                "window": window,
-            },
+            statement, {**_announced(created), "max_open": max_open, "cooldown": cooldown}
         )
     ).first()
     return None if row is None else _new_order(row, ticket)
@@ -441,7 +480,7 @@ async def claim_units(
     return len(claimed.all())
 
 
-INSERT_UNIT_ORDER = (
+INSERT_UNIT_ORDER = _announcing(
     insert(_ORDERS)
     .values(
         id=_ORDER,
@@ -451,7 +490,7 @@ INSERT_UNIT_ORDER = (
         general_admission=True,
         quantity=bindparam("units", type_=Integer),
         status=OrderStatus.CREATED,
-        expires_at=func.now() + _WINDOW,
+        expires_at=_EXPIRES,
         version=0,
     )
     .returning(*_ORDERS.c)
@@ -459,28 +498,14 @@ INSERT_UNIT_ORDER = (
 
 
 async def insert_unit_order(
-    session: AsyncSession,
-    *,
-    order_id: UUID,
-    ticket: TicketReplica,
-    user_id: UUID,
-    quantity: int,
-    window: timedelta,
+    session: AsyncSession, *, created: OrderCreated, ticket: TicketReplica
 ) -> Order:
-    """The new order of ``quantity`` units of a general-admission listing, whose units
-    it already claimed (``claim_units``)."""
+    """The new order ``created`` announces, of units of a general-admission listing it
+    already claimed under the event's order id (``claim_units``), with that
+    order:created recorded in the outbox: one statement (``_announcing``), whose
+    expiry is the event's, as in ``insert_reserving_order``."""
     row = (
-        await session.execute(
-            INSERT_UNIT_ORDER,
-            {
-                "order": order_id,
-                "buyer": user_id,
-                "ticket": ticket.id,
-                "price": ticket.price_cents,
-                "units": quantity,
-                "window": window,
-            },
-        )
+        await session.execute(INSERT_UNIT_ORDER, {**_announced(created), "units": created.quantity})
     ).one()
     return _new_order(row, ticket)
 

@@ -13,7 +13,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -160,48 +160,59 @@ async def _reserve(
         quantity,
     )
     ticket = read.ticket
+    # Each insert below writes the order and its order:created in one statement, so
+    # the event is built first, from what is known before the order exists.
     if ticket.general_admission:
         _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
-        # Units first, under an id of its own: a buyer who finds too few writes no
-        # order, and the rollback frees what it claimed.
-        order_id = uuid4()
+        # Units first, under the new order's id: a buyer who finds too few writes no
+        # order (nor event), and the rollback frees what it claimed.
+        created = _order_to_create(read, user_id, quantity, rules)
         claimed = await repository.claim_units(
-            session, ticket_id=ticket.id, order_id=order_id, quantity=quantity
+            session, ticket_id=ticket.id, order_id=created.id, quantity=quantity
         )
         if claimed < quantity:
             raise NotEnoughTicketsLeft()
-        order = await repository.insert_unit_order(
-            session,
-            order_id=order_id,
-            ticket=ticket,
-            user_id=user_id,
-            quantity=quantity,
-            window=rules.window,
-        )
-    elif read.taken_against is not None:
+        return await repository.insert_unit_order(session, created=created, ticket=ticket)
+    if read.taken_against is not None:
         # Held by another order since the glance: refused from the read alone, the
         # buyer's own rules first (as below).
         _check_standing(read.taken_against, rules)
         raise TicketAlreadyReserved(field="ticketId")
-    else:
-        # No separate "is it free?" query: the insert itself decides concurrent buyers,
-        # and checks the buyer's cap and cool-down in the same statement.
-        seat = await repository.insert_reserving_order(
-            session,
-            ticket=ticket,
-            user_id=user_id,
-            window=rules.window,
-            max_open=rules.max_open,
-            cooldown=rules.reorder_cooldown,
-        )
-        if seat is None:
-            # Refused: the buyer's own rules say why if they refused, else the seat
-            # is held. Still under the buyer's lock, so their standing is unchanged.
-            _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
-            raise TicketAlreadyReserved(field="ticketId")
-        order = seat
-    await outbox.record(session, order_created(order))
-    return order
+    # No separate "is it free?" query: the insert itself decides concurrent buyers,
+    # and checks the buyer's cap and cool-down in the same statement; it records the
+    # event only if it wrote the order.
+    seat = await repository.insert_reserving_order(
+        session,
+        created=_order_to_create(read, user_id, quantity, rules),
+        ticket=ticket,
+        max_open=rules.max_open,
+        cooldown=rules.reorder_cooldown,
+    )
+    if seat is None:
+        # Refused: the buyer's own rules say why if they refused, else the seat is
+        # held. Still under the buyer's lock, so their standing is unchanged.
+        _check_standing(await _standing(session, user_id, ticket_id, rules), rules)
+        raise TicketAlreadyReserved(field="ticketId")
+    return seat
+
+
+def _order_to_create(
+    read: repository.TicketToOrder, user_id: UUID, quantity: int, rules: HoldRules
+) -> OrderCreated:
+    """The order:created of the order the buyer is about to get (a new id), built before
+    it is written: every field is known then. It expires a window after ``read.now``,
+    the transaction's ``now()`` (the same in every statement of a transaction): the
+    database's clock, shared by every replica, not this process's."""
+    ticket = read.ticket
+    return _created(
+        order_id=uuid4(),
+        user_id=user_id,
+        expires_at=read.now + rules.window,
+        ticket_id=ticket.id,
+        price_cents=ticket.price_cents,
+        general_admission=ticket.general_admission,
+        quantity=quantity,
+    )
 
 
 def _orderable(
@@ -454,18 +465,39 @@ async def reannounce_orders(session: AsyncSession, order_ids: Sequence[UUID]) ->
 
 def order_created(order: Order) -> OrderCreated:
     """The order's order:created: the order as it was at version 0, when it was created."""
-    return OrderCreated(
-        id=order.id,
-        version=0,
-        status=OrderStatus.CREATED,
+    return _created(
+        order_id=order.id,
         user_id=order.user_id,
         expires_at=order.expires_at,
-        ticket=PricedTicketRef(
-            id=order.ticket_id,
-            price=from_cents(order.price_cents),
-            general_admission=order.general_admission,
-        ),
+        ticket_id=order.ticket_id,
+        price_cents=order.price_cents,
+        general_admission=order.general_admission,
         quantity=order.quantity,
+    )
+
+
+def _created(
+    *,
+    order_id: UUID,
+    user_id: UUID,
+    expires_at: datetime,
+    ticket_id: UUID,
+    price_cents: int,
+    general_admission: bool,
+    quantity: int,
+) -> OrderCreated:
+    """The order:created of an order of these values: version 0, status created, and
+    the price the order is accepted at."""
+    return OrderCreated(
+        id=order_id,
+        version=0,
+        status=OrderStatus.CREATED,
+        user_id=user_id,
+        expires_at=expires_at,
+        ticket=PricedTicketRef(
+            id=ticket_id, price=from_cents(price_cents), general_admission=general_admission
+        ),
+        quantity=quantity,
     )
 
 

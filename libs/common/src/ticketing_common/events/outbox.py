@@ -20,10 +20,13 @@ import asyncpg
 from nats.js.api import PubAck
 from sqlalchemy import (
     ARRAY,
+    CTE,
     BigInteger,
     Column,
     DateTime,
+    FromClause,
     Identity,
+    Insert,
     String,
     Table,
     Text,
@@ -68,34 +71,64 @@ outbox_table = Table(
 )
 
 
-# The row and its NOTIFY in one statement (one round trip): the CTE runs because the
-# insert selects from it. A NOTIFY inside a savepoint that is rolled back is dropped
-# with it, like the row.
-RECORD = insert(outbox_table).from_select(
-    ["event_id", "event_type", "subject_suffix", "body", TRACE_CONTEXT_COLUMN],
-    select(
-        bindparam("event_id", type_=Uuid),
-        bindparam("event_type", type_=String),
-        bindparam("subject_suffix", type_=String),
-        bindparam("body", type_=Text),
-        bindparam("trace_context", type_=outbox_table.c.trace_context.type),
-    ).select_from(select(func.pg_notify(NOTIFY_CHANNEL, "")).cte("notified")),
+_RECORDED_COLUMNS = ["event_id", "event_type", "subject_suffix", "body", TRACE_CONTEXT_COLUMN]
+# An envelope's row, as parameters (``parameters_of`` gives their values).
+_RECORDED_ROW = (
+    bindparam("event_id", type_=Uuid),
+    bindparam("event_type", type_=String),
+    bindparam("subject_suffix", type_=String),
+    bindparam("body", type_=Text),
+    bindparam("trace_context", type_=outbox_table.c.trace_context.type),
 )
+
+
+def _recording(per_row_of: FromClause | None = None) -> Insert:
+    """The insert of an envelope's row and its NOTIFY: one row and one NOTIFY for each
+    row of ``per_row_of``, or exactly one without it. The NOTIFY is a CTE the insert
+    selects from, so it runs exactly as often as a row is written: a statement that
+    writes no row wakes no relay."""
+    notify = select(func.pg_notify(NOTIFY_CHANNEL, ""))
+    if per_row_of is not None:
+        notify = notify.select_from(per_row_of)
+    return insert(outbox_table).from_select(
+        _RECORDED_COLUMNS, select(*_RECORDED_ROW).select_from(notify.cte("notified"))
+    )
+
+
+# The row and its NOTIFY in one statement (one round trip). A NOTIFY inside a savepoint
+# that is rolled back is dropped with it, like the row.
+RECORD = _recording()
+
+
+def recorded_with(written: CTE) -> CTE:
+    """The outbox row of one envelope (its parameters: ``parameters_of``) for each row
+    the data-modifying CTE ``written`` returns, with its NOTIFY, as a CTE of the same
+    statement: a state change and its event in one round trip. A statement ``WITH
+    written AS (INSERT … RETURNING …), <this> SELECT … FROM written`` records the event
+    exactly when ``written`` writes its row, and not at all when it writes none (an
+    ``ON CONFLICT DO NOTHING`` that found a conflict, a ``WHERE`` that refused it);
+    PostgreSQL runs every data-modifying CTE to completion, selected from or not.
+    Build it once, at import, like the statement it is part of: the caller adds it
+    with ``add_cte``."""
+    return _recording(per_row_of=written).cte("recorded")
+
+
+def parameters_of(envelope: Envelope[P]) -> dict[str, object]:
+    """The values of ``RECORD``'s parameters (and of ``recorded_with``'s) for the
+    envelope: its row, and the current trace context, for its publish to continue."""
+    return {
+        "event_id": envelope.id,
+        "event_type": envelope.type.value,
+        "subject_suffix": envelope.type.subject_suffix,
+        "body": envelope.to_json().decode(),
+        "trace_context": current_carrier(),
+    }
 
 
 async def record(session: AsyncSession, payload: P) -> Envelope[P]:
     """Add an event to the caller's transaction; it is published only if that commits."""
     envelope = Envelope.of(payload)
-    await session.execute(
-        RECORD,
-        {
-            "event_id": envelope.id,
-            "event_type": envelope.type.value,
-            "subject_suffix": envelope.type.subject_suffix,
-            "body": envelope.to_json().decode(),
-            "trace_context": current_carrier(),
-        },
-    )
+    await session.execute(RECORD, parameters_of(envelope))
     return envelope
 
 
