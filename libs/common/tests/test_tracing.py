@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from uuid import uuid4
@@ -19,12 +19,19 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, Tracer
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing_common import tracing
 from ticketing_common.db import Database
 from ticketing_common.events.bus import EventBus
 from ticketing_common.events.contracts import Envelope, TicketCreated
-from ticketing_common.events.listener import ListenerGroup, RetryLater, RetryPolicy
+from ticketing_common.events.listener import (
+    BATCH_ATTRIBUTE,
+    ListenerGroup,
+    RetryLater,
+    RetryPolicy,
+    transactional,
+)
 from ticketing_common.events.outbox import OutboxRelay, outbox_table, record
 from ticketing_common.settings import ServiceSettings
 from ticketing_common.testing import wait_until
@@ -211,3 +218,46 @@ def test_a_handler_that_waits_is_not_marked_failed(exporter: InMemorySpanExporte
     }
     assert failed.status.status_code is StatusCode.ERROR
     assert [event.name for event in failed.events] == ["exception"]
+
+
+async def test_events_a_batch_step_applied_each_keep_a_consumer_span_in_their_own_trace(
+    database: Database, bus: EventBus, exporter: InMemorySpanExporter
+) -> None:
+    """A replica's batch step applies many events in one statement; each event's
+    CONSUMER span is still there, child of its own publish, and says it was applied
+    with its batch."""
+    bus.tracer = tracer_of("tickets", exporter)
+    for _ in range(3):
+        with bus.tracer.start_as_current_span("POST /api/tickets", kind=SpanKind.SERVER):
+            await bus.publish(Envelope.of(ticket()))
+    producers = {
+        span.context.span_id
+        for span in exporter.get_finished_spans()
+        if span.kind is SpanKind.PRODUCER and span.context is not None
+    }
+    assert len(producers) == 3
+
+    consumer_bus = EventBus(bus.url, bus.subjects.namespace, client_name="orders")
+    await consumer_bus.connect()
+    consumer_bus.tracer = tracer_of("orders", exporter)
+
+    async def every_one(
+        events: Sequence[Envelope[TicketCreated]], session: AsyncSession
+    ) -> set[int]:
+        await session.execute(text("SELECT 1"))  # a batch step's one statement
+        return set(range(len(events)))
+
+    async def one_at_a_time(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+        raise AssertionError("the batch step applied every event")
+
+    group = ListenerGroup(consumer_bus, "orders", FAST)
+    group.add(TicketCreated, transactional(database, one_at_a_time, together=every_one))
+    try:
+        async with running(group):
+            await wait_until(lambda: group.handled == 3)
+    finally:
+        await consumer_bus.close()
+    consumers = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CONSUMER]
+    assert sorted(s.name for s in consumers) == ["process ticket:created"] * 3
+    assert {s.parent.span_id for s in consumers if s.parent is not None} == producers
+    assert {(s.attributes or {}).get(BATCH_ATTRIBUTE) for s in consumers} == {3}

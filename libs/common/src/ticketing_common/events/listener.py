@@ -49,6 +49,9 @@ logger = logging.getLogger("ticketing.listener")
 
 S = TypeVar("S")
 
+# On the span of a message a batch step applied: how many it applied at once.
+BATCH_ATTRIBUTE = "messaging.batch.message_count"
+
 # How long one fetch waits for an event before asking again (a stop does not wait it out).
 FETCH_WAIT_SECONDS = 1.0
 
@@ -358,12 +361,16 @@ class ListenerGroup:
             return None
         return Delivery(message, envelope, delivery)
 
-    def _span(self, delivery: Delivery[P]) -> contextlib.AbstractContextManager[None]:
-        # The handler's span continues the trace the message's headers carry.
+    def _span(
+        self, delivery: Delivery[P], *, batch: int | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        # The handler's span continues the trace the message's headers carry. ``batch``:
+        # the message was applied by a batch step, which applied that many at once.
         return consuming(
             self.bus.tracer,
             f"process {delivery.envelope.type.value}",
             delivery.message.headers,
+            attributes=None if batch is None else {BATCH_ATTRIBUTE: batch},
             waits=(RetryLater,),
         )
 
@@ -452,7 +459,9 @@ class ListenerGroup:
             for index, delivery in enumerate(batch):
                 delivery.started = True
                 if index in together:
-                    outcomes.append(None)
+                    # Applied above: its span still marks it consumed, in its own trace.
+                    with self._span(delivery, batch=len(together)):
+                        outcomes.append(None)
                     continue
                 try:
                     with self._span(delivery):
