@@ -26,7 +26,6 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
-from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from ticketing_common.tracing import current_carrier
@@ -48,7 +47,8 @@ redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 return 1
 """
-# The script's name in Redis (EVALSHA): its SHA-1, as Redis computes it.
+# The script's name in Redis: it is sent by its digest (EVALSHA), and loaded again
+# whenever Redis lost it (a restart). Its SHA-1, as Redis computes it.
 ENQUEUE_DIGEST = hashlib.sha1(ENQUEUE_UNLESS_KNOWN.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -69,12 +69,9 @@ class JobStore:
         self.redis_settings = RedisSettings.from_dsn(redis_url)
         self.queue_name = queue_name
         self._pool: ArqRedis | None = None
-        self._enqueue: AsyncScript | None = None
 
     async def connect(self) -> None:
         self._pool = await self.create_pool()
-        # Sent by its digest (EVALSHA), loaded again whenever Redis lost it (a restart).
-        self._enqueue = self._pool.register_script(ENQUEUE_UNLESS_KNOWN)
 
     async def create_pool(self) -> ArqRedis:
         """A new connection pool on the service's queue (the worker takes its own)."""
@@ -128,11 +125,6 @@ class JobStore:
         """Enqueue each job unless it already exists (True where it was new): one round
         trip for them all, a pipeline of the enqueue script's calls. Each call is atomic
         and refuses a known job, so running them again is harmless."""
-        if self._enqueue is None:
-            raise RuntimeError("JobStore is not connected")
-        if len(jobs) == 1:
-            (job,) = jobs
-            return [bool(await self._enqueue(keys=job.keys, args=job.args))]
         for _ in range(2):
             async with self.pool.pipeline(transaction=False) as pipe:
                 for job in jobs:
@@ -165,4 +157,3 @@ class JobStore:
             # types-redis describes redis 4, which had no aclose (redis 5 deprecates close).
             await self._pool.aclose()  # type: ignore[attr-defined]
             self._pool = None
-            self._enqueue = None

@@ -422,16 +422,16 @@ class ListenerGroup:
         outcome. A wait (``RetryLater``: the store is away) is every message's; any other
         failure sends each message by itself, as without batching."""
         outcomes: list[Exception | None] = [None for _ in batch]
-        staged: list[tuple[Delivery[P], Any]] = []
+        parts: list[Any] = []
         for index, delivery in enumerate(batch):
             delivery.started = True
             try:
                 with self._span(delivery):
-                    staged.append((delivery, handler.stage(delivery.envelope)))
+                    parts.append(handler.stage(delivery.envelope))
             except Exception as error:
                 outcomes[index] = error
         try:
-            await handler.send([part for _, part in staged])
+            await handler.send(parts)
         except RetryLater as wait:
             return [outcome or wait for outcome in outcomes]
         except Exception as error:
