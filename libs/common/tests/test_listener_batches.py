@@ -69,6 +69,12 @@ async def apply_copy(event: Envelope[TicketCreated], session: AsyncSession) -> N
         )
 
 
+def copy_change(event: Envelope[TicketCreated]) -> Change:
+    """What ``apply_copy`` applies, for a batch step (``applied_together``)."""
+    ticket = event.data
+    return Change(id=ticket.id, version=ticket.version, values={"title": ticket.title})
+
+
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     db = Database(database_url)
@@ -199,6 +205,50 @@ async def test_a_crash_between_a_batch_commit_and_its_acks_applies_nothing_twice
     assert set((await copies(database)).values()) == {3}
 
 
+async def test_a_crash_after_a_batch_step_committed_applies_nothing_twice(
+    bus: EventBus, database: Database, nats_url: str, namespace: str, database_url: str
+) -> None:
+    """The same SIGKILL between commit and acks, with a replica's batch step: the step
+    applied each ticket's first version, the handler the rest, all committed, none
+    acked. Redelivered after the restart, every change is a duplicate: the step applies
+    none, the handler finds each one there."""
+    sent = chains(tickets=5, versions=4)
+    for event in sent:
+        await bus.publish(event)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("listener_batch_child.py")),
+        nats_url,
+        namespace,
+        database_url,
+        "together",
+    )
+    assert await asyncio.wait_for(child.wait(), timeout=60) == -signal.SIGKILL
+    committed = await copies(database)
+    assert sorted(committed.values()) == [3] * 5  # the whole batch committed, none acked
+
+    claimed: list[int] = []
+    outcomes: list[Applied] = []
+    step = applied_together(Copy, copy_change)
+
+    async def together(
+        events: Sequence[Envelope[TicketCreated]], session: AsyncSession
+    ) -> Collection[int]:
+        positions = await step(events, session)
+        claimed.extend(positions)
+        return positions
+
+    async def handle(event: Envelope[TicketCreated], session: AsyncSession) -> None:
+        outcomes.append(await apply_change(session, Copy, copy_change(event)))
+
+    group = ListenerGroup(bus, "orders", POLICY)
+    group.add(TicketCreated, transactional(database, handle, together=together))
+    await run_until(group, lambda: group.handled == len(sent))
+    assert claimed == []
+    assert outcomes == [Applied.DUPLICATE] * len(sent)
+    assert await copies(database) == committed
+
+
 async def test_a_batch_whose_connection_dies_waits_and_then_applies_each_event_once(
     bus: EventBus, database: Database
 ) -> None:
@@ -303,11 +353,7 @@ async def test_a_batch_step_applies_each_records_first_change_and_the_handler_th
     claimed: list[UUID] = []
     handled: list[UUID] = []
 
-    def change_of(event: Envelope[TicketCreated]) -> Change:
-        ticket = event.data
-        return Change(id=ticket.id, version=ticket.version, values={"title": ticket.title})
-
-    step = applied_together(Copy, change_of, unless=lambda event: event.id == poison.id)
+    step = applied_together(Copy, copy_change, unless=lambda event: event.id == poison.id)
 
     async def together(
         events: Sequence[Envelope[TicketCreated]], session: AsyncSession
@@ -320,7 +366,7 @@ async def test_a_batch_step_applies_each_records_first_change_and_the_handler_th
         if event.id == poison.id:
             raise RuntimeError("a bug this event always hits")
         handled.append(event.id)
-        await apply_change(session, Copy, change_of(event))
+        await apply_change(session, Copy, copy_change(event))
 
     for event in sent:
         await bus.publish(event)
